@@ -1,0 +1,48 @@
+# settlekernel: every target sets up .venv itself, so a fresh clone needs only `make demo`
+# or `make test`. Long fuzzing and proof runs have targets of their own.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Budget for the symbolic checks in `make test`; `make verify` spends more.
+CROSSHAIR_TIMEOUT ?= 4
+
+.PHONY: demo test lint typecheck unit crosshair bench fuzz verify clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/settlekernel demo
+
+test: lint typecheck unit crosshair
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench proofs tools
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict src
+
+unit: $(STAMP)
+	$(BIN)/pytest -q --hypothesis-profile=ci
+
+crosshair: $(STAMP)
+	$(BIN)/python tools/crosshair_check.py --timeout $(CROSSHAIR_TIMEOUT)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+# Long adversarial fuzzing: the CI stateful suite with many more examples and steps.
+fuzz: $(STAMP)
+	$(BIN)/pytest -q --hypothesis-profile=fuzz tests/test_stateful.py
+
+# The full symbolic budget: every contract, a long timeout.
+verify: $(STAMP)
+	$(BIN)/python tools/crosshair_check.py --timeout 60
+
+clean:
+	rm -rf $(VENV) .hypothesis .mypy_cache .ruff_cache .pytest_cache build src/*.egg-info

@@ -1,0 +1,94 @@
+"""settlekernel: a formally specified post-trade kernel for crypto derivatives.
+
+A pure functional core: ``step(state, event)`` returns ``Accepted(state', postings)`` or
+``Rejected(reason, message)``, never raises, and mutates nothing. See README.md and spec/.
+
+>>> import settlekernel as sk
+>>> state = sk.genesis(sk.RuleSet.default())
+>>> outcome = sk.step(state, sk.OpenAccount(principal="alice", account="alice-1"))
+>>> isinstance(outcome, sk.Accepted)
+True
+"""
+
+from settlekernel.commitment import fold, recompute_root, state_root
+from settlekernel.events import (
+    Deposit,
+    Event,
+    ListInstrument,
+    OpenAccount,
+    OraclePrice,
+    Trade,
+    Transfer,
+    VariationMargin,
+    Withdraw,
+)
+from settlekernel.invariants import (
+    InvariantId,
+    Violation,
+    check_invariants,
+    check_step,
+)
+from settlekernel.journal import Journal, JournalEntry
+from settlekernel.kernel import apply_batch, genesis, step
+from settlekernel.margin_linear import MarginPool, compute_margin_pool
+from settlekernel.model import (
+    Account,
+    AssetRules,
+    IndexPrice,
+    Instrument,
+    InstrumentKind,
+    OptionType,
+    Position,
+    Roles,
+    RuleSet,
+    State,
+    UnderlyingRules,
+)
+from settlekernel.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
+from settlekernel.reasons import Reason
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Accepted",
+    "Account",
+    "AssetRules",
+    "Deposit",
+    "Event",
+    "IndexPrice",
+    "Instrument",
+    "InstrumentKind",
+    "InvariantId",
+    "Journal",
+    "JournalEntry",
+    "ListInstrument",
+    "MarginPool",
+    "OpenAccount",
+    "OptionType",
+    "OraclePrice",
+    "Outcome",
+    "Position",
+    "Posting",
+    "PostingCode",
+    "Reason",
+    "Rejected",
+    "Roles",
+    "RuleSet",
+    "State",
+    "Trade",
+    "Transfer",
+    "UnderlyingRules",
+    "VariationMargin",
+    "Violation",
+    "Withdraw",
+    "__version__",
+    "apply_batch",
+    "check_invariants",
+    "check_step",
+    "compute_margin_pool",
+    "fold",
+    "genesis",
+    "recompute_root",
+    "state_root",
+    "step",
+]

@@ -1,0 +1,5 @@
+"""`python -m settlekernel`: the command line."""
+
+from settlekernel.cli import main
+
+main()

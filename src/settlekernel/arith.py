@@ -1,0 +1,127 @@
+"""Pure integer arithmetic of the kernel, with contracts that CrossHair checks.
+
+Every function here is loop-free, takes and returns plain ``int``s, and states its contract
+as PEP 316 ``pre:``/``post:`` lines. ``make test`` runs ``crosshair check`` over this module
+with a per-condition timeout; ``tests/test_crosshair.py`` plants a bug in a copy of each
+function once to show that the check can fail.
+
+Rounding rule (SK-ROUND-1): a division rounds in the system's favour. An amount the account
+pays is rounded up; the part above the exact floor is dust that goes to the rounding-residue
+account, so nothing is lost and conservation stays exact.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from settlekernel.units import PPM
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    """Return the ceiling of ``numerator / denominator`` for a positive denominator.
+
+    pre: numerator >= 0
+    pre: denominator > 0
+    post: __return__ * denominator >= numerator
+    post: (__return__ - 1) * denominator < numerator or __return__ == 0
+    """
+    return -((-numerator) // denominator)
+
+
+def compute_notional_minor(quantity_lots: int, price_ticks: int, multiplier_minor: int) -> int:
+    """Return the exact notional ``|quantity| * price * multiplier`` in settlement minor units.
+
+    pre: price_ticks >= 0
+    pre: multiplier_minor > 0
+    post: __return__ >= 0
+    post: __return__ == abs(quantity_lots) * price_ticks * multiplier_minor
+    """
+    return abs(quantity_lots) * price_ticks * multiplier_minor
+
+
+class FeeSplit(NamedTuple):
+    """A fee charged to an account, split between the fee pool and the rounding residue."""
+
+    charged_minor: int
+    pool_minor: int
+    residue_minor: int
+
+
+def compute_fee_split(notional_minor: int, fee_rate_ppm: int) -> FeeSplit:
+    """Split the fee on ``notional_minor`` at ``fee_rate_ppm`` (SK-ROUND-1, SK-TRADE-FEE).
+
+    The account is charged the ceiling of the exact fee; the fee pool receives its floor and
+    the rounding residue the difference, which is 0 or 1 minor unit.
+
+    pre: notional_minor >= 0
+    pre: 0 <= fee_rate_ppm <= 1_000_000
+    post: __return__.charged_minor == __return__.pool_minor + __return__.residue_minor
+    post: __return__.charged_minor * 1_000_000 >= notional_minor * fee_rate_ppm
+    post: __return__.pool_minor * 1_000_000 <= notional_minor * fee_rate_ppm
+    post: 0 <= __return__.residue_minor <= 1
+    post: __return__.charged_minor <= notional_minor
+    """
+    exact_numerator = notional_minor * fee_rate_ppm
+    pool_minor = exact_numerator // PPM
+    charged_minor = ceil_div(exact_numerator, PPM)
+    return FeeSplit(charged_minor, pool_minor, charged_minor - pool_minor)
+
+
+def compute_settlement_minor(
+    quantity_lots: int, price_ticks: int, reference_ticks: int, multiplier_minor: int
+) -> int:
+    """Return the cash a holder of ``quantity_lots`` receives when moved to ``price_ticks``.
+
+    This is the single settlement formula of the kernel (SK-SETTLE-1): variation margin,
+    trade-date settlement against the instrument's reference price, and option premium (an
+    option's reference is 0) are all ``quantity * (price - reference) * multiplier``. A
+    negative result is a payment by the holder.
+
+    pre: multiplier_minor > 0
+    post: __return__ == quantity_lots * (price_ticks - reference_ticks) * multiplier_minor
+    post: (quantity_lots == 0 or price_ticks == reference_ticks) == (__return__ == 0)
+    """
+    return quantity_lots * (price_ticks - reference_ticks) * multiplier_minor
+
+
+class Transfer(NamedTuple):
+    """Two balances after moving an amount from one to the other."""
+
+    source_minor: int
+    target_minor: int
+
+
+def apply_transfer(source_minor: int, target_minor: int, amount_minor: int) -> Transfer:
+    """Move ``amount_minor`` from a source balance to a target balance (SK-CONS-1).
+
+    pre: amount_minor >= 0
+    pre: source_minor >= amount_minor
+    post: __return__.source_minor + __return__.target_minor == source_minor + target_minor
+    post: __return__.source_minor >= 0
+    post: __return__.target_minor >= target_minor
+    """
+    return Transfer(source_minor - amount_minor, target_minor + amount_minor)
+
+
+def compute_linear_margin_minor(notional_minor: int, rate_ppm: int) -> int:
+    """Return the margin ``notional * rate``, rounded up against the account (SK-MARGIN-1).
+
+    pre: notional_minor >= 0
+    pre: rate_ppm >= 0
+    post: __return__ * 1_000_000 >= notional_minor * rate_ppm
+    post: (__return__ - 1) * 1_000_000 < notional_minor * rate_ppm or __return__ == 0
+    """
+    return ceil_div(notional_minor * rate_ppm, PPM)
+
+
+def compute_intrinsic_ticks(*, is_call: bool, index_ticks: int, strike_ticks: int) -> int:
+    """Return an option's intrinsic value per unit of underlying, in ticks.
+
+    pre: index_ticks >= 0
+    pre: strike_ticks >= 0
+    post: __return__ >= 0
+    post: __return__ <= max(index_ticks, strike_ticks)
+    """
+    if is_call:
+        return max(index_ticks - strike_ticks, 0)
+    return max(strike_ticks - index_ticks, 0)

@@ -1,0 +1,215 @@
+"""The ``settlekernel`` command line: the imperative shell around the pure kernel.
+
+Exit codes: 0 success; 1 an invariant is violated; 2 a usage error (a missing file or an
+unusable rules file). A malformed event line is a rejection, never an error: the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from settlekernel.demo import demo_steps
+from settlekernel.display import accounts_table
+from settlekernel.invariants import check_invariants
+from settlekernel.journal import Journal, verify_entries
+from settlekernel.kernel import genesis
+from settlekernel.model import DEFAULT_RULES, RuleSet
+from settlekernel.outcomes import Accepted, Rejected
+from settlekernel.rules import RulesError, dump_rules_toml, parse_rules_toml
+from settlekernel.schema import event_schema
+from settlekernel.wire import decode_event, encode_event
+
+if TYPE_CHECKING:
+    from settlekernel.outcomes import Outcome
+
+EXIT_VIOLATION = 1
+EXIT_USAGE = 2
+
+
+def _load_rules(path: Path | None) -> RuleSet:
+    if path is None:
+        return DEFAULT_RULES
+    try:
+        return parse_rules_toml(path.read_text(encoding="utf-8"))
+    except (OSError, RulesError) as error:
+        raise click.UsageError(f"--rules {path}: {error}") from error
+
+
+@click.group()
+@click.version_option(package_name="settlekernel")
+def main() -> None:
+    """Settle derivatives trades through a pure, integer-exact, verified kernel."""
+
+
+@main.command()
+@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A TOML rules file (defaults to the built-in rule set).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
+)
+def run(events: Path, rules_path: Path | None, *, as_json: bool) -> None:
+    """Apply EVENTS (JSON Lines) from genesis; print each outcome and a summary."""
+    rules = _load_rules(rules_path)
+    journal = Journal(genesis(rules))
+    console = Console()
+    table = _outcome_table("Outcomes")
+    with events.open(encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            decoded = decode_event(line.rstrip("\n"), number)
+            if isinstance(decoded, Rejected):
+                journal.record_rejection(decoded, line)
+                outcome: Outcome = decoded
+            else:
+                outcome = journal.submit(decoded)
+            root = _root_hex(journal)
+            if as_json:
+                click.echo(json.dumps(_outcome_json(number, outcome, root), sort_keys=True))
+            else:
+                table.add_row(str(number), *_outcome_cells(outcome), root[:16])
+    violations = check_invariants(journal.state)
+    summary = {
+        "events": len(journal.entries) + len(journal.rejections),
+        "accepted": len(journal.entries),
+        "rejected": len(journal.rejections),
+        "final_root": _root_hex(journal),
+        "head_hash": journal.head_hash.hex(),
+        "invariants": "ok" if not violations else [str(v) for v in violations],
+    }
+    if as_json:
+        click.echo(json.dumps({"summary": summary}, sort_keys=True))
+    else:
+        console.print(table)
+        _print_summary(console, summary)
+    if violations:
+        sys.exit(EXIT_VIOLATION)
+
+
+def _root_hex(journal: Journal) -> str:
+    return (journal.entries[-1].state_root if journal.entries else journal.genesis_root).hex()
+
+
+def _outcome_table(title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in ("#", "outcome", "reason", "message", "root"):
+        table.add_column(name, overflow="fold")
+    return table
+
+
+def _outcome_cells(outcome: Outcome) -> tuple[str, str, str]:
+    if isinstance(outcome, Accepted):
+        return ("[green]accepted[/green]", "", f"{len(outcome.postings)} postings")
+    return ("[red]rejected[/red]", outcome.reason.value, outcome.message)
+
+
+def _outcome_json(number: int, outcome: Outcome, root: str) -> dict[str, object]:
+    if isinstance(outcome, Accepted):
+        return {
+            "line": number,
+            "status": "accepted",
+            "postings": len(outcome.postings),
+            "root": root,
+        }
+    return {
+        "line": number,
+        "status": "rejected",
+        "reason": outcome.reason.value,
+        "message": outcome.message,
+        "root": root,
+    }
+
+
+def _print_summary(console: Console, summary: dict[str, object]) -> None:
+    console.print(
+        f"events {summary['events']}  accepted {summary['accepted']}  "
+        f"rejected {summary['rejected']}"
+    )
+    console.print(f"final root  {summary['final_root']}")
+    console.print(f"head hash   {summary['head_hash']}")
+    invariants = summary["invariants"]
+    if invariants == "ok":
+        console.print("invariants  [green]ok[/green]")
+    else:
+        console.print("invariants  [red]VIOLATED[/red]")
+        for violation in invariants:  # type: ignore[attr-defined]
+            console.print(f"  {violation}")
+
+
+@main.command()
+@click.option(
+    "--events-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the demo's events as JSON Lines to this file.",
+)
+def demo(events_out: Path | None) -> None:
+    """Run the built-in session: deposits, listings, trades, a rally, margin calls."""
+    console = Console()
+    journal = Journal(genesis(DEFAULT_RULES))
+    table = Table(title="settlekernel demo: one trading day", title_justify="left")
+    for name in ("#", "what happens", "outcome", "detail", "root"):
+        table.add_column(name, overflow="fold")
+    steps = demo_steps()
+    for number, demo_step in enumerate(steps, start=1):
+        outcome = journal.submit(demo_step.event)
+        outcome_cell, reason, message = _outcome_cells(outcome)
+        detail = f"{reason}: {message}" if reason else message
+        table.add_row(str(number), demo_step.note, outcome_cell, detail, _root_hex(journal)[:12])
+    console.print(table)
+    console.print(accounts_table(journal.state, title="Accounts after the session"))
+    violations = check_invariants(journal.state)
+    replay = verify_entries(DEFAULT_RULES, journal.entries)
+    console.print(f"final root   {_root_hex(journal)}")
+    console.print(
+        f"journal      {len(journal.entries)} entries chained, head "
+        f"{journal.head_hash.hex()[:16]}; replay "
+        f"{'reproduces every root' if replay is None else 'FAILED: ' + replay}"
+    )
+    console.print(
+        "invariants   "
+        + (
+            "[green]all hold[/green]"
+            if not violations
+            else "[red]VIOLATED[/red] " + "; ".join(map(str, violations))
+        )
+    )
+    if events_out is not None:
+        events_out.write_text(
+            "".join(encode_event(s.event) + "\n" for s in steps), encoding="utf-8"
+        )
+        console.print(f"events       written to {events_out}")
+    if violations or replay is not None:
+        sys.exit(EXIT_VIOLATION)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the event wire format."""
+    click.echo(json.dumps(event_schema(), indent=2, sort_keys=True))
+
+
+@main.command()
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A TOML rules file to check and print in full.",
+)
+def rules(rules_path: Path | None) -> None:
+    """Print the effective rule set as a complete TOML file."""
+    click.echo(dump_rules_toml(_load_rules(rules_path)), nl=False)

@@ -1,0 +1,415 @@
+"""The invariant catalogue as executable predicates (spec/60-invariants.md).
+
+``check_invariants(state)`` checks every state-level invariant and returns the violations
+(empty when the state is sound). ``check_step(before, event, outcome)`` checks the
+step-level ones that relate a state to its successor. Each predicate's docstring starts
+with its stable ID, so ``grep INV-...`` finds the spec entry, the predicate, the test and,
+where one exists, the proof.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from settlekernel.commitment import recompute_root, state_root
+from settlekernel.events import Trade, Transfer, Withdraw
+from settlekernel.margin_linear import compute_margin_pool
+from settlekernel.outcomes import Accepted, Outcome, PostingCode, Rejected
+from settlekernel.units import (
+    CLEARING_ACCOUNT,
+    EXTERNAL_ACCOUNT,
+    RESIDUE_ACCOUNT,
+    SYSTEM_ACCOUNTS,
+    SYSTEM_OWNER,
+    VALUE_LIMIT,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from settlekernel.model import State
+
+
+class InvariantId(enum.Enum):
+    """Stable invariant IDs; the value is the ID as written in spec/ and the tests."""
+
+    CONSERVATION = "INV-CONSERVATION"
+    NONNEGATIVE_BALANCES = "INV-NONNEGATIVE-BALANCES"
+    CANONICAL_FORM = "INV-CANONICAL-FORM"
+    OPEN_INTEREST_ZERO_SUM = "INV-OPEN-INTEREST-ZERO-SUM"
+    UNIFORM_REFERENCE = "INV-UNIFORM-REFERENCE"
+    NO_DOUBLE_SETTLEMENT = "INV-NO-DOUBLE-SETTLEMENT"
+    ROUNDING_RESIDUE = "INV-ROUNDING-RESIDUE"
+    ROOT_CONSISTENT = "INV-ROOT-CONSISTENT"
+    ATOMIC_REJECT = "INV-ATOMIC-REJECT"
+    POSTINGS_BALANCED = "INV-POSTINGS-BALANCED"
+    MARGIN_AFTER_ACCEPT = "INV-MARGIN-AFTER-ACCEPT"
+    DETERMINISM = "INV-DETERMINISM"
+
+
+@attrs.frozen
+class Violation:
+    """An invariant that does not hold, and what was found."""
+
+    invariant: InvariantId
+    message: str
+
+    def __str__(self) -> str:
+        """Return ``ID: message``."""
+        return f"{self.invariant.value}: {self.message}"
+
+
+def check_conservation(state: State) -> list[Violation]:
+    """INV-CONSERVATION: per asset, all balances sum to custody (deposits minus withdrawals).
+
+    The clearing account is a transit account and holds nothing between steps.
+    """
+    totals: dict[str, int] = defaultdict(int)
+    for account in state.accounts.values():
+        for asset, amount in account.balances.items():
+            totals[asset] += amount
+    found = [
+        Violation(
+            InvariantId.CONSERVATION,
+            f"{asset}: balances sum to {totals.get(asset, 0)}, custody holds "
+            f"{state.custody.get(asset, 0)}",
+        )
+        for asset in sorted(set(totals) | set(state.custody))
+        if totals.get(asset, 0) != state.custody.get(asset, 0)
+    ]
+    if state.accounts[CLEARING_ACCOUNT].balances:
+        found.append(
+            Violation(
+                InvariantId.CONSERVATION,
+                f"clearing account holds {dict(state.accounts[CLEARING_ACCOUNT].balances)}",
+            )
+        )
+    return found
+
+
+def check_nonnegative_balances(state: State) -> list[Violation]:
+    """INV-NONNEGATIVE-BALANCES: every balance and custody total lies in [0, 2**96)."""
+    found = [
+        Violation(InvariantId.NONNEGATIVE_BALANCES, f"account {account.id} {asset}={amount}")
+        for account in state.accounts.values()
+        for asset, amount in account.balances.items()
+        if not 0 <= amount < VALUE_LIMIT
+    ]
+    found += [
+        Violation(InvariantId.NONNEGATIVE_BALANCES, f"custody {asset}={amount}")
+        for asset, amount in state.custody.items()
+        if not 0 <= amount < VALUE_LIMIT
+    ]
+    return found
+
+
+def check_canonical_form(state: State) -> list[Violation]:
+    """INV-CANONICAL-FORM: no zero balance, zero position or zero custody is stored.
+
+    Identifiers key their own records, system accounts are owned by the system and only by
+    it, and every asset named is in the rule set.
+    """
+    found: list[Violation] = []
+    assets = state.rules.asset_by_symbol
+    for account_id, account in state.accounts.items():
+        is_system = account_id in SYSTEM_ACCOUNTS
+        if account.id != account_id or is_system != (account.owner == SYSTEM_OWNER):
+            found.append(
+                Violation(
+                    InvariantId.CANONICAL_FORM,
+                    f"account key {account_id} holds {account.id}/{account.owner}",
+                )
+            )
+        found += [
+            Violation(InvariantId.CANONICAL_FORM, f"account {account_id} {asset}={amount}")
+            for asset, amount in account.balances.items()
+            if amount == 0 or asset not in assets
+        ]
+        found += [
+            Violation(
+                InvariantId.CANONICAL_FORM,
+                f"account {account_id} stores a zero position in {instrument_id}",
+            )
+            for instrument_id, position in account.positions.items()
+            if position.quantity_lots == 0
+        ]
+    found += [
+        Violation(InvariantId.CANONICAL_FORM, f"custody {asset}={amount}")
+        for asset, amount in state.custody.items()
+        if amount == 0 or asset not in assets
+    ]
+    found += [
+        Violation(InvariantId.CANONICAL_FORM, f"instrument key {key} holds {i.id}")
+        for key, i in state.instruments.items()
+        if i.id != key
+    ]
+    return found
+
+
+def check_open_interest(state: State) -> list[Violation]:
+    """INV-OPEN-INTEREST-ZERO-SUM: per instrument, positions sum to zero.
+
+    The derived indexes agree with the positions: open interest is the sum of the longs and
+    the holders are exactly the accounts with a position. Positions respect their limits.
+    """
+    net: Counter[str] = Counter()
+    longs: Counter[str] = Counter()
+    holders: dict[str, set[str]] = defaultdict(set)
+    found: list[Violation] = []
+    rules = state.rules
+    for account in state.accounts.values():
+        if len(account.positions) > rules.positions_per_account_max:
+            found.append(
+                Violation(
+                    InvariantId.OPEN_INTEREST_ZERO_SUM,
+                    f"account {account.id} holds {len(account.positions)} positions",
+                )
+            )
+        for instrument_id, position in account.positions.items():
+            net[instrument_id] += position.quantity_lots
+            longs[instrument_id] += max(position.quantity_lots, 0)
+            holders[instrument_id].add(account.id)
+            if (
+                instrument_id not in state.instruments
+                or abs(position.quantity_lots) > rules.position_lots_max
+            ):
+                found.append(
+                    Violation(
+                        InvariantId.OPEN_INTEREST_ZERO_SUM,
+                        f"account {account.id} position in {instrument_id}",
+                    )
+                )
+    for instrument_id in sorted(state.instruments):
+        if net[instrument_id] != 0:
+            found.append(
+                Violation(
+                    InvariantId.OPEN_INTEREST_ZERO_SUM,
+                    f"{instrument_id}: positions sum to {net[instrument_id]}",
+                )
+            )
+        if state.open_interest.get(instrument_id) != longs[instrument_id]:
+            found.append(
+                Violation(
+                    InvariantId.OPEN_INTEREST_ZERO_SUM,
+                    f"{instrument_id}: open interest index "
+                    f"{state.open_interest.get(instrument_id)}, longs "
+                    f"{longs[instrument_id]}",
+                )
+            )
+        indexed = set(state.holders.get(instrument_id, {}))
+        if indexed != holders[instrument_id]:
+            found.append(
+                Violation(
+                    InvariantId.OPEN_INTEREST_ZERO_SUM,
+                    f"{instrument_id}: holder index {sorted(indexed)}, "
+                    f"positions {sorted(holders[instrument_id])}",
+                )
+            )
+    return found
+
+
+def check_uniform_reference(state: State) -> list[Violation]:
+    """INV-UNIFORM-REFERENCE: every open position is settled at its instrument's reference.
+
+    A perpetual or future with open positions has a positive reference; an option's
+    reference is 0. This is what makes variation margin sum to exactly zero.
+    """
+    found: list[Violation] = []
+    for account in state.accounts.values():
+        for instrument_id, position in account.positions.items():
+            instrument = state.instruments.get(instrument_id)
+            if instrument is None:
+                continue  # Reported by INV-OPEN-INTEREST-ZERO-SUM.
+            expected = instrument.reference_ticks
+            if position.settled_price_ticks != expected or (instrument.is_linear and expected <= 0):
+                found.append(
+                    Violation(
+                        InvariantId.UNIFORM_REFERENCE,
+                        f"account {account.id} {instrument_id} settled at "
+                        f"{position.settled_price_ticks}, reference {expected}",
+                    )
+                )
+    found += [
+        Violation(InvariantId.UNIFORM_REFERENCE, f"option {i.id} reference {i.reference_ticks}")
+        for i in state.instruments.values()
+        if not i.is_linear and i.reference_ticks != 0
+    ]
+    return found
+
+
+def check_trade_registry(state: State) -> list[Violation]:
+    """INV-NO-DOUBLE-SETTLEMENT (state part): each settled trade is recorded once, by its id."""
+    return [
+        Violation(InvariantId.NO_DOUBLE_SETTLEMENT, f"trade key {key} holds {trade.trade_id}")
+        for key, trade in state.trades.items()
+        if key != trade.trade_id or trade.instrument not in state.instruments
+    ]
+
+
+def check_system_accounts(state: State) -> list[Violation]:
+    """INV-ROUNDING-RESIDUE (state part): no system account, the residue among them, trades."""
+    return [
+        Violation(InvariantId.ROUNDING_RESIDUE, f"system account {account_id} holds positions")
+        for account_id in SYSTEM_ACCOUNTS
+        if state.accounts[account_id].positions
+    ]
+
+
+def check_root(state: State) -> list[Violation]:
+    """INV-ROOT-CONSISTENT: the incremental root equals the root recomputed from scratch."""
+    incremental, scratch = state_root(state), recompute_root(state)
+    if incremental == scratch:
+        return []
+    return [
+        Violation(
+            InvariantId.ROOT_CONSISTENT,
+            f"incremental {incremental.hex()[:16]} != recomputed {scratch.hex()[:16]}",
+        )
+    ]
+
+
+STATE_CHECKS: Final[tuple[Callable[[State], list[Violation]], ...]] = (
+    check_conservation,
+    check_nonnegative_balances,
+    check_canonical_form,
+    check_open_interest,
+    check_uniform_reference,
+    check_trade_registry,
+    check_system_accounts,
+    check_root,
+)
+
+
+def check_invariants(state: State) -> list[Violation]:
+    """Return every state-level invariant violation of ``state``; empty when sound. O(state)."""
+    return [violation for check in STATE_CHECKS for violation in check(state)]
+
+
+def check_step(before: State, event: object, outcome: Outcome) -> list[Violation]:
+    """Return every step-level invariant violation of ``before --event--> outcome``."""
+    if isinstance(outcome, Rejected):
+        return []
+    found = check_postings(before, outcome)
+    found += _check_margin_after(before, event, outcome)
+    found += _check_settled_once(before, event, outcome)
+    found += _check_residue(before, outcome)
+    return found
+
+
+def check_postings(before: State, outcome: Accepted) -> list[Violation]:
+    """INV-POSTINGS-BALANCED: postings are positive double entries that explain the balances.
+
+    Applying them to the balances before the step gives exactly the balances after it, and
+    the external account's net equals the change in custody.
+    """
+    found: list[Violation] = []
+    delta: dict[tuple[str, str], int] = defaultdict(int)
+    for posting in outcome.postings:
+        if posting.amount_minor <= 0 or posting.debit_account == posting.credit_account:
+            found.append(Violation(InvariantId.POSTINGS_BALANCED, f"malformed {posting}"))
+        delta[posting.debit_account, posting.asset] -= posting.amount_minor
+        delta[posting.credit_account, posting.asset] += posting.amount_minor
+    after = outcome.state
+    touched = {account_id for account_id, _ in delta} - {EXTERNAL_ACCOUNT}
+    for account_id in sorted(set(after.accounts) | set(before.accounts)):
+        old, new = before.accounts.get(account_id), after.accounts.get(account_id)
+        for asset in sorted(set(old.balances if old else ()) | set(new.balances if new else ())):
+            change = (new.balance(asset) if new else 0) - (old.balance(asset) if old else 0)
+            if change != delta.get((account_id, asset), 0):
+                found.append(
+                    Violation(
+                        InvariantId.POSTINGS_BALANCED,
+                        f"{account_id} {asset} changed by {change}, postings say "
+                        f"{delta.get((account_id, asset), 0)}",
+                    )
+                )
+        touched.discard(account_id)
+    found += [
+        Violation(InvariantId.POSTINGS_BALANCED, f"postings name unknown account {a}")
+        for a in sorted(touched)
+        if any(delta[a, s] for s in before.rules.asset_by_symbol)
+    ]
+    for asset in before.rules.asset_by_symbol:
+        custody_change = after.custody.get(asset, 0) - before.custody.get(asset, 0)
+        if custody_change != -delta.get((EXTERNAL_ACCOUNT, asset), 0):
+            found.append(
+                Violation(
+                    InvariantId.POSTINGS_BALANCED, f"custody {asset} changed by {custody_change}"
+                )
+            )
+    return found
+
+
+def _check_margin_after(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-MARGIN-AFTER-ACCEPT: a trade, withdraw or transfer leaves its payers at margin.
+
+    Every account the accepted event debits is at or above initial margin in that asset.
+    """
+    after = outcome.state
+    debited: list[tuple[str, str]] = []
+    if isinstance(event, Withdraw):
+        debited = [(event.account, event.asset)]
+    elif isinstance(event, Transfer):
+        debited = [(event.source_account, event.asset)]
+    elif isinstance(event, Trade):
+        asset = after.instruments[event.instrument].settlement_asset
+        debited = [(event.buyer, asset), (event.seller, asset)]
+    found: list[Violation] = []
+    for account_id, asset in debited:
+        pool = compute_margin_pool(
+            after.accounts[account_id],
+            asset,
+            instruments=after.instruments,
+            prices=after.prices,
+            rules=after.rules,
+        )
+        if not pool.is_sufficient:
+            found.append(
+                Violation(
+                    InvariantId.MARGIN_AFTER_ACCEPT,
+                    f"{account_id} equity {pool.equity_minor} < requirement "
+                    f"{pool.requirement_minor} {asset}",
+                )
+            )
+    del before
+    return found
+
+
+def _check_settled_once(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-NO-DOUBLE-SETTLEMENT: a trade is accepted only for an id never settled before."""
+    if not isinstance(event, Trade):
+        return []
+    if event.trade_id in before.trades or outcome.state.trades.get(event.trade_id) != event:
+        return [
+            Violation(InvariantId.NO_DOUBLE_SETTLEMENT, f"trade {event.trade_id} settled twice")
+        ]
+    return []
+
+
+def _check_residue(before: State, outcome: Accepted) -> list[Violation]:
+    """INV-ROUNDING-RESIDUE: the residue only grows, by one-unit rounding postings.
+
+    Each rounding posting is one minor unit, at most one per division the step performed
+    (two fee divisions per trade), and nothing ever debits the residue.
+    """
+    rounding = [p for p in outcome.postings if p.credit_account == RESIDUE_ACCOUNT]
+    found = [
+        Violation(InvariantId.ROUNDING_RESIDUE, f"residue credited by {p}")
+        for p in rounding
+        if p.code is not PostingCode.ROUNDING or p.amount_minor != 1
+    ]
+    found += [
+        Violation(InvariantId.ROUNDING_RESIDUE, f"residue debited by {p}")
+        for p in outcome.postings
+        if p.debit_account == RESIDUE_ACCOUNT
+    ]
+    if len(rounding) > 2:
+        found.append(
+            Violation(InvariantId.ROUNDING_RESIDUE, f"{len(rounding)} roundings in a step")
+        )
+    del before
+    return found

@@ -1,0 +1,236 @@
+"""Containers: assets, rules, instruments, positions, accounts, state (spec/10-containers.md).
+
+Every container is a frozen, slotted attrs class whose fields are ints, strings, enums,
+tuples or ``immutables.Map``s, so a state can be shared by any number of later states and
+never changes. A step rebuilds only what it touches (structural sharing): its cost is
+O(accounts touched), not O(state).
+"""
+
+from __future__ import annotations
+
+import enum
+from functools import cached_property
+from typing import TYPE_CHECKING, Final
+
+import attrs
+from immutables import Map
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from settlekernel.events import Trade
+
+
+class InstrumentKind(enum.Enum):
+    """What an instrument is: its settlement style follows from its kind."""
+
+    PERPETUAL = "perpetual"
+    FUTURE = "future"
+    OPTION = "option"
+
+
+class OptionType(enum.Enum):
+    """The right an option gives its holder."""
+
+    CALL = "call"
+    PUT = "put"
+
+
+@attrs.frozen
+class AssetRules:
+    """A collateral asset: its symbol and the decimals of its minor unit."""
+
+    symbol: str
+    decimals: int
+
+
+@attrs.frozen
+class UnderlyingRules:
+    """Risk parameters of one underlying, shared by every instrument written on it."""
+
+    symbol: str
+    # Initial margin on linear notional, in ppm of |quantity| * index * multiplier.
+    im_rate_ppm: int
+    # Maintenance margin, same base; the rule set requires im_rate_ppm >= mm_rate_ppm.
+    mm_rate_ppm: int
+    # Placeholder requirement for a short option until the margin engine replaces it.
+    option_short_im_rate_ppm: int
+
+
+@attrs.frozen
+class Roles:
+    """Principals that may submit system events."""
+
+    operator: str
+    oracles: tuple[str, ...]
+    matchers: tuple[str, ...]
+
+
+@attrs.frozen
+class RuleSet:
+    """Every parameter of the kernel. Numbers are ints: rates in ppm, bounds, limits."""
+
+    assets: tuple[AssetRules, ...]
+    underlyings: tuple[UnderlyingRules, ...]
+    roles: Roles
+    fee_rate_max_ppm: int
+    accounts_max: int
+    instruments_max: int
+    positions_per_account_max: int
+    position_lots_max: int
+    price_ticks_max: int
+    multiplier_minor_max: int
+
+    @cached_property
+    def asset_by_symbol(self) -> dict[str, AssetRules]:
+        """Return the assets keyed by symbol."""
+        return {asset.symbol: asset for asset in self.assets}
+
+    @cached_property
+    def underlying_by_symbol(self) -> dict[str, UnderlyingRules]:
+        """Return the underlyings keyed by symbol."""
+        return {underlying.symbol: underlying for underlying in self.underlyings}
+
+    @cached_property
+    def digest(self) -> bytes:
+        """Return the SHA-256 of the canonical encoding: the rule set's identity."""
+        from settlekernel.rules import rules_digest  # noqa: PLC0415 (avoids an import cycle)
+
+        return rules_digest(self)
+
+    @classmethod
+    def default(cls) -> RuleSet:
+        """Return the built-in rule set used by the demo and the tests."""
+        return DEFAULT_RULES
+
+    def problems(self) -> list[str]:
+        """Return every reason this rule set is unusable; empty when it is sound."""
+        from settlekernel.rules import check_rules  # noqa: PLC0415 (avoids an import cycle)
+
+        return check_rules(self)
+
+
+DEFAULT_RULES: Final = RuleSet(
+    assets=(
+        AssetRules(symbol="BTC", decimals=8),
+        AssetRules(symbol="ETH", decimals=18),
+        AssetRules(symbol="USDC", decimals=6),
+    ),
+    underlyings=(
+        UnderlyingRules(
+            symbol="BTC",
+            im_rate_ppm=100_000,
+            mm_rate_ppm=50_000,
+            option_short_im_rate_ppm=150_000,
+        ),
+        UnderlyingRules(
+            symbol="ETH",
+            im_rate_ppm=120_000,
+            mm_rate_ppm=60_000,
+            option_short_im_rate_ppm=180_000,
+        ),
+    ),
+    roles=Roles(operator="operator", oracles=("oracle",), matchers=("venue",)),
+    fee_rate_max_ppm=10_000,
+    accounts_max=1_000_000,
+    instruments_max=10_000,
+    positions_per_account_max=32,
+    position_lots_max=10**12,
+    price_ticks_max=10**15,
+    multiplier_minor_max=10**12,
+)
+
+
+@attrs.frozen
+class Instrument:
+    """A listed contract and its reference price.
+
+    ``reference_ticks`` is the price every open position is settled against (SK-SETTLE-2):
+    for a perpetual or future it is the last variation-margin mark (or the first trade
+    price), for an option it is always 0, so settling against it pays the full premium.
+    """
+
+    id: str
+    kind: InstrumentKind
+    underlying: str
+    settlement_asset: str
+    multiplier_minor: int
+    expiry_ms: int | None
+    strike_ticks: int | None
+    option_type: OptionType | None
+    reference_ticks: int
+
+    @property
+    def is_linear(self) -> bool:
+        """Return whether the instrument is marked to market (perpetual or future)."""
+        return self.kind is not InstrumentKind.OPTION
+
+
+@attrs.frozen
+class Position:
+    """A signed quantity and the price it was last settled at (positive is long)."""
+
+    quantity_lots: int
+    settled_price_ticks: int
+
+
+EMPTY_BALANCES: Final[Map[str, int]] = Map()
+EMPTY_POSITIONS: Final[Map[str, Position]] = Map()
+
+
+@attrs.frozen
+class Account:
+    """Collateral balances per asset and positions per instrument of one owner."""
+
+    id: str
+    owner: str
+    balances: Map[str, int]
+    positions: Map[str, Position]
+
+    def balance(self, asset: str) -> int:
+        """Return the balance of ``asset`` in minor units (0 when never held)."""
+        return self.balances.get(asset, 0)
+
+
+@attrs.frozen
+class IndexPrice:
+    """The accepted index price of an underlying and the time it was reported."""
+
+    price_ticks: int
+    timestamp_ms: int
+
+
+@attrs.frozen(eq=False)
+class Commitment:
+    """Incremental state-root bookkeeping (spec/40-roots.md); derived, never compared.
+
+    ``lattice`` is the LtHash sum of every leaf as of the last fold; ``leaves`` keeps the
+    32-byte digest of each mutable leaf as of that fold, so its vector can be re-expanded
+    and subtracted when the leaf changes;
+    ``dirty`` names the leaves changed since. Roots cost O(len(dirty)).
+    """
+
+    lattice: npt.NDArray[np.uint16]
+    leaves: Map[str, bytes]
+    dirty: Map[str, None]
+
+
+@attrs.frozen
+class State:
+    """The whole kernel state. Immutable: every accepted step returns a new one.
+
+    ``open_interest`` and ``holders`` are derived indexes kept for O(1) reads; they are not
+    committed by the root and INV-OPEN-INTEREST-ZERO-SUM checks them against the positions.
+    """
+
+    rules: RuleSet
+    accounts: Map[str, Account]
+    instruments: Map[str, Instrument]
+    prices: Map[str, IndexPrice]
+    trades: Map[str, Trade]
+    custody: Map[str, int]
+    clock_ms: int
+    open_interest: Map[str, int]
+    holders: Map[str, Map[str, None]]
+    commitment: Commitment = attrs.field(eq=False, repr=False)

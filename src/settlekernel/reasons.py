@@ -1,0 +1,87 @@
+"""Rejection reasons, one enum in precedence order (spec/20-reasons.md).
+
+Members are listed in descending precedence: when an event breaks several rules, the reason
+listed first is the one returned, so a bad event always gets the same answer. Each
+``process_*`` function checks its guards in this order; ``tests/test_tidy.py`` reads the
+source of every transition and fails if a guard cascade names reasons out of order.
+
+A reason's value is its stable wire code (snake_case). Precedence is the definition order,
+not the value, so a later rule can insert a reason without renumbering anything.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Reason(enum.Enum):
+    """Why an event was rejected. Definition order is precedence order."""
+
+    # Shape: the event could not be read as a well-typed event.
+    JSON_INVALID = "json_invalid"
+    EVENT_TYPE_UNKNOWN = "event_type_unknown"
+    FIELD_MISSING = "field_missing"
+    FIELD_UNKNOWN = "field_unknown"
+    FIELD_TYPE_INVALID = "field_type_invalid"
+    ID_INVALID = "id_invalid"
+    # Roles: system events need a principal that holds the role.
+    PRINCIPAL_NOT_OPERATOR = "principal_not_operator"
+    PRINCIPAL_NOT_ORACLE = "principal_not_oracle"
+    PRINCIPAL_NOT_MATCHER = "principal_not_matcher"
+    # Idempotency: a trade id settles at most once. A replay that differs in a field names
+    # the first such field; an identical replay is `trade_exists`.
+    TRADE_EXISTS_WITH_DIFFERENT_PRINCIPAL = "trade_exists_with_different_principal"
+    TRADE_EXISTS_WITH_DIFFERENT_BUYER = "trade_exists_with_different_buyer"
+    TRADE_EXISTS_WITH_DIFFERENT_SELLER = "trade_exists_with_different_seller"
+    TRADE_EXISTS_WITH_DIFFERENT_INSTRUMENT = "trade_exists_with_different_instrument"
+    TRADE_EXISTS_WITH_DIFFERENT_QUANTITY = "trade_exists_with_different_quantity"
+    TRADE_EXISTS_WITH_DIFFERENT_PRICE = "trade_exists_with_different_price"
+    TRADE_EXISTS_WITH_DIFFERENT_BUYER_FEE_RATE = "trade_exists_with_different_buyer_fee_rate"
+    TRADE_EXISTS_WITH_DIFFERENT_SELLER_FEE_RATE = "trade_exists_with_different_seller_fee_rate"
+    TRADE_EXISTS = "trade_exists"
+    # Ranges: each number within its documented bounds.
+    AMOUNT_NOT_POSITIVE = "amount_not_positive"
+    AMOUNT_TOO_LARGE = "amount_too_large"
+    QUANTITY_NOT_POSITIVE = "quantity_not_positive"
+    QUANTITY_TOO_LARGE = "quantity_too_large"
+    PRICE_NOT_POSITIVE = "price_not_positive"
+    PRICE_TOO_LARGE = "price_too_large"
+    FEE_RATE_OUT_OF_RANGE = "fee_rate_out_of_range"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    INSTRUMENT_SPEC_INVALID = "instrument_spec_invalid"
+    # Relations between the fields of one event.
+    SELF_TRADE = "self_trade"
+    TRANSFER_TO_SAME_ACCOUNT = "transfer_to_same_account"
+    # Existence: what the event names must (or must not) exist.
+    ACCOUNT_EXISTS = "account_exists"
+    INSTRUMENT_EXISTS = "instrument_exists"
+    ASSET_UNKNOWN = "asset_unknown"
+    UNDERLYING_UNKNOWN = "underlying_unknown"
+    INSTRUMENT_UNKNOWN = "instrument_unknown"
+    ACCOUNT_UNKNOWN = "account_unknown"
+    # Ownership: only an account's owner may debit it.
+    PRINCIPAL_NOT_OWNER = "principal_not_owner"
+    TRANSFER_OWNERS_DIFFER = "transfer_owners_differ"
+    # Market state.
+    ORACLE_TIMESTAMP_NOT_NEWER = "oracle_timestamp_not_newer"
+    INSTRUMENT_EXPIRED = "instrument_expired"
+    INSTRUMENT_NOT_MARKED_TO_MARKET = "instrument_not_marked_to_market"
+    PRICE_UNAVAILABLE = "price_unavailable"
+    # Limits on what the event would create.
+    ACCOUNT_LIMIT_REACHED = "account_limit_reached"
+    INSTRUMENT_LIMIT_REACHED = "instrument_limit_reached"
+    POSITION_COUNT_EXCEEDED = "position_count_exceeded"
+    POSITION_TOO_LARGE = "position_too_large"
+    CUSTODY_LIMIT_EXCEEDED = "custody_limit_exceeded"
+    # Funds and margin: checked last, on the would-be post-state.
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    VARIATION_MARGIN_SHORTFALL = "variation_margin_shortfall"
+    MARGIN_INSUFFICIENT = "margin_insufficient"
+
+    @property
+    def precedence(self) -> int:
+        """Return the reason's rank: 0 is the highest precedence."""
+        return _PRECEDENCE[self]
+
+
+_PRECEDENCE: dict[Reason, int] = {reason: rank for rank, reason in enumerate(Reason)}

@@ -1,0 +1,177 @@
+"""Every invariant predicate can fail: each catches a corruption planted in a sound state."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from immutables import Map
+
+import settlekernel as sk
+from scenario import OK, USDC, mark, market, price, trade
+from settlekernel.commitment import touch
+from settlekernel.model import Commitment, Position
+from settlekernel.units import CLEARING_ACCOUNT, FEE_ACCOUNT
+
+I = sk.InvariantId  # noqa: E741 (a short alias keeps the table readable)
+
+
+@pytest.fixture(scope="module")
+def sound() -> sk.State:
+    """A state with trades, fees, an option and a mark: every invariant holds."""
+    state = market(
+        [
+            (trade("t1", "alice", "bob", 1_000, 9_000_000, buyer_fee_ppm=333), OK),
+            (trade("t2", "bob", "alice", 10, 100_000, instrument="BTC-C-100K"), OK),
+            (price("BTC", 9_100_000, 2_000), OK),
+            (mark("BTC-PERP"), OK),
+        ]
+    )
+    assert sk.check_invariants(state) == []
+    return state
+
+
+def with_account(state: sk.State, account: sk.Account) -> sk.State:
+    return attrs.evolve(
+        state,
+        accounts=state.accounts.set(account.id, account),
+        commitment=touch(state.commitment, "a:" + account.id),
+    )
+
+
+def set_balance(state: sk.State, account_id: str, asset: str, amount: int) -> sk.State:
+    account = state.accounts[account_id]
+    return with_account(state, attrs.evolve(account, balances=account.balances.set(asset, amount)))
+
+
+def set_position(state: sk.State, account_id: str, instrument: str, qty: int, ref: int) -> sk.State:
+    account = state.accounts[account_id]
+    positions = account.positions.set(instrument, Position(qty, ref))
+    return with_account(state, attrs.evolve(account, positions=positions))
+
+
+CORRUPTIONS = {
+    "INV-CONSERVATION: balance created from nothing": (
+        lambda s: set_balance(s, "alice", "USDC", s.accounts["alice"].balance("USDC") + 1),
+        I.CONSERVATION,
+    ),
+    "INV-CONSERVATION: clearing account keeps money": (
+        lambda s: attrs.evolve(
+            set_balance(s, CLEARING_ACCOUNT, "USDC", 5),
+            custody=s.custody.set("USDC", s.custody["USDC"] + 5),
+        ),
+        I.CONSERVATION,
+    ),
+    "INV-NONNEGATIVE-BALANCES: negative balance": (
+        lambda s: attrs.evolve(
+            set_balance(
+                set_balance(s, "alice", "USDC", -1),
+                "bob",
+                "USDC",
+                s.accounts["bob"].balance("USDC") + s.accounts["alice"].balance("USDC") + 1,
+            )
+        ),
+        I.NONNEGATIVE_BALANCES,
+    ),
+    "INV-CANONICAL-FORM: zero balance stored": (
+        lambda s: set_balance(s, "alice", "ETH", 0),
+        I.CANONICAL_FORM,
+    ),
+    "INV-OPEN-INTEREST-ZERO-SUM: position without counterparty": (
+        lambda s: set_position(s, "alice", "BTC-PERP", 1_001, 9_100_000),
+        I.OPEN_INTEREST_ZERO_SUM,
+    ),
+    "INV-OPEN-INTEREST-ZERO-SUM: stale open interest index": (
+        lambda s: attrs.evolve(s, open_interest=s.open_interest.set("BTC-PERP", 7)),
+        I.OPEN_INTEREST_ZERO_SUM,
+    ),
+    "INV-OPEN-INTEREST-ZERO-SUM: stale holder index": (
+        lambda s: attrs.evolve(s, holders=s.holders.set("BTC-PERP", Map({"alice": None}))),
+        I.OPEN_INTEREST_ZERO_SUM,
+    ),
+    "INV-UNIFORM-REFERENCE: position at a stale reference": (
+        lambda s: set_position(
+            set_position(s, "alice", "BTC-PERP", 1_000, 9_000_000),
+            "bob",
+            "BTC-PERP",
+            -1_000,
+            9_000_000,
+        ),
+        I.UNIFORM_REFERENCE,
+    ),
+    "INV-NO-DOUBLE-SETTLEMENT: trade recorded under another id": (
+        lambda s: attrs.evolve(s, trades=s.trades.set("t9", s.trades["t1"])),
+        I.NO_DOUBLE_SETTLEMENT,
+    ),
+    "INV-ROUNDING-RESIDUE: system account trading": (
+        lambda s: set_position(
+            set_position(s, FEE_ACCOUNT, "ETH-PERP", 1, 300_000), "alice", "ETH-PERP", -1, 300_000
+        ),
+        I.ROUNDING_RESIDUE,
+    ),
+    "INV-ROOT-CONSISTENT: leaf changed without being marked dirty": (
+        lambda s: attrs.evolve(
+            sk.fold(s),
+            accounts=s.accounts.set("alice", attrs.evolve(s.accounts["alice"], owner="eve")),
+        ),
+        I.ROOT_CONSISTENT,
+    ),
+    "INV-ROOT-CONSISTENT: lattice tampered": (
+        lambda s: attrs.evolve(
+            s,
+            commitment=Commitment(
+                (s.commitment.lattice + 1), s.commitment.leaves, s.commitment.dirty
+            ),
+        ),
+        I.ROOT_CONSISTENT,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_predicate_catches_corruption(sound, name):
+    """Reports the planted corruption under the invariant that forbids it."""
+    corrupt, invariant = CORRUPTIONS[name]
+    found = {violation.invariant for violation in sk.check_invariants(corrupt(sound))}
+    assert invariant in found, (name, found)
+
+
+def test_step_checks_catch_forged_outcomes(sound):
+    """Reports INV-POSTINGS-BALANCED and INV-MARGIN-AFTER-ACCEPT breaches in forged outcomes."""
+    event = sk.Withdraw(principal="alice", account="alice", asset="USDC", amount_minor=USDC)
+    honest = sk.step(sound, event)
+    assert isinstance(honest, sk.Accepted)
+    assert sk.check_step(sound, event, honest) == []
+    no_postings = sk.Accepted(honest.state, ())
+    assert {v.invariant for v in sk.check_step(sound, event, no_postings)} == {I.POSTINGS_BALANCED}
+    everything = sk.Withdraw(
+        principal="alice",
+        account="alice",
+        asset="USDC",
+        amount_minor=sound.accounts["alice"].balance("USDC"),
+    )
+    drained = set_balance(sound, "alice", "USDC", 0)
+    drained = attrs.evolve(
+        drained,
+        custody=drained.custody.set("USDC", sound.custody["USDC"] - everything.amount_minor),
+    )
+    forged = sk.Accepted(
+        drained,
+        (
+            sk.Posting(
+                "alice", "@external", "USDC", everything.amount_minor, sk.PostingCode.WITHDRAW
+            ),
+        ),
+    )
+    assert I.MARGIN_AFTER_ACCEPT in {v.invariant for v in sk.check_step(sound, everything, forged)}
+
+
+def test_check_step_catches_double_settlement_and_dust(sound):
+    """Reports INV-NO-DOUBLE-SETTLEMENT and INV-ROUNDING-RESIDUE breaches in forged outcomes."""
+    replay = sound.trades["t1"]
+    forged = sk.Accepted(sound, ())
+    assert I.NO_DOUBLE_SETTLEMENT in {v.invariant for v in sk.check_step(sound, replay, forged)}
+    dust = sk.Accepted(
+        sound, (sk.Posting("alice", "@residue", "USDC", 2, sk.PostingCode.ROUNDING),)
+    )
+    event = sk.OpenAccount(principal="x", account="x")
+    assert I.ROUNDING_RESIDUE in {v.invariant for v in sk.check_step(sound, event, dust)}

@@ -1,0 +1,91 @@
+"""The in-memory journal: accepted events chained by hash, re-executed on verify."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+import settlekernel as sk
+from settlekernel.demo import demo_steps
+from settlekernel.journal import Journal, compute_entry_hash, verify_entries
+
+RULES = sk.RuleSet.default()
+
+
+@pytest.fixture(scope="module")
+def journal() -> Journal:
+    """The demo session, journaled."""
+    journal = Journal(sk.genesis(RULES))
+    for demo_step in demo_steps():
+        journal.submit(demo_step.event)
+    return journal
+
+
+def test_chains_accepted_events_and_keeps_rejections_aside(journal):
+    """Chains every accepted event from the genesis root; records each rejection once."""
+    assert len(journal.entries) + len(journal.rejections) == len(demo_steps())
+    assert journal.entries[0].previous_hash == journal.genesis_root
+    for before, after in zip(journal.entries, journal.entries[1:], strict=False):
+        assert after.previous_hash == before.entry_hash
+    assert {r.rejection.reason for r in journal.rejections} == {
+        sk.Reason.TRADE_EXISTS,
+        sk.Reason.MARGIN_INSUFFICIENT,
+        sk.Reason.PRINCIPAL_NOT_OWNER,
+        sk.Reason.SELF_TRADE,
+    }
+    assert journal.entries[-1].state_root == sk.state_root(journal.state)
+
+
+def test_verify_re_executes_and_accepts_an_honest_journal(journal):
+    """Re-derives every root of an untouched journal."""
+    assert verify_entries(RULES, journal.entries) is None
+
+
+def _tamper(journal, index, **changes):
+    entries = list(journal.entries)
+    entries[index] = attrs.evolve(entries[index], **changes)
+    return entries
+
+
+def test_verify_locates_a_changed_event(journal):
+    """Names the first entry whose event was changed after the fact."""
+    entry = journal.entries[5]
+    forged = entry.event_line.replace("500000000000", "900000000000")
+    assert forged != entry.event_line
+    problem = verify_entries(RULES, _tamper(journal, 5, event_line=forged))
+    assert problem == "entry 6: entry hash does not match its contents"
+
+
+def test_verify_locates_a_consistent_forgery(journal):
+    """Catches a forger who also recomputes the entry hash: the replayed root differs."""
+    entry = journal.entries[5]
+    forged = entry.event_line.replace("500000000000", "900000000000")
+    entries = _tamper(
+        journal,
+        5,
+        event_line=forged,
+        entry_hash=compute_entry_hash(entry.previous_hash, forged, entry.state_root),
+    )
+    assert verify_entries(RULES, entries) == (
+        f"entry 6: state root {entry.state_root.hex()[:16]} differs from replay"
+    )
+
+
+def test_verify_locates_a_broken_link_and_a_wrong_root(journal):
+    """Names a reordered entry and an entry whose root was replaced."""
+    entries = list(journal.entries)
+    entries[3], entries[4] = entries[4], entries[3]
+    assert verify_entries(RULES, entries) == "entry 5: does not link to the entry before it"
+    assert verify_entries(RULES, _tamper(journal, 2, state_root=bytes(32))) == (
+        "entry 3: entry hash does not match its contents"
+    )
+
+
+def test_rejections_do_not_move_the_head():
+    """Leaves the head hash unchanged when an event is rejected."""
+    journal = Journal(sk.genesis(RULES))
+    head = journal.head_hash
+    outcome = journal.submit(sk.Withdraw(principal="x", account="x", asset="USDC", amount_minor=1))
+    assert isinstance(outcome, sk.Rejected)
+    assert journal.head_hash == head
+    assert journal.rejections[0].event_line.startswith('{"account":"x"')

@@ -1,0 +1,468 @@
+"""Adversarial stateful fuzzing of the kernel (Hypothesis RuleBasedStateMachine).
+
+Actors: three owners with sub-accounts, a thief (mallory) who owns nothing, the operator,
+the oracle and the venue. Rules generate honest events and attacks: replays of settled
+trades with the same and with changed payloads, withdrawals sized to breach margin,
+self-trades, unknown instruments and accounts, unauthorised principals, stale prices,
+wrong-typed fields, and integers biased to 0, 1, the bounds and the bounds +- 1.
+
+After every step: every state invariant holds (``check_invariants``: INV-CONSERVATION,
+INV-NONNEGATIVE-BALANCES, INV-CANONICAL-FORM, INV-OPEN-INTEREST-ZERO-SUM,
+INV-UNIFORM-REFERENCE, INV-NO-DOUBLE-SETTLEMENT, INV-ROUNDING-RESIDUE, INV-ROOT-CONSISTENT);
+every accepted step passes ``check_step`` (INV-POSTINGS-BALANCED, INV-MARGIN-AFTER-ACCEPT,
+INV-NO-DOUBLE-SETTLEMENT, INV-ROUNDING-RESIDUE); every step, accepted or rejected, leaves the
+state it was given bit-for-bit unchanged, root and content (INV-ATOMIC-REJECT). At teardown
+the whole event log is replayed from genesis and must give the same outcomes and roots
+(INV-DETERMINISM).
+"""
+
+from __future__ import annotations
+
+import attrs
+from hypothesis import event as coverage_label
+from hypothesis import note
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import settlekernel as sk
+from scenario import USDC, snapshot
+from settlekernel.commitment import state_root
+from strategies import (
+    bad_identifiers,
+    edge_ints,
+    hostile_values,
+    non_string_values,
+    signed_edge_ints,
+)
+
+# Tight limits so that the limit reasons are reachable in a few steps; a second venue so that
+# a replay by another matcher is possible.
+RULES = attrs.evolve(
+    sk.RuleSet.default(),
+    roles=sk.Roles(operator="operator", oracles=("oracle",), matchers=("venue", "venue-2")),
+    accounts_max=4,
+    instruments_max=5,
+    positions_per_account_max=3,
+    position_lots_max=25_000,
+)
+OWNERS = ("alice", "bob", "carol")
+ACCOUNTS = ("alice-1", "alice-2", "bob-1", "carol-1", "ghost-1")
+PRINCIPALS = (*OWNERS, "mallory", "operator", "oracle", "venue", "venue-2")
+ASSETS = ("USDC", "BTC", "DOGE")
+UNDERLYINGS = ("BTC", "ETH", "DOGE")
+K = sk.InstrumentKind
+CATALOG = {
+    "BTC-PERP": dict(kind=K.PERPETUAL, underlying="BTC", multiplier_minor=10),
+    "ETH-PERP": dict(kind=K.PERPETUAL, underlying="ETH", multiplier_minor=100),
+    "BTC-FUT": dict(kind=K.FUTURE, underlying="BTC", multiplier_minor=10, expiry_ms=50_000),
+    "BTC-C": dict(
+        kind=K.OPTION,
+        underlying="BTC",
+        multiplier_minor=10,
+        expiry_ms=80_000,
+        strike_ticks=9_500_000,
+        option_type=sk.OptionType.CALL,
+    ),
+    "ETH-P": dict(
+        kind=K.OPTION,
+        underlying="ETH",
+        multiplier_minor=100,
+        expiry_ms=80_000,
+        strike_ticks=280_000,
+        option_type=sk.OptionType.PUT,
+    ),
+}
+INSTRUMENTS = (*CATALOG, "NOPE")
+_REASON_SUFFIX = {
+    "buyer": "buyer",
+    "seller": "seller",
+    "instrument": "instrument",
+    "quantity_lots": "quantity",
+    "price_ticks": "price",
+    "buyer_fee_rate_ppm": "buyer_fee_rate",
+    "seller_fee_rate_ppm": "seller_fee_rate",
+}
+BASE_PRICE = {"BTC": 9_000_000, "ETH": 300_000, "DOGE": 10}
+
+amounts = st.one_of(edge_ints(-2, 2**97), st.integers(1, 10**6).map(lambda k: k * USDC))
+lots = st.one_of(st.integers(1, 3_000), edge_ints(-1, 2**64))
+fee_rates = st.one_of(st.integers(0, 1_000), edge_ints(-1, 1_000_001))
+
+
+class KernelMachine(RuleBasedStateMachine):
+    """Drives the kernel with honest and adversarial events, checking everything each step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = sk.genesis(RULES)
+        self.log: list[object] = []
+        self.outcomes: list[str] = []
+        self.settled: list[sk.Trade] = []
+        self.clock = dict.fromkeys(UNDERLYINGS, 0)
+        self.trade_number = 0
+
+    # The one place events enter: every check the kernel promises, on every step.
+    def submit(self, event: object) -> sk.Outcome:
+        # Every other step starts from a folded state, so a transition that forgets to mark
+        # a leaf dirty shows up as INV-ROOT-CONSISTENT at once instead of hiding behind a
+        # key that is still dirty from an earlier step.
+        before = sk.fold(self.state) if len(self.log) % 2 else self.state
+        assert state_root(before) == state_root(self.state), "fold changed the root"
+        root_before, picture_before = state_root(before), snapshot(before)
+        outcome = sk.step(before, event)
+        assert state_root(before) == root_before, "INV-ATOMIC-REJECT: root of input changed"
+        assert snapshot(before) == picture_before, "step mutated the state it was given"
+        self.log.append(event)
+        if isinstance(outcome, sk.Accepted):
+            violations = sk.check_step(before, event, outcome)
+            assert violations == [], violations
+            self.state = outcome.state
+            self.outcomes.append("ok:" + state_root(self.state).hex())
+            if isinstance(event, sk.Trade):
+                self.settled.append(event)
+        else:
+            assert isinstance(outcome.reason, sk.Reason)
+            assert outcome.message
+            self.outcomes.append(outcome.reason.value)
+        note(f"{event!r} -> {self.outcomes[-1][:24]}")
+        # Coverage labels, shown by --hypothesis-show-statistics.
+        label = "accepted" if isinstance(outcome, sk.Accepted) else outcome.reason.value
+        coverage_label(f"{type(event).__name__}: {label}")
+        return outcome
+
+    @initialize(priced=st.booleans())
+    def open_market(self, priced: bool) -> None:
+        """Runs start with funded accounts and listed instruments, most with prices."""
+        for account in ACCOUNTS[:-1]:
+            self.submit(sk.OpenAccount(principal=account.split("-")[0], account=account))
+            self.submit(
+                sk.Deposit(
+                    principal="operator", account=account, asset="USDC", amount_minor=200_000 * USDC
+                )
+            )
+        for instrument_id, spec in CATALOG.items():
+            self.submit(
+                sk.ListInstrument(
+                    principal="operator", instrument=instrument_id, settlement_asset="USDC", **spec
+                )
+            )
+        for underlying in ("BTC", "ETH") if priced else ():
+            self.advance_price(underlying, BASE_PRICE[underlying])
+
+    def advance_price(self, underlying: str, ticks: int) -> sk.Outcome:
+        self.clock[underlying] += 1_000
+        return self.submit(
+            sk.OraclePrice(
+                principal="oracle",
+                underlying=underlying,
+                price_ticks=ticks,
+                timestamp_ms=self.clock[underlying],
+            )
+        )
+
+    @rule(principal=st.sampled_from(PRINCIPALS), account=st.sampled_from(ACCOUNTS))
+    def open_account(self, principal: str, account: str) -> None:
+        self.submit(sk.OpenAccount(principal=principal, account=account))
+
+    @rule(
+        principal=st.sampled_from(PRINCIPALS),
+        account=st.sampled_from(ACCOUNTS),
+        asset=st.sampled_from(ASSETS),
+        amount=amounts,
+    )
+    def deposit(self, principal: str, account: str, asset: str, amount: int) -> None:
+        self.submit(
+            sk.Deposit(principal=principal, account=account, asset=asset, amount_minor=amount)
+        )
+
+    @rule(
+        principal=st.sampled_from(PRINCIPALS),
+        account=st.sampled_from(ACCOUNTS),
+        asset=st.sampled_from(ASSETS),
+        amount=amounts,
+        drain=st.booleans(),
+    )
+    def withdraw(self, principal: str, account: str, asset: str, amount: int, drain: bool) -> None:
+        # A draining withdrawal asks for the whole balance: the margin dodger's move.
+        held = self.state.accounts.get(account)
+        if drain and held is not None and held.balance(asset) > 0:
+            amount = held.balance(asset)
+        self.submit(
+            sk.Withdraw(principal=principal, account=account, asset=asset, amount_minor=amount)
+        )
+
+    @rule(
+        principal=st.sampled_from(PRINCIPALS),
+        source=st.sampled_from(ACCOUNTS),
+        destination=st.sampled_from(ACCOUNTS),
+        asset=st.sampled_from(ASSETS),
+        amount=amounts,
+    )
+    def transfer(
+        self, principal: str, source: str, destination: str, asset: str, amount: int
+    ) -> None:
+        self.submit(
+            sk.Transfer(
+                principal=principal,
+                source_account=source,
+                target_account=destination,
+                asset=asset,
+                amount_minor=amount,
+            )
+        )
+
+    @rule(
+        instrument=st.sampled_from(INSTRUMENTS),
+        principal=st.sampled_from(PRINCIPALS),
+        multiplier=edge_ints(-1, 10**13),
+        strike=st.one_of(st.none(), edge_ints(-1, 10**16)),
+    )
+    def list_instrument(
+        self, instrument: str, principal: str, multiplier: int, strike: int | None
+    ) -> None:
+        spec = dict(CATALOG.get(instrument, CATALOG["BTC-PERP"]))
+        spec["multiplier_minor"] = multiplier
+        if strike is not None:
+            spec["strike_ticks"] = strike
+        self.submit(
+            sk.ListInstrument(
+                principal=principal, instrument=instrument, settlement_asset="USDC", **spec
+            )
+        )
+
+    @rule(
+        underlying=st.sampled_from(UNDERLYINGS),
+        move_ppm=st.integers(-150_000, 150_000),
+        principal=st.sampled_from(("oracle", "oracle", "oracle", "mallory")),
+    )
+    def move_price(self, underlying: str, move_ppm: int, principal: str) -> None:
+        current = self.state.prices.get(underlying)
+        base = current.price_ticks if current else BASE_PRICE[underlying]
+        ticks = max(1, base + base * move_ppm // 1_000_000)
+        self.clock[underlying] += 1_000
+        self.submit(
+            sk.OraclePrice(
+                principal=principal,
+                underlying=underlying,
+                price_ticks=ticks,
+                timestamp_ms=self.clock[underlying],
+            )
+        )
+
+    @rule(underlying=st.sampled_from(("BTC", "ETH")), up=st.booleans())
+    def price_gap(self, underlying: str, up: bool) -> None:
+        """A 40 % gap: losers may no longer be able to pay their variation margin."""
+        current = self.state.prices.get(underlying)
+        base = current.price_ticks if current else BASE_PRICE[underlying]
+        self.advance_price(underlying, base * 14 // 10 if up else base * 6 // 10)
+
+    @rule(
+        underlying=st.sampled_from(UNDERLYINGS),
+        ticks=edge_ints(-1, 10**16),
+        timestamp=signed_edge_ints(),
+    )
+    def hostile_price(self, underlying: str, ticks: int, timestamp: int) -> None:
+        """Stale replays, time travel and absurd prices from the real oracle key."""
+        outcome = self.submit(
+            sk.OraclePrice(
+                principal="oracle", underlying=underlying, price_ticks=ticks, timestamp_ms=timestamp
+            )
+        )
+        if isinstance(outcome, sk.Accepted):
+            self.clock[underlying] = max(self.clock[underlying], timestamp)
+
+    def submit_trade(
+        self,
+        principal: str,
+        buyer: str,
+        seller: str,
+        instrument: str,
+        quantity: int,
+        offset_ppm: int,
+        fees: tuple[int, int],
+    ) -> None:
+        spec = CATALOG.get(instrument, CATALOG["BTC-PERP"])
+        index = self.state.prices.get(str(spec["underlying"]))
+        base = index.price_ticks if index else BASE_PRICE[str(spec["underlying"])]
+        if spec["kind"] is K.OPTION:
+            base = max(1, base // 20)  # A premium, roughly 5 % of the index.
+        ticks = max(1, base + base * offset_ppm // 1_000_000)
+        self.trade_number += 1
+        self.submit(
+            sk.Trade(
+                principal=principal,
+                trade_id=f"T{self.trade_number}",
+                buyer=buyer,
+                seller=seller,
+                instrument=instrument,
+                quantity_lots=quantity,
+                price_ticks=ticks,
+                buyer_fee_rate_ppm=fees[0],
+                seller_fee_rate_ppm=fees[1],
+            )
+        )
+
+    @rule(
+        buyer=st.sampled_from(ACCOUNTS[:-1]),
+        seller=st.sampled_from(ACCOUNTS[:-1]),
+        instrument=st.sampled_from(tuple(CATALOG)),
+        quantity=st.integers(1, 20_000),
+        offset_ppm=st.integers(-30_000, 30_000),
+        fees=st.tuples(st.integers(0, 1_000), st.integers(0, 1_000)),
+    )
+    def honest_trade(
+        self,
+        buyer: str,
+        seller: str,
+        instrument: str,
+        quantity: int,
+        offset_ppm: int,
+        fees: tuple[int, int],
+    ) -> None:
+        """A venue trade near the index; large sizes run into margin, some into funds."""
+        self.submit_trade("venue", buyer, seller, instrument, quantity, offset_ppm, fees)
+
+    @rule(
+        buyer=st.sampled_from(ACCOUNTS),
+        seller=st.sampled_from(ACCOUNTS),
+        instrument=st.sampled_from(INSTRUMENTS),
+        quantity=lots,
+        offset_ppm=st.integers(-30_000, 30_000),
+        fees=st.tuples(fee_rates, fee_rates),
+        principal=st.sampled_from(("venue", "venue-2", "mallory", "alice")),
+    )
+    def hostile_trade(
+        self,
+        buyer: str,
+        seller: str,
+        instrument: str,
+        quantity: int,
+        offset_ppm: int,
+        fees: tuple[int, int],
+        principal: str,
+    ) -> None:
+        """Self-trades, unknown names, edge quantities and fee rates, unauthorised venues."""
+        self.submit_trade(principal, buyer, seller, instrument, quantity, offset_ppm, fees)
+
+    @rule(instrument=st.sampled_from(("BTC-PERP", "ETH-PERP", "BTC-FUT")))
+    def honest_mark(self, instrument: str) -> None:
+        self.submit(sk.VariationMargin(principal="operator", instrument=instrument))
+
+    @rule(account=st.sampled_from(ACCOUNTS[:-1]), share_ppm=st.integers(1, 1_000_000))
+    def honest_withdraw(self, account: str, share_ppm: int) -> None:
+        """The owner withdraws a share of its USDC; margin decides."""
+        held = self.state.accounts[account].balance("USDC")
+        amount = max(1, held * share_ppm // 1_000_000)
+        self.submit(
+            sk.Withdraw(
+                principal=account.split("-", maxsplit=1)[0],
+                account=account,
+                asset="USDC",
+                amount_minor=amount,
+            )
+        )
+
+    @rule(data=st.data())
+    def replay_settled_trade(self, data: st.DataObject) -> None:
+        """The venue retries a settled trade, as is or with one field changed."""
+        if not self.settled:
+            return
+        settled = data.draw(st.sampled_from(self.settled))
+        field = data.draw(
+            st.sampled_from(
+                [
+                    None,
+                    "venue-2",
+                    "principal",
+                    "buyer",
+                    "seller",
+                    "instrument",
+                    "quantity_lots",
+                    "price_ticks",
+                    "buyer_fee_rate_ppm",
+                    "seller_fee_rate_ppm",
+                ]
+            )
+        )
+        replay = settled
+        if field == "venue-2":
+            replay = attrs.evolve(
+                settled, principal="venue" if settled.principal != "venue" else "venue-2"
+            )
+        elif field is not None:
+            current = getattr(settled, field)
+            changed = current + 1 if isinstance(current, int) else current + "x"
+            replay = attrs.evolve(settled, **{field: changed})
+        outcome = self.submit(replay)
+        assert isinstance(outcome, sk.Rejected), "INV-NO-DOUBLE-SETTLEMENT: replay accepted"
+        if field == "venue-2":
+            assert outcome.reason is sk.Reason.TRADE_EXISTS_WITH_DIFFERENT_PRINCIPAL, outcome
+        elif field == "principal":
+            # Roles are checked before idempotency: only a matcher learns a trade exists.
+            assert outcome.reason is sk.Reason.PRINCIPAL_NOT_MATCHER, outcome
+        elif field is None:
+            assert outcome.reason is sk.Reason.TRADE_EXISTS, outcome
+        else:
+            assert outcome.reason.value == f"trade_exists_with_different_{_REASON_SUFFIX[field]}"
+
+    @rule(instrument=st.sampled_from(INSTRUMENTS), principal=st.sampled_from(PRINCIPALS))
+    def variation_margin(self, instrument: str, principal: str) -> None:
+        self.submit(sk.VariationMargin(principal=principal, instrument=instrument))
+
+    @rule(data=st.data())
+    def malformed_event(self, data: st.DataObject) -> None:
+        """An event with one field replaced by a value of the wrong type or form."""
+        cls = data.draw(st.sampled_from([sk.Deposit, sk.Withdraw, sk.Trade, sk.OraclePrice]))
+        fields = {
+            sk.Deposit: dict(principal="alice", account="alice-1", asset="USDC", amount_minor=1),
+            sk.Withdraw: dict(principal="alice", account="alice-1", asset="USDC", amount_minor=1),
+            sk.OraclePrice: dict(
+                principal="oracle", underlying="BTC", price_ticks=1, timestamp_ms=1
+            ),
+            sk.Trade: dict(
+                principal="venue",
+                trade_id="X",
+                buyer="alice-1",
+                seller="bob-1",
+                instrument="BTC-PERP",
+                quantity_lots=1,
+                price_ticks=1,
+                buyer_fee_rate_ppm=0,
+                seller_fee_rate_ppm=0,
+            ),
+        }[cls]
+        name = data.draw(st.sampled_from(sorted(fields)))
+        is_id = isinstance(fields[name], str)
+        fields[name] = data.draw(
+            st.one_of(non_string_values, bad_identifiers) if is_id else hostile_values
+        )
+        outcome = self.submit(cls(**fields))
+        assert isinstance(outcome, sk.Rejected)
+        assert outcome.reason in (sk.Reason.FIELD_TYPE_INVALID, sk.Reason.ID_INVALID)
+
+    @rule(thing=st.one_of(st.none(), st.integers(), st.text(max_size=5), st.just(object())))
+    def not_an_event(self, thing: object) -> None:
+        outcome = self.submit(thing)
+        assert isinstance(outcome, sk.Rejected)
+        assert outcome.reason is sk.Reason.EVENT_TYPE_UNKNOWN
+
+    @invariant()
+    def state_invariants_hold(self) -> None:
+        violations = sk.check_invariants(self.state)
+        assert violations == [], [str(v) for v in violations]
+
+    def teardown(self) -> None:
+        """INV-DETERMINISM: the same events from genesis give the same outcomes and roots."""
+        state = sk.genesis(RULES)
+        replayed: list[str] = []
+        for event in self.log:
+            outcome = sk.step(state, event)
+            if isinstance(outcome, sk.Accepted):
+                state = outcome.state
+                replayed.append("ok:" + state_root(state).hex())
+            else:
+                replayed.append(outcome.reason.value)
+        assert replayed == self.outcomes
+
+
+TestKernelMachine = KernelMachine.TestCase
