@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: lint typecheck unit crosshair
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench proofs tools
+	$(BIN)/ruff check $(wildcard src tests bench proofs tools)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
