@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,bench]'
+	touch $(VENV)/.bench-installed
+
 demo: $(STAMP)
 	$(BIN)/settlekernel demo
 
@@ -33,7 +37,7 @@ unit: $(STAMP)
 crosshair: $(STAMP)
 	$(BIN)/python tools/crosshair_check.py --timeout $(CROSSHAIR_TIMEOUT)
 
-bench: $(STAMP)
+bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py
 
 # Long adversarial fuzzing: the CI stateful suite with many more examples and steps.

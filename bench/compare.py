@@ -1,0 +1,110 @@
+"""Comparable views of the kernel's state and of ``DictKernel``'s, and their differences.
+
+The benchmark trusts a timing only after both implementations agree on every decision and on
+the final state; the differential test uses the same views. A view is a dict of plain dicts,
+sets and ints, so equality is structural and a difference can be named by component and key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dict_kernel import DictKernel
+from settlekernel.model import State
+from settlekernel.reasons import Reason
+
+View = dict[str, Any]
+
+
+def kernel_view(state: State) -> View:
+    """Return the comparable parts of a kernel state."""
+    accounts = state.accounts
+    return {
+        "owners": {account_id: account.owner for account_id, account in accounts.items()},
+        "balances": {
+            account_id: dict(account.balances) for account_id, account in accounts.items()
+        },
+        "positions": {
+            account_id: {
+                instrument: (position.quantity_lots, position.settled_price_ticks)
+                for instrument, position in account.positions.items()
+            }
+            for account_id, account in accounts.items()
+        },
+        "custody": dict(state.custody),
+        "references": {
+            instrument_id: instrument.reference_ticks
+            for instrument_id, instrument in state.instruments.items()
+        },
+        "open_interest": dict(state.open_interest),
+        "holders": {instrument: set(holders) for instrument, holders in state.holders.items()},
+        "prices": {
+            underlying: (price.price_ticks, price.timestamp_ms)
+            for underlying, price in state.prices.items()
+        },
+        "clock_ms": state.clock_ms,
+        "trades": dict(state.trades),
+    }
+
+
+def dict_view(kernel: DictKernel) -> View:
+    """Return the comparable parts of a ``DictKernel``, shaped like ``kernel_view``."""
+    return {
+        "owners": dict(kernel.owners),
+        "balances": kernel.balances_view(),
+        "positions": kernel.positions_view(),
+        "custody": kernel.custody_view(),
+        "references": kernel.references_view(),
+        "open_interest": dict(kernel.open_interest),
+        "holders": {instrument: set(holders) for instrument, holders in kernel.holders.items()},
+        "prices": dict(kernel.prices),
+        "clock_ms": kernel.clock_ms,
+        "trades": dict(kernel.trades),
+    }
+
+
+def view_differences(expected: View, actual: View, limit: int = 5) -> list[str]:
+    """Return a line per differing component, naming up to ``limit`` differing keys."""
+    problems: list[str] = []
+    for component, want in expected.items():
+        got = actual[component]
+        if want == got:
+            continue
+        if isinstance(want, dict) and isinstance(got, dict):
+            keys = sorted(
+                (k for k in want.keys() | got.keys() if want.get(k) != got.get(k)), key=str
+            )
+            details = "; ".join(
+                f"{k}: kernel={want.get(k)!r} dict={got.get(k)!r}" for k in keys[:limit]
+            )
+            problems.append(f"{component}: {len(keys)} keys differ: {details}")
+        else:
+            problems.append(f"{component}: kernel={want!r} dict={got!r}")
+    return problems
+
+
+def decision_differences(
+    events: Sequence[object],
+    expected: Sequence[Reason | None],
+    actual: Sequence[Reason | None],
+    offset: int = 0,
+    limit: int = 5,
+) -> list[str]:
+    """Return a line per event (up to ``limit``) where two decision lists disagree."""
+    problems: list[str] = []
+    if len(expected) != len(actual):
+        problems.append(f"{len(expected)} decisions against {len(actual)}")
+    for position, (want, got) in enumerate(zip(expected, actual, strict=False)):
+        if want != got:
+            problems.append(
+                f"event {offset + position}: {_label(want)} against {_label(got)}: "
+                f"{events[offset + position]!r}"
+            )
+            if len(problems) >= limit:
+                break
+    return problems
+
+
+def _label(decision: Reason | None) -> str:
+    return "accepted" if decision is None else decision.value

@@ -1,0 +1,502 @@
+"""A deterministic, realistic mixed event stream for the replay benchmark.
+
+The stream opens and funds every account, lists five instruments (two perpetuals, a future
+and two options), prices BTC and ETH, then runs a market: mostly trades near the index,
+collateral movements, index prices every few hundred events, a variation-margin mark of each
+perpetual now and then, and a few percent of adversarial events that must be rejected
+(replayed trade ids, unknown accounts, over-withdrawals, wrong principals, stale prices,
+malformed fields). Owner ``i`` holds two accounts, ``acct-i-a`` and ``acct-i-b``, so that
+transfers between sub-accounts are possible.
+
+``random.Random(seed)`` makes the stream a pure function of its arguments; randomness stays
+here, in the benchmark shell, and never reaches the kernel.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Final
+
+from settlekernel.events import (
+    Deposit,
+    Event,
+    ListInstrument,
+    OpenAccount,
+    OraclePrice,
+    Trade,
+    Transfer,
+    VariationMargin,
+    Withdraw,
+)
+from settlekernel.model import InstrumentKind, OptionType
+
+OPERATOR: Final = "operator"
+ORACLE: Final = "oracle"
+VENUE: Final = "venue"
+MALLORY: Final = "mallory"
+USDC: Final = 10**6
+# Event timestamps: a realistic epoch start and a fixed spacing per stream position, so that
+# each feed's reports are strictly newer than its previous one however they are jittered.
+T0_MS: Final = 1_700_000_000_000
+MS_PER_EVENT: Final = 250
+# Index prices in ticks (cents): BTC at 90,000.00 USD, ETH at 3,000.00 USD.
+START_INDEX: Final = {"BTC": 9_000_000, "ETH": 300_000}
+# Linear instruments marked to market by VariationMargin, and their share of trades.
+PERPETUALS: Final = ("BTC-PERP", "ETH-PERP")
+TRADE_WEIGHTS: Final = {
+    "BTC-PERP": 45,
+    "ETH-PERP": 30,
+    "BTC-FUT": 10,
+    "BTC-C-100K": 8,
+    "BTC-P-85K": 7,
+}
+FEE_RATES_PPM: Final = (0, 0, 50, 100, 200, 250, 400, 500)
+
+
+def listings(n_events: int) -> list[ListInstrument]:
+    """Return the five listings; the future expires about four fifths into the stream."""
+    future_expiry_ms = T0_MS + (n_events * 4 // 5) * MS_PER_EVENT
+    option_expiry_ms = T0_MS + 2 * n_events * MS_PER_EVENT
+    return [
+        ListInstrument(
+            principal=OPERATOR,
+            instrument="BTC-PERP",
+            kind=InstrumentKind.PERPETUAL,
+            underlying="BTC",
+            settlement_asset="USDC",
+            multiplier_minor=10,
+        ),
+        ListInstrument(
+            principal=OPERATOR,
+            instrument="ETH-PERP",
+            kind=InstrumentKind.PERPETUAL,
+            underlying="ETH",
+            settlement_asset="USDC",
+            multiplier_minor=100,
+        ),
+        ListInstrument(
+            principal=OPERATOR,
+            instrument="BTC-FUT",
+            kind=InstrumentKind.FUTURE,
+            underlying="BTC",
+            settlement_asset="USDC",
+            multiplier_minor=10,
+            expiry_ms=future_expiry_ms,
+        ),
+        ListInstrument(
+            principal=OPERATOR,
+            instrument="BTC-C-100K",
+            kind=InstrumentKind.OPTION,
+            underlying="BTC",
+            settlement_asset="USDC",
+            multiplier_minor=10,
+            expiry_ms=option_expiry_ms,
+            strike_ticks=10_000_000,
+            option_type=OptionType.CALL,
+        ),
+        ListInstrument(
+            principal=OPERATOR,
+            instrument="BTC-P-85K",
+            kind=InstrumentKind.OPTION,
+            underlying="BTC",
+            settlement_asset="USDC",
+            multiplier_minor=10,
+            expiry_ms=option_expiry_ms,
+            strike_ticks=8_500_000,
+            option_type=OptionType.PUT,
+        ),
+    ]
+
+
+class _Market:
+    """The generator's view of the market: just enough to make plausible events."""
+
+    def __init__(self, rng: random.Random, n_events: int, n_accounts: int) -> None:
+        self.rng = rng
+        self.n_events = n_events
+        self.accounts = [f"acct-{j // 2}-{'ab'[j % 2]}" for j in range(n_accounts)]
+        self.owners = [f"owner-{j // 2}" for j in range(n_accounts)]
+        self.index = dict(START_INDEX)
+        self.oracle_ms = dict.fromkeys(START_INDEX, 0)
+        self.clock_ms = 0
+        self.specs = {spec.instrument: spec for spec in listings(n_events)}
+        # Collateral moved in and out per account, ignoring trading gains and losses.
+        self.funded_minor = [0] * n_accounts
+        self.trades: list[Trade] = []
+        self.trade_counter = 0
+        names = list(TRADE_WEIGHTS)
+        self.instrument_names = names
+        self.instrument_weights = [TRADE_WEIGHTS[name] for name in names]
+
+    # Honest events.
+
+    def oracle(self, position: int, underlying: str) -> OraclePrice:
+        """Move the index by up to +-0.5 %, pulled gently back towards its start."""
+        price = self.index[underlying]
+        start = START_INDEX[underlying]
+        drift = (start - price) // 200
+        price += drift + self.rng.randint(-price // 200, price // 200)
+        self.index[underlying] = price
+        # Feeds report independently: a report may be older than the other feed's latest
+        # (the clock then stays put), but each feed's own reports are strictly increasing.
+        timestamp_ms = T0_MS + position * MS_PER_EVENT - self.rng.randrange(MS_PER_EVENT)
+        self.oracle_ms[underlying] = timestamp_ms
+        self.clock_ms = max(self.clock_ms, timestamp_ms)
+        return OraclePrice(
+            principal=ORACLE, underlying=underlying, price_ticks=price, timestamp_ms=timestamp_ms
+        )
+
+    def pair(self) -> tuple[int, int]:
+        """Return two different account indexes."""
+        n = len(self.accounts)
+        buyer = self.rng.randrange(n)
+        seller = self.rng.randrange(n - 1)
+        return buyer, seller + (seller >= buyer)
+
+    def trade_price(self, instrument: str) -> int:
+        spec = self.specs[instrument]
+        index = self.index[spec.underlying]
+        if spec.kind is not InstrumentKind.OPTION:
+            return index + self.rng.randint(-index // 500, index // 500)
+        assert spec.strike_ticks is not None
+        if spec.option_type is OptionType.CALL:
+            intrinsic = max(index - spec.strike_ticks, 0)
+        else:
+            intrinsic = max(spec.strike_ticks - index, 0)
+        return intrinsic + self.rng.randint(50_000, 300_000)
+
+    def live_instrument(self) -> str:
+        """Pick an instrument by weight; an expired future's flow moves to the perpetual."""
+        name = self.rng.choices(self.instrument_names, self.instrument_weights)[0]
+        expiry_ms = self.specs[name].expiry_ms
+        if expiry_ms is not None and expiry_ms <= self.clock_ms:
+            return "BTC-PERP"
+        return name
+
+    def trade(self, instrument: str | None = None) -> Trade:
+        rng = self.rng
+        instrument = instrument or self.live_instrument()
+        buyer, seller = self.pair()
+        self.trade_counter += 1
+        trade = Trade(
+            principal=VENUE,
+            trade_id=f"T{self.trade_counter:09d}",
+            buyer=self.accounts[buyer],
+            seller=self.accounts[seller],
+            instrument=instrument,
+            quantity_lots=rng.randint(1, 50),
+            price_ticks=self.trade_price(instrument),
+            buyer_fee_rate_ppm=rng.choice(FEE_RATES_PPM),
+            seller_fee_rate_ppm=rng.choice(FEE_RATES_PPM),
+        )
+        self.trades.append(trade)
+        return trade
+
+    def deposit(self) -> Deposit:
+        j = self.rng.randrange(len(self.accounts))
+        # Most deposits come from the owner; some are the custodian crediting a receipt.
+        principal = OPERATOR if self.rng.random() < 0.2 else self.owners[j]
+        amount_minor = self.rng.randint(100, 50_000) * USDC
+        self.funded_minor[j] += amount_minor
+        return Deposit(
+            principal=principal, account=self.accounts[j], asset="USDC", amount_minor=amount_minor
+        )
+
+    def withdraw(self) -> Withdraw:
+        j = self.rng.randrange(len(self.accounts))
+        amount_minor = self.rng.randint(100, 20_000) * USDC
+        self.funded_minor[j] = max(self.funded_minor[j] - amount_minor, 0)
+        return Withdraw(
+            principal=self.owners[j],
+            account=self.accounts[j],
+            asset="USDC",
+            amount_minor=amount_minor,
+        )
+
+    def transfer(self) -> Transfer:
+        j = self.rng.randrange(len(self.accounts))
+        sibling = j ^ 1 if (j ^ 1) < len(self.accounts) else j
+        amount_minor = min(self.rng.randint(100, 20_000) * USDC, self.funded_minor[j])
+        amount_minor = max(amount_minor, USDC)
+        self.funded_minor[j] = max(self.funded_minor[j] - amount_minor, 0)
+        self.funded_minor[sibling] += amount_minor
+        return Transfer(
+            principal=self.owners[j],
+            source_account=self.accounts[j],
+            target_account=self.accounts[sibling],
+            asset="USDC",
+            amount_minor=amount_minor,
+        )
+
+    # Adversarial events: each is rejected (or, for the margin probe, may be).
+
+    def adversarial(self, position: int) -> Event:
+        attacks: list[Callable[[], Event]] = [
+            self._replay_trade,
+            self._replay_trade,
+            self._altered_trade,
+            self._altered_trade,
+            self._unknown_account,
+            self._over_withdrawal,
+            self._wrong_principal,
+            self._foreign_transfer,
+            self._self_trade,
+            self._margin_probe,
+            self._dead_instrument,
+            lambda: self._stale_price(position),
+            self._unauthorised,
+            self._malformed,
+        ]
+        return self.rng.choice(attacks)()
+
+    def _replay_trade(self) -> Event:
+        if not self.trades:
+            return self.trade()
+        return self.rng.choice(self.trades)
+
+    def _altered_trade(self) -> Event:
+        if not self.trades:
+            return self.trade()
+        original = self.rng.choice(self.trades)
+        field = self.rng.choice(
+            ("buyer", "seller", "instrument", "quantity_lots", "price_ticks", "buyer_fee_rate_ppm")
+        )
+        changes: dict[str, object] = {
+            "buyer": self.accounts[self.rng.randrange(len(self.accounts))],
+            "seller": self.accounts[self.rng.randrange(len(self.accounts))],
+            "instrument": "ETH-PERP" if original.instrument != "ETH-PERP" else "BTC-PERP",
+            "quantity_lots": original.quantity_lots + 1,
+            "price_ticks": original.price_ticks + 1,
+            "buyer_fee_rate_ppm": original.buyer_fee_rate_ppm + 1,
+        }
+        fields = {
+            name: getattr(original, name)
+            for name in (
+                "principal",
+                "trade_id",
+                "buyer",
+                "seller",
+                "instrument",
+                "quantity_lots",
+                "price_ticks",
+                "buyer_fee_rate_ppm",
+                "seller_fee_rate_ppm",
+            )
+        }
+        fields[field] = changes[field]
+        return Trade(**fields)  # type: ignore[arg-type]
+
+    def _unknown_account(self) -> Event:
+        ghost = f"ghost-{self.rng.randrange(1000)}"
+        choice = self.rng.randrange(3)
+        if choice == 0:
+            return Deposit(principal=ghost, account=ghost, asset="USDC", amount_minor=USDC)
+        if choice == 1:
+            return Withdraw(principal=ghost, account=ghost, asset="USDC", amount_minor=USDC)
+        trade = self.trade()
+        self.trades.pop()
+        return Trade(
+            principal=VENUE,
+            trade_id=trade.trade_id,
+            buyer=trade.buyer,
+            seller=ghost,
+            instrument=trade.instrument,
+            quantity_lots=trade.quantity_lots,
+            price_ticks=trade.price_ticks,
+            buyer_fee_rate_ppm=trade.buyer_fee_rate_ppm,
+            seller_fee_rate_ppm=trade.seller_fee_rate_ppm,
+        )
+
+    def _over_withdrawal(self) -> Event:
+        j = self.rng.randrange(len(self.accounts))
+        return Withdraw(
+            principal=self.owners[j],
+            account=self.accounts[j],
+            asset="USDC",
+            amount_minor=10**10 * USDC,
+        )
+
+    def _wrong_principal(self) -> Event:
+        j = self.rng.randrange(len(self.accounts))
+        other = self.owners[(j + 2) % len(self.owners)]
+        if self.rng.random() < 0.5:
+            # Only the owner debits an account; the operator cannot either.
+            return Withdraw(
+                principal=self.rng.choice((other, OPERATOR)),
+                account=self.accounts[j],
+                asset="USDC",
+                amount_minor=USDC,
+            )
+        return Deposit(principal=other, account=self.accounts[j], asset="USDC", amount_minor=USDC)
+
+    def _foreign_transfer(self) -> Event:
+        j = self.rng.randrange(len(self.accounts))
+        k = (j + 2) % len(self.accounts)
+        return Transfer(
+            principal=self.owners[j],
+            source_account=self.accounts[j],
+            target_account=self.accounts[k],
+            asset="USDC",
+            amount_minor=USDC,
+        )
+
+    def _self_trade(self) -> Event:
+        trade = self.trade()
+        self.trades.pop()
+        return Trade(
+            principal=VENUE,
+            trade_id=trade.trade_id,
+            buyer=trade.buyer,
+            seller=trade.buyer,
+            instrument=trade.instrument,
+            quantity_lots=trade.quantity_lots,
+            price_ticks=trade.price_ticks,
+            buyer_fee_rate_ppm=trade.buyer_fee_rate_ppm,
+            seller_fee_rate_ppm=trade.seller_fee_rate_ppm,
+        )
+
+    def _margin_probe(self) -> Event:
+        # Withdraw nearly everything the account was funded with: the margin guard should
+        # stop it, unless losses and fees already left too little (funds) or it holds no
+        # positions (then it is accepted and the account runs dry).
+        j = self.rng.randrange(len(self.accounts))
+        amount_minor = max(self.funded_minor[j] - self.rng.randint(0, 2_000) * USDC, USDC)
+        return Withdraw(
+            principal=self.owners[j],
+            account=self.accounts[j],
+            asset="USDC",
+            amount_minor=amount_minor,
+        )
+
+    def _dead_instrument(self) -> Event:
+        # Trade an expired future once it has expired, else an instrument never listed.
+        future = self.specs["BTC-FUT"]
+        assert future.expiry_ms is not None
+        instrument = "BTC-FUT" if future.expiry_ms <= self.clock_ms else "DOGE-PERP"
+        buyer, seller = self.pair()
+        return Trade(
+            principal=VENUE,
+            trade_id=f"X{self.rng.randrange(10**9):09d}",
+            buyer=self.accounts[buyer],
+            seller=self.accounts[seller],
+            instrument=instrument,
+            quantity_lots=1,
+            price_ticks=self.index["BTC"],
+            buyer_fee_rate_ppm=0,
+            seller_fee_rate_ppm=0,
+        )
+
+    def _stale_price(self, position: int) -> Event:
+        underlying = self.rng.choice(("BTC", "ETH"))
+        stale_ms = self.oracle_ms[underlying] or T0_MS + position * MS_PER_EVENT
+        return OraclePrice(
+            principal=ORACLE,
+            underlying=underlying,
+            price_ticks=self.index[underlying],
+            timestamp_ms=stale_ms,
+        )
+
+    def _unauthorised(self) -> Event:
+        choice = self.rng.randrange(4)
+        if choice == 0:
+            return OraclePrice(
+                principal=MALLORY, underlying="BTC", price_ticks=1, timestamp_ms=2**62
+            )
+        if choice == 1:
+            trade = self.trade()
+            self.trades.pop()
+            return Trade(
+                principal=MALLORY,
+                trade_id=trade.trade_id + "-m",
+                buyer=trade.buyer,
+                seller=trade.seller,
+                instrument=trade.instrument,
+                quantity_lots=trade.quantity_lots,
+                price_ticks=trade.price_ticks,
+                buyer_fee_rate_ppm=0,
+                seller_fee_rate_ppm=0,
+            )
+        if choice == 2:
+            return VariationMargin(principal=MALLORY, instrument="BTC-PERP")
+        # Options are premium-settled: marking one is refused.
+        return VariationMargin(principal=OPERATOR, instrument="BTC-C-100K")
+
+    def _malformed(self) -> Event:
+        j = self.rng.randrange(len(self.accounts))
+        choice = self.rng.randrange(4)
+        if choice == 0:
+            return Deposit(
+                principal=self.owners[j], account="bad id!", asset="USDC", amount_minor=USDC
+            )
+        if choice == 1:
+            return Deposit(
+                principal=self.owners[j], account=self.accounts[j], asset="DOGE", amount_minor=1
+            )
+        if choice == 2:
+            return Withdraw(
+                principal=self.owners[j], account=self.accounts[j], asset="USDC", amount_minor=0
+            )
+        return Deposit(
+            principal=self.owners[j],
+            account=self.accounts[j],
+            asset="USDC",
+            amount_minor=True,  # type: ignore[arg-type]  # a bool is not an amount
+        )
+
+
+def setup_events(market: _Market, n_events: int) -> list[Event]:
+    """Open and fund every account, list the instruments and price both underlyings."""
+    rng = market.rng
+    events: list[Event] = [
+        OpenAccount(principal=owner, account=account)
+        for owner, account in zip(market.owners, market.accounts, strict=True)
+    ]
+    for j, (owner, account) in enumerate(zip(market.owners, market.accounts, strict=True)):
+        amount_minor = rng.randint(500_000, 2_000_000) * USDC
+        market.funded_minor[j] = amount_minor
+        events.append(
+            Deposit(principal=owner, account=account, asset="USDC", amount_minor=amount_minor)
+        )
+    events += listings(n_events)
+    events += [market.oracle(len(events), underlying) for underlying in START_INDEX]
+    return events
+
+
+def generate(n_events: int, n_accounts: int, seed: int) -> list[Event]:
+    """Return ``n_events`` events over ``n_accounts`` accounts, a pure function of the seed."""
+    if n_accounts < 2:
+        raise ValueError("the workload needs at least two accounts")
+    rng = random.Random(seed)
+    market = _Market(rng, n_events, n_accounts)
+    events = setup_events(market, n_events)
+    # Marks are rare (each costs O(holders)): every 50k events at full size, more often in
+    # short streams so that small runs still exercise them.
+    mark_every = max(500, min(50_000, n_events // 20))
+    next_oracle = len(events) + rng.randint(100, 400)
+    next_mark = len(events) + mark_every
+    append = events.append
+    while len(events) < n_events:
+        position = len(events)
+        if position >= next_oracle:
+            for underlying in START_INDEX:
+                append(market.oracle(position, underlying))
+            next_oracle = position + rng.randint(100, 400)
+            continue
+        if position >= next_mark:
+            for instrument in PERPETUALS:
+                append(VariationMargin(principal=OPERATOR, instrument=instrument))
+            next_mark = position + mark_every
+            continue
+        draw = rng.random()
+        if draw < 0.75:
+            append(market.trade())
+        elif draw < 0.82:
+            append(market.deposit())
+        elif draw < 0.88:
+            append(market.withdraw())
+        elif draw < 0.95:
+            append(market.transfer())
+        else:
+            append(market.adversarial(position))
+    return events[:n_events]
