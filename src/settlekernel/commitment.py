@@ -33,7 +33,7 @@ import blake3
 import numpy as np
 from immutables import Map
 
-from settlekernel.model import Account, Commitment, IndexPrice, Instrument, State
+from settlekernel.model import Account, Commitment, IndexPrice, Instrument, State, replace_state
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -143,27 +143,46 @@ def expand_digest(digest: bytes) -> npt.NDArray[np.uint16]:
 
 def touch(commitment: Commitment, *keys: str) -> Commitment:
     """Return ``commitment`` with ``keys`` marked dirty."""
-    dirty = commitment.dirty
-    for key in keys:
-        dirty = dirty.set(key, None)
+    if len(keys) == 1:
+        dirty = commitment.dirty.set(keys[0], None)
+    else:
+        with commitment.dirty.mutate() as mutation:
+            for key in keys:
+                mutation[key] = None
+            dirty = mutation.finish()
     return Commitment(commitment.lattice, commitment.leaves, dirty)
+
+
+def _lanes(digests: list[bytes]) -> npt.NDArray[np.uint16]:
+    """Return the lane-wise sum mod 2**16 of the vectors of ``digests``, in one reduction."""
+    if not digests:
+        return ZERO_LATTICE
+    expanded = b"".join(blake3.blake3(digest).digest(2 * LANES) for digest in digests)
+    vectors = np.frombuffer(expanded, dtype="<u2").reshape(len(digests), LANES)
+    # uint16 accumulation wraps, which is exactly the lattice's arithmetic mod 2**16.
+    total: npt.NDArray[np.uint16] = vectors.sum(axis=0, dtype=np.uint16)
+    return total
 
 
 def _folded_lattice(state: State) -> tuple[npt.NDArray[np.uint16], dict[str, bytes | None]]:
     """Return the lattice with every dirty leaf folded in, and each dirty leaf's new digest."""
     commitment = state.commitment
-    lattice = commitment.lattice.copy()
+    removed: list[bytes] = []
+    added: list[bytes] = []
     digests: dict[str, bytes | None] = {}
     for key in commitment.dirty:
         old_digest = commitment.leaves.get(key)
-        if old_digest is not None:
-            lattice -= expand_digest(old_digest)
         encoding = encode_leaf(state, key)
         new_digest = None if encoding is None else leaf_digest(encoding)
-        if new_digest is not None:
-            lattice += expand_digest(new_digest)
         digests[key] = new_digest
-    return lattice, digests
+        if new_digest == old_digest:
+            continue  # Touched but unchanged: its vector cancels out.
+        if old_digest is not None:
+            removed.append(old_digest)
+        if new_digest is not None:
+            added.append(new_digest)
+    lattice = commitment.lattice + _lanes(added) - _lanes(removed)
+    return lattice.astype(np.uint16, copy=False), digests
 
 
 def fold(state: State) -> State:
@@ -180,7 +199,7 @@ def fold(state: State) -> State:
                 # Settled trades never change, so their old vector is never needed again.
                 leaves[key] = digest
         folded_leaves = leaves.finish()
-    return attrs.evolve(state, commitment=Commitment(lattice, folded_leaves, EMPTY_DIRTY))
+    return replace_state(state, commitment=Commitment(lattice, folded_leaves, EMPTY_DIRTY))
 
 
 def state_root(state: State) -> bytes:

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from immutables import Map
 
 
-
 def with_balance(account: Account, asset: str, amount_minor: int) -> Account:
     """Return ``account`` holding ``amount_minor`` of ``asset``."""
     assert amount_minor >= 0, (account.id, asset, amount_minor)
@@ -42,6 +41,30 @@ def with_position(
             instrument_id, Position(quantity_lots, settled_price_ticks)
         )
     return Account(account.id, account.owner, account.balances, positions)
+
+
+def with_settlement(  # noqa: PLR0913 (one account change, named field by field)
+    account: Account,
+    *,
+    asset: str,
+    amount_minor: int,
+    instrument_id: str,
+    quantity_lots: int,
+    settled_price_ticks: int,
+) -> Account:
+    """Return ``account`` with a new balance and a new position, built in one step."""
+    assert amount_minor >= 0, (account.id, asset, amount_minor)
+    balances = account.balances
+    if amount_minor:
+        balances = balances.set(asset, amount_minor)
+    elif asset in balances:
+        balances = balances.delete(asset)
+    positions = account.positions
+    if quantity_lots:
+        positions = positions.set(instrument_id, Position(quantity_lots, settled_price_ticks))
+    elif instrument_id in positions:
+        positions = positions.delete(instrument_id)
+    return Account(account.id, account.owner, balances, positions)
 
 
 def with_custody(custody: Map[str, int], asset: str, amount_minor: int) -> Map[str, int]:

@@ -24,7 +24,7 @@ from settlekernel.arith import (
     compute_notional_minor,
     compute_settlement_minor,
 )
-from settlekernel.model import OptionType
+from settlekernel.model import InstrumentKind, OptionType
 
 if TYPE_CHECKING:
     from immutables import Map
@@ -55,27 +55,25 @@ def compute_margin_pool(
     rules: RuleSet,
 ) -> MarginPool:
     """Return ``account``'s margin pool in ``asset`` at the current index prices."""
-    equity_minor = account.balance(asset)
+    equity_minor = account.balances.get(asset, 0)
     requirement_minor = 0
+    underlyings = rules.underlying_by_symbol
     for instrument_id, position in account.positions.items():
         instrument = instruments[instrument_id]
         if instrument.settlement_asset != asset:
             continue
-        # A position can only exist once its underlying has an index price (SK-TRADE-7).
+        # A position can only exist once its underlying has an index price (SK-MARGIN-3).
         index_ticks = prices[instrument.underlying].price_ticks
-        underlying = rules.underlying_by_symbol[instrument.underlying]
         quantity_lots = position.quantity_lots
-        notional_minor = compute_notional_minor(
-            quantity_lots, index_ticks, instrument.multiplier_minor
-        )
-        if instrument.is_linear:
+        multiplier_minor = instrument.multiplier_minor
+        notional_minor = compute_notional_minor(quantity_lots, index_ticks, multiplier_minor)
+        if instrument.kind is not InstrumentKind.OPTION:
             equity_minor += compute_settlement_minor(
-                quantity_lots,
-                index_ticks,
-                position.settled_price_ticks,
-                instrument.multiplier_minor,
+                quantity_lots, index_ticks, position.settled_price_ticks, multiplier_minor
             )
-            requirement_minor += compute_linear_margin_minor(notional_minor, underlying.im_rate_ppm)
+            requirement_minor += compute_linear_margin_minor(
+                notional_minor, underlyings[instrument.underlying].im_rate_ppm
+            )
         elif quantity_lots < 0:
             assert instrument.strike_ticks is not None
             intrinsic_ticks = compute_intrinsic_ticks(
@@ -83,8 +81,8 @@ def compute_margin_pool(
                 index_ticks=index_ticks,
                 strike_ticks=instrument.strike_ticks,
             )
-            equity_minor += quantity_lots * intrinsic_ticks * instrument.multiplier_minor
+            equity_minor += quantity_lots * intrinsic_ticks * multiplier_minor
             requirement_minor += compute_linear_margin_minor(
-                notional_minor, underlying.option_short_im_rate_ppm
+                notional_minor, underlyings[instrument.underlying].option_short_im_rate_ppm
             )
     return MarginPool(asset, equity_minor, requirement_minor)

@@ -10,7 +10,7 @@ premium and the fees happen together or not at all.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, NamedTuple
 
 import attrs
 from immutables import Map
@@ -24,8 +24,8 @@ from settlekernel.arith import (
 from settlekernel.commitment import account_key, instrument_key, touch, trade_key
 from settlekernel.events import Trade
 from settlekernel.guards import check_margin, check_ranges
-from settlekernel.ledger import with_balance, with_position
-from settlekernel.model import Account, Instrument, State
+from settlekernel.ledger import with_balance, with_settlement
+from settlekernel.model import Account, Instrument, State, replace_state
 from settlekernel.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
 from settlekernel.reasons import Reason
 from settlekernel.units import FEE_ACCOUNT, RESIDUE_ACCOUNT
@@ -100,8 +100,7 @@ def _reject_settled(settled: Trade, event: Trade) -> Rejected:
     return Rejected(Reason.TRADE_EXISTS, f"trade {event.trade_id} is already settled")
 
 
-@attrs.frozen
-class _Leg:
+class _Leg(NamedTuple):
     """One side of a trade: the account before and after, and its fee."""
 
     before: Account
@@ -119,6 +118,11 @@ def _reference_ticks(instrument: Instrument, price_ticks: int) -> int:
     return instrument.reference_ticks
 
 
+def _quantity_after(account: Account, instrument_id: str, quantity_delta: int) -> int:
+    held = account.positions.get(instrument_id)
+    return quantity_delta if held is None else held.quantity_lots + quantity_delta
+
+
 def _settle(
     state: State, event: Trade, instrument: Instrument, buyer: Account, seller: Account
 ) -> Outcome:
@@ -134,11 +138,20 @@ def _settle(
     notional_minor = compute_notional_minor(
         quantity, event.price_ticks, instrument.multiplier_minor
     )
-    fees = (
-        compute_fee_split(notional_minor, event.buyer_fee_rate_ppm),
-        compute_fee_split(notional_minor, event.seller_fee_rate_ppm),
+    sides = (
+        (
+            buyer,
+            quantity,
+            -settlement_minor,
+            compute_fee_split(notional_minor, event.buyer_fee_rate_ppm),
+        ),
+        (
+            seller,
+            -quantity,
+            settlement_minor,
+            compute_fee_split(notional_minor, event.seller_fee_rate_ppm),
+        ),
     )
-    sides = ((buyer, quantity, -settlement_minor), (seller, -quantity, settlement_minor))
     # Verify both positions stay within the count and size limits.
     rejection = _check_position_limits(
         instrument.id, sides, rules.positions_per_account_max, rules.position_lots_max
@@ -146,24 +159,9 @@ def _settle(
     if rejection is not None:
         return rejection
     # Verify both accounts can pay their settlement and fee.
-    legs: list[_Leg] = []
-    for (account, quantity_delta, cash_minor), fee in zip(sides, fees, strict=True):
-        balance_minor = account.balance(asset) + cash_minor - fee.charged_minor
-        if balance_minor < 0:
-            return Rejected(
-                Reason.INSUFFICIENT_FUNDS,
-                f"account {account.id} holds {account.balance(asset)} {asset}, needs "
-                f"{fee.charged_minor - cash_minor} for settlement and fee",
-            )
-        old = account.positions.get(instrument.id)
-        quantity_after = quantity_delta + (0 if old is None else old.quantity_lots)
-        after = with_position(
-            with_balance(account, asset, balance_minor),
-            instrument.id,
-            quantity_after,
-            reference_ticks,
-        )
-        legs.append(_Leg(account, after, fee))
+    legs = _legs_after(sides, asset, instrument.id, reference_ticks)
+    if isinstance(legs, Rejected):
+        return legs
     # Verify both accounts meet initial margin afterwards.
     instruments = state.instruments
     if reference_ticks != instrument.reference_ticks:
@@ -183,22 +181,49 @@ def _settle(
     )
 
 
+def _legs_after(
+    sides: tuple[tuple[Account, int, int, FeeSplit], ...],
+    asset: str,
+    instrument_id: str,
+    reference_ticks: int,
+) -> list[_Leg] | Rejected:
+    """Return both accounts after settlement and fees, or reject the first that cannot pay."""
+    legs: list[_Leg] = []
+    for account, quantity_delta, cash_minor, fee in sides:
+        balance_minor = account.balance(asset) + cash_minor - fee.charged_minor
+        if balance_minor < 0:
+            return Rejected(
+                Reason.INSUFFICIENT_FUNDS,
+                f"account {account.id} holds {account.balance(asset)} {asset}, needs "
+                f"{fee.charged_minor - cash_minor} for settlement and fee",
+            )
+        after = with_settlement(
+            account,
+            asset=asset,
+            amount_minor=balance_minor,
+            instrument_id=instrument_id,
+            quantity_lots=_quantity_after(account, instrument_id, quantity_delta),
+            settled_price_ticks=reference_ticks,
+        )
+        legs.append(_Leg(account, after, fee))
+    return legs
+
+
 def _check_position_limits(
     instrument_id: str,
-    sides: tuple[tuple[Account, int, int], ...],
+    sides: tuple[tuple[Account, int, int, FeeSplit], ...],
     positions_max: int,
     position_lots_max: int,
 ) -> Rejected | None:
     """Reject a trade that opens one position too many or makes one too large."""
-    for account, _, _ in sides:
+    for account, _, _, _ in sides:
         if instrument_id not in account.positions and len(account.positions) >= positions_max:
             return Rejected(
                 Reason.POSITION_COUNT_EXCEEDED,
                 f"account {account.id} already holds positions_per_account_max={positions_max}",
             )
-    for account, quantity_delta, _ in sides:
-        old = account.positions.get(instrument_id)
-        quantity_after = quantity_delta + (0 if old is None else old.quantity_lots)
+    for account, quantity_delta, _, _ in sides:
+        quantity_after = _quantity_after(account, instrument_id, quantity_delta)
         if abs(quantity_after) > position_lots_max:
             return Rejected(
                 Reason.POSITION_TOO_LARGE,
@@ -217,8 +242,8 @@ def _commit(
 ) -> State:
     """Write both legs, the fee and residue credits, open interest and the trade record."""
     asset = instrument.settlement_asset
-    fee_pool_minor = sum(leg.fee.pool_minor for leg in legs)
-    residue_minor = sum(leg.fee.residue_minor for leg in legs)
+    fee_pool_minor = legs[0].fee.pool_minor + legs[1].fee.pool_minor
+    residue_minor = legs[0].fee.residue_minor + legs[1].fee.residue_minor
     keys = [trade_key(event.trade_id)]
     with state.accounts.mutate() as accounts:
         for leg in legs:
@@ -238,7 +263,7 @@ def _commit(
     if instruments is not state.instruments:
         keys.append(instrument_key(instrument.id))
     open_interest, holders = _open_interest_after(state, instrument.id, legs)
-    return attrs.evolve(
+    return replace_state(
         state,
         accounts=new_accounts,
         instruments=instruments,
@@ -263,7 +288,7 @@ def _open_interest_after(
         open_interest_lots += max(new_lots, 0) - max(old_lots, 0)
         if new is None:
             holders = holders.delete(leg.after.id) if leg.after.id in holders else holders
-        else:
+        elif old is None:
             holders = holders.set(leg.after.id, None)
     return (
         state.open_interest.set(instrument_id, open_interest_lots),
