@@ -59,8 +59,10 @@ MALFORMED = [
         "deposit.principal: expected a string",
     ),
     (
-        ('{"type":"list_instrument","principal":"operator","instrument":"X","kind":"swap",'
-        '"underlying":"BTC","settlement_asset":"USDC","multiplier_minor":1}'),
+        (
+            '{"type":"list_instrument","principal":"operator","instrument":"X","kind":"swap",'
+            '"underlying":"BTC","settlement_asset":"USDC","multiplier_minor":1}'
+        ),
         "field_type_invalid",
         "expected one of ['perpetual', 'future', 'option']",
     ),

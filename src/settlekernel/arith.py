@@ -114,6 +114,29 @@ def compute_linear_margin_minor(notional_minor: int, rate_ppm: int) -> int:
     return ceil_div(notional_minor * rate_ppm, PPM)
 
 
+def compute_collateral_value_minor(
+    amount_minor: int, price_ticks: int, tick_value_minor: int, decimals: int, haircut_ppm: int
+) -> int:
+    """Value ``amount_minor`` of an asset in valuation minor units after a haircut.
+
+    ``price_ticks`` prices one whole unit of the asset (``10**decimals`` minor units), and one
+    tick is worth ``tick_value_minor``. One division, rounded down: against the account
+    (SK-COLLATERAL-1).
+
+    pre: amount_minor >= 0
+    pre: price_ticks >= 0
+    pre: tick_value_minor >= 0
+    pre: 0 <= decimals <= 30
+    pre: 0 <= haircut_ppm <= 1_000_000
+    post: __return__ >= 0
+    post: __return__ * 10**decimals * 10**6 <= amount_minor * price_ticks * tick_value_minor * (10**6 - haircut_ppm)
+    post: (__return__ + 1) * 10**decimals * 10**6 > amount_minor * price_ticks * tick_value_minor * (10**6 - haircut_ppm)
+    """  # noqa: E501 (a contract is one line, and these products are long)
+    numerator = amount_minor * price_ticks * tick_value_minor * (PPM - haircut_ppm)
+    denominator: int = 10**decimals * PPM
+    return numerator // denominator
+
+
 def compute_intrinsic_ticks(*, is_call: bool, index_ticks: int, strike_ticks: int) -> int:
     """Return an option's intrinsic value per unit of underlying, in ticks.
 

@@ -39,10 +39,15 @@ class OptionType(enum.Enum):
 
 @attrs.frozen
 class AssetRules:
-    """A collateral asset: its symbol and the decimals of its minor unit."""
+    """A collateral asset: its symbol, the decimals of its minor unit, how it is valued."""
 
     symbol: str
     decimals: int
+    # Collateral value is cut by this share (SK-COLLATERAL-1); 0 for the valuation asset.
+    haircut_ppm: int = 0
+    # The underlying whose index prices one whole unit of the asset; None for the
+    # valuation asset itself (worth 1) or an asset that is not collateral.
+    price_underlying: str | None = None
 
 
 @attrs.frozen
@@ -56,6 +61,23 @@ class UnderlyingRules:
     mm_rate_ppm: int
     # Placeholder requirement for a short option until the margin engine replaces it.
     option_short_im_rate_ppm: int
+    # Valuation-asset minor units per tick for one whole unit of the underlying (collateral).
+    tick_value_minor: int = 10_000
+    # Scenario margin (SK-PM): the price scan range, as a share of the index.
+    scan_range_ppm: int = 80_000
+    # Volatility shocks, relative: up multiplies by 1 + up, down by 1 - down.
+    vol_up_ppm: int = 300_000
+    vol_down_ppm: int = 300_000
+    # The two extreme moves, a multiple of the scan range, and the share of their loss that
+    # counts (SPAN: 2x at 35 %).
+    extreme_multiple_ppm: int = 2_000_000
+    extreme_weight_ppm: int = 350_000
+    # Short-option contingency per net short contract, a share of its underlying notional.
+    short_option_minimum_ppm: int = 10_000
+    # Initial margin is maintenance times this.
+    im_multiplier_ppm: int = 1_250_000
+    # The scenarios look this far ahead: options are revalued this much closer to expiry.
+    lookahead_ms: int = 86_400_000
 
 
 @attrs.frozen
@@ -81,6 +103,8 @@ class RuleSet:
     position_lots_max: int
     price_ticks_max: int
     multiplier_minor_max: int
+    # The asset margin is measured in; instruments settle in it (SK-PM-5).
+    valuation_asset: str = "USDC"
 
     @cached_property
     def asset_by_symbol(self) -> dict[str, AssetRules]:

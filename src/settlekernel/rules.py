@@ -184,8 +184,8 @@ def _tables(key: str, value: object) -> dict[str, dict[str, Any]]:
 
 def _merged(
     where: str, table: dict[str, Any], current: object | None, names: tuple[str, ...]
-) -> dict[str, int]:
-    fields: dict[str, int] = {}
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
     for name in names:
         if name in table:
             fields[name] = _integer(f"{where}.{name}", table[name])

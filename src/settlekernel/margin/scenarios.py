@@ -1,0 +1,80 @@
+"""The scenario grid of portfolio margin, in integers (spec/50-margin.md SK-PM-1).
+
+Per underlying, in the manner of SPAN: price moves of 0, +-1/3, +-2/3 and +-1 of the scan
+range, each with the volatility shocked up, unchanged and down (21 scenarios), then the two
+extreme moves of +-``extreme_multiple`` scan ranges with volatility unchanged, of whose loss
+only ``extreme_weight`` counts (2 scenarios): 23 in all, in a fixed order.
+
+Scenario prices are integer ticks, moved away from the index (rounded up in magnitude), so a
+long and a short are both shocked at least by the nominal move. They never fall below 1 tick.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+from settlekernel.arith import ceil_div
+from settlekernel.model import UnderlyingRules
+from settlekernel.units import PPM
+
+# Thirds of the scan range, in SPAN's order of magnitude; each with vol up, same, down.
+_THIRDS: Final = (0, 1, -1, 2, -2, 3, -3)
+VOL_UP: Final = "up"
+VOL_SAME: Final = "same"
+VOL_DOWN: Final = "down"
+_VOLS: Final = (VOL_UP, VOL_SAME, VOL_DOWN)
+
+
+@attrs.frozen
+class Scenario:
+    """One revaluation: a price move, a volatility shock and the share of the loss counted."""
+
+    move_ppm: int
+    vol: str
+    weight_ppm: int
+
+    @property
+    def label(self) -> str:
+        """Return e.g. ``+8.00% vol up`` or ``-16.00% vol same x35%``."""
+        percent = self.move_ppm / 10_000
+        weight = "" if self.weight_ppm == PPM else f" x{self.weight_ppm / 10_000:g}%"
+        return f"{percent:+.2f}% vol {self.vol}{weight}"
+
+
+def scenarios(rules: UnderlyingRules) -> tuple[Scenario, ...]:
+    """Return the 23 scenarios of an underlying, in their fixed order."""
+    grid = [
+        Scenario(_third_of(rules.scan_range_ppm, thirds), vol, PPM)
+        for thirds in _THIRDS
+        for vol in _VOLS
+    ]
+    extreme_ppm = rules.scan_range_ppm * rules.extreme_multiple_ppm // PPM
+    grid += [
+        Scenario(extreme_ppm, VOL_SAME, rules.extreme_weight_ppm),
+        Scenario(-extreme_ppm, VOL_SAME, rules.extreme_weight_ppm),
+    ]
+    return tuple(grid)
+
+
+def _third_of(scan_range_ppm: int, thirds: int) -> int:
+    """Return thirds/3 of the scan range, rounded away from zero."""
+    magnitude = ceil_div(scan_range_ppm * abs(thirds), 3)
+    return magnitude if thirds >= 0 else -magnitude
+
+
+def scenario_price_ticks(index_ticks: int, move_ppm: int) -> int:
+    """Return the index moved by ``move_ppm``, rounded away from it, and at least 1 tick."""
+    shift_ticks = ceil_div(index_ticks * abs(move_ppm), PPM)
+    moved = index_ticks + shift_ticks if move_ppm >= 0 else index_ticks - shift_ticks
+    return max(moved, 1)
+
+
+def volatility_multiplier(rules: UnderlyingRules, vol: str) -> float:
+    """Return the factor a scenario applies to the volatility."""
+    if vol == VOL_UP:
+        return (PPM + rules.vol_up_ppm) / PPM
+    if vol == VOL_DOWN:
+        return (PPM - rules.vol_down_ppm) / PPM
+    return 1.0
