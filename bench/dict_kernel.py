@@ -16,8 +16,6 @@ from typing import Any
 
 from settlekernel.arith import (
     compute_fee_split,
-    compute_intrinsic_ticks,
-    compute_linear_margin_minor,
     compute_notional_minor,
     compute_settlement_minor,
 )
@@ -26,13 +24,21 @@ from settlekernel.events import (
     ListInstrument,
     OpenAccount,
     OraclePrice,
+    OracleVolatility,
     Trade,
     Transfer,
     VariationMargin,
     Withdraw,
 )
 from settlekernel.guards import check_ranges, check_shape
-from settlekernel.model import InstrumentKind, OptionType, RuleSet
+from settlekernel.margin.portfolio import (
+    Exposure,
+    MarginReport,
+    Market,
+    Portfolio,
+    compute_margin,
+)
+from settlekernel.model import Instrument, InstrumentKind, RuleSet
 from settlekernel.reasons import Reason
 from settlekernel.units import (
     FEE_ACCOUNT,
@@ -80,11 +86,14 @@ class DictKernel:
         self.positions: dict[str, dict[str, list[int]]] = {a: {} for a in SYSTEM_ACCOUNTS}
         # Instrument id -> its listing event (immutable spec) and its mutable reference.
         self.instruments: dict[str, ListInstrument] = {}
+        # The same specifications as the margin engine reads them.
+        self.specs: dict[str, Instrument] = {}
         self.references: dict[str, int] = {}
         self.open_interest: dict[str, int] = {}
         self.holders: dict[str, set[str]] = {}
         # Underlying -> (price_ticks, timestamp_ms).
         self.prices: dict[str, tuple[int, int]] = {}
+        self.volatilities: dict[str, tuple[int, int]] = {}
         self.trades: dict[str, Trade] = {}
         self.custody: dict[str, int] = {}
         self.clock_ms = 0
@@ -95,6 +104,7 @@ class DictKernel:
             Transfer: self._transfer,
             ListInstrument: self._list_instrument,
             OraclePrice: self._oracle_price,
+            OracleVolatility: self._oracle_volatility,
             Trade: self._trade,
             VariationMargin: self._variation_margin,
         }
@@ -146,42 +156,44 @@ class DictKernel:
         else:
             self.custody.pop(asset, None)
 
-    def _meets_margin(
-        self, balance_minor: int, positions: dict[str, list[int]], asset: str
+    def _margin(self, balances: dict[str, int], positions: dict[str, list[int]]) -> MarginReport:
+        """Return the engine's margin for would-be balances and positions (SK-PM)."""
+        market = Market(
+            self.clock_ms,
+            {u: price for u, (price, _) in self.prices.items()},
+            {u: vol for u, (vol, _) in self.volatilities.items()},
+        )
+        exposures = [
+            Exposure(self.specs[i], lots, settled) for i, (lots, settled) in positions.items()
+        ]
+        return compute_margin(Portfolio(balances, exposures), market, self.rules)
+
+    def _meets_trade_margin(
+        self,
+        account: str,
+        balances: dict[str, int],
+        positions: dict[str, list[int]],
     ) -> bool:
-        """Return whether equity covers the requirement in ``asset`` (SK-MARGIN-1,2)."""
-        if not positions:
+        """Initial margin after the trade, or a risk-reducing trade (SK-MARGIN-3)."""
+        after = self._margin(balances, positions)
+        if after.equity_minor >= after.initial_minor:
             return True
-        equity_minor = balance_minor
-        requirement_minor = 0
-        for instrument_id, (quantity_lots, settled_ticks) in positions.items():
-            spec = self.instruments[instrument_id]
-            if spec.settlement_asset != asset:
-                continue
-            index_ticks = self.prices[spec.underlying][0]
-            underlying = self.underlyings[spec.underlying]
-            notional_minor = compute_notional_minor(
-                quantity_lots, index_ticks, spec.multiplier_minor
-            )
-            if spec.kind is not InstrumentKind.OPTION:
-                equity_minor += compute_settlement_minor(
-                    quantity_lots, index_ticks, settled_ticks, spec.multiplier_minor
-                )
-                requirement_minor += compute_linear_margin_minor(
-                    notional_minor, underlying.im_rate_ppm
-                )
-            elif quantity_lots < 0:
-                assert spec.strike_ticks is not None
-                intrinsic_ticks = compute_intrinsic_ticks(
-                    is_call=spec.option_type is OptionType.CALL,
-                    index_ticks=index_ticks,
-                    strike_ticks=spec.strike_ticks,
-                )
-                equity_minor += quantity_lots * intrinsic_ticks * spec.multiplier_minor
-                requirement_minor += compute_linear_margin_minor(
-                    notional_minor, underlying.option_short_im_rate_ppm
-                )
-        return equity_minor >= requirement_minor
+        before = self._margin(self.balances[account], self.positions[account])
+        return (
+            before.maintenance_minor > 0
+            and after.maintenance_minor <= before.maintenance_minor
+            and after.equity_minor * before.maintenance_minor
+            >= before.equity_minor * after.maintenance_minor
+        )
+
+    def _meets_initial(self, account: str, asset: str, balance_minor: int) -> bool:
+        """Initial margin across all collateral and positions after a debit (SK-MARGIN-2)."""
+        balances = dict(self.balances[account])
+        balances[asset] = balance_minor
+        if not balance_minor:
+            del balances[asset]
+        report = self._margin(balances, self.positions[account])
+        return report.equity_minor >= report.initial_minor
 
     # Transitions, one per event class, guards in the spec's order.
 
@@ -229,7 +241,7 @@ class DictKernel:
         if balance_minor < event.amount_minor:
             return Reason.INSUFFICIENT_FUNDS
         after_minor = balance_minor - event.amount_minor
-        if not self._meets_margin(after_minor, self.positions[event.account], event.asset):
+        if not self._meets_initial(event.account, event.asset, after_minor):
             return Reason.MARGIN_INSUFFICIENT
         self._set_balance(event.account, event.asset, after_minor)
         self._set_custody(event.asset, self.custody[event.asset] - event.amount_minor)
@@ -258,7 +270,7 @@ class DictKernel:
         if source_minor < event.amount_minor:
             return Reason.INSUFFICIENT_FUNDS
         after_minor = source_minor - event.amount_minor
-        if not self._meets_margin(after_minor, self.positions[source], event.asset):
+        if not self._meets_initial(source, event.asset, after_minor):
             return Reason.MARGIN_INSUFFICIENT
         self._set_balance(source, event.asset, after_minor)
         held = self.balances[target]
@@ -283,6 +295,8 @@ class DictKernel:
             return Reason.INSTRUMENT_SPEC_INVALID
         if event.expiry_ms is not None and event.expiry_ms <= self.clock_ms:
             return Reason.INSTRUMENT_SPEC_INVALID
+        if event.settlement_asset != rules.valuation_asset:
+            return Reason.INSTRUMENT_SPEC_INVALID
         if event.instrument in self.instruments:
             return Reason.INSTRUMENT_EXISTS
         if event.settlement_asset not in self.assets:
@@ -292,6 +306,17 @@ class DictKernel:
         if len(self.instruments) >= rules.instruments_max:
             return Reason.INSTRUMENT_LIMIT_REACHED
         self.instruments[event.instrument] = event
+        self.specs[event.instrument] = Instrument(
+            event.instrument,
+            event.kind,
+            event.underlying,
+            event.settlement_asset,
+            event.multiplier_minor,
+            event.expiry_ms,
+            event.strike_ticks,
+            event.option_type,
+            0,
+        )
         self.references[event.instrument] = 0
         self.open_interest[event.instrument] = 0
         self.holders[event.instrument] = set()
@@ -309,6 +334,21 @@ class DictKernel:
         if current is not None and event.timestamp_ms <= current[1]:
             return Reason.ORACLE_TIMESTAMP_NOT_NEWER
         self.prices[event.underlying] = (event.price_ticks, event.timestamp_ms)
+        self.clock_ms = max(self.clock_ms, event.timestamp_ms)
+        return None
+
+    def _oracle_volatility(self, event: OracleVolatility) -> Reason | None:
+        if event.principal not in self.oracles:
+            return Reason.PRINCIPAL_NOT_ORACLE
+        rejection = check_ranges(event, self.rules)
+        if rejection is not None:
+            return rejection.reason
+        if event.underlying not in self.underlyings:
+            return Reason.UNDERLYING_UNKNOWN
+        current = self.volatilities.get(event.underlying)
+        if current is not None and event.timestamp_ms <= current[1]:
+            return Reason.ORACLE_TIMESTAMP_NOT_NEWER
+        self.volatilities[event.underlying] = (event.volatility_ppm, event.timestamp_ms)
         self.clock_ms = max(self.clock_ms, event.timestamp_ms)
         return None
 
@@ -336,6 +376,8 @@ class DictKernel:
         if spec.expiry_ms is not None and spec.expiry_ms <= self.clock_ms:
             return Reason.INSTRUMENT_EXPIRED
         if spec.underlying not in self.prices:
+            return Reason.PRICE_UNAVAILABLE
+        if spec.kind is InstrumentKind.OPTION and spec.underlying not in self.volatilities:
             return Reason.PRICE_UNAVAILABLE
 
         is_linear = spec.kind is not InstrumentKind.OPTION
@@ -387,10 +429,16 @@ class DictKernel:
                 would[instrument_id] = [lots, reference_ticks]
             else:
                 would.pop(instrument_id, None)
-        if not self._meets_margin(buyer_after, buyer_would, asset):
-            return Reason.MARGIN_INSUFFICIENT
-        if not self._meets_margin(seller_after, seller_would, asset):
-            return Reason.MARGIN_INSUFFICIENT
+        for account, after_minor, would in (
+            (buyer, buyer_after, buyer_would),
+            (seller, seller_after, seller_would),
+        ):
+            balances = dict(self.balances[account])
+            balances[asset] = after_minor
+            if not after_minor:
+                del balances[asset]
+            if not self._meets_trade_margin(account, balances, would):
+                return Reason.MARGIN_INSUFFICIENT
         # Commit: balances, positions, fees and residue, reference, registry, open interest.
         self._set_balance(buyer, asset, buyer_after)
         self._set_balance(seller, asset, seller_after)

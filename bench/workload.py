@@ -24,6 +24,7 @@ from settlekernel.events import (
     ListInstrument,
     OpenAccount,
     OraclePrice,
+    OracleVolatility,
     Trade,
     Transfer,
     VariationMargin,
@@ -42,6 +43,8 @@ T0_MS: Final = 1_700_000_000_000
 MS_PER_EVENT: Final = 250
 # Index prices in ticks (cents): BTC at 90,000.00 USD, ETH at 3,000.00 USD.
 START_INDEX: Final = {"BTC": 9_000_000, "ETH": 300_000}
+# Implied volatilities in ppm; they wander with each index report.
+START_VOLATILITY: Final = {"BTC": 550_000, "ETH": 700_000}
 # Linear instruments marked to market by VariationMargin, and their share of trades.
 PERPETUALS: Final = ("BTC-PERP", "ETH-PERP")
 TRADE_WEIGHTS: Final = {
@@ -119,6 +122,7 @@ class _Market:
         self.owners = [f"owner-{j // 2}" for j in range(n_accounts)]
         self.index = dict(START_INDEX)
         self.oracle_ms = dict.fromkeys(START_INDEX, 0)
+        self.volatility = dict(START_VOLATILITY)
         self.clock_ms = 0
         self.specs = {spec.instrument: spec for spec in listings(n_events)}
         # Collateral moved in and out per account, ignoring trading gains and losses.
@@ -145,6 +149,18 @@ class _Market:
         self.clock_ms = max(self.clock_ms, timestamp_ms)
         return OraclePrice(
             principal=ORACLE, underlying=underlying, price_ticks=price, timestamp_ms=timestamp_ms
+        )
+
+    def implied_volatility(self, underlying: str) -> OracleVolatility:
+        """Move the implied volatility by up to +-2 % of itself, at the feed's last time."""
+        vol = self.volatility[underlying]
+        vol += self.rng.randint(-vol // 50, vol // 50) + (START_VOLATILITY[underlying] - vol) // 20
+        self.volatility[underlying] = vol
+        return OracleVolatility(
+            principal=ORACLE,
+            underlying=underlying,
+            volatility_ppm=vol,
+            timestamp_ms=self.oracle_ms[underlying],
         )
 
     def pair(self) -> tuple[int, int]:
@@ -460,6 +476,7 @@ def setup_events(market: _Market, n_events: int) -> list[Event]:
         )
     events += listings(n_events)
     events += [market.oracle(len(events), underlying) for underlying in START_INDEX]
+    events += [market.implied_volatility(underlying) for underlying in START_INDEX]
     return events
 
 
@@ -481,6 +498,7 @@ def generate(n_events: int, n_accounts: int, seed: int) -> list[Event]:
         if position >= next_oracle:
             for underlying in START_INDEX:
                 append(market.oracle(position, underlying))
+                append(market.implied_volatility(underlying))
             next_oracle = position + rng.randint(100, 400)
             continue
         if position >= next_mark:

@@ -125,6 +125,14 @@ def trade(
     )
 
 
+def volatility(
+    underlying: str, ppm: int, at_ms: int, principal: str = "oracle"
+) -> sk.OracleVolatility:
+    return sk.OracleVolatility(
+        principal=principal, underlying=underlying, volatility_ppm=ppm, timestamp_ms=at_ms
+    )
+
+
 def mark(instrument: str, principal: str = "operator") -> sk.VariationMargin:
     return sk.VariationMargin(principal=principal, instrument=instrument)
 
@@ -174,7 +182,7 @@ def position(state: sk.State, account: str, instrument: str) -> tuple[int, int] 
 
 
 def market(extra: Sequence[tuple[object, str]] = ()) -> sk.State:
-    """Return a state with alice and bob funded, BTC and ETH listed and priced."""
+    """Return a state with alice and bob funded, BTC and ETH listed, priced and volatile."""
     return run_table(
         [
             (open_account("alice"), OK),
@@ -187,6 +195,8 @@ def market(extra: Sequence[tuple[object, str]] = ()) -> sk.State:
             (ETH_PERP, OK),
             (price("BTC", 9_000_000, 1_000), OK),
             (price("ETH", 300_000, 1_000), OK),
+            (volatility("BTC", 600_000, 1_000), OK),
+            (volatility("ETH", 700_000, 1_000), OK),
             *extra,
         ]
     )

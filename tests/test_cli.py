@@ -29,7 +29,7 @@ def test_demo_runs_and_says_the_invariants_hold(tmp_path):
     summary = json.loads(replayed.stdout.splitlines()[-1])["summary"]
     assert summary["invariants"] == "ok"
     assert (
-        summary["final_root"] == "7162909e05edac755cf27b598708176ddf552135bcbf7a6bca4b7b863eec816f"
+        summary["final_root"] == "627ade3f0d8a2acde90c21f5b3a125a2f3d3b97423cc4c100a7af90ae954b707"
     )
 
 
@@ -85,3 +85,37 @@ def test_schema_command_prints_the_schema():
 def test_missing_events_file_is_a_usage_error(tmp_path):
     """Exits 2 when the events file does not exist."""
     assert run("run", str(Path(tmp_path) / "nope.jsonl")).returncode == 2
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "strangle.json"
+
+
+def test_margin_command_prints_requirement_scenarios_and_greeks():
+    """Reports the hedged strangle's requirement, its worst scenario and its Greeks."""
+    table = run("margin", str(EXAMPLE), check=True).stdout
+    assert "6,335.12" in table  # maintenance, as docs/margin.md derives it
+    assert "7,918.90" in table  # initial
+    assert "<- worst" in table
+    assert "theta" in table
+    report = json.loads(run("margin", str(EXAMPLE), "--json", check=True).stdout)
+    # Golden numbers: the engine is deterministic to the minor unit (SK-MARGIN-DET-1).
+    assert (report["maintenance_minor"], report["initial_minor"], report["equity_minor"]) == (
+        6_335_123_064, 7_918_903_830, 86_065_764_780)
+    assert report["underlyings"][0]["worst_scenario"] == 15
+    assert len(report["underlyings"][0]["pnl_minor"]) == 23
+
+
+def test_margin_command_refuses_a_malformed_portfolio(tmp_path):
+    """Exits 2 naming the path of a float, a missing key or an unknown underlying."""
+    good = EXAMPLE.read_text(encoding="utf-8")
+    for bad, fragment in (
+        (good.replace('"quantity_lots": 150', '"quantity_lots": 150.0'), "quantity_lots"),
+        (good.replace('"clock_ms": 0,', ""), "missing key 'clock_ms'"),
+        (good.replace('"market": {"BTC"', '"market": {"DOGE"'), "DOGE is not an underlying"),
+        ("{", "not valid JSON"),
+    ):
+        path = tmp_path / "bad.json"
+        path.write_text(bad, encoding="utf-8")
+        result = run("margin", str(path))
+        assert result.returncode == 2, bad
+        assert fragment in result.stderr, result.stderr

@@ -17,8 +17,8 @@ from settlekernel.demo import demo_steps
 
 # Golden vectors: any change to an encoding, the lattice or the root formula changes these,
 # and must be a deliberate, versioned change (spec/40-roots.md).
-GENESIS_ROOT = "738bb8b12347baa733f5bb92d9862c80e6763534ff1546e13607ee391895cfa4"
-DEMO_ROOT = "7162909e05edac755cf27b598708176ddf552135bcbf7a6bca4b7b863eec816f"
+GENESIS_ROOT = "902f7abb37e803d0c4ec2dba74d2237c84125cdb15adb2cb5abbd150ceac2a4a"
+DEMO_ROOT = "627ade3f0d8a2acde90c21f5b3a125a2f3d3b97423cc4c100a7af90ae954b707"
 
 DEMO_ROOT_SCRIPT = """
 import settlekernel as sk

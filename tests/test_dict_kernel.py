@@ -52,7 +52,9 @@ TIGHT_RULES = attrs.evolve(
     positions_per_account_max=3,
     position_lots_max=300,
     underlyings=tuple(
-        attrs.evolve(u, im_rate_ppm=900_000, option_short_im_rate_ppm=1_000_000)
+        attrs.evolve(
+            u, scan_range_ppm=400_000, im_multiplier_ppm=2_000_000, short_option_minimum_ppm=500_000
+        )
         for u in DEFAULT_RULES.underlyings
     ),
 )
@@ -174,7 +176,8 @@ TABLE = [
     (listing("X-2", K.FUTURE), "instrument_spec_invalid"),
     (listing("X-3", K.PERPETUAL, multiplier_minor=0), "instrument_spec_invalid"),
     (listing("X-4", K.OPTION, expiry_ms=9, strike_ticks=0), "price_not_positive"),
-    (listing("X-5", K.PERPETUAL, settlement_asset="DOGE"), "asset_unknown"),
+    # Only the valuation asset settles (SK-LIST-3, modified in v2).
+    (listing("X-5", K.PERPETUAL, settlement_asset="DOGE"), "instrument_spec_invalid"),
     (listing("X-6", K.PERPETUAL, underlying="DOGE"), "underlying_unknown"),
     (trade("t1", "alice-1", "bob-1", 10, 9_000_000), "price_unavailable"),
     (mark("BTC-PERP"), "price_unavailable"),
@@ -184,6 +187,30 @@ TABLE = [
     (price("BTC", 9_000_000, 1_001, principal="alice"), "principal_not_oracle"),
     (price("DOGE", 1, 1_001), "underlying_unknown"),
     (price("ETH", 300_000, 1_000), OK),
+    (
+        sk.OracleVolatility(
+            principal="oracle", underlying="BTC", volatility_ppm=600_000, timestamp_ms=1_000
+        ),
+        OK,
+    ),
+    (
+        sk.OracleVolatility(
+            principal="oracle", underlying="ETH", volatility_ppm=800_000, timestamp_ms=1_000
+        ),
+        OK,
+    ),
+    (
+        sk.OracleVolatility(
+            principal="oracle", underlying="ETH", volatility_ppm=800_000, timestamp_ms=1_000
+        ),
+        "oracle_timestamp_not_newer",
+    ),
+    (
+        sk.OracleVolatility(
+            principal="oracle", underlying="ETH", volatility_ppm=10**7 + 1, timestamp_ms=1_001
+        ),
+        "volatility_out_of_range",
+    ),
     (BTC_FUT, OK),
     (BTC_CALL_LONG, OK),
     (ETH_PUT, OK),
@@ -245,13 +272,14 @@ TABLE = [
         trade("t9", "bob-1", "alice-2", 500, 200_000, instrument="BTC-C-100K"),
         "position_count_exceeded",
     ),
-    (
-        trade("t9", "carol-1", "alice-2", 500, 200_000, instrument="BTC-C-100K"),
-        "margin_insufficient",
-    ),
+    # Portfolio margin: alice-2 holds 1,025 USDC against 30.95 USDC of initial margin.
+    (withdraw("alice-2", 995 * USDC), "margin_insufficient"),
+    (withdraw("alice-2", 990 * USDC), OK),
+    # Writing 100 more calls adds a 1 % short-option contingency of 80 USDC: too much now.
+    (trade("t9", "carol-1", "alice-2", 100, 1, instrument="BTC-C-100K"), "margin_insufficient"),
+    # Buying 5 of the calls back reduces her risk, whatever her margin.
+    (trade("t9", "alice-2", "carol-1", 5, 1, instrument="BTC-C-100K"), OK),
     (price("ETH", 200_000, 2_000), OK),
-    (withdraw("alice-2", 990 * USDC), "margin_insufficient"),
-    (withdraw("alice-2", 500 * USDC), OK),
     # Closing a position, expiry, and marks on every linear instrument.
     (trade("t10", "bob-1", "alice-1", 10, 8_000_000), OK),
     (price("BTC", 8_100_000, 20_000), OK),
@@ -299,8 +327,16 @@ BOUNDARY_TABLE = [
     (BTC_PERP, OK),
     (BTC_CALL, OK),
     (price("BTC", 9_000_000, 1_000), OK),
+    (
+        sk.OracleVolatility(
+            principal="oracle", underlying="BTC", volatility_ppm=600_000, timestamp_ms=1_000
+        ),
+        OK,
+    ),
     # Premium 7 x 200,003 x 10 = 14,000,210; fee ceil(14,000,210 x 333 / 1e6) = 4,663, of
     # which 1 is rounding residue: 14,004,873 in all, one minor unit more than deposited.
+    # (BTC collateral carries the margin, so the USDC cash boundary is exact.)
+    (deposit("alice-1", 1_000_000, asset="BTC"), OK),
     (deposit("alice-1", 14_004_872), OK),
     (
         trade("b1", "alice-1", "bob-1", 7, 200_003, instrument="BTC-C-100K", buyer_fee_ppm=333),
@@ -330,5 +366,5 @@ def test_boundaries_agree():
         assert labels == [expected, expected], f"row {number}: {event!r}: got {labels}"
     assert view_differences(kernel_view(state), dict_view(dict_kernel)) == []
     # The buyer spent its last minor unit: a zero balance is removed, not stored.
-    assert dict(state.accounts["alice-1"].balances) == {}
+    assert dict(state.accounts["alice-1"].balances) == {"BTC": 1_000_000}
     assert dict(state.accounts["@residue"].balances) == {"USDC": 1}

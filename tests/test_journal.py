@@ -47,27 +47,32 @@ def _tamper(journal, index, **changes):
     return entries
 
 
+def _mm_deposit(journal):
+    """Return the index of the market maker's 500,000 USDC deposit, and the forged line."""
+    index = next(i for i, e in enumerate(journal.entries) if "500000000000" in e.event_line)
+    forged = journal.entries[index].event_line.replace("500000000000", "900000000000")
+    return index, forged
+
+
 def test_verify_locates_a_changed_event(journal):
     """Names the first entry whose event was changed after the fact."""
-    entry = journal.entries[5]
-    forged = entry.event_line.replace("500000000000", "900000000000")
-    assert forged != entry.event_line
-    problem = verify_entries(RULES, _tamper(journal, 5, event_line=forged))
-    assert problem == "entry 6: entry hash does not match its contents"
+    index, forged = _mm_deposit(journal)
+    problem = verify_entries(RULES, _tamper(journal, index, event_line=forged))
+    assert problem == f"entry {index + 1}: entry hash does not match its contents"
 
 
 def test_verify_locates_a_consistent_forgery(journal):
     """Catches a forger who also recomputes the entry hash: the replayed root differs."""
-    entry = journal.entries[5]
-    forged = entry.event_line.replace("500000000000", "900000000000")
+    index, forged = _mm_deposit(journal)
+    entry = journal.entries[index]
     entries = _tamper(
         journal,
-        5,
+        index,
         event_line=forged,
         entry_hash=compute_entry_hash(entry.previous_hash, forged, entry.state_root),
     )
     assert verify_entries(RULES, entries) == (
-        f"entry 6: state root {entry.state_root.hex()[:16]} differs from replay"
+        f"entry {index + 1}: state root {entry.state_root.hex()[:16]} differs from replay"
     )
 
 

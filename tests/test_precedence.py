@@ -78,17 +78,10 @@ TRADE_BREAKERS = {
 
 def trade_market() -> sk.State:
     """BTC-PERP referenced at 9,000,000; a SOL perpetual with no price; poor and thin buyers."""
+    btc = sk.RuleSet.default().underlying_by_symbol["BTC"]
     rules = attrs.evolve(
         sk.RuleSet.default(),
-        underlyings=(
-            *sk.RuleSet.default().underlyings,
-            sk.UnderlyingRules(
-                symbol="SOL",
-                im_rate_ppm=100_000,
-                mm_rate_ppm=50_000,
-                option_short_im_rate_ppm=150_000,
-            ),
-        ),
+        underlyings=(*sk.RuleSet.default().underlyings, attrs.evolve(btc, symbol="SOL")),
     )
     sol = sk.ListInstrument(
         principal="operator",

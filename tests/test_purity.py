@@ -64,8 +64,8 @@ def test_core_is_pure_under_an_audit_hook():
     )
     assert result.returncode == 0, result.stderr
     count, root = result.stdout.split()
-    assert int(count) == 22
-    assert root == "7162909e05edac755cf27b598708176ddf552135bcbf7a6bca4b7b863eec816f"
+    assert int(count) == 34
+    assert root == "627ade3f0d8a2acde90c21f5b3a125a2f3d3b97423cc4c100a7af90ae954b707"
 
 
 PLANTS = {

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 import settlekernel as sk
 from settlekernel.rules import RulesError, dump_rules_toml, parse_rules_toml
+
+NEW_UNDERLYING = """
+[underlyings.SOL]
+tick_value_minor = 10000
+scan_range_ppm = 150000
+vol_up_ppm = 400000
+vol_down_ppm = 300000
+extreme_multiple_ppm = 2000000
+extreme_weight_ppm = 350000
+short_option_minimum_ppm = 15000
+im_multiplier_ppm = 1300000
+lookahead_ms = 86400000
+"""
 
 
 def test_empty_file_is_the_default_rule_set():
@@ -14,20 +28,23 @@ def test_empty_file_is_the_default_rule_set():
 
 
 def test_dump_then_parse_round_trips():
-    """Reads back exactly the rule set it printed."""
-    rules = parse_rules_toml(
-        "fee_rate_max_ppm = 77\n[underlyings.SOL]\nim_rate_ppm = 200000\n"
-        "mm_rate_ppm = 100000\noption_short_im_rate_ppm = 250000\n"
+    """Reads back exactly the rule set it printed, new entries included."""
+    text = (
+        "fee_rate_max_ppm = 77\n"
+        + NEW_UNDERLYING
+        + ('\n[assets.SOL]\ndecimals = 9\nhaircut_ppm = 250000\nprice_underlying = "SOL"\n')
     )
+    rules = parse_rules_toml(text)
     assert parse_rules_toml(dump_rules_toml(rules)) == rules
-    assert rules.underlying_by_symbol["SOL"].im_rate_ppm == 200_000
+    assert rules.underlying_by_symbol["SOL"].scan_range_ppm == 150_000
+    assert rules.asset_by_symbol["SOL"].price_underlying == "SOL"
     assert rules.fee_rate_max_ppm == 77
 
 
 def test_one_changed_rule_changes_the_digest():
-    """Gives a rule set with one changed rate another identity."""
-    changed = parse_rules_toml("[underlyings.BTC]\nim_rate_ppm = 90000\n")
-    assert changed.underlying_by_symbol["BTC"].mm_rate_ppm == 50_000
+    """Gives a rule set with one changed scan range another identity, keeping the rest."""
+    changed = parse_rules_toml("[underlyings.BTC]\nscan_range_ppm = 90000\n")
+    assert changed.underlying_by_symbol["BTC"].im_multiplier_ppm == 1_250_000
     assert changed.digest != sk.RuleSet.default().digest
 
 
@@ -37,28 +54,32 @@ def test_one_changed_rule_changes_the_digest():
         ("fee_rate_max_ppm = 1.5", "expected an integer, got float"),
         ("fee_rate_max_ppm = true", "expected an integer, got bool"),
         ('fee_rate_max_ppm = "10"', "expected an integer, got str"),
+        ("valuation_asset = 5", "valuation_asset: expected a string"),
         ("fee_rates = 1", "unknown key 'fee_rates'"),
-        ("[underlyings.BTC]\nim_rate = 1", "underlyings.BTC: unknown key 'im_rate'"),
-        ("[underlyings.SOL]\nim_rate_ppm = 1", "missing key 'mm_rate_ppm'"),
-        ("[underlyings.BTC]\nim_rate_ppm = 10000", "im_rate_ppm 10000 below mm_rate_ppm 50000"),
+        ("[underlyings.BTC]\nscan_range = 1", "underlyings.BTC: unknown key 'scan_range'"),
+        ("[underlyings.SOL]\nscan_range_ppm = 1", "missing key 'tick_value_minor'"),
+        ("[underlyings.BTC]\nim_multiplier_ppm = 900000", "initial margin would fall below"),
+        ("[underlyings.BTC]\nscan_range_ppm = 600000", "moves the price by 100 % or more"),
+        ("[underlyings.BTC]\nscan_range_ppm = 0", "scan_range_ppm 0 outside"),
+        ("[assets.USDC]\nhaircut_ppm = 10", "valuation asset takes no price_underlying or haircut"),
+        ('[assets.BTC]\nprice_underlying = "DOGE"', "price_underlying DOGE is not an underlying"),
+        ("[assets.BTC]\nhaircut_ppm = 2000000", "haircut_ppm 2000000 outside"),
         ("[roles]\noracles = []", "roles.oracles is empty"),
         ("fee_rate_max_ppm = 2000000", "fee_rate_max_ppm 2000000 outside"),
-        ("[assets.DOGE]\ndecimals = 31", "decimals 31 outside"),
+        ("[assets.DOGE]\ndecimals = 31\nhaircut_ppm = 0", "decimals 31 outside"),
         ("this is not toml", "not valid TOML"),
     ],
 )
 def test_bad_rules_are_refused_with_the_key_named(text, fragment):
     """Refuses an unusable rules file and names the offending key."""
-    with pytest.raises(RulesError, match=None) as error:
+    with pytest.raises(RulesError) as error:
         parse_rules_toml(text)
     assert fragment in str(error.value)
 
 
 def test_genesis_refuses_unsound_rules():
-    """Refuses to start a kernel on rules whose maintenance exceeds initial margin."""
-    import attrs  # noqa: PLC0415
-
-    btc = attrs.evolve(sk.RuleSet.default().underlyings[0], mm_rate_ppm=200_000)
+    """Refuses to start a kernel whose initial margin would be below maintenance."""
+    btc = attrs.evolve(sk.RuleSet.default().underlyings[0], im_multiplier_ppm=999_999)
     rules = attrs.evolve(sk.RuleSet.default(), underlyings=(btc,))
-    with pytest.raises(ValueError, match="below mm_rate_ppm"):
+    with pytest.raises(ValueError, match="initial margin would fall below maintenance"):
         sk.genesis(rules)

@@ -18,6 +18,7 @@ from scenario import (
     run_table,
     trade,
     transfer,
+    volatility,
     withdraw,
 )
 from settlekernel.units import FEE_ACCOUNT, RESIDUE_ACCOUNT, VALUE_LIMIT
@@ -127,7 +128,8 @@ class TestMarkets:
                     sk.ListInstrument(
                         **{**base, "settlement_asset": "EUR"}, instrument="E", kind=K.PERPETUAL
                     ),
-                    "asset_unknown",
+                    # Modified in v2: only the valuation asset settles (SK-LIST-3).
+                    "instrument_spec_invalid",
                 ),
                 (price("BTC", 9_000_000, 1_000), OK),
                 (
@@ -293,6 +295,7 @@ class TestTrades:
                 (BTC_PERP, OK),
                 (BTC_CALL, OK),
                 (price("BTC", 9_000_000, 1), OK),
+                (volatility("BTC", 500_000, 1), OK),
                 (trade("t1", "a", "b", 1, 9_000_000), OK),
                 (
                     trade("t2", "a", "b", 1, 1_000, instrument="BTC-C-100K"),

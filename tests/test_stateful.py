@@ -8,7 +8,8 @@ wrong-typed fields, and integers biased to 0, 1, the bounds and the bounds +- 1.
 
 After every step: every state invariant holds (``check_invariants``: INV-CONSERVATION,
 INV-NONNEGATIVE-BALANCES, INV-CANONICAL-FORM, INV-OPEN-INTEREST-ZERO-SUM,
-INV-UNIFORM-REFERENCE, INV-NO-DOUBLE-SETTLEMENT, INV-ROUNDING-RESIDUE, INV-ROOT-CONSISTENT);
+INV-UNIFORM-REFERENCE, INV-NO-DOUBLE-SETTLEMENT, INV-ROUNDING-RESIDUE, INV-ROOT-CONSISTENT,
+INV-MARGIN-CACHE-CONSISTENT);
 every accepted step passes ``check_step`` (INV-POSTINGS-BALANCED, INV-MARGIN-AFTER-ACCEPT,
 INV-NO-DOUBLE-SETTLEMENT, INV-ROUNDING-RESIDUE); every step, accepted or rejected, leaves the
 state it was given bit-for-bit unchanged, root and content (INV-ATOMIC-REJECT). At teardown
@@ -148,6 +149,14 @@ class KernelMachine(RuleBasedStateMachine):
             )
         for underlying in ("BTC", "ETH") if priced else ():
             self.advance_price(underlying, BASE_PRICE[underlying])
+            self.submit(
+                sk.OracleVolatility(
+                    principal="oracle",
+                    underlying=underlying,
+                    volatility_ppm=600_000,
+                    timestamp_ms=self.clock[underlying],
+                )
+            )
 
     def advance_price(self, underlying: str, ticks: int) -> sk.Outcome:
         self.clock[underlying] += 1_000
@@ -246,6 +255,22 @@ class KernelMachine(RuleBasedStateMachine):
                 underlying=underlying,
                 price_ticks=ticks,
                 timestamp_ms=self.clock[underlying],
+            )
+        )
+
+    @rule(
+        underlying=st.sampled_from(UNDERLYINGS),
+        vol=st.one_of(st.integers(50_000, 2_000_000), edge_ints(-1, 10**7 + 1)),
+        principal=st.sampled_from(("oracle", "oracle", "mallory")),
+        later=st.booleans(),
+    )
+    def report_volatility(self, underlying: str, vol: int, principal: str, later: bool) -> None:
+        """Volatility reports, some from a thief, some stale, some out of range."""
+        current = self.state.volatilities.get(underlying)
+        at = (current.timestamp_ms if current else 0) + (1_000 if later else 0)
+        self.submit(
+            sk.OracleVolatility(
+                principal=principal, underlying=underlying, volatility_ppm=vol, timestamp_ms=at
             )
         )
 

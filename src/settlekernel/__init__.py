@@ -10,6 +10,7 @@ A pure functional core: ``step(state, event)`` returns ``Accepted(state', postin
 True
 """
 
+from settlekernel.account_margin import is_liquidatable, margin_report
 from settlekernel.commitment import fold, recompute_root, state_root
 from settlekernel.events import (
     Deposit,
@@ -17,6 +18,7 @@ from settlekernel.events import (
     ListInstrument,
     OpenAccount,
     OraclePrice,
+    OracleVolatility,
     Trade,
     Transfer,
     VariationMargin,
@@ -30,11 +32,12 @@ from settlekernel.invariants import (
 )
 from settlekernel.journal import Journal, JournalEntry
 from settlekernel.kernel import apply_batch, genesis, step
-from settlekernel.margin_linear import MarginPool, compute_margin_pool
+from settlekernel.margin.portfolio import MarginReport
 from settlekernel.model import (
     Account,
     AssetRules,
     IndexPrice,
+    IndexVolatility,
     Instrument,
     InstrumentKind,
     OptionType,
@@ -56,16 +59,18 @@ __all__ = [
     "Deposit",
     "Event",
     "IndexPrice",
+    "IndexVolatility",
     "Instrument",
     "InstrumentKind",
     "InvariantId",
     "Journal",
     "JournalEntry",
     "ListInstrument",
-    "MarginPool",
+    "MarginReport",
     "OpenAccount",
     "OptionType",
     "OraclePrice",
+    "OracleVolatility",
     "Outcome",
     "Position",
     "Posting",
@@ -85,9 +90,10 @@ __all__ = [
     "apply_batch",
     "check_invariants",
     "check_step",
-    "compute_margin_pool",
     "fold",
     "genesis",
+    "is_liquidatable",
+    "margin_report",
     "recompute_root",
     "state_root",
     "step",

@@ -16,12 +16,19 @@ from rich.console import Console
 from rich.table import Table
 
 from settlekernel.demo import demo_steps
-from settlekernel.display import accounts_table
+from settlekernel.display import (
+    accounts_table,
+    margin_report_json,
+    margin_report_tables,
+    margin_table,
+)
 from settlekernel.invariants import check_invariants
 from settlekernel.journal import Journal, verify_entries
 from settlekernel.kernel import genesis
+from settlekernel.margin.portfolio import compute_margin
 from settlekernel.model import DEFAULT_RULES, RuleSet
 from settlekernel.outcomes import Accepted, Rejected
+from settlekernel.portfolio_file import PortfolioError, parse_portfolio
 from settlekernel.rules import RulesError, dump_rules_toml, parse_rules_toml
 from settlekernel.schema import event_schema
 from settlekernel.wire import decode_event, encode_event
@@ -161,16 +168,25 @@ def demo(events_out: Path | None) -> None:
     console = Console()
     journal = Journal(genesis(DEFAULT_RULES))
     table = Table(title="settlekernel demo: one trading day", title_justify="left")
-    for name in ("#", "what happens", "outcome", "detail", "root"):
-        table.add_column(name, overflow="fold")
+    for name, ratio in (("#", None), ("what happens", 3), ("outcome", 2), ("root", None)):
+        table.add_column(name, ratio=ratio, overflow="fold")
     steps = demo_steps()
+    refusals: list[str] = []
     for number, demo_step in enumerate(steps, start=1):
         outcome = journal.submit(demo_step.event)
-        outcome_cell, reason, message = _outcome_cells(outcome)
-        detail = f"{reason}: {message}" if reason else message
-        table.add_row(str(number), demo_step.note, outcome_cell, detail, _root_hex(journal)[:12])
+        if isinstance(outcome, Accepted):
+            cell = f"[green]accepted[/green], {len(outcome.postings)} postings"
+        else:
+            cell = f"[red]rejected[/red]: {outcome.reason.value}"
+            refusals.append(f"  #{number} {outcome.reason.value}: {outcome.message}")
+        table.add_row(str(number), demo_step.note, cell, _root_hex(journal)[:8])
     console.print(table)
+    console.print("Refusals, as the kernel explains them:")
+    for refusal in refusals:
+        console.print(refusal, soft_wrap=True)
+    console.print()
     console.print(accounts_table(journal.state, title="Accounts after the session"))
+    console.print(margin_table(journal.state, title="Margin after the session (USDC)"))
     violations = check_invariants(journal.state)
     replay = verify_entries(DEFAULT_RULES, journal.entries)
     console.print(f"final root   {_root_hex(journal)}")
@@ -194,6 +210,33 @@ def demo(events_out: Path | None) -> None:
         console.print(f"events       written to {events_out}")
     if violations or replay is not None:
         sys.exit(EXIT_VIOLATION)
+
+
+@main.command()
+@click.argument("portfolio", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A TOML rules file (defaults to the built-in rule set).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+def margin(portfolio: Path, rules_path: Path | None, *, as_json: bool) -> None:
+    """Margin PORTFOLIO (a JSON book and market): requirement, scenarios, Greeks."""
+    rules = _load_rules(rules_path)
+    try:
+        book, market = parse_portfolio(portfolio.read_text(encoding="utf-8"), rules)
+    except (OSError, PortfolioError) as error:
+        raise click.UsageError(f"{portfolio}: {error}") from error
+    report = compute_margin(book, market, rules, with_greeks=True)
+    decimals = rules.asset_by_symbol[rules.valuation_asset].decimals
+    if as_json:
+        click.echo(json.dumps(margin_report_json(report), sort_keys=True))
+        return
+    console = Console()
+    for table in margin_report_tables(report, decimals, rules.valuation_asset):
+        console.print(table)
 
 
 @main.command()

@@ -6,14 +6,13 @@ no return after which the transition only writes.
 
 from __future__ import annotations
 
-import attrs
-
+from settlekernel.account_margin import cache_margins, check_initial_margin
 from settlekernel.arith import apply_transfer
 from settlekernel.commitment import account_key, touch
 from settlekernel.events import Deposit, OpenAccount, Transfer, Withdraw
-from settlekernel.guards import check_margin, check_ranges
+from settlekernel.guards import check_ranges
 from settlekernel.ledger import with_balance, with_custody
-from settlekernel.model import EMPTY_BALANCES, EMPTY_POSITIONS, Account, State
+from settlekernel.model import EMPTY_BALANCES, EMPTY_POSITIONS, Account, State, replace_state
 from settlekernel.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
 from settlekernel.reasons import Reason
 from settlekernel.units import EXTERNAL_ACCOUNT, SYSTEM_ACCOUNTS, VALUE_LIMIT
@@ -33,7 +32,7 @@ def process_open_account(state: State, event: OpenAccount) -> Outcome:
     # From here the event must succeed.
     account = Account(event.account, event.principal, EMPTY_BALANCES, EMPTY_POSITIONS)
     return Accepted(
-        attrs.evolve(
+        replace_state(
             state,
             accounts=state.accounts.set(event.account, account),
             commitment=touch(state.commitment, account_key(event.account)),
@@ -70,7 +69,7 @@ def process_deposit(state: State, event: Deposit) -> Outcome:
     # From here the event must succeed.
     credited = with_balance(account, event.asset, account.balance(event.asset) + event.amount_minor)
     return Accepted(
-        attrs.evolve(
+        replace_state(
             state,
             accounts=state.accounts.set(account.id, credited),
             custody=with_custody(state.custody, event.asset, custody_minor),
@@ -110,25 +109,21 @@ def process_withdraw(state: State, event: Withdraw) -> Outcome:
             f"account {account.id} holds {balance_minor} {event.asset}, "
             f"cannot withdraw {event.amount_minor}",
         )
-    # Verify the account still meets initial margin afterwards.
+    # Verify the account still meets initial margin afterwards, all its collateral and all
+    # its positions together (cross-margin, SK-MARGIN-2).
     debited = with_balance(account, event.asset, balance_minor - event.amount_minor)
-    rejection = check_margin(
-        debited,
-        event.asset,
-        instruments=state.instruments,
-        prices=state.prices,
-        rules=state.rules,
-    )
+    rejection, report = check_initial_margin(state, debited)
     if rejection is not None:
         return rejection
     # From here the event must succeed.
     custody_minor = state.custody[event.asset] - event.amount_minor
     return Accepted(
-        attrs.evolve(
+        replace_state(
             state,
             accounts=state.accounts.set(account.id, debited),
             custody=with_custody(state.custody, event.asset, custody_minor),
             commitment=touch(state.commitment, account_key(account.id)),
+            margins=cache_margins(state, state.instruments, [(debited, report)]),
         ),
         (
             Posting(
@@ -178,16 +173,10 @@ def process_transfer(state: State, event: Transfer) -> Outcome:
             f"account {source.id} holds {source_minor} {event.asset}, "
             f"cannot transfer {event.amount_minor}",
         )
-    # Verify the source still meets initial margin afterwards.
+    # Verify the source still meets initial margin afterwards (cross-margin, SK-MARGIN-2).
     moved = apply_transfer(source_minor, target.balance(event.asset), event.amount_minor)
     debited = with_balance(source, event.asset, moved.source_minor)
-    rejection = check_margin(
-        debited,
-        event.asset,
-        instruments=state.instruments,
-        prices=state.prices,
-        rules=state.rules,
-    )
+    rejection, report = check_initial_margin(state, debited)
     if rejection is not None:
         return rejection
     # From here the event must succeed.
@@ -197,10 +186,11 @@ def process_transfer(state: State, event: Transfer) -> Outcome:
         accounts[target.id] = credited
         new_accounts = accounts.finish()
     return Accepted(
-        attrs.evolve(
+        replace_state(
             state,
             accounts=new_accounts,
             commitment=touch(state.commitment, account_key(source.id), account_key(target.id)),
+            margins=cache_margins(state, state.instruments, [(debited, report)]),
         ),
         (Posting(source.id, target.id, event.asset, event.amount_minor, PostingCode.TRANSFER),),
     )

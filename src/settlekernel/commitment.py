@@ -2,8 +2,8 @@
 
 Construction (SK-ROOT-1..4):
 
-1. The state is a set of leaves: one per account, instrument, index price and settled
-   trade. Each leaf has a canonical text encoding (``encode_*`` below) that is injective
+1. The state is a set of leaves: one per account, instrument, index price, implied
+   volatility and settled trade. Each leaf has a canonical text encoding (``encode_*`` below) that is injective
    because identifiers never contain the separators ``| , = @``.
 2. A leaf's vector is ``BLAKE3-XOF(BLAKE3(encoding), 2048 bytes)`` read as 1024
    little-endian uint16 lanes. The lattice is the lane-wise sum, mod 2**16, of the vectors
@@ -14,7 +14,7 @@ Construction (SK-ROOT-1..4):
 3. The root is ``SHA-256("settlekernel/state/v1" | rules digest | clock | custody per asset
    | BLAKE3(lattice bytes))``.
 
-Derived indexes (open interest, holders) are not leaves: the root commits to the positions
+Derived fields (open interest, holders, the margin cache) are not leaves: the root commits to the positions
 they are derived from, and INV-OPEN-INTEREST-ZERO-SUM checks them.
 
 ``step`` only marks leaves dirty. ``state_root`` folds the dirty leaves into a copy of the
@@ -28,12 +28,19 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Final
 
-import attrs
 import blake3
 import numpy as np
 from immutables import Map
 
-from settlekernel.model import Account, Commitment, IndexPrice, Instrument, State, replace_state
+from settlekernel.model import (
+    Account,
+    Commitment,
+    IndexPrice,
+    IndexVolatility,
+    Instrument,
+    State,
+    replace_state,
+)
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -52,6 +59,7 @@ EMPTY_DIRTY: Final[Map[str, None]] = Map()
 ACCOUNT_PREFIX: Final = "a:"
 INSTRUMENT_PREFIX: Final = "i:"
 PRICE_PREFIX: Final = "p:"
+VOLATILITY_PREFIX: Final = "v:"
 TRADE_PREFIX: Final = "t:"
 
 
@@ -68,6 +76,11 @@ def instrument_key(instrument_id: str) -> str:
 def price_key(underlying: str) -> str:
     """Return the leaf key of an underlying's index price."""
     return PRICE_PREFIX + underlying
+
+
+def volatility_key(underlying: str) -> str:
+    """Return the leaf key of an underlying's implied volatility."""
+    return VOLATILITY_PREFIX + underlying
 
 
 def trade_key(trade_id: str) -> str:
@@ -101,6 +114,11 @@ def encode_price(underlying: str, price: IndexPrice) -> bytes:
     return f"price|{underlying}|{price.price_ticks}|{price.timestamp_ms}".encode()
 
 
+def encode_volatility(underlying: str, volatility: IndexVolatility) -> bytes:
+    """Return the canonical encoding of an implied-volatility leaf."""
+    return f"volatility|{underlying}|{volatility.volatility_ppm}|{volatility.timestamp_ms}".encode()
+
+
 def encode_trade(trade: Trade) -> bytes:
     """Return the canonical encoding of a settled-trade leaf (its full payload)."""
     return (
@@ -126,6 +144,9 @@ def encode_leaf(state: State, key: str) -> bytes | None:
     if namespace == PRICE_PREFIX:
         price = state.prices.get(identifier)
         return None if price is None else encode_price(identifier, price)
+    if namespace == VOLATILITY_PREFIX:
+        volatility = state.volatilities.get(identifier)
+        return None if volatility is None else encode_volatility(identifier, volatility)
     assert namespace == TRADE_PREFIX, key
     trade = state.trades.get(identifier)
     return None if trade is None else encode_trade(trade)
@@ -219,6 +240,7 @@ def all_leaf_keys(state: State) -> list[str]:
     keys = [account_key(account_id) for account_id in state.accounts]
     keys += [instrument_key(instrument_id) for instrument_id in state.instruments]
     keys += [price_key(underlying) for underlying in state.prices]
+    keys += [volatility_key(underlying) for underlying in state.volatilities]
     keys += [trade_key(trade_id) for trade_id in state.trades]
     return keys
 
@@ -226,5 +248,5 @@ def all_leaf_keys(state: State) -> list[str]:
 def recompute_root(state: State) -> bytes:
     """Return the root computed from scratch over every leaf: O(state), for audits and tests."""
     dirty: Map[str, None] = Map(dict.fromkeys(all_leaf_keys(state)))
-    scratch = attrs.evolve(state, commitment=Commitment(ZERO_LATTICE, Map(), dirty))
+    scratch = replace_state(state, commitment=Commitment(ZERO_LATTICE, Map(), dirty))
     return state_root(scratch)

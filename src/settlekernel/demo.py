@@ -1,9 +1,12 @@
 """The built-in demo session: a short, realistic trading day through the kernel.
 
-Two traders and a market maker deposit USDC; the operator lists BTC and ETH perpetuals and a
-dated BTC future; the oracle prices them; the venue reports trades; BTC rallies and variation
-margin flows from the shorts to the longs; a withdrawal that would breach initial margin is
-refused; the venue's retry of an already-settled trade is refused as a duplicate.
+Two traders and a market maker deposit USDC, and an options trader posts one BTC as
+collateral; the operator lists BTC and ETH perpetuals, a December BTC future and two
+December BTC options; the oracle reports prices and implied volatilities; the venue reports
+trades, among them a short strangle; BTC rallies, variation margin flows from the shorts to
+the longs, and the strangle's seller hedges her new delta with the future. Withdrawals that
+would breach initial margin are refused (one of them of BTC collateral, checked against the
+whole account), and so is the venue's retry of an already-settled trade.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from settlekernel.events import (
     ListInstrument,
     OpenAccount,
     OraclePrice,
+    OracleVolatility,
     Trade,
     VariationMargin,
     Withdraw,
 )
-from settlekernel.model import InstrumentKind
+from settlekernel.model import InstrumentKind, OptionType
 
 USDC: Final = 10**6  # minor units per USDC
+BTC: Final = 10**8  # minor units per BTC
 HOUR_MS: Final = 3_600_000
 # 2026-11-21T00:00:00Z and the December future's expiry, 2026-12-25T08:00:00Z.
 START_MS: Final = 1_795_305_600_000
@@ -60,12 +65,15 @@ def demo_steps() -> list[DemoStep]:
     return _opening() + _trading() + _rally()
 
 
-def _listing(
+def _listing(  # noqa: PLR0913 (a listing, field by field)
     instrument: str,
     kind: InstrumentKind,
-    underlying: str,
     multiplier_minor: int,
+    *,
+    underlying: str = "BTC",
     expiry_ms: int | None = None,
+    strike_ticks: int | None = None,
+    option_type: OptionType | None = None,
 ) -> ListInstrument:
     return ListInstrument(
         principal="operator",
@@ -75,51 +83,81 @@ def _listing(
         settlement_asset="USDC",
         multiplier_minor=multiplier_minor,
         expiry_ms=expiry_ms,
+        strike_ticks=strike_ticks,
+        option_type=option_type,
     )
+
+
+def _deposit(owner: str, amount_minor: int, asset: str = "USDC") -> Deposit:
+    return Deposit(principal=owner, account=owner, asset=asset, amount_minor=amount_minor)
+
+
+def _oracle(underlying: str, price_ticks: int, volatility_ppm: int, at_ms: int) -> list[Event]:
+    return [
+        OraclePrice(
+            principal="oracle", underlying=underlying, price_ticks=price_ticks, timestamp_ms=at_ms
+        ),
+        OracleVolatility(
+            principal="oracle",
+            underlying=underlying,
+            volatility_ppm=volatility_ppm,
+            timestamp_ms=at_ms,
+        ),
+    ]
 
 
 def _opening() -> list[DemoStep]:
     """Accounts open and fund; the operator lists; the oracle prices."""
+    btc_index = _oracle("BTC", 9_600_000, 550_000, START_MS)
+    eth_index = _oracle("ETH", 350_000, 700_000, START_MS)
     return [
-        DemoStep("alice opens an account", OpenAccount(principal="alice", account="alice")),
-        DemoStep("bob opens an account", OpenAccount(principal="bob", account="bob")),
-        DemoStep("mm opens an account", OpenAccount(principal="mm", account="mm")),
-        DemoStep(
-            "alice deposits 50,000 USDC",
-            Deposit(principal="alice", account="alice", asset="USDC", amount_minor=50_000 * USDC),
+        *(
+            DemoStep(f"{name} opens an account", OpenAccount(principal=name, account=name))
+            for name in ("alice", "bob", "carol", "mm")
         ),
-        DemoStep(
-            "bob deposits 20,000 USDC",
-            Deposit(principal="bob", account="bob", asset="USDC", amount_minor=20_000 * USDC),
-        ),
-        DemoStep(
-            "mm deposits 500,000 USDC",
-            Deposit(principal="mm", account="mm", asset="USDC", amount_minor=500_000 * USDC),
-        ),
+        DemoStep("alice deposits 50,000 USDC", _deposit("alice", 50_000 * USDC)),
+        DemoStep("bob deposits 20,000 USDC", _deposit("bob", 20_000 * USDC)),
+        DemoStep("carol posts 1 BTC as collateral (10 % haircut)", _deposit("carol", BTC, "BTC")),
+        DemoStep("carol deposits 2,000 USDC for fees", _deposit("carol", 2_000 * USDC)),
+        DemoStep("mm deposits 500,000 USDC", _deposit("mm", 500_000 * USDC)),
         DemoStep(
             "list BTC-PERP: lot 0.001 BTC, tick $0.01",
-            _listing("BTC-PERP", InstrumentKind.PERPETUAL, "BTC", 10),
+            _listing("BTC-PERP", InstrumentKind.PERPETUAL, 10),
         ),
         DemoStep(
             "list ETH-PERP: lot 0.01 ETH, tick $0.01",
-            _listing("ETH-PERP", InstrumentKind.PERPETUAL, "ETH", 100),
+            _listing("ETH-PERP", InstrumentKind.PERPETUAL, 100, underlying="ETH"),
         ),
         DemoStep(
             "list the December BTC future",
-            _listing("BTC-26DEC26", InstrumentKind.FUTURE, "BTC", 10, DEC_EXPIRY_MS),
+            _listing("BTC-25DEC26", InstrumentKind.FUTURE, 10, expiry_ms=DEC_EXPIRY_MS),
         ),
         DemoStep(
-            "BTC index 96,000.00",
-            OraclePrice(
-                principal="oracle", underlying="BTC", price_ticks=9_600_000, timestamp_ms=START_MS
+            "list the December BTC 110,000 call",
+            _listing(
+                "BTC-25DEC26-110000-C",
+                InstrumentKind.OPTION,
+                10,
+                expiry_ms=DEC_EXPIRY_MS,
+                strike_ticks=11_000_000,
+                option_type=OptionType.CALL,
             ),
         ),
         DemoStep(
-            "ETH index 3,500.00",
-            OraclePrice(
-                principal="oracle", underlying="ETH", price_ticks=350_000, timestamp_ms=START_MS
+            "list the December BTC 85,000 put",
+            _listing(
+                "BTC-25DEC26-85000-P",
+                InstrumentKind.OPTION,
+                10,
+                expiry_ms=DEC_EXPIRY_MS,
+                strike_ticks=8_500_000,
+                option_type=OptionType.PUT,
             ),
         ),
+        DemoStep("BTC index 96,000.00", btc_index[0]),
+        DemoStep("BTC implied volatility 55 %", btc_index[1]),
+        DemoStep("ETH index 3,500.00", eth_index[0]),
+        DemoStep("ETH implied volatility 70 %", eth_index[1]),
     ]
 
 
@@ -140,36 +178,37 @@ def _trading() -> list[DemoStep]:
         ),
         DemoStep(
             "alice sells 1 BTC of the December future to mm",
-            _trade("T-0004", "mm", "alice", "BTC-26DEC26", 1_000, 9_750_000),
+            _trade("T-0004", "mm", "alice", "BTC-25DEC26", 1_000, 9_750_000),
+        ),
+        DemoStep(
+            "carol sells mm 1 BTC of the 110,000 call at 2,050.00",
+            _trade("T-0005", "mm", "carol", "BTC-25DEC26-110000-C", 1_000, 205_000),
+        ),
+        DemoStep(
+            "carol sells mm 1 BTC of the 85,000 put at 2,090.00: a short strangle",
+            _trade("T-0006", "mm", "carol", "BTC-25DEC26-85000-P", 1_000, 209_000),
         ),
         DemoStep(
             "the venue retries T-0002: refused as a duplicate",
             _trade("T-0002", "mm", "bob", "BTC-PERP", 500, 9_601_000),
+        ),
+        DemoStep(
+            "carol tries to withdraw 0.95 BTC: refused, the strangle needs it",
+            Withdraw(principal="carol", account="carol", asset="BTC", amount_minor=95 * BTC // 100),
         ),
     ]
 
 
 def _rally() -> list[DemoStep]:
     """BTC rallies, ETH slips, margin flows, withdrawals are tested against margin."""
+    later = START_MS + HOUR_MS
+    btc_rally = _oracle("BTC", 9_950_000, 600_000, later)
+    eth_slip = _oracle("ETH", 342_000, 720_000, later)
     return [
-        DemoStep(
-            "BTC rallies to 99,500.00",
-            OraclePrice(
-                principal="oracle",
-                underlying="BTC",
-                price_ticks=9_950_000,
-                timestamp_ms=START_MS + HOUR_MS,
-            ),
-        ),
-        DemoStep(
-            "ETH slips to 3,420.00",
-            OraclePrice(
-                principal="oracle",
-                underlying="ETH",
-                price_ticks=342_000,
-                timestamp_ms=START_MS + HOUR_MS,
-            ),
-        ),
+        DemoStep("BTC rallies to 99,500.00", btc_rally[0]),
+        DemoStep("BTC implied volatility rises to 60 %", btc_rally[1]),
+        DemoStep("ETH slips to 3,420.00", eth_slip[0]),
+        DemoStep("ETH implied volatility 72 %", eth_slip[1]),
         DemoStep(
             "mark BTC-PERP: shorts pay longs",
             VariationMargin(principal="operator", instrument="BTC-PERP"),
@@ -180,7 +219,11 @@ def _rally() -> list[DemoStep]:
         ),
         DemoStep(
             "mark the December future",
-            VariationMargin(principal="operator", instrument="BTC-26DEC26"),
+            VariationMargin(principal="operator", instrument="BTC-25DEC26"),
+        ),
+        DemoStep(
+            "carol buys 0.15 BTC of the future to hedge her strangle's delta",
+            _trade("T-0007", "carol", "mm", "BTC-25DEC26", 150, 9_951_000),
         ),
         DemoStep(
             "bob tries to withdraw 12,000 USDC: refused, below initial margin",
@@ -196,10 +239,10 @@ def _rally() -> list[DemoStep]:
         ),
         DemoStep(
             "a self-trade of alice against alice: refused",
-            _trade("T-0005", "alice", "alice", "BTC-PERP", 1_000, 9_950_000),
+            _trade("T-0008", "alice", "alice", "BTC-PERP", 1_000, 9_950_000),
         ),
         DemoStep(
             "bob buys back 0.5 BTC from alice, closing his short",
-            _trade("T-0006", "bob", "alice", "BTC-PERP", 500, 9_949_000),
+            _trade("T-0009", "bob", "alice", "BTC-PERP", 500, 9_949_000),
         ),
     ]

@@ -6,7 +6,10 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from settlekernel.account_margin import account_margin
+
 if TYPE_CHECKING:
+    from settlekernel.margin.portfolio import MarginReport, UnderlyingRisk
     from settlekernel.model import State
 
 
@@ -54,3 +57,135 @@ def accounts_table(state: State, *, title: str = "Accounts") -> Table:
         )
         table.add_row(account_id, account.owner, balances, positions)
     return table
+
+
+def margin_table(state: State, *, title: str = "Margin (USDC)") -> Table:
+    """Return each trading account's equity, requirements and worst scenario."""
+    table = Table(title=title, title_justify="left")
+    for name in ("account", "collateral", "equity", "maintenance", "initial", "worst scenario"):
+        table.add_column(name, justify="left" if name in ("account", "worst scenario") else "right")
+    decimals = state.rules.asset_by_symbol[state.rules.valuation_asset].decimals
+    for account_id in sorted(state.accounts):
+        account = state.accounts[account_id]
+        if account.owner.startswith("@"):
+            continue
+        report = account_margin(state, account)
+        worst = max(report.underlyings, key=lambda r: r.maintenance_minor, default=None)
+        scenario = (
+            "-"
+            if worst is None or worst.scan_loss_minor == 0
+            else (f"{worst.underlying} {worst.scenarios[worst.worst_scenario].label}")
+        )
+        status = " [red]LIQUIDATABLE[/red]" if report.is_liquidatable else ""
+        table.add_row(
+            account_id + status,
+            *(
+                format_minor(value, decimals, places=2)
+                for value in (
+                    report.collateral_minor,
+                    report.equity_minor,
+                    report.maintenance_minor,
+                    report.initial_minor,
+                )
+            ),
+            scenario,
+        )
+    return table
+
+
+def margin_report_tables(report: MarginReport, decimals: int, asset: str) -> list[Table]:
+    """Return the summary, per-underlying, scenario and Greeks tables of a margin report."""
+    money = {"places": 2}
+    summary = Table(title=f"Margin ({asset})", title_justify="left")
+    summary.add_column("item")
+    summary.add_column("value", justify="right")
+    for name, value in (
+        ("collateral after haircuts", report.collateral_minor),
+        ("unrealised P&L (linear)", report.unrealized_minor),
+        ("option value", report.option_value_minor),
+        ("equity", report.equity_minor),
+        ("maintenance requirement", report.maintenance_minor),
+        ("initial requirement", report.initial_minor),
+    ):
+        summary.add_row(name, format_minor(value, decimals, **money))
+    summary.add_row("meets initial", "yes" if report.meets_initial else "[red]no[/red]")
+    summary.add_row("liquidatable", "[red]yes[/red]" if report.is_liquidatable else "no")
+    tables = [summary]
+    for risk in report.underlyings:
+        tables += [_scenario_table(risk, decimals, asset), _greeks_table(risk, decimals, asset)]
+    return tables
+
+
+def _scenario_table(risk: UnderlyingRisk, decimals: int, asset: str) -> Table:
+    scan, extra, maintenance, initial = (
+        format_minor(value, decimals, places=2)
+        for value in (
+            risk.scan_loss_minor,
+            risk.contingency_minor,
+            risk.maintenance_minor,
+            risk.initial_minor,
+        )
+    )
+    table = Table(
+        title=f"{risk.underlying}: scan loss {scan} + contingency {extra} = maintenance "
+        f"{maintenance}; initial {initial} {asset}",
+        title_justify="left",
+    )
+    for name in ("#", "scenario", f"P&L ({asset})", "counted loss"):
+        table.add_column(name, justify="left" if name in ("#", "scenario") else "right")
+    for number, scenario in enumerate(risk.scenarios):
+        worst = " <- worst" if number == risk.worst_scenario and risk.scan_loss_minor else ""
+        table.add_row(
+            str(number + 1),
+            scenario.label,
+            format_minor(risk.pnl_minor[number], decimals, places=2),
+            format_minor(risk.weighted_loss_minor[number], decimals, places=2) + worst,
+        )
+    return table
+
+
+def _greeks_table(risk: UnderlyingRisk, decimals: int, asset: str) -> Table:
+    unit = 10**decimals
+    table = Table(title=f"{risk.underlying}: net Greeks ({asset})", title_justify="left")
+    table.add_column("Greek")
+    table.add_column("value", justify="right")
+    table.add_column("per")
+    table.add_row("delta", f"{risk.delta_minor / unit:,.6f}", "tick of the index")
+    table.add_row("gamma", f"{risk.gamma_minor / unit:.4e}", "tick, squared")
+    table.add_row("vega", f"{risk.vega_minor / unit / 100:,.2f}", "volatility point")
+    table.add_row("theta", f"{risk.theta_minor / unit / 365:,.2f}", "day")
+    return table
+
+
+def margin_report_json(report: MarginReport) -> dict[str, object]:
+    """Return a margin report as plain JSON values (integers in minor units)."""
+    return {
+        "collateral_minor": report.collateral_minor,
+        "unrealized_minor": report.unrealized_minor,
+        "option_value_minor": report.option_value_minor,
+        "equity_minor": report.equity_minor,
+        "maintenance_minor": report.maintenance_minor,
+        "initial_minor": report.initial_minor,
+        "meets_initial": report.meets_initial,
+        "liquidatable": report.is_liquidatable,
+        "underlyings": [
+            {
+                "underlying": risk.underlying,
+                "scenarios": [s.label for s in risk.scenarios],
+                "pnl_minor": list(risk.pnl_minor),
+                "weighted_loss_minor": list(risk.weighted_loss_minor),
+                "worst_scenario": risk.worst_scenario,
+                "scan_loss_minor": risk.scan_loss_minor,
+                "contingency_minor": risk.contingency_minor,
+                "maintenance_minor": risk.maintenance_minor,
+                "initial_minor": risk.initial_minor,
+                "greeks_minor": {
+                    "delta": risk.delta_minor,
+                    "gamma": risk.gamma_minor,
+                    "vega": risk.vega_minor,
+                    "theta": risk.theta_minor,
+                },
+            }
+            for risk in report.underlyings
+        ],
+    }

@@ -26,6 +26,7 @@ class FieldKind(enum.Enum):
     QUANTITY = "quantity"
     PRICE = "price"
     FEE_RATE = "fee_rate"
+    VOLATILITY = "volatility"
     TIMESTAMP = "timestamp"
     MULTIPLIER = "multiplier"
     INSTRUMENT_KIND = "instrument_kind"
@@ -44,6 +45,7 @@ _QUANTITY = _meta(FieldKind.QUANTITY)
 _PRICE = _meta(FieldKind.PRICE)
 _FEE_RATE = _meta(FieldKind.FEE_RATE)
 _TIMESTAMP = _meta(FieldKind.TIMESTAMP)
+_VOLATILITY = _meta(FieldKind.VOLATILITY)
 _MULTIPLIER = _meta(FieldKind.MULTIPLIER)
 _INSTRUMENT_KIND = _meta(FieldKind.INSTRUMENT_KIND)
 _OPTION_TYPE = _meta(FieldKind.OPTION_TYPE)
@@ -116,6 +118,16 @@ class OraclePrice:
 
 
 @attrs.frozen(kw_only=True)
+class OracleVolatility:
+    """Report the implied volatility of an underlying, in ppm, at a time (SK-VOL)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    underlying: str = attrs.field(metadata=_ID)
+    volatility_ppm: int = attrs.field(metadata=_VOLATILITY)
+    timestamp_ms: int = attrs.field(metadata=_TIMESTAMP)
+
+
+@attrs.frozen(kw_only=True)
 class Trade:
     """Novate an executed trade between a buyer and a seller, atomically (SK-TRADE)."""
 
@@ -145,6 +157,7 @@ Event: TypeAlias = (
     | Transfer
     | ListInstrument
     | OraclePrice
+    | OracleVolatility
     | Trade
     | VariationMargin
 )
@@ -157,6 +170,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "transfer": Transfer,
     "list_instrument": ListInstrument,
     "oracle_price": OraclePrice,
+    "oracle_volatility": OracleVolatility,
     "trade": Trade,
     "variation_margin": VariationMargin,
 }

@@ -1,4 +1,4 @@
-"""Checks shared by the transitions: shape, ranges and the margin guard (spec/30-transitions.md).
+"""Checks shared by the transitions: shape and ranges (spec/30-transitions.md).
 
 Each function returns a ``Rejected`` for the first rule the event breaks, in precedence
 order, or ``None`` when the event passes. None of them raises on any field value.
@@ -9,16 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from settlekernel.events import EVENT_NAMES, FIELD_KINDS, Event, FieldKind
-from settlekernel.margin_linear import compute_margin_pool
 from settlekernel.model import InstrumentKind, OptionType
 from settlekernel.outcomes import Rejected
 from settlekernel.reasons import Reason
-from settlekernel.units import TIMESTAMP_LIMIT_MS, VALUE_LIMIT, is_identifier
+from settlekernel.units import TIMESTAMP_LIMIT_MS, VALUE_LIMIT, VOLATILITY_MAX_PPM, is_identifier
 
 if TYPE_CHECKING:
-    from immutables import Map
-
-    from settlekernel.model import Account, IndexPrice, Instrument, RuleSet
+    from settlekernel.model import RuleSet
 
 # [SK-SHAPE-1] The exact types each field kind admits: int excludes bool (a subclass), and
 # None only where the field is optional.
@@ -29,6 +26,7 @@ _ADMITTED_TYPES: Final[dict[FieldKind, tuple[type, ...]]] = {
     FieldKind.PRICE: (int,),
     FieldKind.FEE_RATE: (int,),
     FieldKind.TIMESTAMP: (int,),
+    FieldKind.VOLATILITY: (int,),
     FieldKind.MULTIPLIER: (int,),
     FieldKind.OPTIONAL_TIMESTAMP: (int, type(None)),
     FieldKind.OPTIONAL_PRICE: (int, type(None)),
@@ -97,6 +95,12 @@ _RANGES: Final[dict[FieldKind, tuple[Reason, Reason, int, int | str]]] = {
         0,
         "fee_rate_max_ppm",
     ),
+    FieldKind.VOLATILITY: (
+        Reason.VOLATILITY_OUT_OF_RANGE,
+        Reason.VOLATILITY_OUT_OF_RANGE,
+        0,
+        VOLATILITY_MAX_PPM,
+    ),
     FieldKind.TIMESTAMP: (
         Reason.TIMESTAMP_OUT_OF_RANGE,
         Reason.TIMESTAMP_OUT_OF_RANGE,
@@ -139,24 +143,3 @@ def check_ranges(event: Event, rules: RuleSet) -> Rejected | None:
                 high_reason, f"{EVENT_NAMES[type(event)]}.{field}: {value} is above {limit}"
             )
     return None
-
-
-def check_margin(
-    account: Account,
-    asset: str,
-    *,
-    instruments: Map[str, Instrument],
-    prices: Map[str, IndexPrice],
-    rules: RuleSet,
-) -> Rejected | None:
-    """Reject a would-be account that is below initial margin in ``asset`` (SK-MARGIN-2)."""
-    if not account.positions:
-        return None
-    pool = compute_margin_pool(account, asset, instruments=instruments, prices=prices, rules=rules)
-    if pool.is_sufficient:
-        return None
-    return Rejected(
-        Reason.MARGIN_INSUFFICIENT,
-        f"account {account.id}: equity {pool.equity_minor} {asset} below initial margin "
-        f"{pool.requirement_minor} {asset}",
-    )

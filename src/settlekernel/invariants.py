@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from settlekernel.account_margin import market_key, market_of, portfolio_of
 from settlekernel.commitment import recompute_root, state_root
 from settlekernel.events import Trade, Transfer, Withdraw
-from settlekernel.margin_linear import compute_margin_pool
+from settlekernel.margin.portfolio import MarginReport, compute_margin
 from settlekernel.outcomes import Accepted, Outcome, PostingCode, Rejected
 from settlekernel.units import (
     CLEARING_ACCOUNT,
@@ -45,6 +46,7 @@ class InvariantId(enum.Enum):
     NO_DOUBLE_SETTLEMENT = "INV-NO-DOUBLE-SETTLEMENT"
     ROUNDING_RESIDUE = "INV-ROUNDING-RESIDUE"
     ROOT_CONSISTENT = "INV-ROOT-CONSISTENT"
+    MARGIN_CACHE_CONSISTENT = "INV-MARGIN-CACHE-CONSISTENT"
     ATOMIC_REJECT = "INV-ATOMIC-REJECT"
     POSTINGS_BALANCED = "INV-POSTINGS-BALANCED"
     MARGIN_AFTER_ACCEPT = "INV-MARGIN-AFTER-ACCEPT"
@@ -272,6 +274,30 @@ def check_root(state: State) -> list[Violation]:
     ]
 
 
+def check_margin_cache(state: State) -> list[Violation]:
+    """INV-MARGIN-CACHE-CONSISTENT: a cached margin still valid equals a fresh computation."""
+    found: list[Violation] = []
+    for account_id, entry in state.margins.items():
+        account = state.accounts.get(account_id)
+        if account is not entry.account:
+            continue  # Stale: the account changed, so the entry will not be used.
+        if entry.market_key != market_key(state, account, state.instruments):
+            continue  # Stale: a market input changed.
+        fresh, cached = _fresh_margin(state, account_id), entry.report
+        if (fresh.equity_minor, fresh.maintenance_minor, fresh.initial_minor) != (
+            cached.equity_minor,
+            cached.maintenance_minor,
+            cached.initial_minor,
+        ):
+            found.append(
+                Violation(
+                    InvariantId.MARGIN_CACHE_CONSISTENT,
+                    f"{account_id}: cached {cached.initial_minor}, fresh {fresh.initial_minor}",
+                )
+            )
+    return found
+
+
 STATE_CHECKS: Final[tuple[Callable[[State], list[Violation]], ...]] = (
     check_conservation,
     check_nonnegative_balances,
@@ -281,6 +307,7 @@ STATE_CHECKS: Final[tuple[Callable[[State], list[Violation]], ...]] = (
     check_trade_registry,
     check_system_accounts,
     check_root,
+    check_margin_cache,
 )
 
 
@@ -344,38 +371,51 @@ def check_postings(before: State, outcome: Accepted) -> list[Violation]:
     return found
 
 
+def _fresh_margin(state: State, account_id: str) -> MarginReport:
+    """Compute an account's margin from scratch, bypassing the cache (an independent check)."""
+    return compute_margin(
+        portfolio_of(state.accounts[account_id], state.instruments), market_of(state), state.rules
+    )
+
+
 def _check_margin_after(before: State, event: object, outcome: Accepted) -> list[Violation]:
     """INV-MARGIN-AFTER-ACCEPT: a trade, withdraw or transfer leaves its payers at margin.
 
-    Every account the accepted event debits is at or above initial margin in that asset.
+    A withdraw or transfer leaves the account it debits at or above initial margin. A trade
+    leaves each side at or above initial margin, or reduces that side's risk: maintenance not
+    higher than before and the equity-to-maintenance ratio not worse (SK-MARGIN-3).
     """
     after = outcome.state
-    debited: list[tuple[str, str]] = []
-    if isinstance(event, Withdraw):
-        debited = [(event.account, event.asset)]
-    elif isinstance(event, Transfer):
-        debited = [(event.source_account, event.asset)]
-    elif isinstance(event, Trade):
-        asset = after.instruments[event.instrument].settlement_asset
-        debited = [(event.buyer, asset), (event.seller, asset)]
+    if isinstance(event, Withdraw | Transfer):
+        account_id = event.account if isinstance(event, Withdraw) else event.source_account
+        report = _fresh_margin(after, account_id)
+        if report.meets_initial:
+            return []
+        return [
+            Violation(
+                InvariantId.MARGIN_AFTER_ACCEPT,
+                f"{account_id} equity {report.equity_minor} < initial {report.initial_minor}",
+            )
+        ]
+    if not isinstance(event, Trade):
+        return []
     found: list[Violation] = []
-    for account_id, asset in debited:
-        pool = compute_margin_pool(
-            after.accounts[account_id],
-            asset,
-            instruments=after.instruments,
-            prices=after.prices,
-            rules=after.rules,
+    for account_id in (event.buyer, event.seller):
+        now, prior = _fresh_margin(after, account_id), _fresh_margin(before, account_id)
+        reduces_risk = (
+            prior.maintenance_minor > 0
+            and now.maintenance_minor <= prior.maintenance_minor
+            and now.equity_minor * prior.maintenance_minor
+            >= prior.equity_minor * now.maintenance_minor
         )
-        if not pool.is_sufficient:
+        if not now.meets_initial and not reduces_risk:
             found.append(
                 Violation(
                     InvariantId.MARGIN_AFTER_ACCEPT,
-                    f"{account_id} equity {pool.equity_minor} < requirement "
-                    f"{pool.requirement_minor} {asset}",
+                    f"{account_id} equity {now.equity_minor} < initial "
+                    f"{now.initial_minor} and its risk grew",
                 )
             )
-    del before
     return found
 
 

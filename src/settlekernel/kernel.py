@@ -24,13 +24,18 @@ from settlekernel.events import (
     ListInstrument,
     OpenAccount,
     OraclePrice,
+    OracleVolatility,
     Trade,
     Transfer,
     VariationMargin,
     Withdraw,
 )
 from settlekernel.guards import check_shape
-from settlekernel.market import process_list_instrument, process_oracle_price
+from settlekernel.market import (
+    process_list_instrument,
+    process_oracle_price,
+    process_oracle_volatility,
+)
 from settlekernel.model import (
     EMPTY_BALANCES,
     EMPTY_POSITIONS,
@@ -52,6 +57,7 @@ _PROCESSORS: Final[dict[type, Callable[[State, Any], Outcome]]] = {
     Transfer: process_transfer,
     ListInstrument: process_list_instrument,
     OraclePrice: process_oracle_price,
+    OracleVolatility: process_oracle_volatility,
     Trade: process_trade,
     VariationMargin: process_variation_margin,
 }
@@ -78,6 +84,7 @@ def genesis(rules: RuleSet) -> State:
         accounts=accounts,
         instruments=Map(),
         prices=Map(),
+        volatilities=Map(),
         trades=Map(),
         custody=Map(),
         clock_ms=0,
@@ -86,6 +93,7 @@ def genesis(rules: RuleSet) -> State:
         commitment=Commitment(
             ZERO_LATTICE, Map(), Map({account_key(a): None for a in SYSTEM_ACCOUNTS})
         ),
+        margins=Map(),
     )
     return fold(state)
 

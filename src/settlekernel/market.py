@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import attrs
 from immutables import Map
 
-from settlekernel.commitment import instrument_key, price_key, touch
-from settlekernel.events import ListInstrument, OraclePrice
+from settlekernel.commitment import instrument_key, price_key, touch, volatility_key
+from settlekernel.events import ListInstrument, OraclePrice, OracleVolatility
 from settlekernel.guards import check_ranges
-from settlekernel.model import IndexPrice, Instrument, InstrumentKind, State
+from settlekernel.model import (
+    IndexPrice,
+    IndexVolatility,
+    Instrument,
+    InstrumentKind,
+    State,
+    replace_state,
+)
 from settlekernel.outcomes import Accepted, Outcome, Rejected
 from settlekernel.reasons import Reason
 
@@ -65,7 +71,7 @@ def process_list_instrument(state: State, event: ListInstrument) -> Outcome:
         reference_ticks=0,
     )
     return Accepted(
-        attrs.evolve(
+        replace_state(
             state,
             instruments=state.instruments.set(instrument.id, instrument),
             open_interest=state.open_interest.set(instrument.id, 0),
@@ -102,7 +108,53 @@ def _instrument_spec_problem(state: State, event: ListInstrument) -> str | None:
             return f"a {event.kind.value} takes no {name}"
     if event.expiry_ms is not None and event.expiry_ms <= state.clock_ms:
         return f"expiry_ms {event.expiry_ms} is not after the kernel clock {state.clock_ms}"
+    # [Modified in v2] Every instrument settles in the valuation asset, so an account's
+    # positions and collateral net in one margin pool (SK-PM).
+    if event.settlement_asset != state.rules.valuation_asset:
+        return (
+            f"settlement_asset {event.settlement_asset} is not the valuation asset "
+            f"{state.rules.valuation_asset}"
+        )
     return None
+
+
+def process_oracle_volatility(state: State, event: OracleVolatility) -> Outcome:
+    """Accept an implied volatility for an underlying (SK-VOL)."""
+    rules = state.rules
+    # Verify the principal is an oracle.
+    if event.principal not in rules.roles.oracles:
+        return Rejected(
+            Reason.PRINCIPAL_NOT_ORACLE, f"principal {event.principal} is not an oracle"
+        )
+    # Verify the volatility and the timestamp are within bounds.
+    rejection = check_ranges(event, rules)
+    if rejection is not None:
+        return rejection
+    # Verify the underlying is in the rule set.
+    if event.underlying not in rules.underlying_by_symbol:
+        return Rejected(
+            Reason.UNDERLYING_UNKNOWN, f"underlying {event.underlying} is not in the rule set"
+        )
+    # Verify the report is newer than the accepted one.
+    current = state.volatilities.get(event.underlying)
+    if current is not None and event.timestamp_ms <= current.timestamp_ms:
+        return Rejected(
+            Reason.ORACLE_TIMESTAMP_NOT_NEWER,
+            f"{event.underlying} volatility timestamp {event.timestamp_ms} is not after the "
+            f"accepted {current.timestamp_ms}",
+        )
+    # From here the event must succeed.
+    return Accepted(
+        replace_state(
+            state,
+            volatilities=state.volatilities.set(
+                event.underlying, IndexVolatility(event.volatility_ppm, event.timestamp_ms)
+            ),
+            clock_ms=max(state.clock_ms, event.timestamp_ms),
+            commitment=touch(state.commitment, volatility_key(event.underlying)),
+        ),
+        (),
+    )
 
 
 def process_oracle_price(state: State, event: OraclePrice) -> Outcome:
@@ -132,7 +184,7 @@ def process_oracle_price(state: State, event: OraclePrice) -> Outcome:
         )
     # From here the event must succeed.
     return Accepted(
-        attrs.evolve(
+        replace_state(
             state,
             prices=state.prices.set(
                 event.underlying, IndexPrice(event.price_ticks, event.timestamp_ms)

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from settlekernel.events import Trade
+    from settlekernel.margin.portfolio import MarginReport
+    from settlekernel.margin.scenarios import Scenario
 
 
 class InstrumentKind(enum.Enum):
@@ -52,32 +54,40 @@ class AssetRules:
 
 @attrs.frozen
 class UnderlyingRules:
-    """Risk parameters of one underlying, shared by every instrument written on it."""
+    """Risk parameters of one underlying, shared by every instrument written on it (SK-PM)."""
 
     symbol: str
-    # Initial margin on linear notional, in ppm of |quantity| * index * multiplier.
-    im_rate_ppm: int
-    # Maintenance margin, same base; the rule set requires im_rate_ppm >= mm_rate_ppm.
-    mm_rate_ppm: int
-    # Placeholder requirement for a short option until the margin engine replaces it.
-    option_short_im_rate_ppm: int
-    # Valuation-asset minor units per tick for one whole unit of the underlying (collateral).
-    tick_value_minor: int = 10_000
-    # Scenario margin (SK-PM): the price scan range, as a share of the index.
-    scan_range_ppm: int = 80_000
+    # Valuation-asset minor units per tick for one whole unit of the underlying: prices an
+    # asset whose price_underlying this is, as collateral (SK-COLLATERAL-1).
+    tick_value_minor: int
+    # The price scan range, a share of the index: for a linear book it is the maintenance
+    # rate, since its worst scenario is a full scan-range move.
+    scan_range_ppm: int
     # Volatility shocks, relative: up multiplies by 1 + up, down by 1 - down.
-    vol_up_ppm: int = 300_000
-    vol_down_ppm: int = 300_000
+    vol_up_ppm: int
+    vol_down_ppm: int
     # The two extreme moves, a multiple of the scan range, and the share of their loss that
     # counts (SPAN: 2x at 35 %).
-    extreme_multiple_ppm: int = 2_000_000
-    extreme_weight_ppm: int = 350_000
+    extreme_multiple_ppm: int
+    extreme_weight_ppm: int
     # Short-option contingency per net short contract, a share of its underlying notional.
-    short_option_minimum_ppm: int = 10_000
-    # Initial margin is maintenance times this.
-    im_multiplier_ppm: int = 1_250_000
+    short_option_minimum_ppm: int
+    # Initial margin is maintenance times this (>= 1,000,000: initial >= maintenance).
+    im_multiplier_ppm: int
     # The scenarios look this far ahead: options are revalued this much closer to expiry.
-    lookahead_ms: int = 86_400_000
+    lookahead_ms: int
+
+    @property
+    def maintenance_rate_ppm(self) -> int:
+        """Return the maintenance rate of a linear position: the scan range."""
+        return self.scan_range_ppm
+
+    @cached_property
+    def scenarios(self) -> tuple[Scenario, ...]:
+        """Return the 23 scenarios of this underlying's grid (SK-PM-1), built once."""
+        from settlekernel.margin.scenarios import scenarios  # noqa: PLC0415 (import cycle)
+
+        return scenarios(self)
 
 
 @attrs.frozen
@@ -103,8 +113,8 @@ class RuleSet:
     position_lots_max: int
     price_ticks_max: int
     multiplier_minor_max: int
-    # The asset margin is measured in; instruments settle in it (SK-PM-5).
-    valuation_asset: str = "USDC"
+    # The asset margin is measured in; every instrument settles in it (SK-LIST-3).
+    valuation_asset: str
 
     @cached_property
     def asset_by_symbol(self) -> dict[str, AssetRules]:
@@ -137,22 +147,35 @@ class RuleSet:
 
 DEFAULT_RULES: Final = RuleSet(
     assets=(
-        AssetRules(symbol="BTC", decimals=8),
-        AssetRules(symbol="ETH", decimals=18),
-        AssetRules(symbol="USDC", decimals=6),
+        AssetRules(symbol="BTC", decimals=8, haircut_ppm=100_000, price_underlying="BTC"),
+        AssetRules(symbol="ETH", decimals=18, haircut_ppm=150_000, price_underlying="ETH"),
+        AssetRules(symbol="USDC", decimals=6, haircut_ppm=0, price_underlying=None),
     ),
     underlyings=(
+        # BTC and ETH are quoted in cents: one tick of one whole coin is 0.01 USDC.
         UnderlyingRules(
             symbol="BTC",
-            im_rate_ppm=100_000,
-            mm_rate_ppm=50_000,
-            option_short_im_rate_ppm=150_000,
+            tick_value_minor=10_000,
+            scan_range_ppm=80_000,
+            vol_up_ppm=300_000,
+            vol_down_ppm=300_000,
+            extreme_multiple_ppm=2_000_000,
+            extreme_weight_ppm=350_000,
+            short_option_minimum_ppm=10_000,
+            im_multiplier_ppm=1_250_000,
+            lookahead_ms=86_400_000,
         ),
         UnderlyingRules(
             symbol="ETH",
-            im_rate_ppm=120_000,
-            mm_rate_ppm=60_000,
-            option_short_im_rate_ppm=180_000,
+            tick_value_minor=10_000,
+            scan_range_ppm=96_000,
+            vol_up_ppm=300_000,
+            vol_down_ppm=300_000,
+            extreme_multiple_ppm=2_000_000,
+            extreme_weight_ppm=350_000,
+            short_option_minimum_ppm=12_000,
+            im_multiplier_ppm=1_250_000,
+            lookahead_ms=86_400_000,
         ),
     ),
     roles=Roles(operator="operator", oracles=("oracle",), matchers=("venue",)),
@@ -163,6 +186,7 @@ DEFAULT_RULES: Final = RuleSet(
     position_lots_max=10**12,
     price_ticks_max=10**15,
     multiplier_minor_max=10**12,
+    valuation_asset="USDC",
 )
 
 
@@ -225,6 +249,27 @@ class IndexPrice:
     timestamp_ms: int
 
 
+@attrs.frozen
+class IndexVolatility:
+    """The accepted implied volatility of an underlying, in ppm, and its report time."""
+
+    volatility_ppm: int
+    timestamp_ms: int
+
+
+@attrs.frozen(eq=False)
+class MarginEntry:
+    """A cached margin report and the inputs it was computed from (SK-MARGIN-CACHE-1).
+
+    It is valid while the account is the very same object and the market inputs it read
+    are unchanged; derived, never compared, never committed by the root.
+    """
+
+    account: Account
+    market_key: tuple[object, ...]
+    report: MarginReport
+
+
 @attrs.frozen(eq=False)
 class Commitment:
     """Incremental state-root bookkeeping (spec/40-roots.md); derived, never compared.
@@ -246,18 +291,22 @@ class State:
 
     ``open_interest`` and ``holders`` are derived indexes kept for O(1) reads; they are not
     committed by the root and INV-OPEN-INTEREST-ZERO-SUM checks them against the positions.
+    ``commitment`` (the root's lattice) and ``margins`` (cached margin reports) are derived
+    too, and excluded from equality.
     """
 
     rules: RuleSet
     accounts: Map[str, Account]
     instruments: Map[str, Instrument]
     prices: Map[str, IndexPrice]
+    volatilities: Map[str, IndexVolatility]
     trades: Map[str, Trade]
     custody: Map[str, int]
     clock_ms: int
     open_interest: Map[str, int]
     holders: Map[str, Map[str, None]]
     commitment: Commitment = attrs.field(eq=False, repr=False)
+    margins: Map[str, MarginEntry] = attrs.field(eq=False, repr=False)
 
 
 def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
@@ -266,12 +315,14 @@ def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
     accounts: Map[str, Account] | None = None,
     instruments: Map[str, Instrument] | None = None,
     prices: Map[str, IndexPrice] | None = None,
+    volatilities: Map[str, IndexVolatility] | None = None,
     trades: Map[str, Trade] | None = None,
     custody: Map[str, int] | None = None,
     clock_ms: int | None = None,
     open_interest: Map[str, int] | None = None,
     holders: Map[str, Map[str, None]] | None = None,
     commitment: Commitment | None = None,
+    margins: Map[str, MarginEntry] | None = None,
 ) -> State:
     """Return ``state`` with the given fields replaced: ``attrs.evolve`` without its cost."""
     return State(
@@ -279,10 +330,12 @@ def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
         state.accounts if accounts is None else accounts,
         state.instruments if instruments is None else instruments,
         state.prices if prices is None else prices,
+        state.volatilities if volatilities is None else volatilities,
         state.trades if trades is None else trades,
         state.custody if custody is None else custody,
         state.clock_ms if clock_ms is None else clock_ms,
         state.open_interest if open_interest is None else open_interest,
         state.holders if holders is None else holders,
         state.commitment if commitment is None else commitment,
+        state.margins if margins is None else margins,
     )

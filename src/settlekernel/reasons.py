@@ -47,6 +47,7 @@ class Reason(enum.Enum):
     PRICE_NOT_POSITIVE = "price_not_positive"
     PRICE_TOO_LARGE = "price_too_large"
     FEE_RATE_OUT_OF_RANGE = "fee_rate_out_of_range"
+    VOLATILITY_OUT_OF_RANGE = "volatility_out_of_range"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     INSTRUMENT_SPEC_INVALID = "instrument_spec_invalid"
     # Relations between the fields of one event.

@@ -1,9 +1,9 @@
 """Rule-set checks, canonical encoding and the TOML form (spec/10-containers.md#ruleset).
 
-A rules file overrides the defaults: top-level numbers replace theirs, ``[roles]`` replaces
+A rules file overrides the defaults: top-level values replace theirs, ``[roles]`` replaces
 the roles it names, and ``[assets.SYMBOL]`` / ``[underlyings.SYMBOL]`` tables add or amend
-one entry each. Unknown keys, floats, booleans and strings where a number belongs are
-errors, never silently ignored.
+one entry each (a new entry must give every key). Unknown keys, floats, booleans and
+strings where a number belongs are errors, never silently ignored.
 """
 
 from __future__ import annotations
@@ -18,6 +18,30 @@ from settlekernel.model import DEFAULT_RULES, AssetRules, Roles, RuleSet, Underl
 from settlekernel.units import PPM, VALUE_LIMIT, is_identifier
 
 DECIMALS_MAX: Final = 30
+# Ten times the scan range at most: no scenario may reach a price of zero or below.
+_SCENARIO_SHARE_MAX: Final = PPM - 1
+_LIMITS: Final = (
+    "accounts_max",
+    "instruments_max",
+    "positions_per_account_max",
+    "position_lots_max",
+    "price_ticks_max",
+    "multiplier_minor_max",
+)
+_INT_SCALARS: Final = ("fee_rate_max_ppm", *_LIMITS)
+_ASSET_INTS: Final = ("decimals", "haircut_ppm")
+_ASSET_FIELDS: Final = (*_ASSET_INTS, "price_underlying")
+_UNDERLYING_FIELDS: Final = (
+    "tick_value_minor",
+    "scan_range_ppm",
+    "vol_up_ppm",
+    "vol_down_ppm",
+    "extreme_multiple_ppm",
+    "extreme_weight_ppm",
+    "short_option_minimum_ppm",
+    "im_multiplier_ppm",
+    "lookahead_ms",
+)
 
 
 class RulesError(ValueError):
@@ -25,15 +49,12 @@ class RulesError(ValueError):
 
 
 def check_rules(rules: RuleSet) -> list[str]:
-    """Return every reason ``rules`` is unusable (SK-RULES-1); empty when it is sound."""
+    """Return every reason ``rules`` is unusable (SK-RULES-1..3); empty when it is sound."""
     problems: list[str] = []
     problems += _check_identifiers("asset", [asset.symbol for asset in rules.assets])
     problems += _check_identifiers("underlying", [u.symbol for u in rules.underlyings])
-    problems += [
-        f"asset {asset.symbol}: decimals {asset.decimals} outside [0, {DECIMALS_MAX}]"
-        for asset in rules.assets
-        if not 0 <= asset.decimals <= DECIMALS_MAX
-    ]
+    for asset in rules.assets:
+        problems += _check_asset(asset, rules)
     for underlying in rules.underlyings:
         problems += _check_underlying(underlying)
     roles = rules.roles
@@ -47,14 +68,7 @@ def check_rules(rules: RuleSet) -> list[str]:
         problems.append("roles.matchers is empty: no trade could ever be accepted")
     if not 0 <= rules.fee_rate_max_ppm <= PPM:
         problems.append(f"fee_rate_max_ppm {rules.fee_rate_max_ppm} outside [0, {PPM}]")
-    for name in (
-        "accounts_max",
-        "instruments_max",
-        "positions_per_account_max",
-        "position_lots_max",
-        "price_ticks_max",
-        "multiplier_minor_max",
-    ):
+    for name in _LIMITS:
         value = getattr(rules, name)
         if not 1 <= value < VALUE_LIMIT:
             problems.append(f"{name} {value} outside [1, 2**96)")
@@ -70,36 +84,62 @@ def _check_identifiers(what: str, symbols: list[str]) -> list[str]:
     return problems
 
 
+def _check_asset(asset: AssetRules, rules: RuleSet) -> list[str]:
+    name = f"asset {asset.symbol}"
+    problems = []
+    if not 0 <= asset.decimals <= DECIMALS_MAX:
+        problems.append(f"{name}: decimals {asset.decimals} outside [0, {DECIMALS_MAX}]")
+    if not 0 <= asset.haircut_ppm <= PPM:
+        problems.append(f"{name}: haircut_ppm {asset.haircut_ppm} outside [0, {PPM}]")
+    # [SK-RULES-3] The valuation asset is worth exactly itself: no price, no haircut.
+    if asset.symbol == rules.valuation_asset:
+        if asset.price_underlying is not None or asset.haircut_ppm != 0:
+            problems.append(f"{name}: the valuation asset takes no price_underlying or haircut")
+    elif asset.price_underlying is not None and (
+        asset.price_underlying not in rules.underlying_by_symbol
+    ):
+        problems.append(f"{name}: price_underlying {asset.price_underlying} is not an underlying")
+    return problems
+
+
 def _check_underlying(underlying: UnderlyingRules) -> list[str]:
     name = f"underlying {underlying.symbol}"
     problems = [
-        f"{name}: {field} {value} outside [0, {PPM}]"
-        for field, value in (
-            ("im_rate_ppm", underlying.im_rate_ppm),
-            ("mm_rate_ppm", underlying.mm_rate_ppm),
-            ("option_short_im_rate_ppm", underlying.option_short_im_rate_ppm),
-        )
-        if not 0 <= value <= PPM
+        f"{name}: {field} {getattr(underlying, field)} outside [0, {PPM}]"
+        for field in ("vol_down_ppm", "extreme_weight_ppm", "short_option_minimum_ppm")
+        if not 0 <= getattr(underlying, field) <= PPM
     ]
+    problems += [
+        f"{name}: {field} {getattr(underlying, field)} outside [0, 2**96)"
+        for field in ("tick_value_minor", "vol_up_ppm", "lookahead_ms")
+        if not 0 <= getattr(underlying, field) < VALUE_LIMIT
+    ]
+    if not 0 < underlying.scan_range_ppm < PPM:
+        problems.append(f"{name}: scan_range_ppm {underlying.scan_range_ppm} outside (0, {PPM})")
+    if not PPM <= underlying.extreme_multiple_ppm < VALUE_LIMIT:
+        problems.append(f"{name}: extreme_multiple_ppm below {PPM} (the scan range)")
+    elif underlying.scan_range_ppm * underlying.extreme_multiple_ppm // PPM > _SCENARIO_SHARE_MAX:
+        problems.append(f"{name}: the extreme scenario moves the price by 100 % or more")
     # [SK-RULES-2] Initial margin is at least maintenance margin, or an account could be
     # liquidatable the moment a trade is accepted.
-    if underlying.im_rate_ppm < underlying.mm_rate_ppm:
+    if not PPM <= underlying.im_multiplier_ppm < VALUE_LIMIT:
         problems.append(
-            f"{name}: im_rate_ppm {underlying.im_rate_ppm} below "
-            f"mm_rate_ppm {underlying.mm_rate_ppm}"
+            f"{name}: im_multiplier_ppm {underlying.im_multiplier_ppm} below {PPM}: "
+            "initial margin would fall below maintenance"
         )
     return problems
 
 
 def encode_rules(rules: RuleSet) -> bytes:
-    """Return the canonical byte encoding of a rule set (sorted, one line per value)."""
+    """Return the canonical byte encoding of a rule set (sorted, one line per entry)."""
     lines = [
-        f"asset {a.symbol} decimals={a.decimals}"
+        f"asset {a.symbol} decimals={a.decimals} haircut_ppm={a.haircut_ppm} "
+        f"price_underlying={a.price_underlying or '-'}"
         for a in sorted(rules.assets, key=lambda a: a.symbol)
     ]
     lines += [
-        f"underlying {u.symbol} im_rate_ppm={u.im_rate_ppm} mm_rate_ppm={u.mm_rate_ppm} "
-        f"option_short_im_rate_ppm={u.option_short_im_rate_ppm}"
+        f"underlying {u.symbol} "
+        + " ".join(f"{field}={getattr(u, field)}" for field in _UNDERLYING_FIELDS)
         for u in sorted(rules.underlyings, key=lambda u: u.symbol)
     ]
     lines.append(
@@ -107,26 +147,14 @@ def encode_rules(rules: RuleSet) -> bytes:
         f"oracles={','.join(sorted(rules.roles.oracles))} "
         f"matchers={','.join(sorted(rules.roles.matchers))}"
     )
-    lines += [f"{name}={getattr(rules, name)}" for name in _SCALARS]
+    lines += [f"{name}={getattr(rules, name)}" for name in _INT_SCALARS]
+    lines.append(f"valuation_asset={rules.valuation_asset}")
     return ("\n".join(lines) + "\n").encode()
 
 
 def rules_digest(rules: RuleSet) -> bytes:
     """Return the SHA-256 of the canonical encoding: the rule set's identity."""
-    return hashlib.sha256(b"settlekernel/rules/v1\n" + encode_rules(rules)).digest()
-
-
-_SCALARS: Final = (
-    "fee_rate_max_ppm",
-    "accounts_max",
-    "instruments_max",
-    "positions_per_account_max",
-    "position_lots_max",
-    "price_ticks_max",
-    "multiplier_minor_max",
-)
-_ASSET_FIELDS: Final = ("decimals",)
-_UNDERLYING_FIELDS: Final = ("im_rate_ppm", "mm_rate_ppm", "option_short_im_rate_ppm")
+    return hashlib.sha256(b"settlekernel/rules/v2\n" + encode_rules(rules)).digest()
 
 
 def parse_rules_toml(text: str, base: RuleSet = DEFAULT_RULES) -> RuleSet:
@@ -135,23 +163,25 @@ def parse_rules_toml(text: str, base: RuleSet = DEFAULT_RULES) -> RuleSet:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise RulesError(f"rules file is not valid TOML: {error}") from error
-    _reject_unknown("rules", document, {*_SCALARS, "roles", "assets", "underlyings"})
+    _reject_unknown(
+        "rules", document, {*_INT_SCALARS, "valuation_asset", "roles", "assets", "underlyings"}
+    )
     scalars: dict[str, Any] = {
-        name: _integer(name, document[name]) for name in _SCALARS if name in document
+        name: _integer(name, document[name]) for name in _INT_SCALARS if name in document
     }
+    if "valuation_asset" in document:
+        scalars["valuation_asset"] = _string("valuation_asset", document["valuation_asset"])
     rules = attrs.evolve(base, **scalars)
     rules = attrs.evolve(rules, roles=_parse_roles(document.get("roles", {}), rules.roles))
     assets = {a.symbol: a for a in rules.assets}
     for symbol, table in _tables("assets", document.get("assets", {})).items():
         _reject_unknown(f"assets.{symbol}", table, set(_ASSET_FIELDS))
-        fields = _merged(f"assets.{symbol}", table, assets.get(symbol), _ASSET_FIELDS)
-        assets[symbol] = AssetRules(symbol=symbol, **fields)
+        assets[symbol] = AssetRules(symbol=symbol, **_asset_fields(symbol, table, assets))
     underlyings = {u.symbol: u for u in rules.underlyings}
     for symbol, table in _tables("underlyings", document.get("underlyings", {})).items():
-        _reject_unknown(f"underlyings.{symbol}", table, set(_UNDERLYING_FIELDS))
-        fields = _merged(
-            f"underlyings.{symbol}", table, underlyings.get(symbol), _UNDERLYING_FIELDS
-        )
+        where = f"underlyings.{symbol}"
+        _reject_unknown(where, table, set(_UNDERLYING_FIELDS))
+        fields = _merged(where, table, underlyings.get(symbol), _UNDERLYING_FIELDS)
         underlyings[symbol] = UnderlyingRules(symbol=symbol, **fields)
     rules = attrs.evolve(
         rules,
@@ -164,6 +194,22 @@ def parse_rules_toml(text: str, base: RuleSet = DEFAULT_RULES) -> RuleSet:
     return rules
 
 
+def _asset_fields(
+    symbol: str, table: dict[str, Any], assets: dict[str, AssetRules]
+) -> dict[str, Any]:
+    where = f"assets.{symbol}"
+    current = assets.get(symbol)
+    fields = _merged(where, table, current, _ASSET_INTS)
+    if "price_underlying" in table:
+        value = table["price_underlying"]
+        fields["price_underlying"] = (
+            None if value == "" else _string(f"{where}.price_underlying", value)
+        )
+    else:
+        fields["price_underlying"] = None if current is None else current.price_underlying
+    return fields
+
+
 def _reject_unknown(where: str, table: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
@@ -173,6 +219,12 @@ def _reject_unknown(where: str, table: dict[str, Any], allowed: set[str]) -> Non
 def _integer(key: str, value: object) -> int:
     if type(value) is not int:
         raise RulesError(f"{key}: expected an integer, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _string(key: str, value: object) -> str:
+    if type(value) is not str:
+        raise RulesError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
     return value
 
 
@@ -200,9 +252,7 @@ def _parse_roles(table: object, current: Roles) -> Roles:
     if not isinstance(table, dict):
         raise RulesError("roles: expected a table")
     _reject_unknown("roles", table, {"operator", "oracles", "matchers"})
-    operator = table.get("operator", current.operator)
-    if not isinstance(operator, str):
-        raise RulesError("roles.operator: expected a string")
+    operator = _string("roles.operator", table.get("operator", current.operator))
     lists: dict[str, tuple[str, ...]] = {}
     for name in ("oracles", "matchers"):
         value = table.get(name, list(getattr(current, name)))
@@ -214,7 +264,8 @@ def _parse_roles(table: object, current: Roles) -> Roles:
 
 def dump_rules_toml(rules: RuleSet) -> str:
     """Return a complete rules file for ``rules`` that ``parse_rules_toml`` reads back."""
-    lines = [f"{name} = {getattr(rules, name)}" for name in _SCALARS]
+    lines = [f"{name} = {getattr(rules, name)}" for name in _INT_SCALARS]
+    lines.append(f'valuation_asset = "{rules.valuation_asset}"')
     roles = rules.roles
     lines += [
         "",
@@ -224,7 +275,13 @@ def dump_rules_toml(rules: RuleSet) -> str:
         "matchers = [" + ", ".join(f'"{m}"' for m in roles.matchers) + "]",
     ]
     for asset in rules.assets:
-        lines += ["", f"[assets.{asset.symbol}]", f"decimals = {asset.decimals}"]
+        lines += [
+            "",
+            f"[assets.{asset.symbol}]",
+            f"decimals = {asset.decimals}",
+            f"haircut_ppm = {asset.haircut_ppm}",
+            f'price_underlying = "{asset.price_underlying or ""}"',
+        ]
     for u in rules.underlyings:
         lines += ["", f"[underlyings.{u.symbol}]"]
         lines += [f"{name} = {getattr(u, name)}" for name in _UNDERLYING_FIELDS]

@@ -16,7 +16,13 @@ from typing import Any, Final
 
 from settlekernel.events import EVENT_TYPES, FIELD_KINDS, OPTIONAL_FIELDS, FieldKind
 from settlekernel.model import InstrumentKind, OptionType
-from settlekernel.units import ID_LENGTH_MAX, PPM, TIMESTAMP_LIMIT_MS, VALUE_LIMIT
+from settlekernel.units import (
+    ID_LENGTH_MAX,
+    PPM,
+    TIMESTAMP_LIMIT_MS,
+    VALUE_LIMIT,
+    VOLATILITY_MAX_PPM,
+)
 
 SCHEMA_ID: Final = "https://settlekernel.dev/schema/events.schema.json"
 
@@ -36,6 +42,8 @@ def _field_schema(kind: FieldKind) -> dict[str, Any]:
         return {"type": "string", "enum": [member.value for member in OptionType]}
     if kind is FieldKind.FEE_RATE:
         return {"type": "integer", "minimum": 0, "maximum": PPM}
+    if kind is FieldKind.VOLATILITY:
+        return {"type": "integer", "minimum": 0, "maximum": VOLATILITY_MAX_PPM}
     if kind in (FieldKind.TIMESTAMP, FieldKind.OPTIONAL_TIMESTAMP):
         return {"type": "integer", "minimum": 0, "maximum": TIMESTAMP_LIMIT_MS - 1}
     return {"type": "integer", "minimum": 1, "maximum": VALUE_LIMIT - 1}

@@ -15,6 +15,7 @@ from typing import Final, NamedTuple
 import attrs
 from immutables import Map
 
+from settlekernel.account_margin import cache_margins, check_trade_margin
 from settlekernel.arith import (
     FeeSplit,
     compute_fee_split,
@@ -23,8 +24,9 @@ from settlekernel.arith import (
 )
 from settlekernel.commitment import account_key, instrument_key, touch, trade_key
 from settlekernel.events import Trade
-from settlekernel.guards import check_margin, check_ranges
+from settlekernel.guards import check_ranges
 from settlekernel.ledger import with_balance, with_settlement
+from settlekernel.margin.portfolio import MarginReport
 from settlekernel.model import Account, Instrument, State, replace_state
 from settlekernel.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
 from settlekernel.reasons import Reason
@@ -79,10 +81,15 @@ def process_trade(state: State, event: Trade) -> Outcome:
             f"instrument {instrument.id} expired at {instrument.expiry_ms}, "
             f"kernel clock is {state.clock_ms}",
         )
-    # Verify an index price exists to margin the new positions with (SK-TRADE-7).
+    # Verify the market data exists to margin the new positions with (SK-TRADE-7): an index
+    # price, and for an option a volatility.
     if instrument.underlying not in state.prices:
         return Rejected(
             Reason.PRICE_UNAVAILABLE, f"no index price for underlying {instrument.underlying}"
+        )
+    if not instrument.is_linear and instrument.underlying not in state.volatilities:
+        return Rejected(
+            Reason.PRICE_UNAVAILABLE, f"no volatility for underlying {instrument.underlying}"
         )
     return _settle(state, event, instrument, buyer, seller)
 
@@ -162,21 +169,21 @@ def _settle(
     legs = _legs_after(sides, asset, instrument.id, reference_ticks)
     if isinstance(legs, Rejected):
         return legs
-    # Verify both accounts meet initial margin afterwards.
+    # Verify both accounts meet initial margin afterwards, or reduce their risk (SK-MARGIN-3).
     instruments = state.instruments
     if reference_ticks != instrument.reference_ticks:
         instruments = instruments.set(
             instrument.id, attrs.evolve(instrument, reference_ticks=reference_ticks)
         )
+    reports = []
     for leg in legs:
-        rejection = check_margin(
-            leg.after, asset, instruments=instruments, prices=state.prices, rules=rules
-        )
+        rejection, report = check_trade_margin(state, leg.before, leg.after, instruments)
         if rejection is not None:
             return rejection
+        reports.append((leg.after, report))
     # From here the trade must succeed.
     return Accepted(
-        _commit(state, event, instrument, instruments, legs),
+        _commit(state, event, instrument, instruments, legs, reports),
         _postings(event, instrument, settlement_minor, legs),
     )
 
@@ -233,12 +240,13 @@ def _check_position_limits(
     return None
 
 
-def _commit(
+def _commit(  # noqa: PLR0913, PLR0917 (everything one trade writes)
     state: State,
     event: Trade,
     instrument: Instrument,
     instruments: Map[str, Instrument],
     legs: list[_Leg],
+    reports: list[tuple[Account, MarginReport]],
 ) -> State:
     """Write both legs, the fee and residue credits, open interest and the trade record."""
     asset = instrument.settlement_asset
@@ -271,6 +279,7 @@ def _commit(
         open_interest=open_interest,
         holders=holders,
         commitment=touch(state.commitment, *keys),
+        margins=cache_margins(state, instruments, reports),
     )
 
 

@@ -24,6 +24,8 @@ VALUE_LIMIT: Final = 2**96
 TIMESTAMP_LIMIT_MS: Final = 2**63
 # [SK-UNIT-3] Rates are parts per million.
 PPM: Final = 1_000_000
+# [SK-UNIT-5] An implied volatility is in [0, 10,000,000] ppm (0 % to 1,000 %).
+VOLATILITY_MAX_PPM: Final = 10 * PPM
 
 # [SK-ID-1] An identifier is 1 to 64 characters of [A-Za-z0-9._:-] starting with an
 # alphanumeric character. The "@" prefix is reserved for system accounts.

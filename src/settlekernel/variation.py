@@ -15,7 +15,7 @@ from settlekernel.arith import compute_settlement_minor
 from settlekernel.commitment import account_key, instrument_key, touch
 from settlekernel.events import VariationMargin
 from settlekernel.ledger import with_balance, with_position
-from settlekernel.model import Account, Instrument, State
+from settlekernel.model import Account, Instrument, State, replace_state
 from settlekernel.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
 from settlekernel.reasons import Reason
 from settlekernel.units import CLEARING_ACCOUNT
@@ -94,7 +94,7 @@ def _commit(
             accounts[holder.id] = marked
             keys.append(account_key(holder.id))
         new_accounts = accounts.finish()
-    return attrs.evolve(
+    return replace_state(
         state,
         accounts=new_accounts,
         instruments=state.instruments.set(

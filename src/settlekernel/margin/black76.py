@@ -39,6 +39,39 @@ class Black76:
     theta: FloatArray
 
 
+def black76_price(
+    forward: npt.ArrayLike,
+    strike: npt.ArrayLike,
+    years: npt.ArrayLike,
+    volatility: npt.ArrayLike,
+    is_call: npt.ArrayLike,
+) -> FloatArray:
+    """Return undiscounted Black-76 prices only: the margin engine's revaluations (SK-B76).
+
+    The same operations, in the same order, as ``black76(...).price`` with a discount of 1,
+    so the two agree bit for bit; this path skips the Greeks.
+    """
+    f, k, t, sigma, call = np.broadcast_arrays(
+        np.asarray(forward, dtype=np.float64),
+        np.asarray(strike, dtype=np.float64),
+        np.maximum(np.asarray(years, dtype=np.float64), 0.0),
+        np.maximum(np.asarray(volatility, dtype=np.float64), 0.0),
+        np.asarray(is_call, dtype=bool),
+    )
+    stdev = sigma * np.sqrt(t)
+    positive = stdev > 0.0
+    safe_stdev = np.where(positive, stdev, 1.0)
+    d1 = (log(f / k) + 0.5 * stdev * stdev) / safe_stdev
+    d2 = d1 - stdev
+    side = np.where(call, 1.0, -1.0)
+    limit = np.where(f > k, 1.0, np.where(f < k, 0.0, 0.5))
+    limit = np.where(call, limit, 1.0 - limit)
+    cdf_1 = np.where(positive, norm_cdf(side * d1), limit)
+    cdf_2 = np.where(positive, norm_cdf(side * d2), limit)
+    price: FloatArray = 1.0 * side * (f * cdf_1 - k * cdf_2) + 0.0
+    return price
+
+
 def black76(  # noqa: PLR0913, PLR0917 (the model's inputs, in the textbook's order)
     forward: npt.ArrayLike,
     strike: npt.ArrayLike,

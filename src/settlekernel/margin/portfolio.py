@@ -28,15 +28,13 @@ from typing import Any, Final
 
 import attrs
 import numpy as np
-import numpy.typing as npt
 
 from settlekernel.arith import ceil_div, compute_collateral_value_minor, compute_settlement_minor
-from settlekernel.margin.black76 import black76
+from settlekernel.margin.black76 import black76, black76_price
 from settlekernel.margin.detmath import FloatArray
 from settlekernel.margin.scenarios import (
     Scenario,
     scenario_price_ticks,
-    scenarios,
     volatility_multiplier,
 )
 from settlekernel.model import Instrument, InstrumentKind, OptionType, RuleSet, UnderlyingRules
@@ -121,19 +119,20 @@ class MarginReport:
         return self.maintenance_minor > 0 and self.equity_minor < self.maintenance_minor
 
 
-def compute_margin(portfolio: Portfolio, market: Market, rules: RuleSet) -> MarginReport:
-    """Return the margin report of one account."""
-    return compute_margins([portfolio], market, rules)[0]
+def compute_margin(
+    portfolio: Portfolio, market: Market, rules: RuleSet, *, with_greeks: bool = False
+) -> MarginReport:
+    """Return the margin report of one account (Greeks only if asked for)."""
+    return compute_margins([portfolio], market, rules, with_greeks=with_greeks)[0]
 
 
 def compute_margins(
-    portfolios: Sequence[Portfolio], market: Market, rules: RuleSet
+    portfolios: Sequence[Portfolio], market: Market, rules: RuleSet, *, with_greeks: bool = False
 ) -> list[MarginReport]:
     """Return the margin report of every account, computed together (vectorised)."""
     groups = _group_exposures(portfolios)
-    grids = {u: scenarios(rules.underlying_by_symbol[u]) for _, u in groups}
-    pnl = _linear_pnl(groups, market, grids)
-    options = _option_pnl(groups, market, rules, grids)
+    pnl = _linear_pnl(groups, market, rules)
+    options = _option_pnl(groups, market, rules, with_greeks=with_greeks)
     for key, option_pnl in options.pnl.items():
         pnl[key] = [
             a + b for a, b in zip(pnl.get(key, [0] * len(option_pnl)), option_pnl, strict=True)
@@ -159,6 +158,7 @@ def _account_report(  # noqa: PLR0913, PLR0917 (one account's slice of the batch
             groups[(index, underlying)],
             pnl[(index, underlying)],
             options.greeks.get((index, underlying), (0.0, 0.0, 0.0, 0.0)),
+            _bounded_loss(groups[(index, underlying)], options, (index, underlying)),
             market,
             rules,
         )
@@ -222,14 +222,15 @@ def _group_exposures(
 def _linear_pnl(
     groups: Mapping[tuple[int, str], list[Exposure]],
     market: Market,
-    grids: Mapping[str, tuple[Scenario, ...]],
+    rules: RuleSet,
 ) -> dict[tuple[int, str], list[int]]:
     """Exact integer P&L of the linear positions of each group in each scenario."""
     pnl: dict[tuple[int, str], list[int]] = {}
     for key, exposures in groups.items():
         underlying = key[1]
         index_ticks = market.index_ticks[underlying]
-        moved = [scenario_price_ticks(index_ticks, s.move_ppm) for s in grids[underlying]]
+        grid = rules.underlying_by_symbol[underlying].scenarios
+        moved = [scenario_price_ticks(index_ticks, s.move_ppm) for s in grid]
         exposure_minor = sum(
             e.quantity_lots * e.instrument.multiplier_minor
             for e in exposures
@@ -244,33 +245,42 @@ class _OptionResults:
     pnl: dict[tuple[int, str], list[int]]
     value: dict[int, int]
     greeks: dict[tuple[int, str], tuple[float, float, float, float]]
+    # Per group: the value of its options, and whether any series is net short.
+    group_value: dict[tuple[int, str], int] = attrs.field(factory=dict)
+    has_short: set[tuple[int, str]] = attrs.field(factory=set)
 
 
 def _option_pnl(
     groups: Mapping[tuple[int, str], list[Exposure]],
     market: Market,
     rules: RuleSet,
-    grids: Mapping[str, tuple[Scenario, ...]],
+    *,
+    with_greeks: bool,
 ) -> _OptionResults:
-    """Scenario P&L, current value and Greeks of the options, all groups in one pass."""
+    """Scenario P&L, current value and Greeks of the options, all groups in one pass.
+
+    Each distinct series is valued once per call, now and in every scenario (its risk
+    array, as SPAN computes one per contract); positions then scale those values. Every
+    operation is element-wise, so a position's numbers do not depend on what else is in the
+    batch (SK-MARGIN-DET-1).
+    """
     rows = _net_option_series(groups)
     if not rows:
         return _OptionResults({}, {}, {})
-    inputs = _option_inputs(rows, market, rules, grids)
-    now = black76(inputs.forward, inputs.strike, inputs.years, inputs.volatility, inputs.is_call)
-    shocked = black76(
-        inputs.scenario_forward,
-        inputs.strike[:, None],
-        inputs.lookahead_years[:, None],
-        inputs.scenario_volatility,
-        inputs.is_call[:, None],
+    series = sorted({_series_key(key[1], e.instrument) for key, e in rows}, key=repr)
+    arrays = _risk_arrays(series, market, rules, with_greeks=with_greeks)
+    index = {key: position for position, key in enumerate(series)}
+    where = np.array([index[_series_key(key[1], e.instrument)] for key, e in rows])
+    prices, forwards, strikes = arrays.prices[where], arrays.forwards[where], arrays.strike[where]
+    signed = np.array([float(e.quantity_lots * e.instrument.multiplier_minor) for _, e in rows])
+    size = np.abs(signed)
+    value = _floor_minor(
+        signed * prices[:, 0] - size * (forwards[:, 0] + strikes) * MODEL_ERROR_BOUND
     )
-    scale = inputs.size * (inputs.forward + inputs.strike)
-    value = _floor_minor(inputs.signed_size * now.price - scale * MODEL_ERROR_BOUND)
-    change = inputs.signed_size[:, None] * (shocked.price - now.price[:, None])
+    change = signed[:, None] * (prices[:, 1:] - prices[:, :1])
     error = (
-        np.abs(inputs.signed_size)[:, None]
-        * (inputs.scenario_forward + inputs.forward[:, None] + 2.0 * inputs.strike[:, None])
+        size[:, None]
+        * (forwards[:, 1:] + forwards[:, :1] + 2.0 * strikes[:, None])
         * MODEL_ERROR_BOUND
     )
     scenario_pnl = _floor_minor(change - error)
@@ -285,12 +295,13 @@ def _option_pnl(
             else [a + b for a, b in zip(existing, row_pnl, strict=True)]
         )
         results.value[key[0]] += value[row]
-        size = float(inputs.signed_size[row])
-        sums = greeks[key]
-        sums[0] += size * float(now.delta[row])
-        sums[1] += size * float(now.gamma[row])
-        sums[2] += size * float(now.vega[row])
-        sums[3] += size * float(now.theta[row])
+        results.group_value[key] = results.group_value.get(key, 0) + value[row]
+        if signed[row] < 0:
+            results.has_short.add(key)
+        if arrays.greeks is not None:
+            sums = greeks[key]
+            for greek in range(4):
+                sums[greek] += float(signed[row]) * float(arrays.greeks[greek][where[row]])
     results.greeks.update({key: (s[0], s[1], s[2], s[3]) for key, s in greeks.items()})
     return results
 
@@ -322,58 +333,54 @@ def _net_option_series(
     return rows
 
 
+_Series = tuple[str, int | None, int | None, OptionType | None]
+
+
+def _series_key(underlying: str, spec: Instrument) -> _Series:
+    return (underlying, spec.expiry_ms, spec.strike_ticks, spec.option_type)
+
+
 @attrs.frozen(eq=False)
-class _OptionInputs:
-    forward: FloatArray
+class _RiskArrays:
+    """Per series: its value now (column 0) and in each scenario (columns 1-23)."""
+
+    prices: FloatArray
+    forwards: FloatArray
     strike: FloatArray
-    years: FloatArray
-    lookahead_years: FloatArray
-    volatility: FloatArray
-    is_call: npt.NDArray[np.bool_]
-    signed_size: FloatArray
-    size: FloatArray
-    scenario_forward: FloatArray
-    scenario_volatility: FloatArray
+    # delta, gamma, vega, theta per unit, now; None unless asked for.
+    greeks: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None
 
 
-def _option_inputs(
-    rows: list[tuple[tuple[int, str], Exposure]],
-    market: Market,
-    rules: RuleSet,
-    grids: Mapping[str, tuple[Scenario, ...]],
-) -> _OptionInputs:
-    forward, strike, years, ahead, vol, call, size, s_forward, s_vol = ([] for _ in range(9))
-    for (_, underlying), exposure in rows:
-        instrument = exposure.instrument
+def _risk_arrays(
+    series: list[_Series], market: Market, rules: RuleSet, *, with_greeks: bool
+) -> _RiskArrays:
+    forwards, years, volatility, strike, call = [], [], [], [], []
+    for underlying, expiry_ms, strike_ticks, option_type in series:
+        assert expiry_ms is not None
+        assert strike_ticks is not None
         underlying_rules = rules.underlying_by_symbol[underlying]
         index_ticks = market.index_ticks[underlying]
         sigma = market.volatility_ppm[underlying] / PPM
-        assert instrument.expiry_ms is not None
-        assert instrument.strike_ticks is not None
-        remaining_ms = max(instrument.expiry_ms - market.clock_ms, 0)
-        forward.append(float(index_ticks))
-        strike.append(float(instrument.strike_ticks))
-        years.append(remaining_ms / YEAR_MS)
-        ahead.append(max(remaining_ms - underlying_rules.lookahead_ms, 0) / YEAR_MS)
-        vol.append(sigma)
-        call.append(instrument.option_type is OptionType.CALL)
-        size.append(float(exposure.quantity_lots * instrument.multiplier_minor))
-        grid = grids[underlying]
-        s_forward.append([float(scenario_price_ticks(index_ticks, s.move_ppm)) for s in grid])
-        s_vol.append([sigma * volatility_multiplier(underlying_rules, s.vol) for s in grid])
-    signed = np.array(size)
-    return _OptionInputs(
-        np.array(forward),
-        np.array(strike),
-        np.array(years),
-        np.array(ahead),
-        np.array(vol),
-        np.array(call, dtype=bool),
-        signed,
-        np.abs(signed),
-        np.array(s_forward),
-        np.array(s_vol),
-    )
+        remaining_ms = max(expiry_ms - market.clock_ms, 0)
+        ahead = max(remaining_ms - underlying_rules.lookahead_ms, 0) / YEAR_MS
+        grid = underlying_rules.scenarios
+        forwards.append(
+            [float(index_ticks)]
+            + [float(scenario_price_ticks(index_ticks, s.move_ppm)) for s in grid]
+        )
+        years.append([remaining_ms / YEAR_MS] + [ahead] * len(grid))
+        volatility.append(
+            [sigma] + [sigma * volatility_multiplier(underlying_rules, s.vol) for s in grid]
+        )
+        strike.append(float(strike_ticks))
+        call.append(option_type is OptionType.CALL)
+    f, k, c = np.array(forwards), np.array(strike), np.array(call, dtype=bool)
+    prices = black76_price(f, k[:, None], np.array(years), np.array(volatility), c[:, None])
+    greeks = None
+    if with_greeks:
+        now = black76(f[:, 0], k, np.array(years)[:, 0], np.array(volatility)[:, 0], c)
+        greeks = (now.delta, now.gamma, now.vega, now.theta)
+    return _RiskArrays(prices, f, k, greeks)
 
 
 def _floor_minor(values: FloatArray) -> list[Any]:
@@ -392,12 +399,13 @@ def _underlying_risk(  # noqa: PLR0913, PLR0917 (the pieces of one group's resul
     exposures: list[Exposure],
     pnl_minor: list[int],
     option_greeks: tuple[float, float, float, float],
+    bounded_loss_minor: int | None,
     market: Market,
     rules: RuleSet,
 ) -> UnderlyingRisk:
     underlying = key[1]
     underlying_rules = rules.underlying_by_symbol[underlying]
-    grid = scenarios(underlying_rules)
+    grid = underlying_rules.scenarios
     # Weighted loss = ceil(-pnl * weight): a loss rounds up, a gain rounds towards zero.
     weighted = [-((pnl * s.weight_ppm) // PPM) for pnl, s in zip(pnl_minor, grid, strict=True)]
     # The first scenario with the largest weighted loss (ties go to the earlier scenario).
@@ -406,6 +414,11 @@ def _underlying_risk(  # noqa: PLR0913, PLR0917 (the pieces of one group's resul
     contingency_minor = _short_option_contingency(exposures, market, underlying_rules)
     maintenance_minor = scan_loss_minor + contingency_minor
     initial_minor = ceil_div(maintenance_minor * underlying_rules.im_multiplier_ppm, PPM)
+    if bounded_loss_minor is not None:
+        # [SK-PM-3] Long options alone can lose no more than they are worth: as SPAN caps a
+        # long option's requirement at its value, initial margin is capped there too (never
+        # below maintenance), so a fully paid option never needs more.
+        initial_minor = max(maintenance_minor, min(initial_minor, bounded_loss_minor))
     linear_delta = float(
         sum(
             e.quantity_lots * e.instrument.multiplier_minor
@@ -429,6 +442,22 @@ def _underlying_risk(  # noqa: PLR0913, PLR0917 (the pieces of one group's resul
         vega,
         theta,
     )
+
+
+def _bounded_loss(
+    exposures: list[Exposure], options: _OptionResults, key: tuple[int, str]
+) -> int | None:
+    """Return the group's option value if its loss is bounded by it (net long options only)."""
+    if key in options.has_short or key not in options.group_value:
+        return None
+    # Linear positions that net to zero carry no risk (their scenario P&L is exactly 0).
+    if sum(
+        e.quantity_lots * e.instrument.multiplier_minor
+        for e in exposures
+        if e.instrument.kind is not InstrumentKind.OPTION
+    ):
+        return None
+    return max(options.group_value[key], 0)
 
 
 def _short_option_contingency(
