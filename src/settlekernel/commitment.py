@@ -3,8 +3,8 @@
 Construction (SK-ROOT-1..4):
 
 1. The state is a set of leaves: one per account, instrument, index price, implied
-   volatility and settled trade. Each leaf has a canonical text encoding (``encode_*`` below) that is injective
-   because identifiers never contain the separators ``| , = @``.
+   volatility and settled trade. Each leaf has a canonical text encoding (``encode_*``
+   below) that is injective because identifiers never contain the separators ``| , = @``.
 2. A leaf's vector is ``BLAKE3-XOF(BLAKE3(encoding), 2048 bytes)`` read as 1024
    little-endian uint16 lanes. The lattice is the lane-wise sum, mod 2**16, of the vectors
    of all leaves: LtHash16 as in Solana's accounts lattice hash (SIMD-0215) and Lewi et al.,
@@ -14,8 +14,9 @@ Construction (SK-ROOT-1..4):
 3. The root is ``SHA-256("settlekernel/state/v1" | rules digest | clock | custody per asset
    | BLAKE3(lattice bytes))``.
 
-Derived fields (open interest, holders, the margin cache) are not leaves: the root commits to the positions
-they are derived from, and INV-OPEN-INTEREST-ZERO-SUM checks them.
+Derived fields (open interest, holders, the margin cache) are not leaves: the root commits
+to what they are derived from, and INV-OPEN-INTEREST-ZERO-SUM and INV-MARGIN-CACHE-CONSISTENT
+check them.
 
 ``step`` only marks leaves dirty. ``state_root`` folds the dirty leaves into a copy of the
 lattice without changing the state; ``fold`` returns a state whose dirty set is empty, so
