@@ -38,6 +38,7 @@ crosshair: $(STAMP)
 	$(BIN)/python tools/crosshair_check.py --timeout $(CROSSHAIR_TIMEOUT)
 
 bench: $(VENV)/.bench-installed
+	$(BIN)/python bench/margin_bench.py
 	$(BIN)/python bench/run.py
 
 # Long adversarial fuzzing: the CI stateful suite with many more examples and steps.

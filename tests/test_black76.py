@@ -16,7 +16,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from settlekernel.margin.black76 import black76
-from settlekernel.margin.portfolio import MODEL_ERROR_BOUND
+from settlekernel.margin.options import MODEL_ERROR_BOUND
 
 CASES = 10_000
 

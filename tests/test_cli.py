@@ -100,7 +100,10 @@ def test_margin_command_prints_requirement_scenarios_and_greeks():
     report = json.loads(run("margin", str(EXAMPLE), "--json", check=True).stdout)
     # Golden numbers: the engine is deterministic to the minor unit (SK-MARGIN-DET-1).
     assert (report["maintenance_minor"], report["initial_minor"], report["equity_minor"]) == (
-        6_335_123_064, 7_918_903_830, 86_065_764_780)
+        6_335_123_064,
+        7_918_903_830,
+        86_065_764_780,
+    )
     assert report["underlyings"][0]["worst_scenario"] == 15
     assert len(report["underlyings"][0]["pnl_minor"]) == 23
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 import settlekernel as sk
 from settlekernel.arith import compute_linear_margin_minor
+from settlekernel.margin.options import YEAR_MS
 from settlekernel.margin.portfolio import (
-    YEAR_MS,
     Exposure,
     Market,
     Portfolio,

@@ -13,8 +13,8 @@ import sys
 import settlekernel as sk
 from settlekernel.display import format_minor
 from settlekernel.margin.black76 import black76
+from settlekernel.margin.options import YEAR_MS
 from settlekernel.margin.portfolio import (
-    YEAR_MS,
     Exposure,
     Market,
     Portfolio,
@@ -36,8 +36,12 @@ def usd(minor: int) -> str:
     return format_minor(minor, 6, places=2)
 
 
-def instrument(name: str, kind: sk.InstrumentKind, strike: int | None = None,
-               option_type: sk.OptionType | None = None) -> sk.Instrument:
+def instrument(
+    name: str,
+    kind: sk.InstrumentKind,
+    strike: int | None = None,
+    option_type: sk.OptionType | None = None,
+) -> sk.Instrument:
     expiry = None if kind is K.PERPETUAL else EXPIRY_MS
     return sk.Instrument(name, kind, "BTC", "USDC", 10, expiry, strike, option_type, 0)
 
@@ -84,8 +88,9 @@ def inputs_section() -> list[str]:
     ]
     for spec in (CALL, PUT):
         assert spec.strike_ticks is not None
-        value = black76(INDEX, spec.strike_ticks, years, VOL_PPM / PPM,
-                        spec.option_type is sk.OptionType.CALL)
+        value = black76(
+            INDEX, spec.strike_ticks, years, VOL_PPM / PPM, spec.option_type is sk.OptionType.CALL
+        )
         lines.append(
             f"| {spec.id} | {float(value.price) / 100:,.2f} | {float(value.delta):.4f} | "
             f"{float(value.gamma):.3e} | {float(value.vega) / 100 / 100:,.2f} |"

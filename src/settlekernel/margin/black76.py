@@ -21,6 +21,8 @@ in ticks per unit of underlying, delta is dimensionless and gamma is per tick.
 
 from __future__ import annotations
 
+from typing import Final
+
 import attrs
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +41,11 @@ class Black76:
     theta: FloatArray
 
 
+# Elements per block: about 200 KiB per float64 temporary, so the ~130 passes of the
+# deterministic functions run in cache rather than in main memory (3-4x faster measured).
+_BLOCK_ELEMENTS: Final = 24_576
+
+
 def black76_price(
     forward: npt.ArrayLike,
     strike: npt.ArrayLike,
@@ -49,8 +56,40 @@ def black76_price(
     """Return undiscounted Black-76 prices only: the margin engine's revaluations (SK-B76).
 
     The same operations, in the same order, as ``black76(...).price`` with a discount of 1,
-    so the two agree bit for bit; this path skips the Greeks.
+    so the two agree bit for bit; this path skips the Greeks. Large inputs are priced in
+    blocks of rows: every operation is element-wise, so blocking changes no bit.
     """
+    f, k, t, sigma, call = np.broadcast_arrays(
+        np.asarray(forward, dtype=np.float64),
+        np.asarray(strike, dtype=np.float64),
+        np.asarray(years, dtype=np.float64),
+        np.asarray(volatility, dtype=np.float64),
+        np.asarray(is_call, dtype=bool),
+    )
+    if f.ndim == 0 or f.size <= _BLOCK_ELEMENTS:
+        return _black76_price(f, k, t, sigma, call)
+    rows = max(1, _BLOCK_ELEMENTS // max(1, f.size // f.shape[0]))
+    return np.concatenate(
+        [
+            _black76_price(
+                f[i : i + rows],
+                k[i : i + rows],
+                t[i : i + rows],
+                sigma[i : i + rows],
+                call[i : i + rows],
+            )
+            for i in range(0, f.shape[0], rows)
+        ]
+    )
+
+
+def _black76_price(
+    forward: FloatArray,
+    strike: FloatArray,
+    years: FloatArray,
+    volatility: FloatArray,
+    is_call: npt.NDArray[np.bool_],
+) -> FloatArray:
     f, k, t, sigma, call = np.broadcast_arrays(
         np.asarray(forward, dtype=np.float64),
         np.asarray(strike, dtype=np.float64),
