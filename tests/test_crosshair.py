@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ARITH = ROOT / "src" / "settlekernel" / "arith.py"
+SCENARIOS = ROOT / "src" / "settlekernel" / "margin" / "scenarios.py"
 
 # function: (correct line, planted bug). Several are magic-value bugs that random testing
 # would almost never hit.
@@ -46,14 +47,20 @@ PLANTED = {
         "return max(strike_ticks - index_ticks, 0)",
         "return strike_ticks - index_ticks",
     ),
+    # Rounding the scenario shift towards the index shocks a position by less than the move.
+    "scenario_price_ticks": (
+        "shift_ticks = ceil_div(index_ticks * abs(move_ppm), PPM)",
+        "shift_ticks = index_ticks * abs(move_ppm) // PPM",
+    ),
 }
+MODULE_OF = {"scenario_price_ticks": SCENARIOS}
 
 
 @pytest.mark.parametrize("function", sorted(PLANTED))
 def test_planted_bug_is_found(function, tmp_path):
     """Reports a counterexample for a bug planted in one contract function."""
     correct, planted = PLANTED[function]
-    source = ARITH.read_text(encoding="utf-8")
+    source = MODULE_OF.get(function, ARITH).read_text(encoding="utf-8")
     assert source.count(correct) == 1, f"{function}: the line to mutate moved"
     module = tmp_path / f"planted_{function}.py"
     module.write_text(source.replace(correct, planted), encoding="utf-8")

@@ -19,7 +19,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Modules whose functions carry PEP 316 contracts; pure integer code only (no numpy).
-CONTRACT_MODULES = [ROOT / "src" / "settlekernel" / "arith.py"]
+CONTRACT_MODULES = [
+    ROOT / "src" / "settlekernel" / "arith.py",
+    ROOT / "src" / "settlekernel" / "margin" / "scenarios.py",
+]
 LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<level>info|error|warning): (?P<text>.*)$")
 
 

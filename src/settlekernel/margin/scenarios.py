@@ -59,13 +59,26 @@ def scenarios(rules: UnderlyingRules) -> tuple[Scenario, ...]:
 
 
 def _third_of(scan_range_ppm: int, thirds: int) -> int:
-    """Return thirds/3 of the scan range, rounded away from zero."""
+    """Return thirds/3 of the scan range, rounded away from zero.
+
+    pre: scan_range_ppm >= 0
+    post: abs(__return__) * 3 >= scan_range_ppm * abs(thirds)
+    post: (abs(__return__) - 1) * 3 < scan_range_ppm * abs(thirds) or __return__ == 0
+    post: (__return__ >= 0) == (thirds >= 0) or __return__ == 0
+    """
     magnitude = ceil_div(scan_range_ppm * abs(thirds), 3)
     return magnitude if thirds >= 0 else -magnitude
 
 
 def scenario_price_ticks(index_ticks: int, move_ppm: int) -> int:
-    """Return the index moved by ``move_ppm``, rounded away from it, and at least 1 tick."""
+    """Return the index moved by ``move_ppm``, rounded away from it, and at least 1 tick.
+
+    pre: index_ticks >= 1
+    post: __return__ >= 1
+    post: move_ppm < 0 or (__return__ - index_ticks) * 1_000_000 >= index_ticks * move_ppm
+    post: move_ppm > 0 or (index_ticks - __return__) * 1_000_000 >= -index_ticks * move_ppm or __return__ == 1
+    post: abs(__return__ - index_ticks) * 1_000_000 < index_ticks * abs(move_ppm) + 1_000_000
+    """  # noqa: E501 (a contract is one line)
     shift_ticks = ceil_div(index_ticks * abs(move_ppm), PPM)
     moved = index_ticks + shift_ticks if move_ppm >= 0 else index_ticks - shift_ticks
     return max(moved, 1)
