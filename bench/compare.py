@@ -37,6 +37,10 @@ def kernel_view(state: State) -> View:
             instrument_id: instrument.reference_ticks
             for instrument_id, instrument in state.instruments.items()
         },
+        "premiums": {
+            instrument_id: instrument.premium_ppm
+            for instrument_id, instrument in state.instruments.items()
+        },
         "open_interest": dict(state.open_interest),
         "holders": {instrument: set(holders) for instrument, holders in state.holders.items()},
         "prices": {
@@ -56,6 +60,7 @@ def dict_view(kernel: DictKernel) -> View:
         "positions": kernel.positions_view(),
         "custody": kernel.custody_view(),
         "references": kernel.references_view(),
+        "premiums": dict(kernel.premiums),
         "open_interest": dict(kernel.open_interest),
         "holders": {instrument: set(holders) for instrument, holders in kernel.holders.items()},
         "prices": dict(kernel.prices),

@@ -60,6 +60,16 @@ _PAYLOAD_FIELDS = (
     ("seller_fee_rate_ppm", Reason.TRADE_EXISTS_WITH_DIFFERENT_SELLER_FEE_RATE),
 )
 
+# Oracle validities each action admits (SK-ORACLE-4), as strings to stay independent.
+_ADMITS = {
+    "trade": {"valid"},
+    "margin": {"valid"},
+    "liquidation": {"valid"},
+    "funding": {"valid"},
+    "variation_margin": {"valid", "too_volatile"},
+    "settlement": {"valid", "too_volatile", "stale"},
+}
+
 # Which of expiry, strike and option type each kind must have (SK-LIST-3).
 _REQUIRED_SPEC = {
     InstrumentKind.PERPETUAL: (False, False, False),
@@ -91,8 +101,12 @@ class DictKernel:
         self.references: dict[str, int] = {}
         self.open_interest: dict[str, int] = {}
         self.holders: dict[str, set[str]] = {}
-        # Underlying -> (price_ticks, timestamp_ms).
+        # Underlying -> (price_ticks, timestamp_ms): the accepted index.
         self.prices: dict[str, tuple[int, int]] = {}
+        # Underlying -> source -> (price_ticks, timestamp_ms): each source's latest report.
+        self.reports: dict[str, dict[str, tuple[int, int]]] = {}
+        # Instrument -> the last trade's premium over the index, ppm (SK-MARK-1).
+        self.premiums: dict[str, int] = {}
         self.volatilities: dict[str, tuple[int, int]] = {}
         self.trades: dict[str, Trade] = {}
         self.custody: dict[str, int] = {}
@@ -186,6 +200,61 @@ class DictKernel:
             >= before.equity_minor * after.maintenance_minor
         )
 
+    def _oracle(
+        self, underlying: str, now_ms: int
+    ) -> tuple[str, tuple[int, int] | None, int | None]:
+        """Return (validity, candidate index, quorum time) per SK-ORACLE-2 and SK-ORACLE-3."""
+        rules = self.underlyings[underlying]
+        reports = self.reports.get(underlying, {})
+        if len(reports) < rules.min_sources:
+            return "insufficient_sources", None, None
+        fresh = [
+            (price, at_ms)
+            for price, at_ms in reports.values()
+            if -rules.stale_after_ms <= now_ms - at_ms <= rules.stale_after_ms
+        ]
+        if len(fresh) < rules.min_sources:
+            return "stale", None, None
+        times = sorted(at_ms for _, at_ms in fresh)
+        quorum_ms = times[(len(times) - 1) // 2]
+        last = self.prices.get(underlying)
+        if last is not None and last[1] > quorum_ms:
+            quorum_ms = last[1]
+        votes = [price for price, _ in fresh]
+        if len(votes) % 2 == 0 and last is not None:
+            votes.append(last[0])
+        votes.sort()
+        median = votes[(len(votes) - 1) // 2]
+        if median <= 0:
+            return "non_positive", None, quorum_ms
+        if last is None:
+            return "valid", (median, quorum_ms), quorum_ms
+        band = last[0] * rules.band_ppm // 1_000_000
+        if abs(median - last[0]) * 1_000_000 > last[0] * rules.band_ppm:
+            stepped = last[0] + band if median > last[0] else max(last[0] - band, 1)
+            return "too_volatile", (stepped, quorum_ms), quorum_ms
+        return "valid", (median, quorum_ms), quorum_ms
+
+    def _admits(self, underlyings: set[str], action: str) -> bool:
+        """Whether every underlying's oracle admits the action now (SK-ORACLE-5)."""
+        return all(
+            self._oracle(underlying, self.clock_ms)[0] in _ADMITS[action]
+            for underlying in underlyings
+        )
+
+    def _reads(self, account: str) -> set[str]:
+        """The underlyings an account's margin reads: positions and priced collateral."""
+        underlyings = {self.instruments[i].underlying for i in self.positions[account]}
+        for asset in self.balances[account]:
+            priced_by = self.rules.asset_by_symbol[asset].price_underlying
+            if priced_by is not None:
+                underlyings.add(priced_by)
+        return underlyings
+
+    def _margin_admitted(self, account: str) -> bool:
+        """A debit's margin check is admissible, or needs no price (no positions)."""
+        return not self.positions[account] or self._admits(self._reads(account), "margin")
+
     def _meets_initial(self, account: str, asset: str, balance_minor: int) -> bool:
         """Initial margin across all collateral and positions after a debit (SK-MARGIN-2)."""
         balances = dict(self.balances[account])
@@ -237,6 +306,8 @@ class DictKernel:
             return Reason.ACCOUNT_UNKNOWN
         if event.principal != owner:
             return Reason.PRINCIPAL_NOT_OWNER
+        if not self._margin_admitted(event.account):
+            return Reason.ORACLE_NOT_ADMISSIBLE
         balance_minor = self.balances[event.account].get(event.asset, 0)
         if balance_minor < event.amount_minor:
             return Reason.INSUFFICIENT_FUNDS
@@ -266,6 +337,8 @@ class DictKernel:
             return Reason.PRINCIPAL_NOT_OWNER
         if target_owner != source_owner:
             return Reason.TRANSFER_OWNERS_DIFFER
+        if not self._margin_admitted(source):
+            return Reason.ORACLE_NOT_ADMISSIBLE
         source_minor = self.balances[source].get(event.asset, 0)
         if source_minor < event.amount_minor:
             return Reason.INSUFFICIENT_FUNDS
@@ -318,6 +391,7 @@ class DictKernel:
             0,
         )
         self.references[event.instrument] = 0
+        self.premiums[event.instrument] = 0
         self.open_interest[event.instrument] = 0
         self.holders[event.instrument] = set()
         return None
@@ -328,13 +402,19 @@ class DictKernel:
         rejection = check_ranges(event, self.rules)
         if rejection is not None:
             return rejection.reason
-        if event.underlying not in self.underlyings:
+        underlying = event.underlying
+        if underlying not in self.underlyings:
             return Reason.UNDERLYING_UNKNOWN
-        current = self.prices.get(event.underlying)
-        if current is not None and event.timestamp_ms <= current[1]:
+        reports = self.reports.setdefault(underlying, {})
+        previous = reports.get(event.principal)
+        if previous is not None and event.timestamp_ms <= previous[1]:
             return Reason.ORACLE_TIMESTAMP_NOT_NEWER
-        self.prices[event.underlying] = (event.price_ticks, event.timestamp_ms)
-        self.clock_ms = max(self.clock_ms, event.timestamp_ms)
+        reports[event.principal] = (event.price_ticks, event.timestamp_ms)
+        _, candidate, quorum_ms = self._oracle(underlying, max(self.clock_ms, event.timestamp_ms))
+        if quorum_ms is not None:
+            self.clock_ms = max(self.clock_ms, quorum_ms)
+        if candidate is not None:
+            self.prices[underlying] = candidate
         return None
 
     def _oracle_volatility(self, event: OracleVolatility) -> Reason | None:
@@ -349,7 +429,6 @@ class DictKernel:
         if current is not None and event.timestamp_ms <= current[1]:
             return Reason.ORACLE_TIMESTAMP_NOT_NEWER
         self.volatilities[event.underlying] = (event.volatility_ppm, event.timestamp_ms)
-        self.clock_ms = max(self.clock_ms, event.timestamp_ms)
         return None
 
     def _trade(self, event: Trade) -> Reason | None:  # noqa: PLR0915 (one flat cascade)
@@ -379,6 +458,10 @@ class DictKernel:
             return Reason.PRICE_UNAVAILABLE
         if spec.kind is InstrumentKind.OPTION and spec.underlying not in self.volatilities:
             return Reason.PRICE_UNAVAILABLE
+        if not self._admits({spec.underlying}, "trade") or not self._admits(
+            self._reads(buyer) | self._reads(seller), "margin"
+        ):
+            return Reason.ORACLE_NOT_ADMISSIBLE
 
         is_linear = spec.kind is not InstrumentKind.OPTION
         old_reference = self.references[instrument_id]
@@ -452,6 +535,12 @@ class DictKernel:
                 held = self.balances[system]
                 held[asset] = held.get(asset, 0) + credit_minor
         self.references[instrument_id] = reference_ticks
+        if is_linear:
+            index_ticks = self.prices[spec.underlying][0]
+            band = self.underlyings[spec.underlying].mark_band_ppm
+            gap = event.price_ticks - index_ticks
+            premium = abs(gap) * 1_000_000 // index_ticks * (1 if gap >= 0 else -1)
+            self.premiums[instrument_id] = max(-band, min(band, premium))
         self.trades[event.trade_id] = event
         holders = self.holders[instrument_id]
         for account, old_lots, new_lots in (
@@ -476,7 +565,10 @@ class DictKernel:
         price = self.prices.get(spec.underlying)
         if price is None:
             return Reason.PRICE_UNAVAILABLE
-        mark_ticks = price[0]
+        if not self._admits({spec.underlying}, "variation_margin"):
+            return Reason.ORACLE_NOT_ADMISSIBLE
+        premium = self.premiums.get(spec.instrument, 0)
+        mark_ticks = max(price[0] + price[0] * premium // 1_000_000, 1)
         asset = spec.settlement_asset
         instrument_id = spec.instrument
         flows: list[tuple[str, int]] = []

@@ -2,11 +2,11 @@
 
 The stream opens and funds every account, lists five instruments (two perpetuals, a future
 and two options), prices BTC and ETH, then runs a market: mostly trades near the index,
-collateral movements, index prices every few hundred events, a variation-margin mark of each
-perpetual now and then, and a few percent of adversarial events that must be rejected
-(replayed trade ids, unknown accounts, over-withdrawals, wrong principals, stale prices,
-malformed fields). Owner ``i`` holds two accounts, ``acct-i-a`` and ``acct-i-b``, so that
-transfers between sub-accounts are possible.
+collateral movements, index prices from two sources every 100 to 200 events, a
+variation-margin mark of each perpetual now and then, and a few percent of adversarial
+events that must be rejected (replayed trade ids, unknown accounts, over-withdrawals, wrong
+principals, stale prices, malformed fields). Owner ``i`` holds two accounts, ``acct-i-a``
+and ``acct-i-b``, so that transfers between sub-accounts are possible.
 
 ``random.Random(seed)`` makes the stream a pure function of its arguments; randomness stays
 here, in the benchmark shell, and never reaches the kernel.
@@ -33,7 +33,8 @@ from settlekernel.events import (
 from settlekernel.model import InstrumentKind, OptionType
 
 OPERATOR: Final = "operator"
-ORACLE: Final = "oracle"
+# Two price sources report each index: the default rule set's quorum is two.
+ORACLES: Final = ("oracle-a", "oracle-b")
 VENUE: Final = "venue"
 MALLORY: Final = "mallory"
 USDC: Final = 10**6
@@ -121,7 +122,7 @@ class _Market:
         self.accounts = [f"acct-{j // 2}-{'ab'[j % 2]}" for j in range(n_accounts)]
         self.owners = [f"owner-{j // 2}" for j in range(n_accounts)]
         self.index = dict(START_INDEX)
-        self.oracle_ms = dict.fromkeys(START_INDEX, 0)
+        self.oracle_ms = {(u, source): 0 for u in START_INDEX for source in ORACLES}
         self.volatility = dict(START_VOLATILITY)
         self.clock_ms = 0
         self.specs = {spec.instrument: spec for spec in listings(n_events)}
@@ -135,21 +136,34 @@ class _Market:
 
     # Honest events.
 
-    def oracle(self, position: int, underlying: str) -> OraclePrice:
-        """Move the index by up to +-0.5 %, pulled gently back towards its start."""
+    def oracle(self, position: int, underlying: str) -> list[OraclePrice]:
+        """Move the index by up to +-0.5 %, pulled gently back towards its start.
+
+        Both sources report the new price, each with its own timestamp jitter: a report may
+        be older than the other source's latest, but each source's own reports are strictly
+        increasing (they are at least one event position apart).
+        """
         price = self.index[underlying]
         start = START_INDEX[underlying]
         drift = (start - price) // 200
         price += drift + self.rng.randint(-price // 200, price // 200)
         self.index[underlying] = price
-        # Feeds report independently: a report may be older than the other feed's latest
-        # (the clock then stays put), but each feed's own reports are strictly increasing.
-        timestamp_ms = T0_MS + position * MS_PER_EVENT - self.rng.randrange(MS_PER_EVENT)
-        self.oracle_ms[underlying] = timestamp_ms
-        self.clock_ms = max(self.clock_ms, timestamp_ms)
-        return OraclePrice(
-            principal=ORACLE, underlying=underlying, price_ticks=price, timestamp_ms=timestamp_ms
-        )
+        reports = []
+        for offset, source in enumerate(ORACLES):
+            timestamp_ms = (
+                T0_MS + (position + offset) * MS_PER_EVENT - self.rng.randrange(MS_PER_EVENT)
+            )
+            self.oracle_ms[underlying, source] = timestamp_ms
+            self.clock_ms = max(self.clock_ms, timestamp_ms)
+            reports.append(
+                OraclePrice(
+                    principal=source,
+                    underlying=underlying,
+                    price_ticks=price,
+                    timestamp_ms=timestamp_ms,
+                )
+            )
+        return reports
 
     def implied_volatility(self, underlying: str) -> OracleVolatility:
         """Move the implied volatility by up to +-2 % of itself, at the feed's last time."""
@@ -157,10 +171,10 @@ class _Market:
         vol += self.rng.randint(-vol // 50, vol // 50) + (START_VOLATILITY[underlying] - vol) // 20
         self.volatility[underlying] = vol
         return OracleVolatility(
-            principal=ORACLE,
+            principal=ORACLES[0],
             underlying=underlying,
             volatility_ppm=vol,
-            timestamp_ms=self.oracle_ms[underlying],
+            timestamp_ms=self.oracle_ms[underlying, ORACLES[0]],
         )
 
     def pair(self) -> tuple[int, int]:
@@ -405,9 +419,10 @@ class _Market:
 
     def _stale_price(self, position: int) -> Event:
         underlying = self.rng.choice(("BTC", "ETH"))
-        stale_ms = self.oracle_ms[underlying] or T0_MS + position * MS_PER_EVENT
+        source = self.rng.choice(ORACLES)
+        stale_ms = self.oracle_ms[underlying, source] or T0_MS + position * MS_PER_EVENT
         return OraclePrice(
-            principal=ORACLE,
+            principal=source,
             underlying=underlying,
             price_ticks=self.index[underlying],
             timestamp_ms=stale_ms,
@@ -475,7 +490,8 @@ def setup_events(market: _Market, n_events: int) -> list[Event]:
             Deposit(principal=owner, account=account, asset="USDC", amount_minor=amount_minor)
         )
     events += listings(n_events)
-    events += [market.oracle(len(events), underlying) for underlying in START_INDEX]
+    for underlying in START_INDEX:
+        events += market.oracle(len(events), underlying)
     events += [market.implied_volatility(underlying) for underlying in START_INDEX]
     return events
 
@@ -490,16 +506,17 @@ def generate(n_events: int, n_accounts: int, seed: int) -> list[Event]:
     # Marks are rare (each costs O(holders)): every 50k events at full size, more often in
     # short streams so that small runs still exercise them.
     mark_every = max(500, min(50_000, n_events // 20))
-    next_oracle = len(events) + rng.randint(100, 400)
+    next_oracle = len(events) + rng.randint(100, 200)
     next_mark = len(events) + mark_every
     append = events.append
     while len(events) < n_events:
         position = len(events)
         if position >= next_oracle:
             for underlying in START_INDEX:
-                append(market.oracle(position, underlying))
+                events.extend(market.oracle(len(events), underlying))
                 append(market.implied_volatility(underlying))
-            next_oracle = position + rng.randint(100, 400)
+            # Every 25 to 50 s of event time: well inside the 60 s staleness limit.
+            next_oracle = position + rng.randint(100, 200)
             continue
         if position >= next_mark:
             for instrument in PERPETUALS:

@@ -94,10 +94,26 @@ def transfer(
     )
 
 
-def price(underlying: str, ticks: int, at_ms: int, principal: str = "oracle") -> sk.OraclePrice:
+QUORUM: Final = ("oracle-a", "oracle-b")
+
+
+def report(underlying: str, ticks: int, at_ms: int, principal: str) -> sk.OraclePrice:
+    """Return one source's price report."""
     return sk.OraclePrice(
         principal=principal, underlying=underlying, price_ticks=ticks, timestamp_ms=at_ms
     )
+
+
+def price(
+    underlying: str, ticks: int, at_ms: int, principal: str | None = None
+) -> tuple[sk.OraclePrice, ...]:
+    """Return the reports that move the index: two sources agreeing (``min_sources`` is 2).
+
+    With ``principal``, only that one report. ``run_table`` steps every report of a row and
+    expects each to give the row's result.
+    """
+    sources = QUORUM if principal is None else (principal,)
+    return tuple(report(underlying, ticks, at_ms, source) for source in sources)
 
 
 def trade(
@@ -126,7 +142,7 @@ def trade(
 
 
 def volatility(
-    underlying: str, ppm: int, at_ms: int, principal: str = "oracle"
+    underlying: str, ppm: int, at_ms: int, principal: str = "oracle-a"
 ) -> sk.OracleVolatility:
     return sk.OracleVolatility(
         principal=principal, underlying=underlying, volatility_ppm=ppm, timestamp_ms=at_ms
@@ -162,13 +178,16 @@ def apply_checked(state: sk.State, event: object) -> sk.Outcome:
 def run_table(rows: Iterable[tuple[object, str]], state: sk.State | None = None) -> sk.State:
     """Apply each (event, expected) row; expected is ``OK`` or a ``Reason`` value."""
     state = state or sk.genesis(sk.RuleSet.default())
-    for number, (event, expected) in enumerate(rows, start=1):
-        outcome = apply_checked(state, event)
-        got = OK if isinstance(outcome, sk.Accepted) else outcome.reason.value
-        detail = "" if isinstance(outcome, sk.Accepted) else f" ({outcome.message})"
-        assert got == expected, f"row {number}: {event!r}\n expected {expected}, got {got}{detail}"
-        if isinstance(outcome, sk.Accepted):
-            state = outcome.state
+    for number, (row_events, expected) in enumerate(rows, start=1):
+        for event in row_events if isinstance(row_events, tuple) else (row_events,):
+            outcome = apply_checked(state, event)
+            got = OK if isinstance(outcome, sk.Accepted) else outcome.reason.value
+            detail = "" if isinstance(outcome, sk.Accepted) else f" ({outcome.message})"
+            assert got == expected, (
+                f"row {number}: {event!r}\n expected {expected}, got {got}{detail}"
+            )
+            if isinstance(outcome, sk.Accepted):
+                state = outcome.state
     return state
 
 

@@ -29,7 +29,7 @@ def test_demo_runs_and_says_the_invariants_hold(tmp_path):
     summary = json.loads(replayed.stdout.splitlines()[-1])["summary"]
     assert summary["invariants"] == "ok"
     assert (
-        summary["final_root"] == "627ade3f0d8a2acde90c21f5b3a125a2f3d3b97423cc4c100a7af90ae954b707"
+        summary["final_root"] == "5f7fe3d96b7bafcfb453392a58bf13571007883e11a6054e92a4ec91352ff7aa"
     )
 
 

@@ -17,8 +17,8 @@ from settlekernel.demo import demo_steps
 
 # Golden vectors: any change to an encoding, the lattice or the root formula changes these,
 # and must be a deliberate, versioned change (spec/40-roots.md).
-GENESIS_ROOT = "902f7abb37e803d0c4ec2dba74d2237c84125cdb15adb2cb5abbd150ceac2a4a"
-DEMO_ROOT = "627ade3f0d8a2acde90c21f5b3a125a2f3d3b97423cc4c100a7af90ae954b707"
+GENESIS_ROOT = "ec0c705e06e2c2b359aa0c3ebbc06b1707cf9c1216e00bf49e3decf476e4e936"
+DEMO_ROOT = "5f7fe3d96b7bafcfb453392a58bf13571007883e11a6054e92a4ec91352ff7aa"
 
 DEMO_ROOT_SCRIPT = """
 import settlekernel as sk

@@ -60,6 +60,15 @@ TIGHT_RULES = attrs.evolve(
 )
 
 
+def flatten(table):
+    """Expand rows whose event is a tuple (a quorum of reports) into one row per event."""
+    return [
+        (event, expected)
+        for events, expected in table
+        for event in (events if isinstance(events, tuple) else (events,))
+    ]
+
+
 def replay_both(events, rules):
     """Step both implementations through ``events``; return both decision lists and states."""
     state = sk.genesis(rules)
@@ -189,25 +198,25 @@ TABLE = [
     (price("ETH", 300_000, 1_000), OK),
     (
         sk.OracleVolatility(
-            principal="oracle", underlying="BTC", volatility_ppm=600_000, timestamp_ms=1_000
+            principal="oracle-a", underlying="BTC", volatility_ppm=600_000, timestamp_ms=1_000
         ),
         OK,
     ),
     (
         sk.OracleVolatility(
-            principal="oracle", underlying="ETH", volatility_ppm=800_000, timestamp_ms=1_000
+            principal="oracle-a", underlying="ETH", volatility_ppm=800_000, timestamp_ms=1_000
         ),
         OK,
     ),
     (
         sk.OracleVolatility(
-            principal="oracle", underlying="ETH", volatility_ppm=800_000, timestamp_ms=1_000
+            principal="oracle-a", underlying="ETH", volatility_ppm=800_000, timestamp_ms=1_000
         ),
         "oracle_timestamp_not_newer",
     ),
     (
         sk.OracleVolatility(
-            principal="oracle", underlying="ETH", volatility_ppm=10**7 + 1, timestamp_ms=1_001
+            principal="oracle-a", underlying="ETH", volatility_ppm=10**7 + 1, timestamp_ms=1_001
         ),
         "volatility_out_of_range",
     ),
@@ -246,7 +255,11 @@ TABLE = [
     (trade("t4", "carol-1", "bob-1", 200, 9_000_000), OK),
     (trade("t5", "carol-1", "bob-1", 10, 9_100_000), OK),
     (trade("t6", "carol-1", "bob-1", 1, 300_000_000), "insufficient_funds"),
+    # An 11 % gap: the index moves 5 % per accepted update (SK-ORACLE-3), so two rounds.
     (price("BTC", 8_000_000, 2_000), OK),
+    (price("BTC", 8_000_000, 2_500), OK),
+    # t5 traded 1.1 % over the index: the mark keeps a 1 % premium (SK-MARK-1).
+    (price("BTC", 7_950_000, 3_000), OK),
     (mark("BTC-PERP"), "variation_margin_shortfall"),
     (withdraw("carol-1", 1), "margin_insufficient"),
     (deposit("carol-1", 10_000 * USDC), OK),
@@ -279,7 +292,11 @@ TABLE = [
     (trade("t9", "carol-1", "alice-2", 100, 1, instrument="BTC-C-100K"), "margin_insufficient"),
     # Buying 5 of the calls back reduces her risk, whatever her margin.
     (trade("t9", "alice-2", "carol-1", 5, 1, instrument="BTC-C-100K"), OK),
+    # A 33 % ETH gap takes four rounds of two reports at 6 % per accepted update.
     (price("ETH", 200_000, 2_000), OK),
+    (price("ETH", 200_000, 2_100), OK),
+    (price("ETH", 200_000, 2_200), OK),
+    (price("ETH", 200_000, 2_300), OK),
     # Closing a position, expiry, and marks on every linear instrument.
     (trade("t10", "bob-1", "alice-1", 10, 8_000_000), OK),
     (price("BTC", 8_100_000, 20_000), OK),
@@ -305,10 +322,11 @@ TABLE = [
 
 def test_table_agrees_with_the_spec():
     """Each row of a hand-written table gets its expected outcome from both implementations."""
-    events = [event for event, _ in TABLE]
+    table = flatten(TABLE)
+    events = [event for event, _ in table]
     kernel_decisions, dict_decisions, state, dict_kernel = replay_both(events, TABLE_RULES)
     for number, ((event, expected), got_kernel, got_dict) in enumerate(
-        zip(TABLE, kernel_decisions, dict_decisions, strict=True), start=1
+        zip(table, kernel_decisions, dict_decisions, strict=True), start=1
     ):
         labels = [OK if d is None else d.value for d in (got_kernel, got_dict)]
         assert labels == [expected, expected], f"row {number}: {event!r}: got {labels}"
@@ -329,7 +347,7 @@ BOUNDARY_TABLE = [
     (price("BTC", 9_000_000, 1_000), OK),
     (
         sk.OracleVolatility(
-            principal="oracle", underlying="BTC", volatility_ppm=600_000, timestamp_ms=1_000
+            principal="oracle-a", underlying="BTC", volatility_ppm=600_000, timestamp_ms=1_000
         ),
         OK,
     ),
@@ -357,10 +375,11 @@ BOUNDARY_TABLE = [
 
 def test_boundaries_agree():
     """Balances and margin exactly at their limits get the same outcome from both."""
-    events = [event for event, _ in BOUNDARY_TABLE]
+    table = flatten(BOUNDARY_TABLE)
+    events = [event for event, _ in table]
     kernel_decisions, dict_decisions, state, dict_kernel = replay_both(events, DEFAULT_RULES)
     for number, ((event, expected), got_kernel, got_dict) in enumerate(
-        zip(BOUNDARY_TABLE, kernel_decisions, dict_decisions, strict=True), start=1
+        zip(table, kernel_decisions, dict_decisions, strict=True), start=1
     ):
         labels = [OK if d is None else d.value for d in (got_kernel, got_dict)]
         assert labels == [expected, expected], f"row {number}: {event!r}: got {labels}"

@@ -7,7 +7,7 @@ import pytest
 from immutables import Map
 
 import settlekernel as sk
-from scenario import OK, USDC, mark, market, price, trade
+from scenario import OK, USDC, mark, market, price, run_table, trade
 from settlekernel.commitment import touch
 from settlekernel.model import Commitment, Position
 from settlekernel.units import CLEARING_ACCOUNT, FEE_ACCOUNT
@@ -175,3 +175,27 @@ def test_check_step_catches_double_settlement_and_dust(sound):
     )
     event = sk.OpenAccount(principal="x", account="x")
     assert I.ROUNDING_RESIDUE in {v.invariant for v in sk.check_step(sound, event, dust)}
+
+
+def test_check_step_catches_an_inadmissible_price(sound, monkeypatch):
+    """Reports INV-ORACLE-ADMISSIBLE for a mark on a stale index and an index jump."""
+    # ETH moves the clock on by 61 s past BTC's last reports: they go stale.
+    stale = run_table(
+        [(price("ETH", 300_000, 63_000), OK), (mark("BTC-PERP"), "oracle_not_admissible")], sound
+    )
+    # Plant the bug: variation margin forgets its oracle guard.
+    monkeypatch.setattr("settlekernel.variation.check_admissible", lambda *_: None)
+    event = mark("BTC-PERP")
+    planted = sk.step(stale, event)
+    assert isinstance(planted, sk.Accepted)
+    assert I.ORACLE_ADMISSIBLE in {v.invariant for v in sk.check_step(stale, event, planted)}
+    # A forged 20 % index jump in one update.
+    jumped = attrs.evolve(
+        sound,
+        prices=sound.prices.set("BTC", sk.IndexPrice(10_920_000, 3_000)),
+    )
+    report = sk.OraclePrice(
+        principal="oracle-a", underlying="BTC", price_ticks=10_920_000, timestamp_ms=3_000
+    )
+    found = {v.invariant for v in sk.check_step(sound, report, sk.Accepted(jumped, ()))}
+    assert I.ORACLE_ADMISSIBLE in found

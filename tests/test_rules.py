@@ -19,6 +19,14 @@ extreme_weight_ppm = 350000
 short_option_minimum_ppm = 15000
 im_multiplier_ppm = 1300000
 lookahead_ms = 86400000
+min_sources = 2
+stale_after_ms = 60000
+band_ppm = 80000
+mark_band_ppm = 10000
+funding_interval_ms = 3600000
+funding_clamp_ppm = 750
+liquidation_penalty_ppm = 20000
+settlement_window_ms = 1800000
 """
 
 
@@ -64,6 +72,10 @@ def test_one_changed_rule_changes_the_digest():
         ("[assets.USDC]\nhaircut_ppm = 10", "valuation asset takes no price_underlying or haircut"),
         ('[assets.BTC]\nprice_underlying = "DOGE"', "price_underlying DOGE is not an underlying"),
         ("[assets.BTC]\nhaircut_ppm = 2000000", "haircut_ppm 2000000 outside"),
+        ("[underlyings.BTC]\nmin_sources = 4", "min_sources 4 outside [1, 3]"),
+        ("[underlyings.BTC]\nband_ppm = 0", "band_ppm 0 outside"),
+        ("[underlyings.BTC]\nstale_after_ms = 0", "stale_after_ms 0 outside"),
+        ("price_history_max = 10", "holds less than its settlement window (32 samples)"),
         ("[roles]\noracles = []", "roles.oracles is empty"),
         ("fee_rate_max_ppm = 2000000", "fee_rate_max_ppm 2000000 outside"),
         ("[assets.DOGE]\ndecimals = 31\nhaircut_ppm = 0", "decimals 31 outside"),

@@ -141,14 +141,14 @@ class TestMarkets:
         )
 
     def test_oracle_rules(self):
-        """Accepts only newer prices from an oracle, within bounds, for known underlyings."""
+        """Accepts only newer reports per source, within bounds, for known underlyings."""
         state = run_table(
             [
                 (price("BTC", 9_000_000, 1_000), OK),
                 (price("BTC", 9_000_001, 1_000), "oracle_timestamp_not_newer"),
                 (price("BTC", 9_000_001, 999), "oracle_timestamp_not_newer"),
                 (price("BTC", 9_000_001, 1_001, principal="mallory"), "principal_not_oracle"),
-                (price("BTC", 0, 2_000), "price_not_positive"),
+                (price("BTC", -1, 2_000), "price_not_positive"),
                 (price("BTC", 10**15 + 1, 2_000), "price_too_large"),
                 (price("BTC", 1, -1), "timestamp_out_of_range"),
                 (price("DOGE", 1, 2_000), "underlying_unknown"),
@@ -340,7 +340,10 @@ class TestVariationMargin:
                 (open_account("thin"), OK),
                 (deposit("thin", 10_000 * USDC), OK),
                 (trade("t1", "alice", "thin", 1_000, 9_000_000), OK),
+                # The index may move 5 % per accepted update: three steps, then the rest.
                 (price("BTC", 10_500_000, 2_000), OK),
+                (price("BTC", 10_500_000, 3_000), OK),
+                (price("BTC", 10_500_000, 4_000), OK),
                 (mark("BTC-PERP"), "variation_margin_shortfall"),
             ]
         )

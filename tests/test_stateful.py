@@ -1,9 +1,11 @@
 """Adversarial stateful fuzzing of the kernel (Hypothesis RuleBasedStateMachine).
 
 Actors: three owners with sub-accounts, a thief (mallory) who owns nothing, the operator,
-the oracle and the venue. Rules generate honest events and attacks: replays of settled
-trades with the same and with changed payloads, withdrawals sized to breach margin,
-self-trades, unknown instruments and accounts, unauthorised principals, stale prices,
+three price sources (two honest, one that misbehaves) and two venues. Rules generate honest
+events and attacks: replays of settled trades with the same and with changed payloads,
+withdrawals sized to breach margin, self-trades, unknown instruments and accounts,
+unauthorised principals, oracle manipulation (single-source spikes and halts, stale replays,
+timestamps going backwards or far ahead, quiet periods that leave a price stale, 40 % gaps),
 wrong-typed fields, and integers biased to 0, 1, the bounds and the bounds +- 1.
 
 After every step: every state invariant holds (``check_invariants``: INV-CONSERVATION,
@@ -11,10 +13,10 @@ INV-NONNEGATIVE-BALANCES, INV-CANONICAL-FORM, INV-OPEN-INTEREST-ZERO-SUM,
 INV-UNIFORM-REFERENCE, INV-NO-DOUBLE-SETTLEMENT, INV-ROUNDING-RESIDUE, INV-ROOT-CONSISTENT,
 INV-MARGIN-CACHE-CONSISTENT);
 every accepted step passes ``check_step`` (INV-POSTINGS-BALANCED, INV-MARGIN-AFTER-ACCEPT,
-INV-NO-DOUBLE-SETTLEMENT, INV-ROUNDING-RESIDUE); every step, accepted or rejected, leaves the
-state it was given bit-for-bit unchanged, root and content (INV-ATOMIC-REJECT). At teardown
-the whole event log is replayed from genesis and must give the same outcomes and roots
-(INV-DETERMINISM).
+INV-NO-DOUBLE-SETTLEMENT, INV-ROUNDING-RESIDUE, INV-ORACLE-ADMISSIBLE); every step,
+accepted or rejected, leaves the state it was given bit-for-bit unchanged, root and content
+(INV-ATOMIC-REJECT). At teardown the whole event log is replayed from genesis and must give
+the same outcomes and roots (INV-DETERMINISM).
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ from strategies import (
     signed_edge_ints,
 )
 
+# Three price sources, a quorum of two (the default); "oracle-c" is the one that misbehaves.
+SOURCES = ("oracle-a", "oracle-b", "oracle-c")
 # Tight limits so that the limit reasons are reachable in a few steps; a second venue so that
 # a replay by another matcher is possible.
 RULES = attrs.evolve(
     sk.RuleSet.default(),
-    roles=sk.Roles(operator="operator", oracles=("oracle",), matchers=("venue", "venue-2")),
+    roles=sk.Roles(operator="operator", oracles=SOURCES, matchers=("venue", "venue-2")),
     accounts_max=4,
     instruments_max=5,
     positions_per_account_max=3,
@@ -48,7 +52,7 @@ RULES = attrs.evolve(
 )
 OWNERS = ("alice", "bob", "carol")
 ACCOUNTS = ("alice-1", "alice-2", "bob-1", "carol-1", "ghost-1")
-PRINCIPALS = (*OWNERS, "mallory", "operator", "oracle", "venue", "venue-2")
+PRINCIPALS = (*OWNERS, "mallory", "operator", *SOURCES, "venue", "venue-2")
 ASSETS = ("USDC", "BTC", "DOGE")
 UNDERLYINGS = ("BTC", "ETH", "DOGE")
 K = sk.InstrumentKind
@@ -99,7 +103,8 @@ class KernelMachine(RuleBasedStateMachine):
         self.log: list[object] = []
         self.outcomes: list[str] = []
         self.settled: list[sk.Trade] = []
-        self.clock = dict.fromkeys(UNDERLYINGS, 0)
+        # Each source's last accepted report time per underlying.
+        self.clock = {(u, source): 0 for u in UNDERLYINGS for source in SOURCES}
         self.trade_number = 0
 
     # The one place events enter: every check the kernel promises, on every step.
@@ -151,23 +156,31 @@ class KernelMachine(RuleBasedStateMachine):
             self.advance_price(underlying, BASE_PRICE[underlying])
             self.submit(
                 sk.OracleVolatility(
-                    principal="oracle",
+                    principal="oracle-a",
                     underlying=underlying,
                     volatility_ppm=600_000,
-                    timestamp_ms=self.clock[underlying],
+                    timestamp_ms=self.clock[underlying, "oracle-a"],
                 )
             )
 
-    def advance_price(self, underlying: str, ticks: int) -> sk.Outcome:
-        self.clock[underlying] += 1_000
-        return self.submit(
+    def report(self, source: str, underlying: str, ticks: int, step_ms: int) -> sk.Outcome:
+        """One source reports, ``step_ms`` after the latest report of any source."""
+        at_ms = max(self.clock[underlying, s] for s in SOURCES) + step_ms
+        outcome = self.submit(
             sk.OraclePrice(
-                principal="oracle",
-                underlying=underlying,
-                price_ticks=ticks,
-                timestamp_ms=self.clock[underlying],
+                principal=source, underlying=underlying, price_ticks=ticks, timestamp_ms=at_ms
             )
         )
+        if isinstance(outcome, sk.Accepted):
+            self.clock[underlying, source] = at_ms
+        return outcome
+
+    def advance_price(self, underlying: str, ticks: int, step_ms: int = 1_000) -> None:
+        """An honest quorum: two sources report the same price at the same time."""
+        at_ms = max(self.clock[underlying, s] for s in SOURCES) + step_ms
+        for source in SOURCES[:2]:
+            self.clock[underlying, source] = at_ms - step_ms
+            self.report(source, underlying, ticks, step_ms)
 
     @rule(principal=st.sampled_from(PRINCIPALS), account=st.sampled_from(ACCOUNTS))
     def open_account(self, principal: str, account: str) -> None:
@@ -242,26 +255,69 @@ class KernelMachine(RuleBasedStateMachine):
     @rule(
         underlying=st.sampled_from(UNDERLYINGS),
         move_ppm=st.integers(-150_000, 150_000),
-        principal=st.sampled_from(("oracle", "oracle", "oracle", "mallory")),
+        who=st.sampled_from(("quorum", "quorum", "quorum", "oracle-c", "mallory")),
     )
-    def move_price(self, underlying: str, move_ppm: int, principal: str) -> None:
+    def move_price(self, underlying: str, move_ppm: int, who: str) -> None:
+        """An honest move by a quorum, or one source's (or a thief's) report."""
         current = self.state.prices.get(underlying)
         base = current.price_ticks if current else BASE_PRICE[underlying]
         ticks = max(1, base + base * move_ppm // 1_000_000)
-        self.clock[underlying] += 1_000
-        self.submit(
-            sk.OraclePrice(
-                principal=principal,
-                underlying=underlying,
-                price_ticks=ticks,
-                timestamp_ms=self.clock[underlying],
+        if who == "quorum":
+            self.advance_price(underlying, ticks)
+        else:
+            self.report(who, underlying, ticks, 1_000)
+
+    @rule(
+        underlying=st.sampled_from(("BTC", "ETH")),
+        factor=st.sampled_from((0, 1, 10, 100)),
+        source=st.sampled_from(SOURCES),
+    )
+    def single_source_spike(self, underlying: str, factor: int, source: str) -> None:
+        """One source prints a crash, a 10x or 100x spike, or a halt (0): the manipulator.
+
+        The index may only move within the range of the other sources' reports and the
+        last index (SK-ORACLE-2): one source of three cannot move it anywhere else.
+        """
+        old = self.state.prices.get(underlying)
+        base = old.price_ticks if old else BASE_PRICE[underlying]
+        ticks = 1 if factor == 1 else base * factor
+        outcome = self.report(source, underlying, ticks, 500)
+        new = self.state.prices.get(underlying)
+        if isinstance(outcome, sk.Accepted) and old is not None and new != old:
+            others = [
+                r.price_ticks for s, r in self.state.reports[underlying].items() if s != source
+            ]
+            bounds = [old.price_ticks, *others]
+            assert min(bounds) <= new.price_ticks <= max(bounds), (old, new, others)
+
+    @rule(underlying=st.sampled_from(("BTC", "ETH")), source=st.sampled_from(SOURCES))
+    def stale_replay(self, underlying: str, source: str) -> None:
+        """A source's last report sent again, and once more a millisecond older."""
+        last = self.state.reports.get(underlying, {}).get(source)
+        if last is None:
+            return
+        for at_ms in (last.timestamp_ms, last.timestamp_ms - 1):
+            outcome = self.submit(
+                sk.OraclePrice(
+                    principal=source,
+                    underlying=underlying,
+                    price_ticks=last.price_ticks,
+                    timestamp_ms=at_ms,
+                )
             )
-        )
+            assert isinstance(outcome, sk.Rejected)
+
+    @rule(underlying=st.sampled_from(("BTC", "ETH")))
+    def quiet_period(self, underlying: str) -> None:
+        """Time passes on one underlying only: the other's reports go stale."""
+        current = self.state.prices.get(underlying)
+        base = current.price_ticks if current else BASE_PRICE[underlying]
+        self.advance_price(underlying, base, step_ms=61_000)
 
     @rule(
         underlying=st.sampled_from(UNDERLYINGS),
         vol=st.one_of(st.integers(50_000, 2_000_000), edge_ints(-1, 10**7 + 1)),
-        principal=st.sampled_from(("oracle", "oracle", "mallory")),
+        principal=st.sampled_from(("oracle-a", "oracle-b", "mallory")),
         later=st.booleans(),
     )
     def report_volatility(self, underlying: str, vol: int, principal: str, later: bool) -> None:
@@ -287,14 +343,17 @@ class KernelMachine(RuleBasedStateMachine):
         timestamp=signed_edge_ints(),
     )
     def hostile_price(self, underlying: str, ticks: int, timestamp: int) -> None:
-        """Stale replays, time travel and absurd prices from the real oracle key."""
+        """Stale replays, time travel and absurd prices from a real source's key."""
         outcome = self.submit(
             sk.OraclePrice(
-                principal="oracle", underlying=underlying, price_ticks=ticks, timestamp_ms=timestamp
+                principal="oracle-c",
+                underlying=underlying,
+                price_ticks=ticks,
+                timestamp_ms=timestamp,
             )
         )
         if isinstance(outcome, sk.Accepted):
-            self.clock[underlying] = max(self.clock[underlying], timestamp)
+            self.clock[underlying, "oracle-c"] = timestamp
 
     def submit_trade(
         self,
@@ -442,7 +501,7 @@ class KernelMachine(RuleBasedStateMachine):
             sk.Deposit: dict(principal="alice", account="alice-1", asset="USDC", amount_minor=1),
             sk.Withdraw: dict(principal="alice", account="alice-1", asset="USDC", amount_minor=1),
             sk.OraclePrice: dict(
-                principal="oracle", underlying="BTC", price_ticks=1, timestamp_ms=1
+                principal="oracle-a", underlying="BTC", price_ticks=1, timestamp_ms=1
             ),
             sk.Trade: dict(
                 principal="venue",

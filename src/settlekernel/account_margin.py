@@ -20,6 +20,7 @@ from settlekernel.margin.portfolio import (
     compute_margin,
 )
 from settlekernel.model import Account, InstrumentKind, MarginEntry
+from settlekernel.oracle import Action, check_admissible
 from settlekernel.outcomes import Rejected
 from settlekernel.reasons import Reason
 
@@ -49,6 +50,32 @@ def portfolio_of(account: Account, instruments: Map[str, Instrument]) -> Portfol
     )
 
 
+def margin_underlyings(
+    state: State, account: Account, instruments: Map[str, Instrument] | None = None
+) -> set[str]:
+    """Return the underlyings an account's margin reads: its positions' and its collateral's."""
+    instruments = state.instruments if instruments is None else instruments
+    underlyings = {instruments[i].underlying for i in account.positions}
+    for asset in account.balances:
+        price_underlying = state.rules.asset_by_symbol[asset].price_underlying
+        if price_underlying is not None:
+            underlyings.add(price_underlying)
+    return underlyings
+
+
+def check_margin_admissible(state: State, *accounts: Account) -> Rejected | None:
+    """Reject a margin check that would read a price the oracle does not admit (SK-ORACLE-5).
+
+    An account without positions needs no price: its requirement is 0 and its equity is
+    never negative, whatever the prices.
+    """
+    underlyings: set[str] = set()
+    for account in accounts:
+        if account.positions:
+            underlyings |= margin_underlyings(state, account)
+    return check_admissible(state, underlyings, Action.MARGIN)
+
+
 def market_key(
     state: State, account: Account, instruments: Map[str, Instrument]
 ) -> tuple[object, ...]:
@@ -57,11 +84,7 @@ def market_key(
     The rule set; the index and volatility of every underlying its positions are written on
     or its collateral is priced by; and the clock if it holds an option, whose value decays.
     """
-    underlyings = {instruments[i].underlying for i in account.positions}
-    for asset in account.balances:
-        price_underlying = state.rules.asset_by_symbol[asset].price_underlying
-        if price_underlying is not None:
-            underlyings.add(price_underlying)
+    underlyings = margin_underlyings(state, account, instruments)
     has_options = any(instruments[i].kind is InstrumentKind.OPTION for i in account.positions)
     key: list[object] = [state.rules, state.clock_ms if has_options else None]
     for underlying in sorted(underlyings):

@@ -6,7 +6,11 @@ no return after which the transition only writes.
 
 from __future__ import annotations
 
-from settlekernel.account_margin import cache_margins, check_initial_margin
+from settlekernel.account_margin import (
+    cache_margins,
+    check_initial_margin,
+    check_margin_admissible,
+)
 from settlekernel.arith import apply_transfer
 from settlekernel.commitment import account_key, touch
 from settlekernel.events import Deposit, OpenAccount, Transfer, Withdraw
@@ -101,6 +105,10 @@ def process_withdraw(state: State, event: Withdraw) -> Outcome:
             Reason.PRINCIPAL_NOT_OWNER,
             f"principal {event.principal} does not own account {event.account}",
         )
+    # Verify the oracle admits the margin check the withdrawal needs (SK-ORACLE-5).
+    rejection = check_margin_admissible(state, account)
+    if rejection is not None:
+        return rejection
     # Verify the balance covers the amount.
     balance_minor = account.balance(event.asset)
     if balance_minor < event.amount_minor:
@@ -165,6 +173,10 @@ def process_transfer(state: State, event: Transfer) -> Outcome:
             Reason.TRANSFER_OWNERS_DIFFER,
             f"account {target.id} is owned by {target.owner}, not {source.owner}",
         )
+    # Verify the oracle admits the margin check the transfer needs (SK-ORACLE-5).
+    rejection = check_margin_admissible(state, source)
+    if rejection is not None:
+        return rejection
     # Verify the source balance covers the amount.
     source_minor = source.balance(event.asset)
     if source_minor < event.amount_minor:

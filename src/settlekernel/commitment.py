@@ -3,7 +3,8 @@
 Construction (SK-ROOT-1..4):
 
 1. The state is a set of leaves: one per account, instrument, index price, implied
-   volatility and settled trade. Each leaf has a canonical text encoding (``encode_*``
+   volatility, oracle reports and index history of an underlying, fixed settlement price
+   and settled trade. Each leaf has a canonical text encoding (``encode_*``
    below) that is injective because identifiers never contain the separators ``| , = @``.
 2. A leaf's vector is ``BLAKE3-XOF(BLAKE3(encoding), 2048 bytes)`` read as 1024
    little-endian uint16 lanes. The lattice is the lane-wise sum, mod 2**16, of the vectors
@@ -37,6 +38,7 @@ from settlekernel.model import (
     Account,
     Commitment,
     IndexPrice,
+    IndexSample,
     IndexVolatility,
     Instrument,
     State,
@@ -61,6 +63,9 @@ ACCOUNT_PREFIX: Final = "a:"
 INSTRUMENT_PREFIX: Final = "i:"
 PRICE_PREFIX: Final = "p:"
 VOLATILITY_PREFIX: Final = "v:"
+REPORT_PREFIX: Final = "r:"
+HISTORY_PREFIX: Final = "h:"
+SETTLEMENT_PREFIX: Final = "s:"
 TRADE_PREFIX: Final = "t:"
 
 
@@ -82,6 +87,21 @@ def price_key(underlying: str) -> str:
 def volatility_key(underlying: str) -> str:
     """Return the leaf key of an underlying's implied volatility."""
     return VOLATILITY_PREFIX + underlying
+
+
+def report_key(underlying: str) -> str:
+    """Return the leaf key of an underlying's latest report per source."""
+    return REPORT_PREFIX + underlying
+
+
+def history_key(underlying: str) -> str:
+    """Return the leaf key of an underlying's index history."""
+    return HISTORY_PREFIX + underlying
+
+
+def settlement_price_key(key: str) -> str:
+    """Return the leaf key of a fixed settlement price (``key`` is ``<underlying>@<expiry>``)."""
+    return SETTLEMENT_PREFIX + key
 
 
 def trade_key(trade_id: str) -> str:
@@ -106,7 +126,9 @@ def encode_instrument(instrument: Instrument) -> bytes:
         f"instrument|{instrument.id}|{instrument.kind.value}|{instrument.underlying}|"
         f"{instrument.settlement_asset}|{instrument.multiplier_minor}|"
         f"{_optional(instrument.expiry_ms)}|{_optional(instrument.strike_ticks)}|"
-        f"{option_type}|{instrument.reference_ticks}"
+        f"{option_type}|{instrument.reference_ticks}|{instrument.premium_ppm}|"
+        f"{instrument.last_funding_ms}|{instrument.funding_index_ticks}|"
+        f"{_optional(instrument.settlement_ticks)}"
     ).encode()
 
 
@@ -118,6 +140,27 @@ def encode_price(underlying: str, price: IndexPrice) -> bytes:
 def encode_volatility(underlying: str, volatility: IndexVolatility) -> bytes:
     """Return the canonical encoding of an implied-volatility leaf."""
     return f"volatility|{underlying}|{volatility.volatility_ppm}|{volatility.timestamp_ms}".encode()
+
+
+def encode_reports(underlying: str, reports: Map[str, IndexPrice]) -> bytes:
+    """Return the canonical encoding of an underlying's reports leaf, sorted by source."""
+    body = ",".join(
+        f"{source}={r.price_ticks}@{r.timestamp_ms}" for source, r in sorted(reports.items())
+    )
+    return f"reports|{underlying}|{body}".encode()
+
+
+def encode_history(underlying: str, history: tuple[IndexSample, ...]) -> bytes:
+    """Return the canonical encoding of an underlying's index-history leaf, in time order."""
+    body = ",".join(
+        f"{sample.timestamp_ms}={sample.price_ticks}~{sample.cumulative}" for sample in history
+    )
+    return f"history|{underlying}|{body}".encode()
+
+
+def encode_settlement_price(key: str, price_ticks: int) -> bytes:
+    """Return the canonical encoding of a fixed settlement price leaf."""
+    return f"settlement|{key}|{price_ticks}".encode()
 
 
 def encode_trade(trade: Trade) -> bytes:
@@ -145,6 +188,15 @@ def encode_leaf(state: State, key: str) -> bytes | None:
     if namespace == PRICE_PREFIX:
         price = state.prices.get(identifier)
         return None if price is None else encode_price(identifier, price)
+    if namespace == REPORT_PREFIX:
+        reports = state.reports.get(identifier)
+        return None if reports is None else encode_reports(identifier, reports)
+    if namespace == HISTORY_PREFIX:
+        history = state.history.get(identifier)
+        return None if history is None else encode_history(identifier, history)
+    if namespace == SETTLEMENT_PREFIX:
+        settlement = state.settlement_prices.get(identifier)
+        return None if settlement is None else encode_settlement_price(identifier, settlement)
     if namespace == VOLATILITY_PREFIX:
         volatility = state.volatilities.get(identifier)
         return None if volatility is None else encode_volatility(identifier, volatility)
@@ -231,7 +283,8 @@ def state_root(state: State) -> bytes:
     else:
         lattice = state.commitment.lattice
     custody = ",".join(f"{asset}={amount}" for asset, amount in sorted(state.custody.items()))
-    header = f"clock={state.clock_ms}|custody={custody}\n".encode()
+    socialized = ",".join(f"{a}={amount}" for a, amount in sorted(state.socialized_loss.items()))
+    header = f"clock={state.clock_ms}|custody={custody}|socialized={socialized}\n".encode()
     lattice_digest = blake3.blake3(lattice.astype("<u2", copy=False).tobytes()).digest()
     return hashlib.sha256(ROOT_DOMAIN + state.rules.digest + header + lattice_digest).digest()
 
@@ -242,6 +295,9 @@ def all_leaf_keys(state: State) -> list[str]:
     keys += [instrument_key(instrument_id) for instrument_id in state.instruments]
     keys += [price_key(underlying) for underlying in state.prices]
     keys += [volatility_key(underlying) for underlying in state.volatilities]
+    keys += [report_key(underlying) for underlying in state.reports]
+    keys += [history_key(underlying) for underlying in state.history]
+    keys += [settlement_price_key(key) for key in state.settlement_prices]
     keys += [trade_key(trade_id) for trade_id in state.trades]
     return keys
 

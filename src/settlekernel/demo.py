@@ -2,9 +2,10 @@
 
 Two traders and a market maker deposit USDC, and an options trader posts one BTC as
 collateral; the operator lists BTC and ETH perpetuals, a December BTC future and two
-December BTC options; the oracle reports prices and implied volatilities; the venue reports
-trades, among them a short strangle; BTC rallies, variation margin flows from the shorts to
-the longs, and the strangle's seller hedges her new delta with the future. Withdrawals that
+December BTC options; two oracle sources report prices (the index needs both) and implied
+volatilities; the venue reports trades, among them a short strangle; BTC rallies, variation
+margin flows from the shorts to the longs, and the strangle's seller hedges her new delta
+with the future. Withdrawals that
 would breach initial margin are refused (one of them of BTC collateral, checked against the
 whole account), and so is the venue's retry of an already-settled trade.
 """
@@ -92,13 +93,19 @@ def _deposit(owner: str, amount_minor: int, asset: str = "USDC") -> Deposit:
     return Deposit(principal=owner, account=owner, asset=asset, amount_minor=amount_minor)
 
 
+def _report(underlying: str, price_ticks: int, at_ms: int, source: str) -> OraclePrice:
+    return OraclePrice(
+        principal=source, underlying=underlying, price_ticks=price_ticks, timestamp_ms=at_ms
+    )
+
+
 def _oracle(underlying: str, price_ticks: int, volatility_ppm: int, at_ms: int) -> list[Event]:
+    """Two sources report the same price (the quorum is two), then the volatility."""
     return [
-        OraclePrice(
-            principal="oracle", underlying=underlying, price_ticks=price_ticks, timestamp_ms=at_ms
-        ),
+        _report(underlying, price_ticks, at_ms, "oracle-a"),
+        _report(underlying, price_ticks, at_ms, "oracle-b"),
         OracleVolatility(
-            principal="oracle",
+            principal="oracle-a",
             underlying=underlying,
             volatility_ppm=volatility_ppm,
             timestamp_ms=at_ms,
@@ -154,10 +161,12 @@ def _opening() -> list[DemoStep]:
                 option_type=OptionType.PUT,
             ),
         ),
-        DemoStep("BTC index 96,000.00", btc_index[0]),
-        DemoStep("BTC implied volatility 55 %", btc_index[1]),
-        DemoStep("ETH index 3,500.00", eth_index[0]),
-        DemoStep("ETH implied volatility 70 %", eth_index[1]),
+        DemoStep("oracle-a reports BTC at 96,000.00: one source, no index yet", btc_index[0]),
+        DemoStep("oracle-b agrees: two fresh sources, BTC index 96,000.00", btc_index[1]),
+        DemoStep("BTC implied volatility 55 %", btc_index[2]),
+        DemoStep("oracle-a reports ETH at 3,500.00", eth_index[0]),
+        DemoStep("oracle-b agrees: ETH index 3,500.00", eth_index[1]),
+        DemoStep("ETH implied volatility 70 %", eth_index[2]),
     ]
 
 
@@ -205,10 +214,12 @@ def _rally() -> list[DemoStep]:
     btc_rally = _oracle("BTC", 9_950_000, 600_000, later)
     eth_slip = _oracle("ETH", 342_000, 720_000, later)
     return [
-        DemoStep("BTC rallies to 99,500.00", btc_rally[0]),
-        DemoStep("BTC implied volatility rises to 60 %", btc_rally[1]),
-        DemoStep("ETH slips to 3,420.00", eth_slip[0]),
-        DemoStep("ETH implied volatility 72 %", eth_slip[1]),
+        DemoStep("oracle-a: BTC at 99,500.00 an hour later", btc_rally[0]),
+        DemoStep("oracle-b agrees: BTC index rallies to 99,500.00", btc_rally[1]),
+        DemoStep("BTC implied volatility rises to 60 %", btc_rally[2]),
+        DemoStep("oracle-a: ETH at 3,420.00", eth_slip[0]),
+        DemoStep("oracle-b agrees: ETH index slips to 3,420.00", eth_slip[1]),
+        DemoStep("ETH implied volatility 72 %", eth_slip[2]),
         DemoStep(
             "mark BTC-PERP: shorts pay longs",
             VariationMargin(principal="operator", instrument="BTC-PERP"),

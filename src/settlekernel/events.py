@@ -25,6 +25,7 @@ class FieldKind(enum.Enum):
     AMOUNT = "amount"
     QUANTITY = "quantity"
     PRICE = "price"
+    REPORT_PRICE = "report_price"
     FEE_RATE = "fee_rate"
     VOLATILITY = "volatility"
     TIMESTAMP = "timestamp"
@@ -43,6 +44,7 @@ _ID = _meta(FieldKind.ID)
 _AMOUNT = _meta(FieldKind.AMOUNT)
 _QUANTITY = _meta(FieldKind.QUANTITY)
 _PRICE = _meta(FieldKind.PRICE)
+_REPORT_PRICE = _meta(FieldKind.REPORT_PRICE)
 _FEE_RATE = _meta(FieldKind.FEE_RATE)
 _TIMESTAMP = _meta(FieldKind.TIMESTAMP)
 _VOLATILITY = _meta(FieldKind.VOLATILITY)
@@ -109,11 +111,11 @@ class ListInstrument:
 
 @attrs.frozen(kw_only=True)
 class OraclePrice:
-    """Report the index price of an underlying at a time (SK-ORACLE)."""
+    """A source's report of an underlying's price at a time (SK-ORACLE); 0 signals a halt."""
 
     principal: str = attrs.field(metadata=_ID)
     underlying: str = attrs.field(metadata=_ID)
-    price_ticks: int = attrs.field(metadata=_PRICE)
+    price_ticks: int = attrs.field(metadata=_REPORT_PRICE)
     timestamp_ms: int = attrs.field(metadata=_TIMESTAMP)
 
 

@@ -24,6 +24,7 @@ _ADMITTED_TYPES: Final[dict[FieldKind, tuple[type, ...]]] = {
     FieldKind.AMOUNT: (int,),
     FieldKind.QUANTITY: (int,),
     FieldKind.PRICE: (int,),
+    FieldKind.REPORT_PRICE: (int,),
     FieldKind.FEE_RATE: (int,),
     FieldKind.TIMESTAMP: (int,),
     FieldKind.VOLATILITY: (int,),
@@ -83,6 +84,12 @@ _RANGES: Final[dict[FieldKind, tuple[Reason, Reason, int, int | str]]] = {
         "position_lots_max",
     ),
     FieldKind.PRICE: (Reason.PRICE_NOT_POSITIVE, Reason.PRICE_TOO_LARGE, 1, "price_ticks_max"),
+    FieldKind.REPORT_PRICE: (
+        Reason.PRICE_NOT_POSITIVE,
+        Reason.PRICE_TOO_LARGE,
+        0,
+        "price_ticks_max",
+    ),
     FieldKind.OPTIONAL_PRICE: (
         Reason.PRICE_NOT_POSITIVE,
         Reason.PRICE_TOO_LARGE,

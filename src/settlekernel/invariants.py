@@ -15,14 +15,21 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from settlekernel.account_margin import market_key, market_of, portfolio_of
+from settlekernel.account_margin import (
+    margin_underlyings,
+    market_key,
+    market_of,
+    portfolio_of,
+)
 from settlekernel.commitment import recompute_root, state_root
-from settlekernel.events import Trade, Transfer, Withdraw
+from settlekernel.events import OraclePrice, Trade, Transfer, VariationMargin, Withdraw
 from settlekernel.margin.portfolio import MarginReport, compute_margin
+from settlekernel.oracle import ADMISSIBLE, Action, validity
 from settlekernel.outcomes import Accepted, Outcome, PostingCode, Rejected
 from settlekernel.units import (
     CLEARING_ACCOUNT,
     EXTERNAL_ACCOUNT,
+    PPM,
     RESIDUE_ACCOUNT,
     SYSTEM_ACCOUNTS,
     SYSTEM_OWNER,
@@ -50,6 +57,7 @@ class InvariantId(enum.Enum):
     ATOMIC_REJECT = "INV-ATOMIC-REJECT"
     POSTINGS_BALANCED = "INV-POSTINGS-BALANCED"
     MARGIN_AFTER_ACCEPT = "INV-MARGIN-AFTER-ACCEPT"
+    ORACLE_ADMISSIBLE = "INV-ORACLE-ADMISSIBLE"
     DETERMINISM = "INV-DETERMINISM"
 
 
@@ -324,6 +332,7 @@ def check_step(before: State, event: object, outcome: Outcome) -> list[Violation
     found += _check_margin_after(before, event, outcome)
     found += _check_settled_once(before, event, outcome)
     found += _check_residue(before, outcome)
+    found += _check_oracle(before, event, outcome)
     return found
 
 
@@ -452,4 +461,62 @@ def _check_residue(before: State, outcome: Accepted) -> list[Violation]:
             Violation(InvariantId.ROUNDING_RESIDUE, f"{len(rounding)} roundings in a step")
         )
     del before
+    return found
+
+
+def _needs(before: State, event: object) -> list[tuple[str, Action]]:
+    """Return the (underlying, action) pairs an accepted event needed admitted (SK-ORACLE-5)."""
+    if isinstance(event, Trade):
+        instrument = before.instruments[event.instrument]
+        reads = set().union(
+            *(margin_underlyings(before, before.accounts[a]) for a in (event.buyer, event.seller))
+        )
+        return [(instrument.underlying, Action.TRADE)] + [(u, Action.MARGIN) for u in reads]
+    if isinstance(event, Withdraw | Transfer):
+        account = before.accounts[
+            event.account if isinstance(event, Withdraw) else event.source_account
+        ]
+        if not account.positions:
+            return []
+        return [(u, Action.MARGIN) for u in margin_underlyings(before, account)]
+    if isinstance(event, VariationMargin):
+        underlying = before.instruments[event.instrument].underlying
+        return [(underlying, Action.VARIATION_MARGIN)]
+    return []
+
+
+def _check_oracle(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-ORACLE-ADMISSIBLE: nothing is accepted on a price its action may not use.
+
+    Every underlying an accepted event needed had, before the event, a validity that admits
+    the action (SK-ORACLE-4, SK-ORACLE-5). An accepted report moves the index by at most the
+    band of the last accepted one and moves neither the index's time nor the clock back
+    (SK-ORACLE-3).
+    """
+    found = [
+        Violation(
+            InvariantId.ORACLE_ADMISSIBLE,
+            f"{type(event).__name__} needed {action.value} on {underlying}, which was "
+            f"{validity(before, underlying).value}",
+        )
+        for underlying, action in _needs(before, event)
+        if validity(before, underlying) not in ADMISSIBLE[action]
+    ]
+    after = outcome.state
+    if after.clock_ms < before.clock_ms:
+        found.append(Violation(InvariantId.ORACLE_ADMISSIBLE, "the clock went back"))
+    if isinstance(event, OraclePrice):
+        old, new = before.prices.get(event.underlying), after.prices.get(event.underlying)
+        band_ppm = before.rules.underlying_by_symbol[event.underlying].band_ppm
+        if (
+            old is not None
+            and new is not None
+            and (
+                abs(new.price_ticks - old.price_ticks) * PPM > old.price_ticks * band_ppm
+                or new.timestamp_ms < old.timestamp_ms
+            )
+        ):
+            found.append(
+                Violation(InvariantId.ORACLE_ADMISSIBLE, f"index moved from {old} to {new}")
+            )
     return found

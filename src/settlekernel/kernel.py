@@ -85,11 +85,16 @@ def genesis(rules: RuleSet) -> State:
         instruments=Map(),
         prices=Map(),
         volatilities=Map(),
+        reports=Map(),
+        history=Map(),
+        settlement_prices=Map(),
         trades=Map(),
         custody=Map(),
         clock_ms=0,
+        socialized_loss=Map(),
         open_interest=Map(),
         holders=Map(),
+        pending_expiries=Map(),
         commitment=Commitment(
             ZERO_LATTICE, Map(), Map({account_key(a): None for a in SYSTEM_ACCOUNTS})
         ),

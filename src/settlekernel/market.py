@@ -4,21 +4,32 @@ from __future__ import annotations
 
 from immutables import Map
 
-from settlekernel.commitment import instrument_key, price_key, touch, volatility_key
+from settlekernel.commitment import (
+    history_key,
+    instrument_key,
+    price_key,
+    report_key,
+    settlement_price_key,
+    touch,
+    volatility_key,
+)
 from settlekernel.events import ListInstrument, OraclePrice, OracleVolatility
 from settlekernel.guards import check_ranges
 from settlekernel.model import (
     IndexPrice,
+    IndexSample,
     IndexVolatility,
     Instrument,
     InstrumentKind,
     State,
     replace_state,
 )
+from settlekernel.oracle import evaluate, settlement_twap, with_history
 from settlekernel.outcomes import Accepted, Outcome, Rejected
 from settlekernel.reasons import Reason
 
 EMPTY_HOLDERS: Map[str, None] = Map()
+EMPTY_REPORTS: Map[str, IndexPrice] = Map()
 
 
 def process_list_instrument(state: State, event: ListInstrument) -> Outcome:
@@ -76,10 +87,20 @@ def process_list_instrument(state: State, event: ListInstrument) -> Outcome:
             instruments=state.instruments.set(instrument.id, instrument),
             open_interest=state.open_interest.set(instrument.id, 0),
             holders=state.holders.set(instrument.id, EMPTY_HOLDERS),
+            pending_expiries=_with_pending_expiry(state, instrument),
             commitment=touch(state.commitment, instrument_key(instrument.id)),
         ),
         (),
     )
+
+
+def _with_pending_expiry(state: State, instrument: Instrument) -> Map[str, tuple[int, ...]]:
+    """Return the pending expiries with the new instrument's, if it has one (SK-EXPIRY-2)."""
+    expiry_ms = instrument.expiry_ms
+    pending = state.pending_expiries.get(instrument.underlying, ())
+    if expiry_ms is None or expiry_ms in pending:
+        return state.pending_expiries
+    return state.pending_expiries.set(instrument.underlying, tuple(sorted((*pending, expiry_ms))))
 
 
 def _instrument_spec_problem(state: State, event: ListInstrument) -> str | None:
@@ -147,10 +168,10 @@ def process_oracle_volatility(state: State, event: OracleVolatility) -> Outcome:
     return Accepted(
         replace_state(
             state,
+            # A volatility report does not move the clock: it has no quorum behind it.
             volatilities=state.volatilities.set(
                 event.underlying, IndexVolatility(event.volatility_ppm, event.timestamp_ms)
             ),
-            clock_ms=max(state.clock_ms, event.timestamp_ms),
             commitment=touch(state.commitment, volatility_key(event.underlying)),
         ),
         (),
@@ -158,12 +179,12 @@ def process_oracle_volatility(state: State, event: OracleVolatility) -> Outcome:
 
 
 def process_oracle_price(state: State, event: OraclePrice) -> Outcome:
-    """Accept an index price for an underlying (SK-ORACLE)."""
+    """Record a source's price report and update the underlying's index (SK-ORACLE)."""
     rules = state.rules
-    # Verify the principal is an oracle.
+    # Verify the principal is an oracle source.
     if event.principal not in rules.roles.oracles:
         return Rejected(
-            Reason.PRINCIPAL_NOT_ORACLE, f"principal {event.principal} is not an oracle"
+            Reason.PRINCIPAL_NOT_ORACLE, f"principal {event.principal} is not an oracle source"
         )
     # Verify the price and the timestamp are within bounds.
     rejection = check_ranges(event, rules)
@@ -174,23 +195,87 @@ def process_oracle_price(state: State, event: OraclePrice) -> Outcome:
         return Rejected(
             Reason.UNDERLYING_UNKNOWN, f"underlying {event.underlying} is not in the rule set"
         )
-    # Verify the report is newer than the accepted one: no stale replays, no time travel.
-    current = state.prices.get(event.underlying)
-    if current is not None and event.timestamp_ms <= current.timestamp_ms:
+    # Verify the report is newer than this source's last: no stale replays, no time travel.
+    reports = state.reports.get(event.underlying, EMPTY_REPORTS)
+    previous = reports.get(event.principal)
+    if previous is not None and event.timestamp_ms <= previous.timestamp_ms:
         return Rejected(
             Reason.ORACLE_TIMESTAMP_NOT_NEWER,
-            f"{event.underlying} timestamp {event.timestamp_ms} is not after the accepted "
-            f"{current.timestamp_ms}",
+            f"{event.principal} reported {event.underlying} at {previous.timestamp_ms}; "
+            f"{event.timestamp_ms} is not later",
         )
     # From here the event must succeed.
-    return Accepted(
-        replace_state(
-            state,
-            prices=state.prices.set(
-                event.underlying, IndexPrice(event.price_ticks, event.timestamp_ms)
-            ),
-            clock_ms=max(state.clock_ms, event.timestamp_ms),
-            commitment=touch(state.commitment, price_key(event.underlying)),
-        ),
-        (),
+    return Accepted(_with_report(state, event, reports), ())
+
+
+def _with_report(state: State, event: OraclePrice, reports: Map[str, IndexPrice]) -> State:
+    """Store the report; accept the index if the oracle is valid or band-limited (SK-ORACLE-3)."""
+    underlying = event.underlying
+    reports = reports.set(event.principal, IndexPrice(event.price_ticks, event.timestamp_ms))
+    keys = [report_key(underlying)]
+    now_ms = max(state.clock_ms, event.timestamp_ms)
+    evaluation = evaluate(
+        reports, state.prices.get(underlying), now_ms, state.rules.underlying_by_symbol[underlying]
     )
+    # A quorum moves the clock to its time, whether or not its median is accepted.
+    clock_ms = max(state.clock_ms, evaluation.quorum_ms or 0)
+    accepted = evaluation.candidate
+    if accepted is None or accepted == state.prices.get(underlying):
+        return replace_state(
+            state,
+            reports=state.reports.set(underlying, reports),
+            clock_ms=clock_ms,
+            commitment=touch(state.commitment, *keys),
+        )
+    before = state.history.get(underlying, ())
+    history = with_history(
+        before, accepted, state.rules.price_history_interval_ms, state.rules.price_history_max
+    )
+    keys += [price_key(underlying), history_key(underlying)]
+    settlement_prices, pending = _fix_settlements(state, underlying, accepted, before, keys)
+    return replace_state(
+        state,
+        reports=state.reports.set(underlying, reports),
+        prices=state.prices.set(underlying, accepted),
+        history=state.history.set(underlying, history),
+        settlement_prices=settlement_prices,
+        pending_expiries=pending,
+        clock_ms=clock_ms,
+        commitment=touch(state.commitment, *keys),
+    )
+
+
+def _fix_settlements(
+    state: State,
+    underlying: str,
+    accepted: IndexPrice,
+    history: tuple[IndexSample, ...],
+    keys: list[str],
+) -> tuple[Map[str, int], Map[str, tuple[int, ...]]]:
+    """Fix the settlement price of every expiry the accepted index reaches (SK-EXPIRY-2).
+
+    The first accepted index stamped at or after an expiry fixes that expiry's settlement
+    price: the TWAP over the window before it of the history as it stood before this index
+    (whose head is the index in force at expiry), or, if no sample is that old, this index
+    itself. Fixed once, never revised.
+    """
+    pending = state.pending_expiries.get(underlying, ())
+    settlement_prices = state.settlement_prices
+    window_ms = state.rules.underlying_by_symbol[underlying].settlement_window_ms
+    reached = [expiry_ms for expiry_ms in pending if expiry_ms <= accepted.timestamp_ms]
+    for expiry_ms in reached:
+        twap = settlement_twap(history, expiry_ms, window_ms)
+        key = f"{underlying}@{expiry_ms}"
+        settlement_prices = settlement_prices.set(
+            key, accepted.price_ticks if twap is None else twap
+        )
+        keys.append(settlement_price_key(key))
+    if not reached:
+        return settlement_prices, state.pending_expiries
+    remaining = pending[len(reached) :]
+    pending_expiries = (
+        state.pending_expiries.set(underlying, remaining)
+        if remaining
+        else state.pending_expiries.delete(underlying)
+    )
+    return settlement_prices, pending_expiries

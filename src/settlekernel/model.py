@@ -76,6 +76,20 @@ class UnderlyingRules:
     im_multiplier_ppm: int
     # The scenarios look this far ahead: options are revalued this much closer to expiry.
     lookahead_ms: int
+    # Oracle (SK-ORACLE): a report counts while younger than stale_after_ms; the index
+    # needs min_sources fresh reports and moves at most band_ppm per accepted update.
+    min_sources: int
+    stale_after_ms: int
+    band_ppm: int
+    # A perpetual's or future's mark is its last trade price clamped to index +- this.
+    mark_band_ppm: int
+    # Funding (SK-FUNDING): at most one charge per interval, its rate clamped to +- this.
+    funding_interval_ms: int
+    funding_clamp_ppm: int
+    # Liquidation (SK-LIQ): penalty on the closed notional, paid to the insurance fund.
+    liquidation_penalty_ppm: int
+    # Expiry (SK-EXPIRY): the settlement price is the index's TWAP over this window.
+    settlement_window_ms: int
 
     @property
     def maintenance_rate_ppm(self) -> int:
@@ -115,6 +129,10 @@ class RuleSet:
     multiplier_minor_max: int
     # The asset margin is measured in; every instrument settles in it (SK-LIST-3).
     valuation_asset: str
+    # Index history kept per underlying for settlement TWAPs: at most one sample per
+    # interval, at most this many samples (SK-EXPIRY-2).
+    price_history_max: int
+    price_history_interval_ms: int
 
     @cached_property
     def asset_by_symbol(self) -> dict[str, AssetRules]:
@@ -164,6 +182,14 @@ DEFAULT_RULES: Final = RuleSet(
             short_option_minimum_ppm=10_000,
             im_multiplier_ppm=1_250_000,
             lookahead_ms=86_400_000,
+            min_sources=2,
+            stale_after_ms=60_000,
+            band_ppm=50_000,
+            mark_band_ppm=10_000,
+            funding_interval_ms=3_600_000,
+            funding_clamp_ppm=750,
+            liquidation_penalty_ppm=15_000,
+            settlement_window_ms=1_800_000,
         ),
         UnderlyingRules(
             symbol="ETH",
@@ -176,9 +202,19 @@ DEFAULT_RULES: Final = RuleSet(
             short_option_minimum_ppm=12_000,
             im_multiplier_ppm=1_250_000,
             lookahead_ms=86_400_000,
+            min_sources=2,
+            stale_after_ms=60_000,
+            band_ppm=60_000,
+            mark_band_ppm=10_000,
+            funding_interval_ms=3_600_000,
+            funding_clamp_ppm=750,
+            liquidation_penalty_ppm=15_000,
+            settlement_window_ms=1_800_000,
         ),
     ),
-    roles=Roles(operator="operator", oracles=("oracle",), matchers=("venue",)),
+    roles=Roles(
+        operator="operator", oracles=("oracle-a", "oracle-b", "oracle-c"), matchers=("venue",)
+    ),
     fee_rate_max_ppm=10_000,
     accounts_max=1_000_000,
     instruments_max=10_000,
@@ -187,6 +223,8 @@ DEFAULT_RULES: Final = RuleSet(
     price_ticks_max=10**15,
     multiplier_minor_max=10**12,
     valuation_asset="USDC",
+    price_history_max=64,
+    price_history_interval_ms=60_000,
 )
 
 
@@ -208,6 +246,15 @@ class Instrument:
     strike_ticks: int | None
     option_type: OptionType | None
     reference_ticks: int
+    # The last trade's premium over the index, in ppm, clamped to the mark band: the mark
+    # is the index shifted by it (SK-MARK-1).
+    premium_ppm: int = 0
+    # When funding was last charged (a perpetual), on the kernel clock, and the sum of the
+    # reference shifts funding has made, in ticks (SK-FUNDING).
+    last_funding_ms: int = 0
+    funding_index_ticks: int = 0
+    # The final settlement price once the instrument has expired and settled (SK-EXPIRY).
+    settlement_ticks: int | None = None
 
     @property
     def is_linear(self) -> bool:
@@ -247,6 +294,19 @@ class IndexPrice:
 
     price_ticks: int
     timestamp_ms: int
+
+
+@attrs.frozen
+class IndexSample:
+    """An accepted index in the history, with the running time integral of the index.
+
+    ``cumulative`` is the sum of price x milliseconds from the first sample to this one, so
+    the time-weighted average between two points is a difference of integrals (SK-EXPIRY-2).
+    """
+
+    timestamp_ms: int
+    price_ticks: int
+    cumulative: int
 
 
 @attrs.frozen
@@ -291,6 +351,9 @@ class State:
 
     ``open_interest`` and ``holders`` are derived indexes kept for O(1) reads; they are not
     committed by the root and INV-OPEN-INTEREST-ZERO-SUM checks them against the positions.
+    ``pending_expiries`` (per underlying, the expiry times whose settlement price is not yet
+    fixed, ascending) is derived from the instruments and ``settlement_prices``, which are
+    keyed ``<underlying>@<expiry_ms>`` (SK-EXPIRY-2); INV-EXPIRY-FINAL checks it.
     ``commitment`` (the root's lattice) and ``margins`` (cached margin reports) are derived
     too, and excluded from equality.
     """
@@ -300,11 +363,16 @@ class State:
     instruments: Map[str, Instrument]
     prices: Map[str, IndexPrice]
     volatilities: Map[str, IndexVolatility]
+    reports: Map[str, Map[str, IndexPrice]]
+    history: Map[str, tuple[IndexSample, ...]]
+    settlement_prices: Map[str, int]
     trades: Map[str, Trade]
     custody: Map[str, int]
     clock_ms: int
+    socialized_loss: Map[str, int]
     open_interest: Map[str, int]
     holders: Map[str, Map[str, None]]
+    pending_expiries: Map[str, tuple[int, ...]]
     commitment: Commitment = attrs.field(eq=False, repr=False)
     margins: Map[str, MarginEntry] = attrs.field(eq=False, repr=False)
 
@@ -316,11 +384,16 @@ def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
     instruments: Map[str, Instrument] | None = None,
     prices: Map[str, IndexPrice] | None = None,
     volatilities: Map[str, IndexVolatility] | None = None,
+    reports: Map[str, Map[str, IndexPrice]] | None = None,
+    history: Map[str, tuple[IndexSample, ...]] | None = None,
+    settlement_prices: Map[str, int] | None = None,
     trades: Map[str, Trade] | None = None,
     custody: Map[str, int] | None = None,
     clock_ms: int | None = None,
+    socialized_loss: Map[str, int] | None = None,
     open_interest: Map[str, int] | None = None,
     holders: Map[str, Map[str, None]] | None = None,
+    pending_expiries: Map[str, tuple[int, ...]] | None = None,
     commitment: Commitment | None = None,
     margins: Map[str, MarginEntry] | None = None,
 ) -> State:
@@ -331,11 +404,16 @@ def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
         state.instruments if instruments is None else instruments,
         state.prices if prices is None else prices,
         state.volatilities if volatilities is None else volatilities,
+        state.reports if reports is None else reports,
+        state.history if history is None else history,
+        state.settlement_prices if settlement_prices is None else settlement_prices,
         state.trades if trades is None else trades,
         state.custody if custody is None else custody,
         state.clock_ms if clock_ms is None else clock_ms,
+        state.socialized_loss if socialized_loss is None else socialized_loss,
         state.open_interest if open_interest is None else open_interest,
         state.holders if holders is None else holders,
+        state.pending_expiries if pending_expiries is None else pending_expiries,
         state.commitment if commitment is None else commitment,
         state.margins if margins is None else margins,
     )

@@ -53,6 +53,7 @@ class Reason(enum.Enum):
     # Relations between the fields of one event.
     SELF_TRADE = "self_trade"
     TRANSFER_TO_SAME_ACCOUNT = "transfer_to_same_account"
+    SELF_LIQUIDATION = "self_liquidation"
     # Existence: what the event names must (or must not) exist.
     ACCOUNT_EXISTS = "account_exists"
     INSTRUMENT_EXISTS = "instrument_exists"
@@ -65,9 +66,18 @@ class Reason(enum.Enum):
     TRANSFER_OWNERS_DIFFER = "transfer_owners_differ"
     # Market state.
     ORACLE_TIMESTAMP_NOT_NEWER = "oracle_timestamp_not_newer"
+    INSTRUMENT_ALREADY_SETTLED = "instrument_already_settled"
     INSTRUMENT_EXPIRED = "instrument_expired"
+    INSTRUMENT_NOT_EXPIRED = "instrument_not_expired"
     INSTRUMENT_NOT_MARKED_TO_MARKET = "instrument_not_marked_to_market"
+    INSTRUMENT_NOT_PERPETUAL = "instrument_not_perpetual"
     PRICE_UNAVAILABLE = "price_unavailable"
+    SETTLEMENT_PRICE_UNAVAILABLE = "settlement_price_unavailable"
+    ORACLE_NOT_ADMISSIBLE = "oracle_not_admissible"
+    FUNDING_TOO_EARLY = "funding_too_early"
+    # Liquidation: only an account below maintenance, with something to close.
+    NOTHING_TO_LIQUIDATE = "nothing_to_liquidate"
+    NOT_LIQUIDATABLE = "not_liquidatable"
     # Limits on what the event would create.
     ACCOUNT_LIMIT_REACHED = "account_limit_reached"
     INSTRUMENT_LIMIT_REACHED = "instrument_limit_reached"

@@ -15,7 +15,7 @@ from typing import Any, Final
 import attrs
 
 from settlekernel.model import DEFAULT_RULES, AssetRules, Roles, RuleSet, UnderlyingRules
-from settlekernel.units import PPM, VALUE_LIMIT, is_identifier
+from settlekernel.units import PPM, TIMESTAMP_LIMIT_MS, VALUE_LIMIT, is_identifier
 
 DECIMALS_MAX: Final = 30
 # Ten times the scan range at most: no scenario may reach a price of zero or below.
@@ -27,6 +27,8 @@ _LIMITS: Final = (
     "position_lots_max",
     "price_ticks_max",
     "multiplier_minor_max",
+    "price_history_max",
+    "price_history_interval_ms",
 )
 _INT_SCALARS: Final = ("fee_rate_max_ppm", *_LIMITS)
 _ASSET_INTS: Final = ("decimals", "haircut_ppm")
@@ -41,6 +43,14 @@ _UNDERLYING_FIELDS: Final = (
     "short_option_minimum_ppm",
     "im_multiplier_ppm",
     "lookahead_ms",
+    "min_sources",
+    "stale_after_ms",
+    "band_ppm",
+    "mark_band_ppm",
+    "funding_interval_ms",
+    "funding_clamp_ppm",
+    "liquidation_penalty_ppm",
+    "settlement_window_ms",
 )
 
 
@@ -57,6 +67,14 @@ def check_rules(rules: RuleSet) -> list[str]:
         problems += _check_asset(asset, rules)
     for underlying in rules.underlyings:
         problems += _check_underlying(underlying)
+        problems += _check_oracle(underlying, len(set(rules.roles.oracles)))
+        # The history must hold a whole settlement window of samples (SK-EXPIRY-2).
+        needed = underlying.settlement_window_ms // max(rules.price_history_interval_ms, 1) + 2
+        if rules.price_history_max < needed:
+            problems.append(
+                f"underlying {underlying.symbol}: price_history_max {rules.price_history_max} "
+                f"holds less than its settlement window ({needed} samples)"
+            )
     roles = rules.roles
     principals = [roles.operator, *roles.oracles, *roles.matchers]
     problems += [
@@ -130,6 +148,30 @@ def _check_underlying(underlying: UnderlyingRules) -> list[str]:
     return problems
 
 
+def _check_oracle(underlying: UnderlyingRules, sources: int) -> list[str]:
+    """The oracle, funding, liquidation and expiry parameters (SK-RULES-4)."""
+    name = f"underlying {underlying.symbol}"
+    problems = []
+    if not 1 <= underlying.min_sources <= max(sources, 1):
+        problems.append(
+            f"{name}: min_sources {underlying.min_sources} outside [1, {sources}]"
+            " (the number of oracle sources)"
+        )
+    if not 0 < underlying.band_ppm < PPM:
+        problems.append(f"{name}: band_ppm {underlying.band_ppm} outside (0, {PPM})")
+    problems += [
+        f"{name}: {field} {getattr(underlying, field)} outside [0, {PPM}]"
+        for field in ("mark_band_ppm", "funding_clamp_ppm", "liquidation_penalty_ppm")
+        if not 0 <= getattr(underlying, field) <= PPM
+    ]
+    problems += [
+        f"{name}: {field} {getattr(underlying, field)} outside [1, 2**63)"
+        for field in ("stale_after_ms", "funding_interval_ms", "settlement_window_ms")
+        if not 1 <= getattr(underlying, field) < TIMESTAMP_LIMIT_MS
+    ]
+    return problems
+
+
 def encode_rules(rules: RuleSet) -> bytes:
     """Return the canonical byte encoding of a rule set (sorted, one line per entry)."""
     lines = [
@@ -154,7 +196,7 @@ def encode_rules(rules: RuleSet) -> bytes:
 
 def rules_digest(rules: RuleSet) -> bytes:
     """Return the SHA-256 of the canonical encoding: the rule set's identity."""
-    return hashlib.sha256(b"settlekernel/rules/v2\n" + encode_rules(rules)).digest()
+    return hashlib.sha256(b"settlekernel/rules/v3\n" + encode_rules(rules)).digest()
 
 
 def parse_rules_toml(text: str, base: RuleSet = DEFAULT_RULES) -> RuleSet:

@@ -40,6 +40,8 @@ def _field_schema(kind: FieldKind) -> dict[str, Any]:
         return {"type": "string", "enum": [member.value for member in InstrumentKind]}
     if kind is FieldKind.OPTION_TYPE:
         return {"type": "string", "enum": [member.value for member in OptionType]}
+    if kind is FieldKind.REPORT_PRICE:
+        return {"type": "integer", "minimum": 0, "maximum": VALUE_LIMIT - 1}
     if kind is FieldKind.FEE_RATE:
         return {"type": "integer", "minimum": 0, "maximum": PPM}
     if kind is FieldKind.VOLATILITY:

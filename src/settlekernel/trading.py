@@ -15,7 +15,7 @@ from typing import Final, NamedTuple
 import attrs
 from immutables import Map
 
-from settlekernel.account_margin import cache_margins, check_trade_margin
+from settlekernel.account_margin import cache_margins, check_trade_margin, margin_underlyings
 from settlekernel.arith import (
     FeeSplit,
     compute_fee_split,
@@ -28,6 +28,7 @@ from settlekernel.guards import check_ranges
 from settlekernel.ledger import with_balance, with_settlement
 from settlekernel.margin.portfolio import MarginReport
 from settlekernel.model import Account, Instrument, State, replace_state
+from settlekernel.oracle import Action, check_admissible, trade_premium_ppm
 from settlekernel.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
 from settlekernel.reasons import Reason
 from settlekernel.units import FEE_ACCOUNT, RESIDUE_ACCOUNT
@@ -91,6 +92,16 @@ def process_trade(state: State, event: Trade) -> Outcome:
         return Rejected(
             Reason.PRICE_UNAVAILABLE, f"no volatility for underlying {instrument.underlying}"
         )
+    # Verify the oracle admits trading the underlying and margining both accounts (SK-ORACLE-5).
+    rejection = check_admissible(state, (instrument.underlying,), Action.TRADE) or (
+        check_admissible(
+            state,
+            margin_underlyings(state, buyer) | margin_underlyings(state, seller),
+            Action.MARGIN,
+        )
+    )
+    if rejection is not None:
+        return rejection
     return _settle(state, event, instrument, buyer, seller)
 
 
@@ -171,9 +182,19 @@ def _settle(
         return legs
     # Verify both accounts meet initial margin afterwards, or reduce their risk (SK-MARGIN-3).
     instruments = state.instruments
-    if reference_ticks != instrument.reference_ticks:
+    premium_ppm = (
+        trade_premium_ppm(
+            event.price_ticks,
+            state.prices[instrument.underlying].price_ticks,
+            rules.underlying_by_symbol[instrument.underlying].mark_band_ppm,
+        )
+        if instrument.is_linear
+        else 0
+    )
+    if (reference_ticks, premium_ppm) != (instrument.reference_ticks, instrument.premium_ppm):
         instruments = instruments.set(
-            instrument.id, attrs.evolve(instrument, reference_ticks=reference_ticks)
+            instrument.id,
+            attrs.evolve(instrument, reference_ticks=reference_ticks, premium_ppm=premium_ppm),
         )
     reports = []
     for leg in legs:

@@ -1,4 +1,4 @@
-"""Variation margin: mark every position of an instrument to the index (spec/30-transitions.md#vm).
+"""Variation margin: mark every position of an instrument (spec/30-transitions.md#vm).
 
 Every holder of a perpetual or future receives ``quantity * (mark - settled) * multiplier``
 (a negative amount is a payment) and is re-referenced to the mark (SK-VM). Because every
@@ -16,13 +16,15 @@ from settlekernel.commitment import account_key, instrument_key, touch
 from settlekernel.events import VariationMargin
 from settlekernel.ledger import with_balance, with_position
 from settlekernel.model import Account, Instrument, State, replace_state
+from settlekernel.oracle import Action, check_admissible
+from settlekernel.oracle import mark_ticks as compute_mark_ticks
 from settlekernel.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
 from settlekernel.reasons import Reason
 from settlekernel.units import CLEARING_ACCOUNT
 
 
 def process_variation_margin(state: State, event: VariationMargin) -> Outcome:
-    """Mark an instrument to its underlying's index price (SK-VM)."""
+    """Mark an instrument to its mark price: the index shifted by the last premium (SK-VM)."""
     # Verify the principal is the operator.
     if event.principal != state.rules.roles.operator:
         return Rejected(
@@ -33,18 +35,25 @@ def process_variation_margin(state: State, event: VariationMargin) -> Outcome:
     instrument = state.instruments.get(event.instrument)
     if instrument is None:
         return Rejected(Reason.INSTRUMENT_UNKNOWN, f"instrument {event.instrument} is not listed")
+    if instrument.settlement_ticks is not None:
+        return Rejected(
+            Reason.INSTRUMENT_ALREADY_SETTLED,
+            f"instrument {instrument.id} settled at expiry at {instrument.settlement_ticks}",
+        )
     if not instrument.is_linear:
         return Rejected(
             Reason.INSTRUMENT_NOT_MARKED_TO_MARKET,
             f"instrument {instrument.id} is an option: its premium was paid in full",
         )
-    # Verify there is an index price to mark to.
-    index = state.prices.get(instrument.underlying)
-    if index is None:
+    # Verify there is an index price to mark to, and the oracle admits marking (SK-ORACLE-5).
+    if instrument.underlying not in state.prices:
         return Rejected(
             Reason.PRICE_UNAVAILABLE, f"no index price for underlying {instrument.underlying}"
         )
-    mark_ticks = index.price_ticks
+    rejection = check_admissible(state, (instrument.underlying,), Action.VARIATION_MARGIN)
+    if rejection is not None:
+        return rejection
+    mark_ticks = compute_mark_ticks(state, instrument.id)
     # Verify every holder can pay its variation margin in cash.
     holders = [state.accounts[account_id] for account_id in sorted(state.holders[instrument.id])]
     flows = [_flow_minor(holder, instrument, mark_ticks) for holder in holders]
