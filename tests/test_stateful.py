@@ -432,6 +432,20 @@ class KernelMachine(RuleBasedStateMachine):
     def honest_mark(self, instrument: str) -> None:
         self.submit(sk.VariationMargin(principal="operator", instrument=instrument))
 
+    @rule(
+        instrument=st.sampled_from(("BTC-PERP", "ETH-PERP", "BTC-FUT", "NOPE")),
+        principal=st.sampled_from(("operator", "operator", "mallory")),
+        wait=st.booleans(),
+    )
+    def charge_funding(self, instrument: str, principal: str, wait: bool) -> None:
+        """Funding, sometimes after an hour of quorum prices on both underlyings."""
+        if wait:
+            for underlying in ("BTC", "ETH"):
+                current = self.state.prices.get(underlying)
+                base = current.price_ticks if current else BASE_PRICE[underlying]
+                self.advance_price(underlying, base, step_ms=3_600_000)
+        self.submit(sk.Funding(principal=principal, instrument=instrument))
+
     @rule(account=st.sampled_from(ACCOUNTS[:-1]), share_ppm=st.integers(1, 1_000_000))
     def honest_withdraw(self, account: str, share_ppm: int) -> None:
         """The owner withdraws a share of its USDC; margin decides."""

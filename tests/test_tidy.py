@@ -19,7 +19,16 @@ import settlekernel as sk
 
 SOURCE = Path(__file__).resolve().parent.parent / "src" / "settlekernel"
 # Modules whose functions are guard cascades or decoders: the precedence rule applies there.
-CASCADE_MODULES = ("collateral", "guards", "kernel", "market", "trading", "variation", "wire")
+CASCADE_MODULES = (
+    "collateral",
+    "funding",
+    "guards",
+    "kernel",
+    "market",
+    "trading",
+    "variation",
+    "wire",
+)
 FUNCTION_LINES_MAX = 70
 RANK = {reason.name: reason.precedence for reason in sk.Reason}
 

@@ -15,6 +15,7 @@ from settlekernel.commitment import fold, recompute_root, state_root
 from settlekernel.events import (
     Deposit,
     Event,
+    Funding,
     ListInstrument,
     OpenAccount,
     OraclePrice,
@@ -58,6 +59,7 @@ __all__ = [
     "AssetRules",
     "Deposit",
     "Event",
+    "Funding",
     "IndexPrice",
     "IndexVolatility",
     "Instrument",

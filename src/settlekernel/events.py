@@ -146,7 +146,15 @@ class Trade:
 
 @attrs.frozen(kw_only=True)
 class VariationMargin:
-    """Mark every position of an instrument to its index price (SK-VM)."""
+    """Mark every position of a perpetual or future to its mark price (SK-VM)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    instrument: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
+class Funding:
+    """Charge a perpetual's funding for one interval, longs to shorts or back (SK-FUNDING)."""
 
     principal: str = attrs.field(metadata=_ID)
     instrument: str = attrs.field(metadata=_ID)
@@ -162,6 +170,7 @@ Event: TypeAlias = (
     | OracleVolatility
     | Trade
     | VariationMargin
+    | Funding
 )
 
 # Wire names (the JSON "type" field), in spec order.
@@ -175,6 +184,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "oracle_volatility": OracleVolatility,
     "trade": Trade,
     "variation_margin": VariationMargin,
+    "funding": Funding,
 }
 EVENT_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
 

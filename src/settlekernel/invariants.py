@@ -22,7 +22,14 @@ from settlekernel.account_margin import (
     portfolio_of,
 )
 from settlekernel.commitment import recompute_root, state_root
-from settlekernel.events import OraclePrice, Trade, Transfer, VariationMargin, Withdraw
+from settlekernel.events import (
+    Funding,
+    OraclePrice,
+    Trade,
+    Transfer,
+    VariationMargin,
+    Withdraw,
+)
 from settlekernel.margin.portfolio import MarginReport, compute_margin
 from settlekernel.oracle import ADMISSIBLE, Action, validity
 from settlekernel.outcomes import Accepted, Outcome, PostingCode, Rejected
@@ -482,6 +489,8 @@ def _needs(before: State, event: object) -> list[tuple[str, Action]]:
     if isinstance(event, VariationMargin):
         underlying = before.instruments[event.instrument].underlying
         return [(underlying, Action.VARIATION_MARGIN)]
+    if isinstance(event, Funding):
+        return [(before.instruments[event.instrument].underlying, Action.FUNDING)]
     return []
 
 

@@ -21,6 +21,7 @@ from settlekernel.collateral import (
 from settlekernel.commitment import DIRTY_LEAVES_MAX, ZERO_LATTICE, account_key, fold
 from settlekernel.events import (
     Deposit,
+    Funding,
     ListInstrument,
     OpenAccount,
     OraclePrice,
@@ -30,6 +31,7 @@ from settlekernel.events import (
     VariationMargin,
     Withdraw,
 )
+from settlekernel.funding import process_funding
 from settlekernel.guards import check_shape
 from settlekernel.market import (
     process_list_instrument,
@@ -60,6 +62,7 @@ _PROCESSORS: Final[dict[type, Callable[[State, Any], Outcome]]] = {
     OracleVolatility: process_oracle_volatility,
     Trade: process_trade,
     VariationMargin: process_variation_margin,
+    Funding: process_funding,
 }
 
 

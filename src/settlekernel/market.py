@@ -80,6 +80,8 @@ def process_list_instrument(state: State, event: ListInstrument) -> Outcome:
         strike_ticks=event.strike_ticks,
         option_type=event.option_type,
         reference_ticks=0,
+        # The first funding charge is due one interval after listing (SK-FUNDING-1).
+        last_funding_ms=state.clock_ms,
     )
     return Accepted(
         replace_state(
