@@ -116,6 +116,21 @@ def price(
     return tuple(report(underlying, ticks, at_ms, source) for source in sources)
 
 
+def walk(underlying: str, ticks: int, start_ms: int, rounds: int = 4, step_ms: int = 100) -> list:
+    """Return rows of quorum reports at ``ticks``: the band-limited index walks towards it."""
+    return [(price(underlying, ticks, start_ms + i * step_ms), OK) for i in range(rounds)]
+
+
+def expire(instrument: str, principal: str = "operator") -> sk.Expire:
+    return sk.Expire(principal=principal, instrument=instrument)
+
+
+def fund_insurance(
+    amount: int, asset: str = "USDC", principal: str = "operator"
+) -> sk.FundInsurance:
+    return sk.FundInsurance(principal=principal, asset=asset, amount_minor=amount)
+
+
 def trade(
     trade_id: str,
     buyer: str,

@@ -199,3 +199,63 @@ def test_check_step_catches_an_inadmissible_price(sound, monkeypatch):
     )
     found = {v.invariant for v in sk.check_step(sound, report, sk.Accepted(jumped, ()))}
     assert I.ORACLE_ADMISSIBLE in found
+
+
+def _expired_market():
+    """A BTC-FUT book past expiry with its settlement price fixed, before Expire."""
+    return market(
+        [
+            (trade("t1", "alice", "bob", 100, 9_000_000, instrument="BTC-FUT"), OK),
+            (price("BTC", 9_200_000, 4_000), OK),
+            (price("BTC", 9_200_000, 11_000), OK),
+        ]
+    )
+
+
+def test_expiry_checks_catch_a_holder_paid_twice_or_left_open():
+    """Reports INV-EXPIRY-FINAL for a forged double payment and for a position left open."""
+    state = _expired_market()
+    event = sk.Expire(principal="operator", instrument="BTC-FUT")
+    honest = sk.step(state, event)
+    assert isinstance(honest, sk.Accepted)
+    assert sk.check_step(state, event, honest) == []
+    # Pay alice her due twice over: the money comes from the insurance account.
+    due = next(p for p in honest.postings if p.credit_account == "alice")
+    forged_state = set_balance(
+        honest.state,
+        "alice",
+        "USDC",
+        honest.state.accounts["alice"].balance("USDC") + due.amount_minor,
+    )
+    forged = sk.Accepted(forged_state, (*honest.postings, due))
+    assert I.EXPIRY_FINAL in {v.invariant for v in sk.check_step(state, event, forged)}
+    # A settled instrument that still has open interest.
+    left_open = attrs.evolve(
+        honest.state, open_interest=honest.state.open_interest.set("BTC-FUT", 5)
+    )
+    assert I.EXPIRY_FINAL in {v.invariant for v in sk.check_invariants(left_open)}
+    # A pending expiry that was forgotten.
+    fresh = market()
+    assert fresh.pending_expiries["BTC"] == (10_000,)
+    forgotten = attrs.evolve(fresh, pending_expiries=fresh.pending_expiries.delete("BTC"))
+    assert I.EXPIRY_FINAL in {v.invariant for v in sk.check_invariants(forgotten)}
+
+
+def test_insurance_checks_catch_a_fund_that_pays_idly():
+    """Reports INV-INSURANCE-NONNEGATIVE when the fund pays where nobody fell short."""
+    funded = sk.FundInsurance(principal="operator", asset="USDC", amount_minor=10 * USDC)
+    state = run_table([(funded, OK)], _expired_market())
+    event = sk.Expire(principal="operator", instrument="BTC-FUT")
+    honest = sk.step(state, event)
+    assert isinstance(honest, sk.Accepted)
+    assert sk.check_step(state, event, honest) == []
+    # Forge: the fund pays alice 1 USDC as if bob had fallen short; bob had the cash.
+    gift = sk.Posting("@insurance", "alice", "USDC", USDC, sk.PostingCode.INSURANCE)
+    forged_state = set_balance(
+        set_balance(honest.state, "@insurance", "USDC", 9 * USDC),
+        "alice",
+        "USDC",
+        honest.state.accounts["alice"].balance("USDC") + USDC,
+    )
+    forged = sk.Accepted(forged_state, (*honest.postings, gift))
+    assert I.INSURANCE_NONNEGATIVE in {v.invariant for v in sk.check_step(state, event, forged)}

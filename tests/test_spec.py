@@ -58,9 +58,11 @@ def test_every_transition_has_a_spec_section_and_a_point_of_no_return():
         sk.Trade,
         sk.VariationMargin,
         sk.Funding,
+        sk.Expire,
+        sk.FundInsurance,
     ):
         assert f"## {cls.__name__} (SK-" in transitions, cls.__name__
-    for module in ("collateral", "funding", "market", "trading", "variation"):
+    for module in ("collateral", "expiry", "funding", "market", "trading", "variation"):
         source = (SOURCE / f"{module}.py").read_text(encoding="utf-8")
         processes = source.count("\ndef process_")
         assert processes >= 1

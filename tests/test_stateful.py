@@ -446,6 +446,19 @@ class KernelMachine(RuleBasedStateMachine):
                 self.advance_price(underlying, base, step_ms=3_600_000)
         self.submit(sk.Funding(principal=principal, instrument=instrument))
 
+    @rule(
+        instrument=st.sampled_from(("BTC-FUT", "BTC-C", "ETH-P", "BTC-PERP", "NOPE")),
+        principal=st.sampled_from(("operator", "operator", "mallory")),
+    )
+    def expire(self, instrument: str, principal: str) -> None:
+        """Expiry, early or late, of futures, options and (refused) perpetuals."""
+        self.submit(sk.Expire(principal=principal, instrument=instrument))
+
+    @rule(amount=amounts, principal=st.sampled_from(("operator", "operator", "mallory")))
+    def fund_insurance(self, amount: int, principal: str) -> None:
+        """The operator seeds the insurance fund (a thief cannot)."""
+        self.submit(sk.FundInsurance(principal=principal, asset="USDC", amount_minor=amount))
+
     @rule(account=st.sampled_from(ACCOUNTS[:-1]), share_ppm=st.integers(1, 1_000_000))
     def honest_withdraw(self, account: str, share_ppm: int) -> None:
         """The owner withdraws a share of its USDC; margin decides."""

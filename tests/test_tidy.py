@@ -21,6 +21,7 @@ SOURCE = Path(__file__).resolve().parent.parent / "src" / "settlekernel"
 # Modules whose functions are guard cascades or decoders: the precedence rule applies there.
 CASCADE_MODULES = (
     "collateral",
+    "expiry",
     "funding",
     "guards",
     "kernel",

@@ -15,7 +15,9 @@ from settlekernel.commitment import fold, recompute_root, state_root
 from settlekernel.events import (
     Deposit,
     Event,
+    Expire,
     Funding,
+    FundInsurance,
     ListInstrument,
     OpenAccount,
     OraclePrice,
@@ -59,6 +61,8 @@ __all__ = [
     "AssetRules",
     "Deposit",
     "Event",
+    "Expire",
+    "FundInsurance",
     "Funding",
     "IndexPrice",
     "IndexVolatility",

@@ -13,13 +13,13 @@ from settlekernel.account_margin import (
 )
 from settlekernel.arith import apply_transfer
 from settlekernel.commitment import account_key, touch
-from settlekernel.events import Deposit, OpenAccount, Transfer, Withdraw
+from settlekernel.events import Deposit, FundInsurance, OpenAccount, Transfer, Withdraw
 from settlekernel.guards import check_ranges
 from settlekernel.ledger import with_balance, with_custody
 from settlekernel.model import EMPTY_BALANCES, EMPTY_POSITIONS, Account, State, replace_state
 from settlekernel.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
 from settlekernel.reasons import Reason
-from settlekernel.units import EXTERNAL_ACCOUNT, SYSTEM_ACCOUNTS, VALUE_LIMIT
+from settlekernel.units import EXTERNAL_ACCOUNT, INSURANCE_ACCOUNT, SYSTEM_ACCOUNTS, VALUE_LIMIT
 
 
 def process_open_account(state: State, event: OpenAccount) -> Outcome:
@@ -82,6 +82,49 @@ def process_deposit(state: State, event: Deposit) -> Outcome:
         (
             Posting(
                 EXTERNAL_ACCOUNT, account.id, event.asset, event.amount_minor, PostingCode.DEPOSIT
+            ),
+        ),
+    )
+
+
+def process_fund_insurance(state: State, event: FundInsurance) -> Outcome:
+    """Credit the insurance fund from outside the kernel: the operator seeds it (SK-INSURANCE-1)."""
+    # Verify the principal is the operator.
+    if event.principal != state.rules.roles.operator:
+        return Rejected(
+            Reason.PRINCIPAL_NOT_OPERATOR,
+            f"principal {event.principal} is not the operator {state.rules.roles.operator}",
+        )
+    # Verify the amount is within bounds and the asset exists.
+    rejection = check_ranges(event, state.rules)
+    if rejection is not None:
+        return rejection
+    if event.asset not in state.rules.asset_by_symbol:
+        return Rejected(Reason.ASSET_UNKNOWN, f"asset {event.asset} is not in the rule set")
+    # Verify the custody total stays below 2**96 (SK-UNIT-1).
+    custody_minor = state.custody.get(event.asset, 0) + event.amount_minor
+    if custody_minor >= VALUE_LIMIT:
+        return Rejected(
+            Reason.CUSTODY_LIMIT_EXCEEDED,
+            f"custody of {event.asset} would reach {custody_minor}, at or above 2**96",
+        )
+    # From here the event must succeed.
+    fund = state.accounts[INSURANCE_ACCOUNT]
+    credited = with_balance(fund, event.asset, fund.balance(event.asset) + event.amount_minor)
+    return Accepted(
+        replace_state(
+            state,
+            accounts=state.accounts.set(INSURANCE_ACCOUNT, credited),
+            custody=with_custody(state.custody, event.asset, custody_minor),
+            commitment=touch(state.commitment, account_key(INSURANCE_ACCOUNT)),
+        ),
+        (
+            Posting(
+                EXTERNAL_ACCOUNT,
+                INSURANCE_ACCOUNT,
+                event.asset,
+                event.amount_minor,
+                PostingCode.DEPOSIT,
             ),
         ),
     )

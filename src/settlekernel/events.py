@@ -160,6 +160,23 @@ class Funding:
     instrument: str = attrs.field(metadata=_ID)
 
 
+@attrs.frozen(kw_only=True)
+class FundInsurance:
+    """Credit the insurance fund with collateral from outside the kernel (SK-INSURANCE-1)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    asset: str = attrs.field(metadata=_ID)
+    amount_minor: int = attrs.field(metadata=_AMOUNT)
+
+
+@attrs.frozen(kw_only=True)
+class Expire:
+    """Settle every position of an expired future or option at once (SK-EXPIRY)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    instrument: str = attrs.field(metadata=_ID)
+
+
 Event: TypeAlias = (
     OpenAccount
     | Deposit
@@ -171,6 +188,8 @@ Event: TypeAlias = (
     | Trade
     | VariationMargin
     | Funding
+    | Expire
+    | FundInsurance
 )
 
 # Wire names (the JSON "type" field), in spec order.
@@ -185,6 +204,8 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "trade": Trade,
     "variation_margin": VariationMargin,
     "funding": Funding,
+    "expire": Expire,
+    "fund_insurance": FundInsurance,
 }
 EVENT_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
 

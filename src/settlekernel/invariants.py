@@ -23,6 +23,7 @@ from settlekernel.account_margin import (
 )
 from settlekernel.commitment import recompute_root, state_root
 from settlekernel.events import (
+    Expire,
     Funding,
     OraclePrice,
     Trade,
@@ -31,11 +32,13 @@ from settlekernel.events import (
     Withdraw,
 )
 from settlekernel.margin.portfolio import MarginReport, compute_margin
-from settlekernel.oracle import ADMISSIBLE, Action, validity
+from settlekernel.model import Instrument, InstrumentKind, OptionType
+from settlekernel.oracle import ADMISSIBLE, Action, settlement_key, validity
 from settlekernel.outcomes import Accepted, Outcome, PostingCode, Rejected
 from settlekernel.units import (
     CLEARING_ACCOUNT,
     EXTERNAL_ACCOUNT,
+    INSURANCE_ACCOUNT,
     PPM,
     RESIDUE_ACCOUNT,
     SYSTEM_ACCOUNTS,
@@ -65,6 +68,8 @@ class InvariantId(enum.Enum):
     POSTINGS_BALANCED = "INV-POSTINGS-BALANCED"
     MARGIN_AFTER_ACCEPT = "INV-MARGIN-AFTER-ACCEPT"
     ORACLE_ADMISSIBLE = "INV-ORACLE-ADMISSIBLE"
+    EXPIRY_FINAL = "INV-EXPIRY-FINAL"
+    INSURANCE_NONNEGATIVE = "INV-INSURANCE-NONNEGATIVE"
     DETERMINISM = "INV-DETERMINISM"
 
 
@@ -313,6 +318,45 @@ def check_margin_cache(state: State) -> list[Violation]:
     return found
 
 
+def check_expiry(state: State) -> list[Violation]:
+    """INV-EXPIRY-FINAL (state part): a settled instrument has nothing left open.
+
+    Every instrument settled at expiry has no open interest and no holders, and its
+    settlement price is the one the oracle fixed. The pending expiries of each underlying are
+    exactly the listed expiries whose price is not fixed yet, ascending.
+    """
+    found = [
+        Violation(InvariantId.EXPIRY_FINAL, f"settled {i.id} still has open interest or holders")
+        for i in state.instruments.values()
+        if i.settlement_ticks is not None
+        and (state.open_interest[i.id] != 0 or len(state.holders[i.id]) != 0)
+    ]
+    found += [
+        Violation(InvariantId.EXPIRY_FINAL, f"{i.id} settled at {i.settlement_ticks}, not fixed")
+        for i in state.instruments.values()
+        if i.settlement_ticks is not None
+        and i.expiry_ms is not None
+        and state.settlement_prices.get(settlement_key(i.underlying, i.expiry_ms))
+        != i.settlement_ticks
+    ]
+    pending: dict[str, set[int]] = defaultdict(set)
+    for i in state.instruments.values():
+        if (
+            i.expiry_ms is not None
+            and settlement_key(i.underlying, i.expiry_ms) not in state.settlement_prices
+        ):
+            pending[i.underlying].add(i.expiry_ms)
+    derived = {underlying: tuple(sorted(times)) for underlying, times in pending.items()}
+    if derived != dict(state.pending_expiries):
+        found.append(
+            Violation(
+                InvariantId.EXPIRY_FINAL,
+                f"pending expiries {dict(state.pending_expiries)}, derived {derived}",
+            )
+        )
+    return found
+
+
 STATE_CHECKS: Final[tuple[Callable[[State], list[Violation]], ...]] = (
     check_conservation,
     check_nonnegative_balances,
@@ -323,6 +367,7 @@ STATE_CHECKS: Final[tuple[Callable[[State], list[Violation]], ...]] = (
     check_system_accounts,
     check_root,
     check_margin_cache,
+    check_expiry,
 )
 
 
@@ -338,8 +383,10 @@ def check_step(before: State, event: object, outcome: Outcome) -> list[Violation
     found = check_postings(before, outcome)
     found += _check_margin_after(before, event, outcome)
     found += _check_settled_once(before, event, outcome)
-    found += _check_residue(before, outcome)
+    found += _check_residue(before, event, outcome)
     found += _check_oracle(before, event, outcome)
+    found += _check_expiry_step(before, event, outcome)
+    found += _check_insurance(before, event, outcome)
     return found
 
 
@@ -446,24 +493,27 @@ def _check_settled_once(before: State, event: object, outcome: Accepted) -> list
     return []
 
 
-def _check_residue(before: State, outcome: Accepted) -> list[Violation]:
-    """INV-ROUNDING-RESIDUE: the residue only grows, by one-unit rounding postings.
+def _check_residue(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-ROUNDING-RESIDUE: the residue only grows, by rounding postings, and by little.
 
-    Each rounding posting is one minor unit, at most one per division the step performed
-    (two fee divisions per trade), and nothing ever debits the residue.
+    Nothing ever debits the residue. A trade's rounding is one minor unit per fee division,
+    at most two; any other step's rounding posting comes from a pro-rata split and is less
+    than the number of accounts the step pays.
     """
     rounding = [p for p in outcome.postings if p.credit_account == RESIDUE_ACCOUNT]
+    paid = {p.credit_account for p in outcome.postings} - {RESIDUE_ACCOUNT, CLEARING_ACCOUNT}
+    limit = 1 if isinstance(event, Trade) else max(len(paid) - 1, 0)
     found = [
         Violation(InvariantId.ROUNDING_RESIDUE, f"residue credited by {p}")
         for p in rounding
-        if p.code is not PostingCode.ROUNDING or p.amount_minor != 1
+        if p.code is not PostingCode.ROUNDING or not 0 < p.amount_minor <= limit
     ]
     found += [
         Violation(InvariantId.ROUNDING_RESIDUE, f"residue debited by {p}")
         for p in outcome.postings
         if p.debit_account == RESIDUE_ACCOUNT
     ]
-    if len(rounding) > 2:
+    if isinstance(event, Trade) and len(rounding) > 2:
         found.append(
             Violation(InvariantId.ROUNDING_RESIDUE, f"{len(rounding)} roundings in a step")
         )
@@ -491,6 +541,8 @@ def _needs(before: State, event: object) -> list[tuple[str, Action]]:
         return [(underlying, Action.VARIATION_MARGIN)]
     if isinstance(event, Funding):
         return [(before.instruments[event.instrument].underlying, Action.FUNDING)]
+    if isinstance(event, Expire):
+        return [(before.instruments[event.instrument].underlying, Action.SETTLEMENT)]
     return []
 
 
@@ -529,3 +581,118 @@ def _check_oracle(before: State, event: object, outcome: Accepted) -> list[Viola
                 Violation(InvariantId.ORACLE_ADMISSIBLE, f"index moved from {old} to {new}")
             )
     return found
+
+
+def _check_expiry_step(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-EXPIRY-FINAL (step part): an expiry pays every holder exactly once, exactly.
+
+    Recomputed from the state before: every holder's position is closed; a payer pays in the
+    valuation asset exactly what it owes, or all it has; a receiver is paid once, at most
+    what it is due; and what the receivers are not paid is the socialised loss plus less
+    than one unit per receiver of rounding.
+    """
+    if not isinstance(event, Expire):
+        return []
+    instrument = before.instruments[event.instrument]
+    after = outcome.state
+    price = after.instruments[event.instrument].settlement_ticks
+    asset = instrument.settlement_asset
+    found: list[Violation] = []
+    paid_to: Counter[str] = Counter()
+    paid_by: Counter[str] = Counter()
+    for p in outcome.postings:
+        if p.code is PostingCode.EXPIRY_SETTLEMENT:
+            paid_to[p.credit_account] += 1 if p.debit_account == CLEARING_ACCOUNT else 0
+            paid_by[p.debit_account] += 1 if p.credit_account == CLEARING_ACCOUNT else 0
+    due_total, received_total = 0, 0
+    for holder in before.holders[event.instrument]:
+        held = before.accounts[holder]
+        flow = _independent_expiry_flow(
+            instrument, held.positions[instrument.id].quantity_lots, price
+        )
+        change = after.accounts[holder].balance(asset) - held.balance(asset)
+        if instrument.id in after.accounts[holder].positions:
+            found.append(
+                Violation(InvariantId.EXPIRY_FINAL, f"{holder} still holds {instrument.id}")
+            )
+        if flow < 0 and (change != -min(-flow, held.balance(asset)) or paid_by[holder] > 1):
+            found.append(
+                Violation(InvariantId.EXPIRY_FINAL, f"{holder} owed {-flow}, paid {-change}")
+            )
+        if flow > 0:
+            due_total += flow
+            received_total += change
+            if not 0 <= change <= flow or paid_to[holder] > 1:
+                found.append(
+                    Violation(InvariantId.EXPIRY_FINAL, f"{holder} due {flow}, got {change}")
+                )
+    socialized = after.socialized_loss.get(asset, 0) - before.socialized_loss.get(asset, 0)
+    rounding = due_total - received_total - socialized
+    if not 0 <= rounding < max(len(paid_to), 1):
+        found.append(
+            Violation(
+                InvariantId.EXPIRY_FINAL,
+                f"due {due_total}, paid {received_total}, socialised {socialized}",
+            )
+        )
+    return found
+
+
+def _independent_expiry_flow(instrument: Instrument, quantity: int, price: int | None) -> int:
+    """The expiry payoff written out again, without the kernel's helpers."""
+    assert price is not None
+    if instrument.kind is not InstrumentKind.OPTION:
+        linear: int = quantity * (price - instrument.reference_ticks) * instrument.multiplier_minor
+        return linear
+    assert instrument.strike_ticks is not None
+    gap = price - instrument.strike_ticks
+    intrinsic = max(gap if instrument.option_type is OptionType.CALL else -gap, 0)
+    option: int = quantity * intrinsic * instrument.multiplier_minor
+    return option
+
+
+def _check_insurance(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-INSURANCE-NONNEGATIVE: the insurance fund never goes negative, never pays idly.
+
+    Its balances stay at or above zero; it is debited only by ``insurance`` postings, and
+    only in an expiry, for no more than the valuation-asset shortfall the step's payers left.
+    """
+    fund_after = outcome.state.accounts[INSURANCE_ACCOUNT]
+    found = [
+        Violation(InvariantId.INSURANCE_NONNEGATIVE, f"insurance {asset}={amount}")
+        for asset, amount in fund_after.balances.items()
+        if amount < 0
+    ]
+    paid = [p for p in outcome.postings if p.debit_account == INSURANCE_ACCOUNT]
+    found += [
+        Violation(InvariantId.INSURANCE_NONNEGATIVE, f"insurance debited by {p}")
+        for p in paid
+        if p.code is not PostingCode.INSURANCE or not isinstance(event, Expire)
+    ]
+    total = sum(p.amount_minor for p in paid if p.code is PostingCode.INSURANCE)
+    if total > _shortfall(before, event):
+        found.append(
+            Violation(
+                InvariantId.INSURANCE_NONNEGATIVE, f"insurance paid {total}, shortfall smaller"
+            )
+        )
+    return found
+
+
+def _shortfall(before: State, event: object) -> int:
+    """The valuation-asset shortfall an expiry's payers leave (0 for any other event)."""
+    if not isinstance(event, Expire):
+        return 0
+    instrument = before.instruments[event.instrument]
+    assert instrument.expiry_ms is not None
+    price = before.settlement_prices.get(
+        settlement_key(instrument.underlying, instrument.expiry_ms)
+    )
+    total = 0
+    for holder in before.holders[event.instrument]:
+        held = before.accounts[holder]
+        flow = _independent_expiry_flow(
+            instrument, held.positions[instrument.id].quantity_lots, price
+        )
+        total += max(-flow - held.balance(instrument.settlement_asset), 0)
+    return total

@@ -14,6 +14,7 @@ from immutables import Map
 
 from settlekernel.collateral import (
     process_deposit,
+    process_fund_insurance,
     process_open_account,
     process_transfer,
     process_withdraw,
@@ -21,7 +22,9 @@ from settlekernel.collateral import (
 from settlekernel.commitment import DIRTY_LEAVES_MAX, ZERO_LATTICE, account_key, fold
 from settlekernel.events import (
     Deposit,
+    Expire,
     Funding,
+    FundInsurance,
     ListInstrument,
     OpenAccount,
     OraclePrice,
@@ -31,6 +34,7 @@ from settlekernel.events import (
     VariationMargin,
     Withdraw,
 )
+from settlekernel.expiry import process_expire
 from settlekernel.funding import process_funding
 from settlekernel.guards import check_shape
 from settlekernel.market import (
@@ -63,6 +67,8 @@ _PROCESSORS: Final[dict[type, Callable[[State, Any], Outcome]]] = {
     Trade: process_trade,
     VariationMargin: process_variation_margin,
     Funding: process_funding,
+    Expire: process_expire,
+    FundInsurance: process_fund_insurance,
 }
 
 

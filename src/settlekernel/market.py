@@ -24,7 +24,7 @@ from settlekernel.model import (
     State,
     replace_state,
 )
-from settlekernel.oracle import evaluate, settlement_twap, with_history
+from settlekernel.oracle import evaluate, settlement_key, settlement_twap, with_history
 from settlekernel.outcomes import Accepted, Outcome, Rejected
 from settlekernel.reasons import Reason
 
@@ -267,7 +267,7 @@ def _fix_settlements(
     reached = [expiry_ms for expiry_ms in pending if expiry_ms <= accepted.timestamp_ms]
     for expiry_ms in reached:
         twap = settlement_twap(history, expiry_ms, window_ms)
-        key = f"{underlying}@{expiry_ms}"
+        key = settlement_key(underlying, expiry_ms)
         settlement_prices = settlement_prices.set(
             key, accepted.price_ticks if twap is None else twap
         )

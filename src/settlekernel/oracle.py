@@ -158,6 +158,11 @@ def check_admissible(state: State, underlyings: Iterable[str], action: Action) -
     return None
 
 
+def settlement_key(underlying: str, expiry_ms: int) -> str:
+    """Return the key of a fixed settlement price: ``<underlying>@<expiry_ms>`` (SK-EXPIRY-2)."""
+    return f"{underlying}@{expiry_ms}"
+
+
 def trade_premium_ppm(price_ticks: int, index_ticks: int, mark_band_ppm: int) -> int:
     """Return a trade's premium over the index in ppm, toward zero, clamped (SK-MARK-1)."""
     difference = price_ticks - index_ticks

@@ -22,6 +22,10 @@ class PostingCode(enum.Enum):
     FEE = "fee"
     ROUNDING = "rounding"
     VARIATION_MARGIN = "variation_margin"
+    EXPIRY_SETTLEMENT = "expiry_settlement"
+    INSURANCE = "insurance"
+    COLLATERAL_SEIZURE = "collateral_seizure"
+    COLLATERAL_RECOVERY = "collateral_recovery"
 
 
 @attrs.frozen
