@@ -19,21 +19,28 @@ absorbs in order (SK-EXPIRY-3):
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import NamedTuple
 
 import attrs
-from immutables import Map
 
 from settlekernel.arith import compute_intrinsic_ticks, compute_settlement_minor
-from settlekernel.commitment import account_key, instrument_key, touch
+from settlekernel.commitment import instrument_key, touch
 from settlekernel.events import Expire
-from settlekernel.ledger import with_balance, with_position
+from settlekernel.ledger import with_balance
 from settlekernel.model import Account, Instrument, OptionType, State, replace_state
 from settlekernel.oracle import Action, check_admissible, settlement_key
-from settlekernel.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
+from settlekernel.outcomes import Accepted, Outcome, PostingCode, Rejected
 from settlekernel.reasons import Reason
 from settlekernel.units import CLEARING_ACCOUNT, INSURANCE_ACCOUNT, RESIDUE_ACCOUNT
-from settlekernel.waterfall import Lot, pro_rata_ceil, pro_rata_floor, seizable
+from settlekernel.waterfall import (
+    Books,
+    Lot,
+    apply_books,
+    new_books,
+    post,
+    pro_rata_ceil,
+    pro_rata_floor,
+    seizable,
+)
 
 
 def expiry_flow_minor(instrument: Instrument, quantity_lots: int, settlement_ticks: int) -> int:
@@ -92,21 +99,6 @@ def process_expire(state: State, event: Expire) -> Outcome:
     return _settle(state, instrument, settlement_ticks)
 
 
-class _Books(NamedTuple):
-    """The balance changes and postings a settlement is building."""
-
-    deltas: defaultdict[tuple[str, str], int]
-    postings: list[Posting]
-
-
-def _post(books: _Books, debit: str, credit: str, lot: tuple[str, int], code: PostingCode) -> None:
-    asset, amount = lot
-    if amount > 0:
-        books.deltas[debit, asset] -= amount
-        books.deltas[credit, asset] += amount
-        books.postings.append(Posting(debit, credit, asset, amount, code))
-
-
 def _settle(state: State, instrument: Instrument, settlement_ticks: int) -> Accepted:
     holders = sorted(state.holders[instrument.id])
     flows = {
@@ -117,7 +109,11 @@ def _settle(state: State, instrument: Instrument, settlement_ticks: int) -> Acce
         )
         for holder in holders
     }
-    books = _Books(defaultdict(int), [])
+    books = new_books()
+    for holder in holders:
+        books.moves[holder, instrument.id] -= (
+            state.accounts[holder].positions[instrument.id].quantity_lots
+        )
     uncovered, recovered = _collect(state, instrument.settlement_asset, flows, books)
     receivers = [holder for holder in holders if flows[holder] > 0]
     _pay(instrument.settlement_asset, receivers, flows, uncovered, recovered, books)
@@ -127,7 +123,7 @@ def _settle(state: State, instrument: Instrument, settlement_ticks: int) -> Acce
 
 
 def _collect(
-    state: State, asset: str, flows: dict[str, int], books: _Books
+    state: State, asset: str, flows: dict[str, int], books: Books
 ) -> tuple[int, list[Lot]]:
     """Collect from the payers in account order (SK-EXPIRY-3).
 
@@ -141,19 +137,19 @@ def _collect(
             continue
         account = state.accounts[holder]
         paid = min(-flow, account.balance(asset))
-        _post(books, holder, CLEARING_ACCOUNT, (asset, paid), PostingCode.EXPIRY_SETTLEMENT)
+        post(books, holder, CLEARING_ACCOUNT, (asset, paid), PostingCode.EXPIRY_SETTLEMENT)
         shortfall = -flow - paid
         if shortfall == 0:
             continue
         cover = min(shortfall, fund_cash)
         fund_cash -= cover
-        _post(books, INSURANCE_ACCOUNT, CLEARING_ACCOUNT, (asset, cover), PostingCode.INSURANCE)
+        post(books, INSURANCE_ACCOUNT, CLEARING_ACCOUNT, (asset, cover), PostingCode.INSURANCE)
         to_fund = seizable(state, account, cover)
         for lot in to_fund:
-            _post(books, holder, INSURANCE_ACCOUNT, lot[:2], PostingCode.COLLATERAL_SEIZURE)
+            post(books, holder, INSURANCE_ACCOUNT, lot[:2], PostingCode.COLLATERAL_SEIZURE)
         rest = _after_lots(account, to_fund)
         for lot in seizable(state, rest, shortfall - cover):
-            _post(books, holder, CLEARING_ACCOUNT, lot[:2], PostingCode.COLLATERAL_SEIZURE)
+            post(books, holder, CLEARING_ACCOUNT, lot[:2], PostingCode.COLLATERAL_SEIZURE)
             recovered.append(lot)
         uncovered += shortfall - cover
     return uncovered, recovered
@@ -172,7 +168,7 @@ def _pay(  # noqa: PLR0913, PLR0917 (the receivers' side of one settlement)
     flows: dict[str, int],
     uncovered: int,
     recovered: list[Lot],
-    books: _Books,
+    books: Books,
 ) -> None:
     """Pay the receivers, less their share of the uncovered loss (SK-EXPIRY-3).
 
@@ -182,8 +178,8 @@ def _pay(  # noqa: PLR0913, PLR0917 (the receivers' side of one settlement)
     dues = [flows[receiver] for receiver in receivers]
     cuts = pro_rata_ceil(uncovered, dues)
     for receiver, due, cut in zip(receivers, dues, cuts, strict=True):
-        _post(books, CLEARING_ACCOUNT, receiver, (asset, due - cut), PostingCode.EXPIRY_SETTLEMENT)
-    _post(
+        post(books, CLEARING_ACCOUNT, receiver, (asset, due - cut), PostingCode.EXPIRY_SETTLEMENT)
+    post(
         books,
         CLEARING_ACCOUNT,
         RESIDUE_ACCOUNT,
@@ -196,7 +192,7 @@ def _pay(  # noqa: PLR0913, PLR0917 (the receivers' side of one settlement)
     for collateral, units in sorted(pooled.items()):
         shares = pro_rata_floor(units, dues)
         for receiver, share in zip(receivers, shares, strict=True):
-            _post(
+            post(
                 books,
                 CLEARING_ACCOUNT,
                 receiver,
@@ -204,35 +200,23 @@ def _pay(  # noqa: PLR0913, PLR0917 (the receivers' side of one settlement)
                 PostingCode.COLLATERAL_RECOVERY,
             )
         remainder = (collateral, units - sum(shares))
-        _post(books, CLEARING_ACCOUNT, RESIDUE_ACCOUNT, remainder, PostingCode.ROUNDING)
+        post(books, CLEARING_ACCOUNT, RESIDUE_ACCOUNT, remainder, PostingCode.ROUNDING)
 
 
 def _commit(
-    state: State, instrument: Instrument, settlement_ticks: int, books: _Books, uncovered: int
+    state: State, instrument: Instrument, settlement_ticks: int, books: Books, uncovered: int
 ) -> State:
-    """Apply the balance changes, close every position, and mark the instrument settled."""
-    keys = [instrument_key(instrument.id)]
-    with state.accounts.mutate() as accounts:
-        for (account_id, asset), delta in sorted(books.deltas.items()):
-            account = accounts[account_id]
-            accounts[account_id] = with_balance(account, asset, account.balance(asset) + delta)
-            keys.append(account_key(account_id))
-        for holder in state.holders[instrument.id]:
-            accounts[holder] = with_position(accounts[holder], instrument.id, 0, 0)
-            keys.append(account_key(holder))
-        new_accounts = accounts.finish()
+    """Apply the books (every position closes), and mark the instrument settled."""
+    state = apply_books(state, books)
     asset = instrument.settlement_asset
     socialized = state.socialized_loss
     if uncovered:
         socialized = socialized.set(asset, socialized.get(asset, 0) + uncovered)
     return replace_state(
         state,
-        accounts=new_accounts,
         instruments=state.instruments.set(
             instrument.id, attrs.evolve(instrument, settlement_ticks=settlement_ticks)
         ),
-        open_interest=state.open_interest.set(instrument.id, 0),
-        holders=state.holders.set(instrument.id, Map()),
         socialized_loss=socialized,
-        commitment=touch(state.commitment, *keys),
+        commitment=touch(state.commitment, instrument_key(instrument.id)),
     )

@@ -6,15 +6,106 @@ function is pure integer arithmetic over the state it is given; none writes anyt
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import TYPE_CHECKING, NamedTuple
 
 from settlekernel.arith import ceil_div, compute_collateral_value_minor
+from settlekernel.commitment import account_key, touch
+from settlekernel.ledger import with_balance, with_position
+from settlekernel.model import Account, State, replace_state
+from settlekernel.outcomes import Posting, PostingCode
 from settlekernel.units import PPM
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from settlekernel.model import Account, State
+    from immutables import Map
+
+
+class Books(NamedTuple):
+    """What a waterfall step is building: balance changes, position changes, postings.
+
+    ``deltas`` maps (account, asset) to a change in minor units; ``moves`` maps (account,
+    instrument) to a change in lots, booked at the instrument's reference price.
+    """
+
+    deltas: defaultdict[tuple[str, str], int]
+    moves: defaultdict[tuple[str, str], int]
+    postings: list[Posting]
+
+
+def new_books() -> Books:
+    """Return empty books."""
+    return Books(defaultdict(int), defaultdict(int), [])
+
+
+def post(books: Books, debit: str, credit: str, lot: tuple[str, int], code: PostingCode) -> None:
+    """Move ``lot = (asset, amount)`` from ``debit`` to ``credit``; nothing if not positive."""
+    asset, amount = lot
+    if amount > 0:
+        books.deltas[debit, asset] -= amount
+        books.deltas[credit, asset] += amount
+        books.postings.append(Posting(debit, credit, asset, amount, code))
+
+
+def account_after(state: State, books: Books, account_id: str) -> Account:
+    """Return an account with the books' balance and position changes applied."""
+    account = state.accounts[account_id]
+    for (holder, asset), delta in books.deltas.items():
+        if holder == account_id and delta:
+            account = with_balance(account, asset, account.balance(asset) + delta)
+    for (holder, instrument_id), lots in books.moves.items():
+        if holder == account_id and lots:
+            held = account.positions.get(instrument_id)
+            quantity = lots + (0 if held is None else held.quantity_lots)
+            reference = state.instruments[instrument_id].reference_ticks
+            account = with_position(account, instrument_id, quantity, reference)
+    return account
+
+
+def apply_books(state: State, books: Books) -> State:
+    """Return ``state`` with the books applied: balances, positions, open interest, holders."""
+    touched = sorted({a for a, _ in books.deltas} | {a for a, _ in books.moves})
+    open_interest, holders = state.open_interest, state.holders
+    with state.accounts.mutate() as accounts:
+        for account_id in touched:
+            after = account_after(state, books, account_id)
+            for instrument_id in {i for a, i in books.moves if a == account_id}:
+                open_interest, holders = _indexed(
+                    open_interest, holders, state.accounts[account_id], after, instrument_id
+                )
+            accounts[account_id] = after
+        new_accounts = accounts.finish()
+    return replace_state(
+        state,
+        accounts=new_accounts,
+        open_interest=open_interest,
+        holders=holders,
+        commitment=touch(state.commitment, *(account_key(a) for a in touched)),
+    )
+
+
+def _indexed(
+    open_interest: Map[str, int],
+    holders: Map[str, Map[str, None]],
+    before: Account,
+    after: Account,
+    instrument_id: str,
+) -> tuple[Map[str, int], Map[str, Map[str, None]]]:
+    """Update the derived open-interest and holder indexes for one position change."""
+    old = before.positions.get(instrument_id)
+    new = after.positions.get(instrument_id)
+    old_lots = 0 if old is None else old.quantity_lots
+    new_lots = 0 if new is None else new.quantity_lots
+    open_interest = open_interest.set(
+        instrument_id, open_interest[instrument_id] + max(new_lots, 0) - max(old_lots, 0)
+    )
+    members = holders[instrument_id]
+    if new is None and after.id in members:
+        members = members.delete(after.id)
+    elif new is not None:
+        members = members.set(after.id, None)
+    return open_interest, holders.set(instrument_id, members)
 
 
 class Lot(NamedTuple):

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from settlekernel.margin.black76 import black76, black76_price
 from settlekernel.margin.detmath import FloatArray
 from settlekernel.margin.scenarios import scenario_price_ticks, volatility_multiplier
-from settlekernel.model import InstrumentKind, OptionType, RuleSet
+from settlekernel.model import Instrument, InstrumentKind, OptionType, RuleSet
 from settlekernel.units import PPM
 
 YEAR_MS: Final = 365 * 86_400_000
@@ -240,3 +240,31 @@ def _greeks(  # noqa: PLR0913, PLR0917 (the slices the Greeks are summed over)
         )
         for n, key in enumerate(group_keys)
     }
+
+
+def model_price_ticks(market: MarketView, instrument: Instrument, *, round_up: bool) -> int:
+    """Return an option's Black-76 value per unit of underlying, in whole ticks.
+
+    At the index, the underlying's volatility and the time left to expiry (intrinsic value
+    once it is reached). The float is widened by the model's error bound and rounded to a
+    whole tick: up when ``round_up`` (the price a liquidated short buys back at), down
+    otherwise (the price a liquidated long sells at), so the error never favours the
+    liquidated account.
+    """
+    assert instrument.expiry_ms is not None
+    assert instrument.strike_ticks is not None
+    index_ticks = market.index_ticks[instrument.underlying]
+    years = max(instrument.expiry_ms - market.clock_ms, 0) / YEAR_MS
+    sigma = market.volatility_ppm[instrument.underlying] / PPM
+    price = float(
+        black76_price(
+            float(index_ticks),
+            float(instrument.strike_ticks),
+            years,
+            sigma,
+            instrument.option_type is OptionType.CALL,
+        )
+    )
+    error = (index_ticks + instrument.strike_ticks) * MODEL_ERROR_BOUND
+    bound = float(np.ceil(price + error)) if round_up else float(np.floor(price - error))
+    return max(int(bound), 0)
