@@ -259,3 +259,79 @@ def test_insurance_checks_catch_a_fund_that_pays_idly():
     )
     forged = sk.Accepted(forged_state, (*honest.postings, gift))
     assert I.INSURANCE_NONNEGATIVE in {v.invariant for v in sk.check_step(state, event, forged)}
+
+
+def _crashed_book():
+    """thin long 1 BTC against carol and alice; BTC falls 16.7 %: thin is bankrupt."""
+    return market(
+        [
+            (sk.OpenAccount(principal="thin", account="thin"), OK),
+            (
+                sk.Deposit(
+                    principal="thin", account="thin", asset="USDC", amount_minor=10_000 * USDC
+                ),
+                OK,
+            ),
+            (sk.OpenAccount(principal="carol", account="carol"), OK),
+            (
+                sk.Deposit(
+                    principal="carol", account="carol", asset="USDC", amount_minor=10_000 * USDC
+                ),
+                OK,
+            ),
+            (trade("t1", "thin", "carol", 500, 9_000_000), OK),
+            (trade("t2", "thin", "alice", 500, 9_000_000), OK),
+            # bob is long too, against alice: the short side holds more than thin's lots.
+            (trade("t3", "bob", "alice", 300, 9_000_000), OK),
+            *[(price("BTC", 7_500_000, 2_000 + 100 * i), OK) for i in range(6)],
+        ]
+    )
+
+
+def test_liquidation_checks_catch_a_missing_guard_and_a_worse_ratio(monkeypatch):
+    """Reports INV-LIQUIDATE-ONLY-BELOW-MM and INV-LIQUIDATION-NO-WORSE on planted bugs."""
+    state = market([(trade("t1", "alice", "bob", 100, 9_000_000), OK)])
+    event = sk.Liquidate(principal="bob", account="alice", liquidator="bob")
+    assert sk.step(state, event).reason is sk.Reason.NOT_LIQUIDATABLE
+    # Plant the bug: the liquidation guard believes every account is below maintenance.
+    monkeypatch.setattr(
+        "settlekernel.liquidation.account_margin",
+        lambda s, a: (
+            attrs.evolve(sk.margin_report(s, a.id), equity_minor=-1)
+            if a.id == "alice"
+            else sk.margin_report(s, a.id)
+        ),
+    )
+    planted = sk.step(state, event)
+    assert isinstance(planted, sk.Accepted)
+    found = {v.invariant for v in sk.check_step(state, event, planted)}
+    assert I.LIQUIDATE_ONLY_BELOW_MM in found
+    monkeypatch.undo()
+    # A forged partial liquidation that leaves thin worse off: the liquidator took half
+    # and thin paid a penalty that sinks its ratio.
+    crashed = _crashed_book()
+    event = sk.Liquidate(principal="bob", account="thin", liquidator="bob")
+    honest = sk.step(crashed, event)
+    assert isinstance(honest, sk.Accepted)
+    assert sk.check_step(crashed, event, honest) == []
+    half = set_position(crashed, "thin", "BTC-PERP", 500, 9_000_000)
+    worse = sk.Accepted(half, ())
+    assert I.LIQUIDATION_NO_WORSE in {v.invariant for v in sk.check_step(crashed, event, worse)}
+
+
+def test_adl_check_catches_the_wrong_order(monkeypatch):
+    """Reports INV-ADL-FAIRNESS when deleveraging takes the least levered winner first."""
+    crashed = _crashed_book()
+    event = sk.Liquidate(principal="bob", account="thin", liquidator="bob")
+    honest = sk.step(crashed, event)
+    assert isinstance(honest, sk.Accepted)
+    assert any(p.code is sk.PostingCode.ADL for p in honest.postings)
+    assert sk.check_step(crashed, event, honest) == []
+    from settlekernel import liquidation  # noqa: PLC0415 (the module under a plant)
+
+    original = liquidation.ranking
+    monkeypatch.setattr(liquidation, "ranking", lambda *args: list(reversed(original(*args))))
+    planted = sk.step(crashed, event)
+    assert isinstance(planted, sk.Accepted)
+    found = {v.invariant for v in sk.check_step(crashed, event, planted)}
+    assert I.ADL_FAIRNESS in found

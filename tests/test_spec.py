@@ -60,9 +60,18 @@ def test_every_transition_has_a_spec_section_and_a_point_of_no_return():
         sk.Funding,
         sk.Expire,
         sk.FundInsurance,
+        sk.Liquidate,
     ):
         assert f"## {cls.__name__} (SK-" in transitions, cls.__name__
-    for module in ("collateral", "expiry", "funding", "market", "trading", "variation"):
+    for module in (
+        "collateral",
+        "expiry",
+        "funding",
+        "liquidation",
+        "market",
+        "trading",
+        "variation",
+    ):
         source = (SOURCE / f"{module}.py").read_text(encoding="utf-8")
         processes = source.count("\ndef process_")
         assert processes >= 1

@@ -136,9 +136,13 @@ class KernelMachine(RuleBasedStateMachine):
         coverage_label(f"{type(event).__name__}: {label}")
         return outcome
 
-    @initialize(priced=st.booleans())
-    def open_market(self, priced: bool) -> None:
-        """Runs start with funded accounts and listed instruments, most with prices."""
+    @initialize(priced=st.booleans(), crowded=st.booleans())
+    def open_market(self, priced: bool, crowded: bool) -> None:
+        """Runs start with funded accounts and listed instruments, most with prices.
+
+        A crowded start adds a levered one-sided book (longs at about 7x, the shorts
+        spread), so that a gap can set off a cascade of liquidations and deleveraging.
+        """
         for account in ACCOUNTS[:-1]:
             self.submit(sk.OpenAccount(principal=account.split("-")[0], account=account))
             self.submit(
@@ -162,6 +166,27 @@ class KernelMachine(RuleBasedStateMachine):
                     timestamp_ms=self.clock[underlying, "oracle-a"],
                 )
             )
+        if priced and crowded:
+            for number, (buyer, seller, lots) in enumerate(
+                (
+                    ("alice-1", "bob-1", 15_000),
+                    ("carol-1", "alice-2", 12_000),
+                    ("alice-1", "alice-2", 3_000),
+                )
+            ):
+                self.submit(
+                    sk.Trade(
+                        principal="venue",
+                        trade_id=f"C{number}",
+                        buyer=buyer,
+                        seller=seller,
+                        instrument="BTC-PERP",
+                        quantity_lots=lots,
+                        price_ticks=BASE_PRICE["BTC"],
+                        buyer_fee_rate_ppm=0,
+                        seller_fee_rate_ppm=0,
+                    )
+                )
 
     def report(self, source: str, underlying: str, ticks: int, step_ms: int) -> sk.Outcome:
         """One source reports, ``step_ms`` after the latest report of any source."""
@@ -453,6 +478,54 @@ class KernelMachine(RuleBasedStateMachine):
     def expire(self, instrument: str, principal: str) -> None:
         """Expiry, early or late, of futures, options and (refused) perpetuals."""
         self.submit(sk.Expire(principal=principal, instrument=instrument))
+
+    @rule(
+        account=st.sampled_from(ACCOUNTS),
+        liquidator=st.sampled_from(ACCOUNTS),
+        honest=st.booleans(),
+    )
+    def liquidate(self, account: str, liquidator: str, honest: bool) -> None:
+        """Liquidators, some targeting healthy accounts, some not owning their account."""
+        held = self.state.accounts.get(liquidator)
+        principal = held.owner if honest and held is not None else "mallory"
+        outcome = self.submit(
+            sk.Liquidate(principal=principal, account=account, liquidator=liquidator)
+        )
+        if isinstance(outcome, sk.Accepted):
+            coverage_label(
+                "Liquidate: " + ",".join(sorted({p.code.value for p in outcome.postings}))
+            )
+
+    @rule(underlying=st.sampled_from(("BTC", "ETH")), move_ppm=st.sampled_from((-250_000, 250_000)))
+    def crash(self, underlying: str, move_ppm: int) -> None:
+        """A 25 % move followed by the quorum over several rounds: the cascade's trigger."""
+        current = self.state.prices.get(underlying)
+        base = current.price_ticks if current else BASE_PRICE[underlying]
+        for _ in range(6):
+            self.advance_price(underlying, base + base * move_ppm // 1_000_000, step_ms=500)
+
+    @rule(data=st.data())
+    def liquidate_the_weakest(self, data: st.DataObject) -> None:
+        """A liquidator goes for the account furthest below maintenance, if there is one."""
+        weakest = [
+            account_id
+            for account_id in ACCOUNTS[:-1]
+            if account_id in self.state.accounts and sk.is_liquidatable(self.state, account_id)
+        ]
+        if not weakest:
+            return
+        account = data.draw(st.sampled_from(weakest))
+        liquidator = data.draw(st.sampled_from([a for a in ACCOUNTS[:-1] if a != account]))
+        held = self.state.accounts.get(liquidator)
+        if held is None:
+            return
+        outcome = self.submit(
+            sk.Liquidate(principal=held.owner, account=account, liquidator=liquidator)
+        )
+        if isinstance(outcome, sk.Accepted):
+            coverage_label(
+                "Liquidate: " + ",".join(sorted({p.code.value for p in outcome.postings}))
+            )
 
     @rule(amount=amounts, principal=st.sampled_from(("operator", "operator", "mallory")))
     def fund_insurance(self, amount: int, principal: str) -> None:

@@ -25,6 +25,7 @@ CASCADE_MODULES = (
     "funding",
     "guards",
     "kernel",
+    "liquidation",
     "market",
     "trading",
     "variation",

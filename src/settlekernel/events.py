@@ -170,6 +170,15 @@ class FundInsurance:
 
 
 @attrs.frozen(kw_only=True)
+class Liquidate:
+    """Liquidate an account below maintenance into the principal's own account (SK-LIQ)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    account: str = attrs.field(metadata=_ID)
+    liquidator: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
 class Expire:
     """Settle every position of an expired future or option at once (SK-EXPIRY)."""
 
@@ -190,6 +199,7 @@ Event: TypeAlias = (
     | Funding
     | Expire
     | FundInsurance
+    | Liquidate
 )
 
 # Wire names (the JSON "type" field), in spec order.
@@ -206,6 +216,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "funding": Funding,
     "expire": Expire,
     "fund_insurance": FundInsurance,
+    "liquidate": Liquidate,
 }
 EVENT_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
 

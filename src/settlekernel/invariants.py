@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter, defaultdict
+from fractions import Fraction
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -25,12 +26,14 @@ from settlekernel.commitment import recompute_root, state_root
 from settlekernel.events import (
     Expire,
     Funding,
+    Liquidate,
     OraclePrice,
     Trade,
     Transfer,
     VariationMargin,
     Withdraw,
 )
+from settlekernel.margin.options import model_price_ticks
 from settlekernel.margin.portfolio import MarginReport, compute_margin
 from settlekernel.model import Instrument, InstrumentKind, OptionType
 from settlekernel.oracle import ADMISSIBLE, Action, settlement_key, validity
@@ -70,6 +73,9 @@ class InvariantId(enum.Enum):
     ORACLE_ADMISSIBLE = "INV-ORACLE-ADMISSIBLE"
     EXPIRY_FINAL = "INV-EXPIRY-FINAL"
     INSURANCE_NONNEGATIVE = "INV-INSURANCE-NONNEGATIVE"
+    LIQUIDATE_ONLY_BELOW_MM = "INV-LIQUIDATE-ONLY-BELOW-MM"
+    LIQUIDATION_NO_WORSE = "INV-LIQUIDATION-NO-WORSE"
+    ADL_FAIRNESS = "INV-ADL-FAIRNESS"
     DETERMINISM = "INV-DETERMINISM"
 
 
@@ -387,6 +393,8 @@ def check_step(before: State, event: object, outcome: Outcome) -> list[Violation
     found += _check_oracle(before, event, outcome)
     found += _check_expiry_step(before, event, outcome)
     found += _check_insurance(before, event, outcome)
+    found += _check_liquidation(before, event, outcome)
+    found += _check_adl(before, event, outcome)
     return found
 
 
@@ -543,6 +551,10 @@ def _needs(before: State, event: object) -> list[tuple[str, Action]]:
         return [(before.instruments[event.instrument].underlying, Action.FUNDING)]
     if isinstance(event, Expire):
         return [(before.instruments[event.instrument].underlying, Action.SETTLEMENT)]
+    if isinstance(event, Liquidate):
+        accounts = (before.accounts[event.account], before.accounts[event.liquidator])
+        reads = set().union(*(margin_underlyings(before, a) for a in accounts))
+        return [(u, Action.LIQUIDATION) for u in reads]
     return []
 
 
@@ -654,8 +666,11 @@ def _independent_expiry_flow(instrument: Instrument, quantity: int, price: int |
 def _check_insurance(before: State, event: object, outcome: Accepted) -> list[Violation]:
     """INV-INSURANCE-NONNEGATIVE: the insurance fund never goes negative, never pays idly.
 
-    Its balances stay at or above zero; it is debited only by ``insurance`` postings, and
-    only in an expiry, for no more than the valuation-asset shortfall the step's payers left.
+    Its balances stay at or above zero; it is debited only by ``insurance`` postings, only
+    in an expiry or a liquidation, and for no more than the shortfall: in an expiry, the
+    valuation-asset shortfall the payers left (recomputed); in a liquidation, only into an
+    account it leaves with no position and no valuation-asset balance (paying more would
+    have left it some).
     """
     fund_after = outcome.state.accounts[INSURANCE_ACCOUNT]
     found = [
@@ -667,10 +682,19 @@ def _check_insurance(before: State, event: object, outcome: Accepted) -> list[Vi
     found += [
         Violation(InvariantId.INSURANCE_NONNEGATIVE, f"insurance debited by {p}")
         for p in paid
-        if p.code is not PostingCode.INSURANCE or not isinstance(event, Expire)
+        if p.code is not PostingCode.INSURANCE or not isinstance(event, Expire | Liquidate)
     ]
     total = sum(p.amount_minor for p in paid if p.code is PostingCode.INSURANCE)
-    if total > _shortfall(before, event):
+    if isinstance(event, Liquidate) and total:
+        left = outcome.state.accounts[event.account]
+        if left.positions or left.balance(before.rules.valuation_asset):
+            found.append(
+                Violation(
+                    InvariantId.INSURANCE_NONNEGATIVE,
+                    f"insurance paid {total} into {event.account}, which kept positions or cash",
+                )
+            )
+    elif total > _shortfall(before, event):
         found.append(
             Violation(
                 InvariantId.INSURANCE_NONNEGATIVE, f"insurance paid {total}, shortfall smaller"
@@ -696,3 +720,147 @@ def _shortfall(before: State, event: object) -> int:
         )
         total += max(-flow - held.balance(instrument.settlement_asset), 0)
     return total
+
+
+def _check_liquidation(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-LIQUIDATE-ONLY-BELOW-MM and INV-LIQUIDATION-NO-WORSE, recomputed from scratch.
+
+    Only an account with positions and equity below maintenance is liquidated. Afterwards it
+    either holds no position and no negative equity, or it meets initial margin with a ratio
+    of equity to maintenance no worse than before (by cross-multiplication) and less
+    maintenance than before.
+    """
+    if not isinstance(event, Liquidate):
+        return []
+    prior = _fresh_margin(before, event.account)
+    found = []
+    if (
+        not before.accounts[event.account].positions
+        or prior.equity_minor >= prior.maintenance_minor
+    ):
+        found.append(
+            Violation(
+                InvariantId.LIQUIDATE_ONLY_BELOW_MM,
+                f"{event.account} liquidated at equity "
+                f"{prior.equity_minor}, maintenance {prior.maintenance_minor}",
+            )
+        )
+    now = _fresh_margin(outcome.state, event.account)
+    if outcome.state.accounts[event.account].positions:
+        no_worse = (
+            now.meets_initial
+            and now.maintenance_minor < prior.maintenance_minor
+            and now.equity_minor * prior.maintenance_minor
+            >= prior.equity_minor * now.maintenance_minor
+        )
+    else:
+        no_worse = now.equity_minor >= 0
+    if not no_worse:
+        found.append(
+            Violation(
+                InvariantId.LIQUIDATION_NO_WORSE,
+                f"{event.account}: equity "
+                f"{prior.equity_minor}/{now.equity_minor}, maintenance "
+                f"{prior.maintenance_minor}/{now.maintenance_minor}",
+            )
+        )
+    return found
+
+
+def _check_adl(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-ADL-FAIRNESS: deleveraging takes from the right accounts, in the right order.
+
+    Only when the insurance fund is left empty. Only opposite-side holders of an instrument
+    the liquidated account closed, reduced toward zero, never past it; per instrument the
+    reduced holders are a prefix of the ranking (profit at the mark x gross notional over
+    equity, non-positive equity first, ties by id; recomputed with exact fractions), all but
+    the last reduced fully; each is paid at least 0 and less than the profit at the mark of
+    the lots it gave up. No account with no position, on the same side, or in loss pays.
+    """
+    if not isinstance(event, Liquidate):
+        return []
+    adl = [p for p in outcome.postings if p.code is PostingCode.ADL]
+    after = outcome.state
+    others = sorted(
+        account_id
+        for account_id, account in after.accounts.items()
+        if account_id not in (event.account, event.liquidator)
+        and account.positions != before.accounts.get(account_id, account).positions
+    )
+    if not others and not adl:
+        return []
+    asset = before.rules.valuation_asset
+    found = []
+    if after.accounts[INSURANCE_ACCOUNT].balance(asset):
+        found.append(Violation(InvariantId.ADL_FAIRNESS, "deleveraged with the fund not empty"))
+    profit_given: Counter[str] = Counter()
+    for instrument_id in sorted({i for a in others for i in _changed(before, after, a)}):
+        found += _check_adl_instrument(before, after, event.account, instrument_id, profit_given)
+    for p in adl:
+        if not 0 <= p.amount_minor < max(profit_given[p.credit_account], 1):
+            found.append(
+                Violation(
+                    InvariantId.ADL_FAIRNESS,
+                    f"{p.credit_account} paid {p.amount_minor} for a profit of "
+                    f"{profit_given[p.credit_account]} given up",
+                )
+            )
+    return found
+
+
+def _changed(before: State, after: State, account_id: str) -> set[str]:
+    old, new = before.accounts[account_id].positions, after.accounts[account_id].positions
+    return {i for i in set(old) | set(new) if old.get(i) != new.get(i)}
+
+
+def _check_adl_instrument(
+    before: State, after: State, bankrupt: str, instrument_id: str, profit_given: Counter[str]
+) -> list[Violation]:
+    instrument = before.instruments[instrument_id]
+    closed = before.accounts[bankrupt].positions.get(instrument_id)
+    if closed is None or instrument_id in after.accounts[bankrupt].positions:
+        return [Violation(InvariantId.ADL_FAIRNESS, f"{instrument_id} deleveraged, not closed")]
+    side = -1 if closed.quantity_lots > 0 else 1
+    candidates = []
+    for holder_id in before.holders[instrument_id]:
+        lots = before.accounts[holder_id].positions[instrument_id].quantity_lots
+        if holder_id == bankrupt or (lots > 0) != (side > 0):
+            continue
+        per_lot = _profit_per_lot(before, instrument, lots)
+        notional = sum(
+            abs(p.quantity_lots)
+            * before.prices[before.instruments[i].underlying].price_ticks
+            * before.instruments[i].multiplier_minor
+            for i, p in before.accounts[holder_id].positions.items()
+        )
+        weight = abs(lots) * per_lot * notional
+        equity = _fresh_margin(before, holder_id).equity_minor
+        score = (0, Fraction(-weight)) if equity <= 0 else (1, Fraction(-weight, equity))
+        candidates.append((score, holder_id, lots, per_lot))
+    candidates.sort()
+    found = []
+    seen_reduced = False
+    # From the lowest rank up: untouched holders, then at most one partial, then full ones.
+    for _, holder_id, lots, per_lot in reversed(candidates):
+        new = after.accounts[holder_id].positions.get(instrument_id)
+        new_lots = 0 if new is None else new.quantity_lots
+        given = lots - new_lots
+        if not given:
+            if seen_reduced:
+                found.append(Violation(InvariantId.ADL_FAIRNESS, f"{holder_id} skipped"))
+            continue
+        if new_lots * lots < 0 or abs(new_lots) > abs(lots) or (new_lots and seen_reduced):
+            found.append(Violation(InvariantId.ADL_FAIRNESS, f"{holder_id} reduced out of order"))
+        profit_given[holder_id] += abs(given) * per_lot
+        seen_reduced = True
+    return found
+
+
+def _profit_per_lot(before: State, instrument: Instrument, lots: int) -> int:
+    """A holder's profit per lot at the transfer price: the mark, or the option's value."""
+    if instrument.is_linear:
+        index = before.prices[instrument.underlying].price_ticks
+        mark = max(index + index * instrument.premium_ppm // PPM, 1)
+        return abs(mark - instrument.reference_ticks) * instrument.multiplier_minor
+    value = model_price_ticks(market_of(before), instrument, round_up=lots > 0)
+    return max(value if lots > 0 else -value, 0) * instrument.multiplier_minor

@@ -25,6 +25,7 @@ from settlekernel.events import (
     Expire,
     Funding,
     FundInsurance,
+    Liquidate,
     ListInstrument,
     OpenAccount,
     OraclePrice,
@@ -37,6 +38,7 @@ from settlekernel.events import (
 from settlekernel.expiry import process_expire
 from settlekernel.funding import process_funding
 from settlekernel.guards import check_shape
+from settlekernel.liquidation import process_liquidate
 from settlekernel.market import (
     process_list_instrument,
     process_oracle_price,
@@ -69,6 +71,7 @@ _PROCESSORS: Final[dict[type, Callable[[State, Any], Outcome]]] = {
     Funding: process_funding,
     Expire: process_expire,
     FundInsurance: process_fund_insurance,
+    Liquidate: process_liquidate,
 }
 
 

@@ -26,6 +26,10 @@ class PostingCode(enum.Enum):
     INSURANCE = "insurance"
     COLLATERAL_SEIZURE = "collateral_seizure"
     COLLATERAL_RECOVERY = "collateral_recovery"
+    LIQUIDATION = "liquidation"
+    PENALTY = "penalty"
+    COLLATERAL_SALE = "collateral_sale"
+    ADL = "adl"
 
 
 @attrs.frozen
