@@ -41,12 +41,33 @@ def kernel_view(state: State) -> View:
             instrument_id: instrument.premium_ppm
             for instrument_id, instrument in state.instruments.items()
         },
+        "last_funding_ms": {
+            instrument_id: instrument.last_funding_ms
+            for instrument_id, instrument in state.instruments.items()
+        },
+        "funding_index_ticks": {
+            instrument_id: instrument.funding_index_ticks
+            for instrument_id, instrument in state.instruments.items()
+        },
+        "settlement_ticks": {
+            instrument_id: instrument.settlement_ticks
+            for instrument_id, instrument in state.instruments.items()
+        },
         "open_interest": dict(state.open_interest),
         "holders": {instrument: set(holders) for instrument, holders in state.holders.items()},
         "prices": {
             underlying: (price.price_ticks, price.timestamp_ms)
             for underlying, price in state.prices.items()
         },
+        "history": {
+            underlying: [(s.timestamp_ms, s.price_ticks, s.cumulative) for s in samples]
+            for underlying, samples in state.history.items()
+        },
+        "settlement_prices": dict(state.settlement_prices),
+        "pending_expiries": {
+            underlying: list(times) for underlying, times in state.pending_expiries.items() if times
+        },
+        "socialized_loss": dict(state.socialized_loss),
         "clock_ms": state.clock_ms,
         "trades": dict(state.trades),
     }
@@ -61,9 +82,16 @@ def dict_view(kernel: DictKernel) -> View:
         "custody": kernel.custody_view(),
         "references": kernel.references_view(),
         "premiums": dict(kernel.premiums),
+        "last_funding_ms": dict(kernel.last_funding_ms),
+        "funding_index_ticks": dict(kernel.funding_index_ticks),
+        "settlement_ticks": dict(kernel.settlement_ticks),
         "open_interest": dict(kernel.open_interest),
         "holders": {instrument: set(holders) for instrument, holders in kernel.holders.items()},
         "prices": dict(kernel.prices),
+        "history": kernel.history_view(),
+        "settlement_prices": dict(kernel.settlement_prices),
+        "pending_expiries": kernel.pending_view(),
+        "socialized_loss": dict(kernel.socialized_loss),
         "clock_ms": kernel.clock_ms,
         "trades": dict(kernel.trades),
     }

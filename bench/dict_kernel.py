@@ -5,22 +5,34 @@ guards in the same order, the same ``Reason`` for every rejection and the same e
 balances, positions, instrument references, custody, the fee pool, the rounding residue, the
 trade registry and open interest. It mutates dicts in place and keeps no history, no roots and
 no postings, which is what a straightforward hand-written ledger would do. It shares only the
-pure helpers with the kernel (arithmetic, event classes, reasons, units, and the shape and
-range checks), so a disagreement between the two points at a real bug in one of them.
+pure helpers with the kernel (arithmetic, event classes, reasons, units, the shape and range
+checks, and the margin engine with the option model price), so a disagreement between the two
+points at a real bug in one of them.
+
+Funding, FundInsurance, Expire and Liquidate (with the oracle's index history, the settlement
+TWAP, the waterfall, the liquidation ladder and auto-deleveraging) are written from the spec
+text alone, without reading or importing the kernel's modules for them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 from settlekernel.arith import (
+    ceil_div,
+    compute_collateral_value_minor,
     compute_fee_split,
     compute_notional_minor,
     compute_settlement_minor,
 )
 from settlekernel.events import (
     Deposit,
+    Expire,
+    Funding,
+    FundInsurance,
+    Liquidate,
     ListInstrument,
     OpenAccount,
     OraclePrice,
@@ -31,6 +43,7 @@ from settlekernel.events import (
     Withdraw,
 )
 from settlekernel.guards import check_ranges, check_shape
+from settlekernel.margin.options import model_price_ticks
 from settlekernel.margin.portfolio import (
     Exposure,
     MarginReport,
@@ -38,10 +51,12 @@ from settlekernel.margin.portfolio import (
     Portfolio,
     compute_margin,
 )
-from settlekernel.model import Instrument, InstrumentKind, RuleSet
+from settlekernel.model import Instrument, InstrumentKind, OptionType, RuleSet
 from settlekernel.reasons import Reason
 from settlekernel.units import (
     FEE_ACCOUNT,
+    INSURANCE_ACCOUNT,
+    PPM,
     RESIDUE_ACCOUNT,
     SYSTEM_ACCOUNTS,
     SYSTEM_OWNER,
@@ -78,6 +93,16 @@ _REQUIRED_SPEC = {
 }
 
 
+def _integral(samples: list[tuple[int, int, int]], at_ms: int) -> int:
+    """The index's time integral up to ``at_ms``, from the last sample at or before it."""
+    last = next(sample for sample in reversed(samples) if sample[0] <= at_ms)
+    return last[2] + last[1] * (at_ms - last[0])
+
+
+def _sign(value: int) -> int:
+    return (value > 0) - (value < 0)
+
+
 class DictKernel:
     """The kernel's rules over mutable dicts; ``apply`` returns None or the rejection reason."""
 
@@ -111,6 +136,20 @@ class DictKernel:
         self.trades: dict[str, Trade] = {}
         self.custody: dict[str, int] = {}
         self.clock_ms = 0
+        # Instrument -> last funding time and the sum of funding's reference shifts
+        # (SK-FUNDING), and the price it settled at on expiry, None before (SK-EXPIRY).
+        self.last_funding_ms: dict[str, int] = {}
+        self.funding_index_ticks: dict[str, int] = {}
+        self.settlement_ticks: dict[str, int | None] = {}
+        # Underlying -> [(timestamp_ms, price_ticks, cumulative)]: the kept index samples with
+        # the running time integral (SK-EXPIRY-2).
+        self.history: dict[str, list[tuple[int, int, int]]] = {}
+        # "<underlying>@<expiry_ms>" -> fixed settlement price; underlying -> expiry times
+        # listed and not fixed yet.
+        self.settlement_prices: dict[str, int] = {}
+        self.pending_expiries: dict[str, set[int]] = {}
+        # Asset -> total expiry losses spread over receivers (SK-EXPIRY-3).
+        self.socialized_loss: dict[str, int] = {}
         self._dispatch: dict[type, Callable[[Any], Reason | None]] = {
             OpenAccount: self._open_account,
             Deposit: self._deposit,
@@ -121,6 +160,10 @@ class DictKernel:
             OracleVolatility: self._oracle_volatility,
             Trade: self._trade,
             VariationMargin: self._variation_margin,
+            Funding: self._funding,
+            FundInsurance: self._fund_insurance,
+            Expire: self._expire,
+            Liquidate: self._liquidate,
         }
 
     def apply(self, event: object) -> Reason | None:
@@ -153,6 +196,14 @@ class DictKernel:
     def references_view(self) -> dict[str, int]:
         """Return every instrument's reference price."""
         return dict(self.references)
+
+    def history_view(self) -> dict[str, list[tuple[int, int, int]]]:
+        """Return every underlying's kept index samples as (time, price, cumulative)."""
+        return {underlying: list(samples) for underlying, samples in self.history.items()}
+
+    def pending_view(self) -> dict[str, list[int]]:
+        """Return every underlying's pending expiry times, ascending (empty ones absent)."""
+        return {u: sorted(times) for u, times in self.pending_expiries.items() if times}
 
     # Helpers.
 
@@ -394,6 +445,13 @@ class DictKernel:
         self.premiums[event.instrument] = 0
         self.open_interest[event.instrument] = 0
         self.holders[event.instrument] = set()
+        # [SK-FUNDING-1] The first charge is due one interval after the listing.
+        self.last_funding_ms[event.instrument] = self.clock_ms
+        self.funding_index_ticks[event.instrument] = 0
+        self.settlement_ticks[event.instrument] = None
+        if event.expiry_ms is not None:
+            # The expiry is after the clock, so no index has fixed it yet (SK-EXPIRY-2).
+            self.pending_expiries.setdefault(event.underlying, set()).add(event.expiry_ms)
         return None
 
     def _oracle_price(self, event: OraclePrice) -> Reason | None:
@@ -413,9 +471,45 @@ class DictKernel:
         _, candidate, quorum_ms = self._oracle(underlying, max(self.clock_ms, event.timestamp_ms))
         if quorum_ms is not None:
             self.clock_ms = max(self.clock_ms, quorum_ms)
-        if candidate is not None:
+        if candidate is not None and candidate != self.prices.get(underlying):
+            self._fix_settlement_prices(underlying, candidate)
+            self._record_sample(underlying, candidate)
             self.prices[underlying] = candidate
         return None
+
+    def _record_sample(self, underlying: str, candidate: tuple[int, int]) -> None:
+        """Extend the index history with an accepted index (SK-EXPIRY-2)."""
+        price_ticks, at_ms = candidate
+        samples = self.history.setdefault(underlying, [])
+        cumulative = 0
+        if samples:
+            last_ms, last_price, last_cumulative = samples[-1]
+            cumulative = last_cumulative + last_price * (at_ms - last_ms)
+            interval = self.rules.price_history_interval_ms
+            # The latest sample is kept only while it is the first of its bucket.
+            if len(samples) >= 2 and samples[-2][0] // interval == last_ms // interval:
+                samples.pop()
+        samples.append((at_ms, price_ticks, cumulative))
+        if len(samples) > self.rules.price_history_max:
+            del samples[0]
+
+    def _fix_settlement_prices(self, underlying: str, candidate: tuple[int, int]) -> None:
+        """Fix every pending expiry the new index reaches, from the history before it."""
+        price_ticks, at_ms = candidate
+        pending = self.pending_expiries.get(underlying, set())
+        reached = sorted(expiry for expiry in pending if expiry <= at_ms)
+        window_ms = self.underlyings[underlying].settlement_window_ms
+        samples = self.history.get(underlying, [])
+        for expiry_ms in reached:
+            pending.discard(expiry_ms)
+            if not samples or samples[0][0] > expiry_ms:
+                fixed = price_ticks
+            else:
+                start_ms = max(expiry_ms - window_ms, samples[0][0])
+                fixed = (_integral(samples, expiry_ms) - _integral(samples, start_ms)) // (
+                    expiry_ms - start_ms
+                )
+            self.settlement_prices[f"{underlying}@{expiry_ms}"] = fixed
 
     def _oracle_volatility(self, event: OracleVolatility) -> Reason | None:
         if event.principal not in self.oracles:
@@ -560,6 +654,8 @@ class DictKernel:
         spec = self.instruments.get(event.instrument)
         if spec is None:
             return Reason.INSTRUMENT_UNKNOWN
+        if self.settlement_ticks[spec.instrument] is not None:
+            return Reason.INSTRUMENT_ALREADY_SETTLED
         if spec.kind is InstrumentKind.OPTION:
             return Reason.INSTRUMENT_NOT_MARKED_TO_MARKET
         price = self.prices.get(spec.underlying)
@@ -567,8 +663,7 @@ class DictKernel:
             return Reason.PRICE_UNAVAILABLE
         if not self._admits({spec.underlying}, "variation_margin"):
             return Reason.ORACLE_NOT_ADMISSIBLE
-        premium = self.premiums.get(spec.instrument, 0)
-        mark_ticks = max(price[0] + price[0] * premium // 1_000_000, 1)
+        mark_ticks = self._mark_ticks(spec.instrument)
         asset = spec.settlement_asset
         instrument_id = spec.instrument
         flows: list[tuple[str, int]] = []
@@ -585,3 +680,512 @@ class DictKernel:
             self.positions[account][instrument_id][1] = mark_ticks
         self.references[instrument_id] = mark_ticks
         return None
+
+    # Market helpers shared by funding, expiry and liquidation.
+
+    def _mark_ticks(self, instrument_id: str) -> int:
+        """The mark: the index shifted by the last trade's premium, at least 1 (SK-MARK-1)."""
+        index_ticks = self.prices[self.instruments[instrument_id].underlying][0]
+        return max(index_ticks + index_ticks * self.premiums[instrument_id] // PPM, 1)
+
+    def _market(self) -> Market:
+        return Market(
+            self.clock_ms,
+            {u: price for u, (price, _) in self.prices.items()},
+            {u: vol for u, (vol, _) in self.volatilities.items()},
+        )
+
+    def _add_balance(self, account: str, asset: str, delta_minor: int) -> None:
+        if delta_minor:
+            self._set_balance(account, asset, self.balances[account].get(asset, 0) + delta_minor)
+
+    def _collateral_worth(self, asset: str, amount_minor: int) -> int | None:
+        """Haircut value of a non-valuation balance (SK-COLLATERAL-1); None if unpriced."""
+        asset_rules = self.rules.asset_by_symbol[asset]
+        underlying = asset_rules.price_underlying
+        if underlying is None or underlying not in self.prices:
+            return None
+        return compute_collateral_value_minor(
+            amount_minor,
+            self.prices[underlying][0],
+            self.underlyings[underlying].tick_value_minor,
+            asset_rules.decimals,
+            asset_rules.haircut_ppm,
+        )
+
+    def _other_collateral(self, balances: dict[str, int]) -> int:
+        """The haircut value of every balance but the valuation asset's."""
+        total_minor = 0
+        for asset, amount_minor in balances.items():
+            if asset != self.rules.valuation_asset:
+                total_minor += self._collateral_worth(asset, amount_minor) or 0
+        return total_minor
+
+    def _take_value(self, balances: dict[str, int], value_minor: int) -> dict[str, int]:
+        """Units of collateral to take for ``value_minor`` at haircut value (SK-WATERFALL-1).
+
+        Non-valuation assets in symbol order, each the fewest units worth at least the rest,
+        or its whole balance; assets without an index are worth nothing and are not taken.
+        """
+        taken: dict[str, int] = {}
+        rest_minor = value_minor
+        for asset in sorted(balances):
+            if rest_minor <= 0:
+                break
+            if asset == self.rules.valuation_asset or not balances[asset]:
+                continue
+            asset_rules = self.rules.asset_by_symbol[asset]
+            underlying = asset_rules.price_underlying
+            if underlying is None or underlying not in self.prices:
+                continue
+            per_unit = (
+                self.prices[underlying][0]
+                * self.underlyings[underlying].tick_value_minor
+                * (PPM - asset_rules.haircut_ppm)
+            )
+            if per_unit <= 0:
+                continue
+            units = min(
+                ceil_div(rest_minor * 10**asset_rules.decimals * PPM, per_unit), balances[asset]
+            )
+            taken[asset] = units
+            rest_minor -= self._collateral_worth(asset, units) or 0
+        return taken
+
+    def _transfer_price(self, instrument_id: str, lots: int) -> int:
+        """The price a liquidation transfers ``lots`` (signed) at (SK-LIQ-2).
+
+        Linear: the mark. Option: the model value in whole ticks, rounded against the
+        liquidated account: down when it sells (a long), up when it buys back (a short).
+        """
+        spec = self.specs[instrument_id]
+        if spec.kind is not InstrumentKind.OPTION:
+            return self._mark_ticks(instrument_id)
+        return model_price_ticks(self._market(), spec, round_up=lots < 0)
+
+    # Funding, insurance, expiry, liquidation.
+
+    def _funding(self, event: Funding) -> Reason | None:
+        if event.principal != self.operator:
+            return Reason.PRINCIPAL_NOT_OPERATOR
+        spec = self.instruments.get(event.instrument)
+        if spec is None:
+            return Reason.INSTRUMENT_UNKNOWN
+        if spec.kind is not InstrumentKind.PERPETUAL:
+            return Reason.INSTRUMENT_NOT_PERPETUAL
+        price = self.prices.get(spec.underlying)
+        if price is None:
+            return Reason.PRICE_UNAVAILABLE
+        if not self._admits({spec.underlying}, "funding"):
+            return Reason.ORACLE_NOT_ADMISSIBLE
+        rules = self.underlyings[spec.underlying]
+        instrument_id = spec.instrument
+        if self.clock_ms < self.last_funding_ms[instrument_id] + rules.funding_interval_ms:
+            return Reason.FUNDING_TOO_EARLY
+        # [SK-FUNDING-2] The clamped premium, in whole ticks of the index, truncated.
+        clamp = rules.funding_clamp_ppm
+        rate_ppm = max(-clamp, min(clamp, self.premiums[instrument_id]))
+        reference_ticks = self.references[instrument_id]
+        delta_ticks = 0
+        if reference_ticks:
+            delta_ticks = _sign(rate_ppm) * (price[0] * abs(rate_ppm) // PPM)
+            delta_ticks = max(
+                1 - reference_ticks,
+                min(delta_ticks, self.rules.price_ticks_max - reference_ticks),
+            )
+        self.references[instrument_id] = reference_ticks + delta_ticks
+        for account in self.holders[instrument_id]:
+            self.positions[account][instrument_id][1] += delta_ticks
+        self.funding_index_ticks[instrument_id] += delta_ticks
+        self.last_funding_ms[instrument_id] = self.clock_ms
+        return None
+
+    def _fund_insurance(self, event: FundInsurance) -> Reason | None:
+        if event.principal != self.operator:
+            return Reason.PRINCIPAL_NOT_OPERATOR
+        rejection = check_ranges(event, self.rules)
+        if rejection is not None:
+            return rejection.reason
+        if event.asset not in self.assets:
+            return Reason.ASSET_UNKNOWN
+        custody_minor = self.custody.get(event.asset, 0) + event.amount_minor
+        if custody_minor >= VALUE_LIMIT:
+            return Reason.CUSTODY_LIMIT_EXCEEDED
+        self._add_balance(INSURANCE_ACCOUNT, event.asset, event.amount_minor)
+        self.custody[event.asset] = custody_minor
+        return None
+
+    def _expire(self, event: Expire) -> Reason | None:
+        if event.principal != self.operator:
+            return Reason.PRINCIPAL_NOT_OPERATOR
+        spec = self.instruments.get(event.instrument)
+        if spec is None:
+            return Reason.INSTRUMENT_UNKNOWN
+        instrument_id = spec.instrument
+        if self.settlement_ticks[instrument_id] is not None:
+            return Reason.INSTRUMENT_ALREADY_SETTLED
+        if spec.expiry_ms is None or self.clock_ms < spec.expiry_ms:
+            return Reason.INSTRUMENT_NOT_EXPIRED
+        fixed = self.settlement_prices.get(f"{spec.underlying}@{spec.expiry_ms}")
+        if fixed is None:
+            return Reason.SETTLEMENT_PRICE_UNAVAILABLE
+        if not self._admits({spec.underlying}, "settlement"):
+            return Reason.ORACLE_NOT_ADMISSIBLE
+        self._settle_expiry(spec, fixed)
+        return None
+
+    def _settle_expiry(self, spec: ListInstrument, settlement_ticks: int) -> None:
+        """Pay every holder at the settlement price through the waterfall (SK-EXPIRY-3)."""
+        instrument_id = spec.instrument
+        asset = self.rules.valuation_asset
+        amounts = self._expiry_amounts(spec, settlement_ticks)
+        uncovered_minor, recovered = self._collect_from_payers(amounts)
+        # Receivers: cut pro rata, rounded up; recovered collateral pro rata, rounded down.
+        due = {account: amount for account, amount in amounts.items() if amount > 0}
+        due_minor = sum(due.values())
+        residue: dict[str, int] = dict(recovered)
+        if due:
+            cuts = {a: ceil_div(uncovered_minor * d, due_minor) for a, d in due.items()}
+            for account, due_to in due.items():
+                self._add_balance(account, asset, due_to - cuts[account])
+            residue = {asset: sum(cuts.values()) - uncovered_minor}
+            for other, units in recovered.items():
+                shares = {a: units * d // due_minor for a, d in due.items()}
+                for account, share in shares.items():
+                    self._add_balance(account, other, share)
+                residue[other] = residue.get(other, 0) + units - sum(shares.values())
+        for other, units in residue.items():
+            self._add_balance(RESIDUE_ACCOUNT, other, units)
+        if uncovered_minor:
+            self.socialized_loss[asset] = self.socialized_loss.get(asset, 0) + uncovered_minor
+        for account in self.holders[instrument_id]:
+            del self.positions[account][instrument_id]
+        self.holders[instrument_id] = set()
+        self.open_interest[instrument_id] = 0
+        self.settlement_ticks[instrument_id] = settlement_ticks
+
+    def _expiry_amounts(self, spec: ListInstrument, settlement_ticks: int) -> dict[str, int]:
+        """[SK-EXPIRY-1] What each holder receives (negative: pays), in account-id order."""
+        amounts: dict[str, int] = {}
+        for account in sorted(self.holders[spec.instrument]):
+            quantity_lots, settled_ticks = self.positions[account][spec.instrument]
+            if spec.kind is InstrumentKind.OPTION:
+                assert spec.strike_ticks is not None
+                if spec.option_type is OptionType.CALL:
+                    intrinsic = max(settlement_ticks - spec.strike_ticks, 0)
+                else:
+                    intrinsic = max(spec.strike_ticks - settlement_ticks, 0)
+                amounts[account] = quantity_lots * intrinsic * spec.multiplier_minor
+            else:
+                amounts[account] = compute_settlement_minor(
+                    quantity_lots, settlement_ticks, settled_ticks, spec.multiplier_minor
+                )
+        return amounts
+
+    def _collect_from_payers(self, amounts: dict[str, int]) -> tuple[int, dict[str, int]]:
+        """Payers pay, the fund covers, collateral is seized; return (uncovered, recovered)."""
+        asset = self.rules.valuation_asset
+        uncovered_minor = 0
+        recovered: dict[str, int] = {}
+        for account, amount_minor in amounts.items():
+            if amount_minor >= 0:
+                continue
+            owed_minor = -amount_minor
+            paid_minor = min(owed_minor, self.balances[account].get(asset, 0))
+            self._add_balance(account, asset, -paid_minor)
+            shortfall_minor = owed_minor - paid_minor
+            if not shortfall_minor:
+                continue
+            fund_minor = min(shortfall_minor, self.balances[INSURANCE_ACCOUNT].get(asset, 0))
+            self._add_balance(INSURANCE_ACCOUNT, asset, -fund_minor)
+            for other, units in self._take_value(self.balances[account], fund_minor).items():
+                self._add_balance(account, other, -units)
+                self._add_balance(INSURANCE_ACCOUNT, other, units)
+            left_minor = shortfall_minor - fund_minor
+            uncovered_minor += left_minor
+            for other, units in self._take_value(self.balances[account], left_minor).items():
+                self._add_balance(account, other, -units)
+                recovered[other] = recovered.get(other, 0) + units
+        return uncovered_minor, recovered
+
+    def _liquidate(self, event: Liquidate) -> Reason | None:
+        account, liquidator = event.account, event.liquidator
+        if account == liquidator:
+            return Reason.SELF_LIQUIDATION
+        if account not in self.owners or liquidator not in self.owners:
+            return Reason.ACCOUNT_UNKNOWN
+        if self.owners[liquidator] != event.principal:
+            return Reason.PRINCIPAL_NOT_OWNER
+        if not self._admits(self._reads(account) | self._reads(liquidator), "liquidation"):
+            return Reason.ORACLE_NOT_ADMISSIBLE
+        if not self.positions[account]:
+            return Reason.NOTHING_TO_LIQUIDATE
+        # [SK-LIQ-1] Below maintenance, computed now.
+        before = self._margin(self.balances[account], self.positions[account])
+        if before.equity_minor >= before.maintenance_minor:
+            return Reason.NOT_LIQUIDATABLE
+        plan = self._liquidation_plan(account, liquidator, before)
+        # [SK-LIQ-5] The liquidator can pay its part of the plan and can margin the result.
+        balances = dict(self.balances[liquidator])
+        for asset, delta_minor in plan.balances.get(liquidator, {}).items():
+            balances[asset] = balances.get(asset, 0) + delta_minor
+        if any(amount_minor < 0 for amount_minor in balances.values()):
+            return Reason.INSUFFICIENT_FUNDS
+        balances = {asset: amount for asset, amount in balances.items() if amount}
+        positions = {i: list(p) for i, p in self.positions[liquidator].items()}
+        for instrument_id, lots in plan.lots.get(liquidator, {}).items():
+            held = positions.setdefault(instrument_id, [0, self.references[instrument_id]])
+            held[0] += lots
+            if not held[0]:
+                del positions[instrument_id]
+        if not self._meets_trade_margin(liquidator, balances, positions):
+            return Reason.MARGIN_INSUFFICIENT
+        self._apply_plan(plan)
+        return None
+
+    def _apply_plan(self, plan: _Plan) -> None:
+        """Book the plan's balance and position changes, open interest and holders with them."""
+        for account, deltas in plan.balances.items():
+            for asset, delta_minor in deltas.items():
+                self._add_balance(account, asset, delta_minor)
+        for account, moves in plan.lots.items():
+            held = self.positions[account]
+            for instrument_id, lots in moves.items():
+                if not lots:
+                    continue
+                old_lots = held[instrument_id][0] if instrument_id in held else 0
+                new_lots = old_lots + lots
+                if new_lots:
+                    held[instrument_id] = [new_lots, self.references[instrument_id]]
+                    self.holders[instrument_id].add(account)
+                else:
+                    del held[instrument_id]
+                    self.holders[instrument_id].discard(account)
+                self.open_interest[instrument_id] += max(new_lots, 0) - max(old_lots, 0)
+
+    def _liquidation_plan(self, account: str, liquidator: str, before: MarginReport) -> _Plan:
+        """The first resolving rung of the ladder, else everything, else bankruptcy."""
+        positions = self.positions[account]
+        prices = {i: self._transfer_price(i, p[0]) for i, p in positions.items()}
+        for rung in range(1, 11):
+            closes = {i: _sign(p[0]) * ceil_div(abs(p[0]) * rung, 10) for i, p in positions.items()}
+            plan = self._rung_plan(account, liquidator, closes, prices, before, last=rung == 10)
+            if plan is not None:
+                return plan
+        return self._bankruptcy_plan(account, liquidator, prices)
+
+    def _rung_plan(
+        self,
+        account: str,
+        liquidator: str,
+        closes: dict[str, int],
+        prices: dict[str, int],
+        before: MarginReport,
+        *,
+        last: bool,
+    ) -> _Plan | None:
+        asset = self.rules.valuation_asset
+        balances = self.balances[account]
+        positions = self.positions[account]
+        flows = {
+            i: compute_settlement_minor(
+                lots, prices[i], positions[i][1], self.specs[i].multiplier_minor
+            )
+            for i, lots in closes.items()
+        }
+        cash_minor = balances.get(asset, 0) + sum(flows.values())
+        other_minor = self._other_collateral(balances)
+        if cash_minor + other_minor < 0:
+            return None
+        remaining = {i: [p[0] - closes[i], p[1]] for i, p in positions.items() if p[0] != closes[i]}
+        closed = self._margin(_with(balances, asset, cash_minor), remaining)
+        # The penalty per underlying on the notional closed at transfer prices.
+        notional: dict[str, int] = {}
+        for i, lots in closes.items():
+            underlying = self.specs[i].underlying
+            notional[underlying] = notional.get(underlying, 0) + compute_notional_minor(
+                lots, prices[i], self.specs[i].multiplier_minor
+            )
+        splits = [
+            compute_fee_split(n, self.underlyings[u].liquidation_penalty_ppm)
+            for u, n in notional.items()
+        ]
+        penalty_minor = sum(split.charged_minor for split in splits)
+        cap_minor = min(cash_minor + other_minor, closed.equity_minor)
+        if remaining and before.maintenance_minor > 0:
+            cap_minor = min(
+                cap_minor,
+                closed.equity_minor
+                - ceil_div(before.equity_minor * closed.maintenance_minor, before.maintenance_minor)
+                - len(balances),
+            )
+        capped = penalty_minor > cap_minor
+        if capped:
+            penalty_minor = max(cap_minor, 0)
+        sold: dict[str, int] = {}
+        proceeds_minor = 0
+        if penalty_minor > cash_minor:
+            sold = self._take_value(balances, penalty_minor - cash_minor)
+            proceeds_minor = sum(self._collateral_worth(a, u) or 0 for a, u in sold.items())
+            if proceeds_minor < penalty_minor - cash_minor:
+                return None
+        after_minor = cash_minor - penalty_minor + proceeds_minor
+        if not last:
+            after_balances = _with(balances, asset, after_minor)
+            for other, units in sold.items():
+                after_balances = _with(after_balances, other, after_balances[other] - units)
+            after = self._margin(after_balances, remaining)
+            if after.equity_minor < after.initial_minor or (
+                after.equity_minor * before.maintenance_minor
+                < before.equity_minor * after.maintenance_minor
+            ):
+                return None
+        plan = _Plan()
+        plan.add(account, asset, after_minor - balances.get(asset, 0))
+        plan.add(liquidator, asset, -sum(flows.values()) - proceeds_minor)
+        for other, units in sold.items():
+            plan.add(account, other, -units)
+            plan.add(liquidator, other, units)
+        if capped:
+            plan.add(INSURANCE_ACCOUNT, asset, penalty_minor)
+        else:
+            plan.add(INSURANCE_ACCOUNT, asset, sum(split.pool_minor for split in splits))
+            plan.add(RESIDUE_ACCOUNT, asset, sum(split.residue_minor for split in splits))
+        for i, lots in closes.items():
+            plan.move(account, i, -lots)
+            plan.move(liquidator, i, lots)
+        return plan
+
+    def _bankruptcy_plan(self, account: str, liquidator: str, prices: dict[str, int]) -> _Plan:
+        """Sell all priced collateral; the fund, then auto-deleveraging, cover the rest."""
+        asset = self.rules.valuation_asset
+        balances = self.balances[account]
+        positions = self.positions[account]
+        plan = _Plan()
+        proceeds_minor = 0
+        for other, units in balances.items():
+            worth = None if other == asset else self._collateral_worth(other, units)
+            if worth is not None:
+                proceeds_minor += worth
+                plan.add(account, other, -units)
+                plan.add(liquidator, other, units)
+        plan.add(liquidator, asset, -proceeds_minor)
+        flows = {
+            i: compute_settlement_minor(p[0], prices[i], p[1], self.specs[i].multiplier_minor)
+            for i, p in positions.items()
+        }
+        cash_minor = balances.get(asset, 0) + proceeds_minor + sum(flows.values())
+        fund_minor = self.balances[INSURANCE_ACCOUNT].get(asset, 0)
+        if fund_minor >= -cash_minor:
+            taken = set(flows)
+            fund_minor = -cash_minor
+        else:
+            taken = {i for i, flow in flows.items() if flow >= 0}
+        plan.add(INSURANCE_ACCOUNT, asset, -fund_minor)
+        for i in sorted(taken):
+            plan.add(liquidator, asset, -flows[i])
+            plan.move(account, i, -positions[i][0])
+            plan.move(liquidator, i, positions[i][0])
+        cash_minor = (
+            balances.get(asset, 0) + proceeds_minor + fund_minor + sum(flows[i] for i in taken)
+        )
+        losing = sorted(i for i in flows if i not in taken)
+        if losing:
+            self._deleverage(
+                account=account,
+                losing=losing,
+                flows=flows,
+                prices=prices,
+                cash_minor=cash_minor,
+                plan=plan,
+            )
+        else:
+            assert cash_minor == 0, cash_minor
+        plan.add(account, asset, -balances.get(asset, 0))
+        return plan
+
+    def _deleverage(
+        self,
+        *,
+        account: str,
+        losing: list[str],
+        flows: dict[str, int],
+        prices: dict[str, int],
+        cash_minor: int,
+        plan: _Plan,
+    ) -> None:
+        """Close each losing position against the opposite side, ranked (SK-ADL)."""
+        weights: dict[str, Fraction] = {}
+        for i in losing:
+            lots = self.positions[account][i][0]
+            cost_minor = -flows[i]
+            ranked = sorted(
+                (
+                    self._adl_rank(holder, i, prices[i])
+                    for holder in self.holders[i]
+                    if holder != account and _sign(self.positions[holder][i][0]) == -_sign(lots)
+                ),
+            )
+            left = abs(lots)
+            for *_, holder in ranked:
+                if not left:
+                    break
+                held = self.positions[holder][i][0]
+                given = min(abs(held), left)
+                left -= given
+                plan.move(holder, i, -_sign(held) * given)
+                weights[holder] = weights.get(holder, Fraction(0)) + Fraction(
+                    given * cost_minor, abs(lots)
+                )
+            assert not left, (i, left)
+            plan.move(account, i, -lots)
+        total = sum(weights.values(), Fraction(0))
+        asset = self.rules.valuation_asset
+        paid_minor = 0
+        for holder, weight in weights.items():
+            share = cash_minor * weight / total
+            pay_minor = share.numerator // share.denominator
+            plan.add(holder, asset, pay_minor)
+            paid_minor += pay_minor
+        plan.add(RESIDUE_ACCOUNT, asset, cash_minor - paid_minor)
+
+    def _adl_rank(self, holder: str, instrument_id: str, price_ticks: int) -> tuple[Any, ...]:
+        """Sort key: unbounded leverage first, then profit x leverage, descending; then id."""
+        quantity_lots, settled_ticks = self.positions[holder][instrument_id]
+        profit_minor = compute_settlement_minor(
+            quantity_lots, price_ticks, settled_ticks, self.specs[instrument_id].multiplier_minor
+        )
+        notional_minor = sum(
+            abs(p[0]) * self.prices[self.specs[i].underlying][0] * self.specs[i].multiplier_minor
+            for i, p in self.positions[holder].items()
+        )
+        equity_minor = self._margin(self.balances[holder], self.positions[holder]).equity_minor
+        if equity_minor <= 0:
+            return (0, -profit_minor * notional_minor, holder)
+        return (1, -Fraction(profit_minor * notional_minor, equity_minor), holder)
+
+
+class _Plan:
+    """A liquidation's balance and position changes, per account, before they are booked."""
+
+    def __init__(self) -> None:
+        self.balances: dict[str, dict[str, int]] = {}
+        self.lots: dict[str, dict[str, int]] = {}
+
+    def add(self, account: str, asset: str, delta_minor: int) -> None:
+        held = self.balances.setdefault(account, {})
+        held[asset] = held.get(asset, 0) + delta_minor
+
+    def move(self, account: str, instrument_id: str, lots: int) -> None:
+        held = self.lots.setdefault(account, {})
+        held[instrument_id] = held.get(instrument_id, 0) + lots
+
+
+def _with(balances: dict[str, int], asset: str, amount_minor: int) -> dict[str, int]:
+    """A copy of ``balances`` with one balance set (removed at zero; may be negative)."""
+    copy = dict(balances)
+    if amount_minor:
+        copy[asset] = amount_minor
+    else:
+        copy.pop(asset, None)
+    return copy
