@@ -29,7 +29,7 @@ def test_demo_runs_and_says_the_invariants_hold(tmp_path):
     summary = json.loads(replayed.stdout.splitlines()[-1])["summary"]
     assert summary["invariants"] == "ok"
     assert (
-        summary["final_root"] == "5f7fe3d96b7bafcfb453392a58bf13571007883e11a6054e92a4ec91352ff7aa"
+        summary["final_root"] == "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
     )
 
 

@@ -18,7 +18,7 @@ from settlekernel.demo import demo_steps
 # Golden vectors: any change to an encoding, the lattice or the root formula changes these,
 # and must be a deliberate, versioned change (spec/40-roots.md).
 GENESIS_ROOT = "ec0c705e06e2c2b359aa0c3ebbc06b1707cf9c1216e00bf49e3decf476e4e936"
-DEMO_ROOT = "5f7fe3d96b7bafcfb453392a58bf13571007883e11a6054e92a4ec91352ff7aa"
+DEMO_ROOT = "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
 
 DEMO_ROOT_SCRIPT = """
 import settlekernel as sk

@@ -6,15 +6,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_margin_example_is_what_the_engine_computes():
-    """Ships docs/margin.md exactly as tools/margin_example.py writes it today."""
+@pytest.mark.parametrize(
+    ("tool", "page"),
+    [("margin_example.py", "margin.md"), ("waterfall_example.py", "waterfall.md")],
+)
+def test_generated_pages_are_what_the_kernel_computes(tool, page):
+    """Ships each generated docs page exactly as its tool writes it today."""
     written = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "margin_example.py")],
+        [sys.executable, str(ROOT / "tools" / tool)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    assert (ROOT / "docs" / "margin.md").read_text(encoding="utf-8") == written
+    assert (ROOT / "docs" / page).read_text(encoding="utf-8") == written

@@ -32,6 +32,10 @@ def test_chains_accepted_events_and_keeps_rejections_aside(journal):
         sk.Reason.MARGIN_INSUFFICIENT,
         sk.Reason.PRINCIPAL_NOT_OWNER,
         sk.Reason.SELF_TRADE,
+        sk.Reason.ORACLE_NOT_ADMISSIBLE,
+        sk.Reason.NOT_LIQUIDATABLE,
+        sk.Reason.INSTRUMENT_NOT_EXPIRED,
+        sk.Reason.INSTRUMENT_ALREADY_SETTLED,
     }
     assert journal.entries[-1].state_root == sk.state_root(journal.state)
 

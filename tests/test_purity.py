@@ -64,8 +64,8 @@ def test_core_is_pure_under_an_audit_hook():
     )
     assert result.returncode == 0, result.stderr
     count, root = result.stdout.split()
-    assert int(count) == 38
-    assert root == "5f7fe3d96b7bafcfb453392a58bf13571007883e11a6054e92a4ec91352ff7aa"
+    assert int(count) == 72
+    assert root == "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
 
 
 PLANTS = {

@@ -18,16 +18,18 @@ from rich.table import Table
 from settlekernel.demo import demo_steps
 from settlekernel.display import (
     accounts_table,
+    describe_outcome,
     margin_report_json,
     margin_report_tables,
     margin_table,
+    waterfall_summary,
 )
 from settlekernel.invariants import check_invariants
 from settlekernel.journal import Journal, verify_entries
 from settlekernel.kernel import genesis
 from settlekernel.margin.portfolio import compute_margin
 from settlekernel.model import DEFAULT_RULES, RuleSet
-from settlekernel.outcomes import Accepted, Rejected
+from settlekernel.outcomes import Accepted, Outcome, Rejected
 from settlekernel.portfolio_file import PortfolioError, parse_portfolio
 from settlekernel.rules import RulesError, dump_rules_toml, parse_rules_toml
 from settlekernel.schema import event_schema
@@ -164,23 +166,39 @@ def _print_summary(console: Console, summary: dict[str, object]) -> None:
     help="Also write the demo's events as JSON Lines to this file.",
 )
 def demo(events_out: Path | None) -> None:
-    """Run the built-in session: deposits, listings, trades, a rally, margin calls."""
+    """Run the built-in session: a trading day, a BTC crash, a Christmas expiry."""
     console = Console()
     journal = Journal(genesis(DEFAULT_RULES))
-    table = Table(title="settlekernel demo: one trading day", title_justify="left")
-    for name, ratio in (("#", None), ("what happens", 3), ("outcome", 2), ("root", None)):
-        table.add_column(name, ratio=ratio, overflow="fold")
     steps = demo_steps()
     refusals: list[str] = []
+    outcomes: list[Outcome] = []
+    table: Table | None = None
     for number, demo_step in enumerate(steps, start=1):
+        if table is None or table.title != demo_step.chapter:
+            if table is not None:
+                console.print(table)
+            table = Table(title=demo_step.chapter, title_justify="left")
+            for name, ratio in (
+                ("#", None),
+                ("what happens", 3),
+                ("what the kernel did", 3),
+                ("root", None),
+            ):
+                table.add_column(name, ratio=ratio, overflow="fold")
+        before = journal.state
         outcome = journal.submit(demo_step.event)
-        if isinstance(outcome, Accepted):
-            cell = f"[green]accepted[/green], {len(outcome.postings)} postings"
-        else:
-            cell = f"[red]rejected[/red]: {outcome.reason.value}"
+        outcomes.append(outcome)
+        if isinstance(outcome, Rejected):
             refusals.append(f"  #{number} {outcome.reason.value}: {outcome.message}")
-        table.add_row(str(number), demo_step.note, cell, _root_hex(journal)[:8])
-    console.print(table)
+        table.add_row(
+            str(number),
+            demo_step.note,
+            describe_outcome(before, demo_step.event, outcome),
+            _root_hex(journal)[:8],
+        )
+    if table is not None:
+        console.print(table)
+    console.print(waterfall_summary(journal.state, outcomes))
     console.print("Refusals, as the kernel explains them:")
     for refusal in refusals:
         console.print(refusal, soft_wrap=True)

@@ -19,6 +19,9 @@ import attrs
 from settlekernel.events import (
     Deposit,
     Event,
+    Expire,
+    FundInsurance,
+    Liquidate,
     ListInstrument,
     OpenAccount,
     OraclePrice,
@@ -39,10 +42,11 @@ DEC_EXPIRY_MS: Final = 1_798_272_000_000
 
 @attrs.frozen
 class DemoStep:
-    """An event of the demo and a sentence that says what it shows."""
+    """An event of the demo, a sentence that says what it shows, and its chapter."""
 
     note: str
     event: Event
+    chapter: str = "A trading day"
 
 
 def _trade(  # noqa: PLR0913, PLR0917 (a table-row helper: one positional column each)
@@ -62,8 +66,8 @@ def _trade(  # noqa: PLR0913, PLR0917 (a table-row helper: one positional column
 
 
 def demo_steps() -> list[DemoStep]:
-    """Return the demo session in order."""
-    return _opening() + _trading() + _rally()
+    """Return the demo session in order: a trading day, a BTC crash, a Christmas expiry."""
+    return _opening() + _trading() + _rally() + _crash() + _expiry()
 
 
 def _listing(  # noqa: PLR0913 (a listing, field by field)
@@ -255,5 +259,147 @@ def _rally() -> list[DemoStep]:
         DemoStep(
             "bob buys back 0.5 BTC from alice, closing his short",
             _trade("T-0009", "bob", "alice", "BTC-PERP", 500, 9_949_000),
+        ),
+    ]
+
+
+CRASH: Final = "A BTC crash: cascade, insurance fund, auto-deleveraging"
+EXPIRY: Final = "Christmas: the December contracts expire"
+CRASH_MS: Final = START_MS + 2 * HOUR_MS
+
+
+def _quorum(
+    underlying: str, price_ticks: int, at_ms: int, note: str, chapter: str
+) -> list[DemoStep]:
+    """Both sources report the same price: the second report completes the quorum."""
+    return [
+        DemoStep(
+            f"oracle-a: {underlying} at {price_ticks // 100:,}",
+            _report(underlying, price_ticks, at_ms, "oracle-a"),
+            chapter,
+        ),
+        DemoStep(note, _report(underlying, price_ticks, at_ms, "oracle-b"), chapter),
+    ]
+
+
+def _liquidate(account: str, note: str) -> DemoStep:
+    return DemoStep(
+        note, Liquidate(principal="keeper", account=account, liquidator="keeper"), CRASH
+    )
+
+
+def _crash() -> list[DemoStep]:
+    """Two levered longs, a thin insurance fund, an orderly fall, then a gap."""
+    people = (
+        ("dave", 40_000, "a levered long"),
+        ("erin", 11_000, "a more levered long"),
+        ("fay", 25_000, "a levered short"),
+        ("gus", 1_000_000, "a well-funded short"),
+        ("keeper", 2_000_000, "a liquidator"),
+    )
+    return [
+        *(
+            DemoStep(note, event, CRASH)
+            for name, amount, who in people
+            for note, event in (
+                (f"{name}, {who}, opens an account", OpenAccount(principal=name, account=name)),
+                (f"{name} deposits {amount:,} USDC", _deposit(name, amount * USDC)),
+            )
+        ),
+        DemoStep(
+            "the operator seeds the insurance fund with 3,000 USDC",
+            FundInsurance(principal="operator", asset="USDC", amount_minor=3_000 * USDC),
+            CRASH,
+        ),
+        *_quorum("BTC", 9_950_000, CRASH_MS, "BTC index 99,500.00, fresh", CRASH),
+        DemoStep(
+            "dave buys 2 BTC of BTC-PERP from fay (about 7x levered)",
+            _trade("T-0101", "dave", "fay", "BTC-PERP", 2_000, 9_950_000),
+            CRASH,
+        ),
+        DemoStep(
+            "dave buys 1 BTC more from gus",
+            _trade("T-0102", "dave", "gus", "BTC-PERP", 1_000, 9_950_000),
+            CRASH,
+        ),
+        DemoStep(
+            "erin buys 1 BTC from gus (about 9x levered)",
+            _trade("T-0103", "erin", "gus", "BTC-PERP", 1_000, 9_950_000),
+            CRASH,
+        ),
+        *_quorum(
+            "BTC",
+            9_550_000,
+            CRASH_MS + 10_000,
+            "BTC falls 4 % to 95,500: valid, erin is below maintenance",
+            CRASH,
+        ),
+        _liquidate("erin", "keeper liquidates erin: the smallest share that restores her margin"),
+        *_quorum(
+            "BTC",
+            8_200_000,
+            CRASH_MS + 20_000,
+            "BTC gaps to 82,000: the index moves 5 %, no more (too volatile)",
+            CRASH,
+        ),
+        _liquidate("dave", "keeper tries dave: refused, no liquidation on a too-volatile index"),
+        *_quorum(
+            "BTC",
+            8_200_000,
+            CRASH_MS + 30_000,
+            "the sources confirm 82,000: the index follows, valid again",
+            CRASH,
+        ),
+        _liquidate("erin", "erin is bankrupt: the insurance fund covers her shortfall"),
+        _liquidate("dave", "dave is bankrupt beyond the fund: ADL hits the most levered winners"),
+        _liquidate("gus", "keeper tries gus, a winner: refused, he is not below maintenance"),
+    ]
+
+
+def _expiry() -> list[DemoStep]:
+    """The index around the December expiry, its TWAP, and settlement of every holder."""
+    before = DEC_EXPIRY_MS - HOUR_MS // 2
+    return [
+        *_quorum(
+            "BTC",
+            8_300_000,
+            before,
+            "Christmas morning, half an hour before expiry: BTC 83,000",
+            EXPIRY,
+        ),
+        *_quorum(
+            "BTC", 8_400_000, before + 15 * 60_000, "a quarter of an hour later: 84,000", EXPIRY
+        ),
+        DemoStep(
+            "the operator tries to settle early: refused",
+            Expire(principal="operator", instrument="BTC-25DEC26"),
+            EXPIRY,
+        ),
+        *_quorum(
+            "BTC",
+            8_450_000,
+            DEC_EXPIRY_MS + 60_000,
+            "a minute after expiry: the first index fixes the TWAP",
+            EXPIRY,
+        ),
+        DemoStep(
+            "settle the December future: every holder at once",
+            Expire(principal="operator", instrument="BTC-25DEC26"),
+            EXPIRY,
+        ),
+        DemoStep(
+            "settle the 110,000 call: expires worthless",
+            Expire(principal="operator", instrument="BTC-25DEC26-110000-C"),
+            EXPIRY,
+        ),
+        DemoStep(
+            "settle the 85,000 put: in the money, carol pays mm",
+            Expire(principal="operator", instrument="BTC-25DEC26-85000-P"),
+            EXPIRY,
+        ),
+        DemoStep(
+            "settle the future again: refused, settled once",
+            Expire(principal="operator", instrument="BTC-25DEC26"),
+            EXPIRY,
         ),
     ]

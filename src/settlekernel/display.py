@@ -7,6 +7,10 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from settlekernel.account_margin import account_margin
+from settlekernel.events import Expire, Liquidate, OraclePrice
+from settlekernel.oracle import validity
+from settlekernel.outcomes import Outcome, Posting, PostingCode, Rejected
+from settlekernel.units import CLEARING_ACCOUNT, INSURANCE_ACCOUNT
 
 if TYPE_CHECKING:
     from settlekernel.margin.portfolio import MarginReport, UnderlyingRisk
@@ -189,3 +193,103 @@ def margin_report_json(report: MarginReport) -> dict[str, object]:
             for risk in report.underlyings
         ],
     }
+
+
+def describe_outcome(before: State, event: object, outcome: Outcome) -> str:
+    """Say in a line what an accepted step did, for a timeline (the demo's third column)."""
+    if isinstance(outcome, Rejected):
+        return f"[red]rejected[/red]: {outcome.reason.value}"
+    after = outcome.state
+    usdc = before.rules.asset_by_symbol[before.rules.valuation_asset].decimals
+    if isinstance(event, OraclePrice):
+        old, new = before.prices.get(event.underlying), after.prices.get(event.underlying)
+        if new is None or new == old:
+            return "report stored; the index does not move"
+        state_now = validity(after, event.underlying).value.replace("_", " ")
+        return f"index {format_minor(new.price_ticks, 2)} ({state_now})"
+    if isinstance(event, Liquidate):
+        return _describe_liquidation(before, after, event, outcome.postings, usdc)
+    if isinstance(event, Expire):
+        instrument = after.instruments[event.instrument]
+        assert instrument.settlement_ticks is not None
+        paid = sum(
+            p.amount_minor
+            for p in outcome.postings
+            if p.code is PostingCode.EXPIRY_SETTLEMENT and p.debit_account == CLEARING_ACCOUNT
+        )
+        holders = len(before.holders[event.instrument])
+        return (
+            f"settled at {format_minor(instrument.settlement_ticks, 2)}: {holders} holders, "
+            f"{format_minor(paid, usdc, places=2)} USDC paid"
+        )
+    return f"[green]accepted[/green], {len(outcome.postings)} postings"
+
+
+def _describe_liquidation(
+    before: State, after: State, event: Liquidate, postings: tuple[Posting, ...], usdc: int
+) -> str:
+    parts = []
+    for instrument_id, position in sorted(before.accounts[event.account].positions.items()):
+        left = after.accounts[event.account].positions.get(instrument_id)
+        closed = position.quantity_lots - (0 if left is None else left.quantity_lots)
+        parts.append(f"closed {closed:,} of {position.quantity_lots:,} {instrument_id}")
+    totals: dict[PostingCode, int] = {}
+    for p in postings:
+        if p.asset == before.rules.valuation_asset:
+            totals[p.code] = totals.get(p.code, 0) + p.amount_minor
+    for code, label in (
+        (PostingCode.PENALTY, "penalty to the fund"),
+        (PostingCode.INSURANCE, "the fund paid"),
+    ):
+        if code in totals:
+            parts.append(f"{label} {format_minor(totals[code], usdc, places=2)}")
+    for p in postings:
+        if p.code is PostingCode.ADL:
+            account = p.credit_account
+            gave = {
+                i: before.accounts[account].positions[i].quantity_lots
+                - (
+                    after.accounts[account].positions[i].quantity_lots
+                    if i in after.accounts[account].positions
+                    else 0
+                )
+                for i in before.accounts[account].positions
+            }
+            lots = ", ".join(f"{abs(q):,} {i}" for i, q in sorted(gave.items()) if q)
+            parts.append(
+                f"ADL: {account} gives up {lots}, paid "
+                f"{format_minor(p.amount_minor, usdc, places=2)}"
+            )
+    return "; ".join(parts)
+
+
+def waterfall_summary(state: State, outcomes: list[Outcome]) -> Table:
+    """Return where losses went over a session: the fund, deleveraging, socialisation."""
+    asset = state.rules.valuation_asset
+    usdc = state.rules.asset_by_symbol[asset].decimals
+    totals: dict[tuple[PostingCode, str], int] = {}
+    for outcome in outcomes:
+        if isinstance(outcome, Rejected):
+            continue
+        for p in outcome.postings:
+            if p.asset != asset:
+                continue
+            key = (p.code, p.credit_account if p.code is PostingCode.ADL else "")
+            totals[key] = totals.get(key, 0) + p.amount_minor
+    table = Table(title=f"The loss waterfall over the session ({asset})", title_justify="left")
+    table.add_column("item")
+    table.add_column("amount", justify="right")
+    rows = [
+        ("penalties paid into the insurance fund", totals.get((PostingCode.PENALTY, ""), 0)),
+        ("shortfalls the insurance fund paid", totals.get((PostingCode.INSURANCE, ""), 0)),
+        ("insurance fund now", state.accounts[INSURANCE_ACCOUNT].balance(asset)),
+    ]
+    rows += [
+        (f"paid to {account} for the profit it gave up (ADL)", amount)
+        for (code, account), amount in sorted(totals.items(), key=lambda item: item[0][1])
+        if code is PostingCode.ADL
+    ]
+    rows.append(("socialised loss", state.socialized_loss.get(asset, 0)))
+    for item, amount in rows:
+        table.add_row(item, format_minor(amount, usdc, places=2))
+    return table

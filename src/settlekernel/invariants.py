@@ -770,42 +770,80 @@ def _check_liquidation(before: State, event: object, outcome: Accepted) -> list[
 def _check_adl(before: State, event: object, outcome: Accepted) -> list[Violation]:
     """INV-ADL-FAIRNESS: deleveraging takes from the right accounts, in the right order.
 
-    Only when the insurance fund is left empty. Only opposite-side holders of an instrument
-    the liquidated account closed, reduced toward zero, never past it; per instrument the
-    reduced holders are a prefix of the ranking (profit at the mark x gross notional over
+    Which instruments are deleveraged is recomputed: only when the account is bankrupt
+    beyond the insurance fund (its cash, the collateral sale and the close at transfer
+    prices leave a shortfall the fund cannot pay), only its losing positions. No other
+    account's position changes anywhere else (the liquidator's only by what it takes). Per
+    deleveraged instrument, only opposite-side holders are reduced, toward zero and never
+    past it, as a prefix of the ranking (profit at the transfer price x gross notional over
     equity, non-positive equity first, ties by id; recomputed with exact fractions), all but
-    the last reduced fully; each is paid at least 0 and less than the profit at the mark of
-    the lots it gave up. No account with no position, on the same side, or in loss pays.
+    the last fully; each is paid at least 0 and less than the profit it gave up.
     """
     if not isinstance(event, Liquidate):
         return []
-    adl = [p for p in outcome.postings if p.code is PostingCode.ADL]
     after = outcome.state
-    others = sorted(
-        account_id
-        for account_id, account in after.accounts.items()
+    deleveraged = _deleveraged(before, event, outcome)
+    found = [
+        Violation(InvariantId.ADL_FAIRNESS, f"{account_id} {instrument_id} changed outside ADL")
+        for account_id in sorted(after.accounts)
         if account_id not in (event.account, event.liquidator)
-        and account.positions != before.accounts.get(account_id, account).positions
-    )
-    if not others and not adl:
-        return []
+        for instrument_id in sorted(_changed(before, after, account_id) - deleveraged)
+    ]
+    adl = [p for p in outcome.postings if p.code is PostingCode.ADL]
+    if adl and not deleveraged:
+        found.append(Violation(InvariantId.ADL_FAIRNESS, "ADL payments without a bankruptcy"))
     asset = before.rules.valuation_asset
-    found = []
-    if after.accounts[INSURANCE_ACCOUNT].balance(asset):
+    if deleveraged and after.accounts[INSURANCE_ACCOUNT].balance(asset):
         found.append(Violation(InvariantId.ADL_FAIRNESS, "deleveraged with the fund not empty"))
     profit_given: Counter[str] = Counter()
-    for instrument_id in sorted({i for a in others for i in _changed(before, after, a)}):
+    for instrument_id in sorted(deleveraged):
         found += _check_adl_instrument(before, after, event.account, instrument_id, profit_given)
-    for p in adl:
-        if not 0 <= p.amount_minor < max(profit_given[p.credit_account], 1):
-            found.append(
-                Violation(
-                    InvariantId.ADL_FAIRNESS,
-                    f"{p.credit_account} paid {p.amount_minor} for a profit of "
-                    f"{profit_given[p.credit_account]} given up",
-                )
-            )
+    found += [
+        Violation(
+            InvariantId.ADL_FAIRNESS,
+            f"{p.credit_account} paid {p.amount_minor} for a profit of "
+            f"{profit_given[p.credit_account]} given up",
+        )
+        for p in adl
+        if not 0 <= p.amount_minor < max(profit_given[p.credit_account], 1)
+    ]
     return found
+
+
+def _deleveraged(before: State, event: Liquidate, outcome: Accepted) -> set[str]:
+    """The instruments a liquidation had to deleverage, recomputed from the state before."""
+    account = before.accounts[event.account]
+    if outcome.state.accounts[event.account].positions:
+        return set()
+    asset = before.rules.valuation_asset
+    cash: dict[str, int] = {}
+    for instrument_id, position in account.positions.items():
+        instrument = before.instruments[instrument_id]
+        held = position.quantity_lots
+        # What closing the position at its transfer price pays the account (SK-SETTLE-1).
+        price = _close_price(before, instrument, held)
+        cash[instrument_id] = (
+            held * (price - instrument.reference_ticks) * instrument.multiplier_minor
+        )
+    sale = sum(
+        p.amount_minor
+        for p in outcome.postings
+        if p.code is PostingCode.COLLATERAL_SALE
+        and p.asset == asset
+        and p.credit_account == account.id
+    )
+    shortfall = -(account.balance(asset) + sale + sum(cash.values()))
+    if shortfall <= 0 or before.accounts[INSURANCE_ACCOUNT].balance(asset) >= shortfall:
+        return set()
+    return {instrument_id for instrument_id, amount in cash.items() if amount < 0}
+
+
+def _close_price(before: State, instrument: Instrument, held: int) -> int:
+    """The transfer price of closing ``held`` lots: the mark, or the model value (SK-LIQ-2)."""
+    if instrument.is_linear:
+        index = before.prices[instrument.underlying].price_ticks
+        return max(index + index * instrument.premium_ppm // PPM, 1)
+    return model_price_ticks(market_of(before), instrument, round_up=held < 0)
 
 
 def _changed(before: State, after: State, account_id: str) -> set[str]:
@@ -859,8 +897,7 @@ def _check_adl_instrument(
 def _profit_per_lot(before: State, instrument: Instrument, lots: int) -> int:
     """A holder's profit per lot at the transfer price: the mark, or the option's value."""
     if instrument.is_linear:
-        index = before.prices[instrument.underlying].price_ticks
-        mark = max(index + index * instrument.premium_ppm // PPM, 1)
+        mark = _close_price(before, instrument, lots)
         return abs(mark - instrument.reference_ticks) * instrument.multiplier_minor
-    value = model_price_ticks(market_of(before), instrument, round_up=lots > 0)
+    value = _close_price(before, instrument, -lots)
     return max(value if lots > 0 else -value, 0) * instrument.multiplier_minor

@@ -1,0 +1,301 @@
+"""Write docs/waterfall.md: the loss waterfall worked through, every number from the kernel.
+
+The page is generated, and tests/test_docs.py fails if the committed page differs from what
+this script writes, so the example cannot drift from the code. Run:
+
+    python tools/waterfall_example.py > docs/waterfall.md
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import settlekernel as sk
+from settlekernel.account_margin import account_margin
+from settlekernel.display import format_minor
+from settlekernel.liquidation import RUNGS, closes, ranking
+from settlekernel.units import INSURANCE_ACCOUNT, RESIDUE_ACCOUNT
+
+# The test helpers are not a package: import them by path.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from scenario import (
+    OK,
+    USDC,
+    deposit,
+    expire,
+    fund_insurance,
+    market,
+    open_account,
+    price,
+    run_table,
+    trade,
+    walk,
+)
+
+
+def usd(minor: int) -> str:
+    return format_minor(minor, 6, places=2)
+
+
+def ticks(value: int) -> str:
+    return format_minor(value, 2)
+
+
+def step(state: sk.State, event: object) -> sk.Accepted:
+    outcome = sk.step(state, event)
+    assert isinstance(outcome, sk.Accepted), outcome
+    return outcome
+
+
+def partial_example() -> list[str]:
+    """A long at 9x falls 5 %: the ladder, rung by rung."""
+    state = market(
+        [
+            (open_account("thin"), OK),
+            (deposit("thin", 10_000 * USDC), OK),
+            (open_account("keeper"), OK),
+            (deposit("keeper", 100_000 * USDC), OK),
+            (trade("t1", "thin", "alice", 1_000, 9_000_000), OK),
+            *walk("BTC", 8_550_000, 2_000, rounds=2),
+        ]
+    )
+    account = state.accounts["thin"]
+    before = account_margin(state, account)
+    lines = [
+        "## 1. A partial liquidation",
+        "",
+        "thin deposits 10,000 USDC and buys 1 BTC of BTC-PERP (1,000 lots of 0.001 BTC) at "
+        "90,000.00 from alice. BTC falls to "
+        f"{ticks(state.prices['BTC'].price_ticks)}: thin's equity is {usd(before.equity_minor)} "
+        f"USDC against a maintenance requirement of {usd(before.maintenance_minor)} "
+        f"(initial {usd(before.initial_minor)}). It is below maintenance and the index is "
+        "valid, so anyone may liquidate it (SK-LIQ-1).",
+        "",
+        "The ladder (SK-LIQ-3) tries k/10 of every position, smallest first. For each rung: the "
+        "lots closed at the mark, the penalty (1.5 % of the notional closed; none of these is "
+        "large enough to need the cap that keeps the margin ratio from worsening), and thin's "
+        "equity and initial requirement afterwards:",
+        "",
+        "| rung | lots closed | penalty | equity after | initial after | restores? |",
+        "|---|---|---|---|---|---|",
+    ]
+    outcome = step(state, sk.Liquidate(principal="keeper", account="thin", liquidator="keeper"))
+    chosen = 1_000 - outcome.state.accounts["thin"].positions["BTC-PERP"].quantity_lots
+    for rung in range(1, RUNGS + 1):
+        taken = closes(state, account, rung)
+        lots = sum(abs(close.lots) for close in taken)
+        notional = sum(abs(c.lots) * c.price_ticks * c.instrument.multiplier_minor for c in taken)
+        penalty = -(-notional * 15_000 // 1_000_000)
+        moved = sk.Account(
+            account.id,
+            account.owner,
+            account.balances.set(
+                "USDC", account.balance("USDC") + sum(c.cash_minor for c in taken) - penalty
+            ),
+            account.positions.set("BTC-PERP", sk.Position(1_000 - lots, 9_000_000)),
+        )
+        after = account_margin(state, moved)
+        restores = (
+            "**yes: applied**" if lots == chosen else ("yes" if after.meets_initial else "no")
+        )
+        lines.append(
+            f"| {rung}/10 | {lots:,} | {usd(penalty)} | {usd(after.equity_minor)} | "
+            f"{usd(after.initial_minor)} | {restores} |"
+        )
+        if lots == chosen:
+            break
+    report = account_margin(outcome.state, outcome.state.accounts["thin"])
+    lines += [
+        "",
+        f"The keeper takes {chosen:,} lots at the mark; thin pays the loss on them and the "
+        f"penalty, {usd(outcome.state.accounts[INSURANCE_ACCOUNT].balance('USDC'))} USDC, to "
+        "the insurance fund. Afterwards thin's equity is "
+        f"{usd(report.equity_minor)} against maintenance {usd(report.maintenance_minor)}: its "
+        "ratio went from "
+        f"{before.equity_minor * 100 // before.maintenance_minor} % to "
+        f"{report.equity_minor * 100 // report.maintenance_minor} % "
+        "(INV-LIQUIDATION-NO-WORSE).",
+        "",
+    ]
+    return lines
+
+
+def adl_example() -> list[str]:
+    """A bankrupt long, a thin fund, three winners ranked and deleveraged."""
+    state = market(
+        [
+            *(
+                row
+                for name, amount in (
+                    ("thin", 10_000),
+                    ("carol", 10_000),
+                    ("dave", 20_000),
+                    ("keeper", 100_000),
+                )
+                for row in ((open_account(name), OK), (deposit(name, amount * USDC), OK))
+            ),
+            (fund_insurance(1_000 * USDC), OK),
+            (trade("t1", "thin", "carol", 300, 9_000_000), OK),
+            (trade("t2", "thin", "dave", 400, 9_000_000), OK),
+            (trade("t3", "thin", "alice", 300, 9_000_000), OK),
+            (trade("t4", "bob", "alice", 200, 9_000_000), OK),
+            *walk("BTC", 7_500_000, 2_000, rounds=6),
+        ]
+    )
+    instrument = state.instruments["BTC-PERP"]
+    before = account_margin(state, state.accounts["thin"])
+    loss = 1_000 * (9_000_000 - 7_500_000) * 10
+    lines = [
+        "## 2. Bankruptcy, the insurance fund and auto-deleveraging",
+        "",
+        "thin (10,000 USDC) buys 300 lots of BTC-PERP from carol (10,000 USDC), 400 from dave "
+        "(20,000 USDC) and 300 from alice (1,000,000 USDC); bob also buys 200 from alice, so "
+        "the short side holds 1,200 lots. The operator has seeded the insurance fund with "
+        "1,000 USDC. BTC falls from 90,000.00 to 75,000.00, a band at a time.",
+        "",
+        f"thin's equity is now {usd(before.equity_minor)} USDC. Closing its 1,000 lots at the "
+        f"mark costs {usd(loss)}; its cash pays 10,000.00 and it has no other collateral, so "
+        f"the shortfall is {usd(loss - 10_000 * USDC)}. The fund holds 1,000.00: not enough "
+        "(SK-LIQ-4). The fund pays all it has, and thin's losing position is closed against "
+        "the short side at the bankruptcy price (SK-ADL).",
+        "",
+        "The ranking: profit at the mark times leverage (gross notional at the index over "
+        "equity), highest first, compared exactly by cross-multiplication:",
+        "",
+        "| holder | lots | profit | gross notional | equity | profit x leverage | order |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    order = ranking(state, instrument, -1, "thin")
+    for number, (holder, lots) in enumerate(order, start=1):
+        report = account_margin(state, state.accounts[holder])
+        profit = lots * (7_500_000 - 9_000_000) * 10
+        notional = abs(lots) * 7_500_000 * 10
+        lines.append(
+            f"| {holder} | {lots:,} | {usd(profit)} | {usd(notional)} | "
+            f"{usd(report.equity_minor)} | {usd(profit * notional // report.equity_minor)} | "
+            f"{number} |"
+        )
+    outcome = step(state, sk.Liquidate(principal="keeper", account="thin", liquidator="keeper"))
+    after = outcome.state
+    available = 10_000 * USDC + 1_000 * USDC
+    lines += [
+        "",
+        "Holders are reduced in that order until thin's 1,000 lots are closed; each gives up "
+        "the profit at the mark on its lots, and thin's remaining cash, "
+        f"{usd(available)} (its 10,000.00 and the fund's 1,000.00), is paid to them in "
+        "proportion, rounded down:",
+        "",
+        "| holder | lots before | lots after | profit given up | paid | share of profit |",
+        "|---|---|---|---|---|---|",
+    ]
+    for holder, lots in order:
+        new = after.accounts[holder].positions.get("BTC-PERP")
+        left = 0 if new is None else new.quantity_lots
+        given = (lots - left) * (7_500_000 - 9_000_000) * 10
+        paid = sum(
+            p.amount_minor
+            for p in outcome.postings
+            if p.code is sk.PostingCode.ADL and p.credit_account == holder
+        )
+        share = f"{paid * 100 // abs(given)} %" if given else "-"
+        lines.append(
+            f"| {holder} | {lots:,} | {left:,} | {usd(abs(given))} | {usd(paid)} | {share} |"
+        )
+    lines += [
+        "",
+        "bob is long, on thin's side: untouched. alice, the least levered, gives up only the "
+        "300 lots still needed and keeps 200. Every winner is paid less than its profit and "
+        "never pays anything (INV-ADL-FAIRNESS). thin ends with no position and no cash, the "
+        f"fund at {usd(after.accounts[INSURANCE_ACCOUNT].balance('USDC'))}; nothing is "
+        "socialised: "
+        "positions sum to zero, so the opposite side always holds the lots to close.",
+        "",
+    ]
+    return lines
+
+
+def expiry_example() -> list[str]:
+    """An expiry whose payer cannot pay: the fund, then socialisation pro rata."""
+    state = market(
+        [
+            (open_account("thin"), OK),
+            (deposit("thin", 10_000 * USDC), OK),
+            (open_account("carol"), OK),
+            (deposit("carol", 100_000 * USDC), OK),
+            (fund_insurance(1_000 * USDC), OK),
+            (trade("t1", "alice", "thin", 600, 9_000_000, instrument="BTC-FUT"), OK),
+            (trade("t2", "carol", "thin", 400, 9_000_000, instrument="BTC-FUT"), OK),
+            *walk("BTC", 11_000_000, 1_500),
+            (price("BTC", 11_000_000, 11_000), OK),
+        ]
+    )
+    settlement = state.settlement_prices["BTC@10000"]
+    owed = 1_000 * (settlement - 9_000_000) * 10
+    alice_before = state.accounts["alice"].balance("USDC")
+    carol_before = state.accounts["carol"].balance("USDC")
+    residue_before = state.accounts[RESIDUE_ACCOUNT].balance("USDC")
+    after = run_table([(expire("BTC-FUT"), OK)], state)
+    loss = after.socialized_loss["USDC"]
+    return [
+        "## 3. Expiry: the fund, then socialisation",
+        "",
+        "thin (10,000 USDC) sells 1 BTC of the future expiring at 10 s: 600 lots to alice, 400 to "
+        "carol, at 90,000.00. BTC rallies before expiry; the first index after expiry fixes "
+        f"the settlement price at the TWAP, {ticks(settlement)} (SK-EXPIRY-2). thin owes "
+        f"{usd(owed)}: it pays its 10,000.00, the fund pays its 1,000.00, and "
+        f"{usd(loss)} is left uncovered (SK-EXPIRY-3).",
+        "",
+        "The uncovered loss is cut from the receivers in proportion to what they are due, each "
+        "cut rounded up, the excess to the residue account:",
+        "",
+        "| receiver | due | cut | received |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} | {usd(owed * lots // 1_000)} | "
+            f"{usd(owed * lots // 1_000 - (after.accounts[name].balance('USDC') - before))} | "
+            f"{usd(after.accounts[name].balance('USDC') - before)} |"
+            for name, lots, before in (("alice", 600, alice_before), ("carol", 400, carol_before))
+        ),
+        "",
+        f"`socialized_loss` records {usd(loss)} USDC; the residue gained "
+        f"{after.accounts[RESIDUE_ACCOUNT].balance('USDC') - residue_before} minor units of "
+        "rounding. Every holder was paid exactly once and nothing is left open "
+        "(INV-EXPIRY-FINAL).",
+        "",
+    ]
+
+
+HEADER = [
+    "# The loss waterfall, worked through",
+    "",
+    "<!-- Generated by tools/waterfall_example.py; tests/test_docs.py keeps it true. -->",
+    "",
+    "When an account loses more than it holds, the loss must land somewhere, in an order "
+    "that is fixed in advance and that anyone can check. settlekernel's order:",
+    "",
+    "1. **The oracle gate.** No liquidation, trade or margin check on a stale, halted or "
+    "too-volatile index (SK-ORACLE-4): a single bad print cannot trigger a liquidation.",
+    "2. **Partial liquidation.** The smallest tenth-by-tenth share that restores initial "
+    "margin, at the mark, with a penalty to the insurance fund that never worsens the "
+    "account's margin ratio (SK-LIQ-3).",
+    "3. **Full liquidation.** Everything, if the account can pay, selling its other "
+    "collateral to the liquidator at haircut value if its cash is short.",
+    "4. **The insurance fund** pays a bankrupt account's shortfall, if it can (SK-LIQ-4).",
+    "5. **Auto-deleveraging.** Otherwise the losing positions are closed against the "
+    "opposite side at the bankruptcy price, most profitable and most levered first (SK-ADL).",
+    "6. **Socialisation**, at expiry only (liquidation never needs it): what the fund cannot "
+    "pay is cut from the receivers pro rata and recorded (SK-EXPIRY-3).",
+    "",
+    "All amounts are USDC; BTC prices are in dollars and cents (one tick is 0.01).",
+    "",
+]
+
+
+def main() -> None:
+    lines = HEADER + partial_example() + adl_example() + expiry_example()
+    sys.stdout.write("\n".join(lines).rstrip("\n") + "\n")
+
+
+if __name__ == "__main__":
+    main()
