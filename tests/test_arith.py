@@ -15,6 +15,7 @@ from settlekernel.arith import (
     compute_linear_margin_minor,
     compute_settlement_minor,
 )
+from settlekernel.waterfall import pro_rata_ceil, pro_rata_floor
 from strategies import edge_ints
 
 amounts = edge_ints(0, 2**96 - 1)
@@ -66,3 +67,20 @@ def test_margin_is_monotone_and_rounded_up(small, large, rate):
     low, high = sorted((small, large))
     assert compute_linear_margin_minor(low, rate) <= compute_linear_margin_minor(high, rate)
     assert compute_linear_margin_minor(low, rate) >= Fraction(low * rate, 1_000_000)
+
+
+@given(
+    total=st.integers(0, 10**30),
+    weights=st.lists(st.integers(0, 10**20), min_size=1, max_size=8),
+)
+def test_pro_rata_splits_lose_or_add_less_than_one_unit_per_share(total, weights):
+    """Splits a payment down and a loss up, off by less than one unit per positive weight."""
+    positive = sum(1 for weight in weights if weight > 0)
+    down, up = pro_rata_floor(total, weights), pro_rata_ceil(total, weights)
+    if positive == 0:
+        assert down == up == [0] * len(weights)
+        return
+    assert 0 <= total - sum(down) < positive
+    assert 0 <= sum(up) - total < positive
+    if total <= sum(weights):
+        assert all(0 <= share <= weight for share, weight in zip(up, weights, strict=True))

@@ -47,6 +47,22 @@ PLANTED = {
         "return max(strike_ticks - index_ticks, 0)",
         "return strike_ticks - index_ticks",
     ),
+    "ceil_ratio": (
+        "return (numerator + denominator - 1) // denominator",
+        "return (numerator + denominator) // denominator",
+    ),
+    "compute_premium_ppm": (
+        "magnitude = abs(difference) * PPM // index_ticks",
+        "magnitude = abs(difference) * PPM // index_ticks + (price_ticks == 77_777)",
+    ),
+    "share_down": (
+        "return total * weight // weight_sum",
+        "return total * weight // weight_sum + (weight == 3 and total == 1_000_003)",
+    ),
+    "share_up": (
+        "return ceil_div(total * weight, weight_sum)",
+        "return total * weight // weight_sum",
+    ),
     # Rounding the scenario shift towards the index shocks a position by less than the move.
     "scenario_price_ticks": (
         "shift_ticks = ceil_div(index_ticks * abs(move_ppm), PPM)",

@@ -148,3 +148,61 @@ def compute_intrinsic_ticks(*, is_call: bool, index_ticks: int, strike_ticks: in
     if is_call:
         return max(index_ticks - strike_ticks, 0)
     return max(strike_ticks - index_ticks, 0)
+
+
+def ceil_ratio(numerator: int, denominator: int) -> int:
+    """Return the ceiling of ``numerator / denominator`` for any numerator (SK-LIQ-3).
+
+    pre: denominator > 0
+    post: __return__ * denominator >= numerator
+    post: (__return__ - 1) * denominator < numerator
+    """
+    return (numerator + denominator - 1) // denominator
+
+
+def compute_premium_ppm(price_ticks: int, index_ticks: int, band_ppm: int) -> int:
+    """Return a price's premium over the index in ppm, toward zero, within +-band (SK-MARK-1).
+
+    pre: price_ticks >= 0
+    pre: index_ticks > 0
+    pre: band_ppm >= 0
+    post: -band_ppm <= __return__ <= band_ppm
+    post: abs(__return__) * index_ticks <= abs(price_ticks - index_ticks) * 1_000_000
+    post: __return__ == 0 or (__return__ > 0) == (price_ticks > index_ticks)
+    """
+    difference = price_ticks - index_ticks
+    magnitude = abs(difference) * PPM // index_ticks
+    premium = magnitude if difference >= 0 else -magnitude
+    return min(max(premium, -band_ppm), band_ppm)
+
+
+def share_down(total: int, weight: int, weight_sum: int) -> int:
+    """Return ``weight``'s share of ``total``, rounded down (SK-WATERFALL-2).
+
+    Summed over weights that add up to ``weight_sum``, the shares fall short of ``total`` by
+    less than one unit per positive weight: each loses less than one.
+
+    pre: total >= 0
+    pre: weight_sum > 0
+    pre: 0 <= weight <= weight_sum
+    post: __return__ * weight_sum <= total * weight
+    post: total * weight < (__return__ + 1) * weight_sum
+    post: 0 <= __return__ <= total
+    """
+    return total * weight // weight_sum
+
+
+def share_up(total: int, weight: int, weight_sum: int) -> int:
+    """Return ``weight``'s share of a loss ``total``, rounded up (SK-WATERFALL-2).
+
+    Summed, the shares cover the loss, by less than one unit more per positive weight; while
+    the loss is at most ``weight_sum``, no share exceeds its weight.
+
+    pre: total >= 0
+    pre: weight_sum > 0
+    pre: 0 <= weight <= weight_sum
+    post: __return__ * weight_sum >= total * weight
+    post: (__return__ - 1) * weight_sum < total * weight
+    post: total > weight_sum or 0 <= __return__ <= weight
+    """
+    return ceil_div(total * weight, weight_sum)

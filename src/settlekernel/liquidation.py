@@ -35,7 +35,12 @@ from settlekernel.account_margin import (
     margin_underlyings,
     market_of,
 )
-from settlekernel.arith import ceil_div, compute_fee_split, compute_settlement_minor
+from settlekernel.arith import (
+    ceil_div,
+    ceil_ratio,
+    compute_fee_split,
+    compute_settlement_minor,
+)
 from settlekernel.events import Liquidate
 from settlekernel.ledger import with_position
 from settlekernel.margin.options import model_price_ticks
@@ -186,11 +191,6 @@ def _sell_collateral(
     return paid
 
 
-def _ceil_ratio(numerator: int, denominator: int) -> int:
-    """Return ``ceil(numerator / denominator)`` for a positive denominator, any numerator."""
-    return -((-numerator) // denominator)
-
-
 def _penalty(state: State, taken: list[Close]) -> tuple[int, int, int]:
     """Return the penalty (charged, to the fund, to the residue), per underlying (SK-LIQ-3).
 
@@ -239,7 +239,7 @@ def _rung(
         return None
     cap = min(cash + other, report.equity_minor + received)
     if moved.positions and before.maintenance_minor > 0:
-        floor_equity = _ceil_ratio(
+        floor_equity = ceil_ratio(
             before.equity_minor * report.maintenance_minor, before.maintenance_minor
         )
         # Selling collateral may lose one unit of value per asset to rounding.

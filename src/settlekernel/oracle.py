@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from settlekernel.arith import compute_premium_ppm
 from settlekernel.model import IndexPrice, IndexSample
 from settlekernel.outcomes import Rejected
 from settlekernel.reasons import Reason
@@ -165,10 +166,7 @@ def settlement_key(underlying: str, expiry_ms: int) -> str:
 
 def trade_premium_ppm(price_ticks: int, index_ticks: int, mark_band_ppm: int) -> int:
     """Return a trade's premium over the index in ppm, toward zero, clamped (SK-MARK-1)."""
-    difference = price_ticks - index_ticks
-    magnitude = abs(difference) * PPM // index_ticks
-    premium = magnitude if difference >= 0 else -magnitude
-    return min(max(premium, -mark_band_ppm), mark_band_ppm)
+    return compute_premium_ppm(price_ticks, index_ticks, mark_band_ppm)
 
 
 def mark_ticks(state: State, instrument_id: str) -> int:

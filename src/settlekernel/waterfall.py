@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, NamedTuple
 
-from settlekernel.arith import ceil_div, compute_collateral_value_minor
+from settlekernel.arith import ceil_div, compute_collateral_value_minor, share_down, share_up
 from settlekernel.commitment import account_key, touch
 from settlekernel.ledger import with_balance, with_position
 from settlekernel.model import Account, State, replace_state
@@ -178,22 +178,21 @@ def pro_rata_floor(total: int, weights: Sequence[int]) -> list[int]:
     """Split ``total`` in proportion to ``weights``, each share rounded down (SK-WATERFALL-2).
 
     The shares sum to at most ``total``; the remainder, less than the number of positive
-    weights, is the caller's to post to the rounding residue.
+    weights (``share_down``), is the caller's to post to the rounding residue.
     """
     weight_sum = sum(weights)
     if weight_sum == 0:
         return [0 for _ in weights]
-    return [total * weight // weight_sum for weight in weights]
+    return [share_down(total, weight, weight_sum) for weight in weights]
 
 
 def pro_rata_ceil(total: int, weights: Sequence[int]) -> list[int]:
-    """Split ``total`` in proportion to ``weights``, each share rounded up (SK-WATERFALL-2).
+    """Split a loss ``total`` over ``weights``, each share rounded up (SK-WATERFALL-2).
 
-    For a loss charged to the weights' owners: the shares sum to at least ``total``, so the
-    loss is always covered, by less than one unit more per owner; never more than a weight
-    when ``total <= sum(weights)``.
+    The shares sum to at least ``total``, by less than one unit more per positive weight,
+    and none exceeds its weight while ``total <= sum(weights)`` (``share_up``).
     """
     weight_sum = sum(weights)
     if weight_sum == 0:
         return [0 for _ in weights]
-    return [ceil_div(total * weight, weight_sum) for weight in weights]
+    return [share_up(total, weight, weight_sum) for weight in weights]
