@@ -1,12 +1,21 @@
 """A deterministic, realistic mixed event stream for the replay benchmark.
 
-The stream opens and funds every account, lists five instruments (two perpetuals, a future
-and two options), prices BTC and ETH, then runs a market: mostly trades near the index,
-collateral movements, index prices from two sources every 100 to 200 events, a
-variation-margin mark of each perpetual now and then, and a few percent of adversarial
-events that must be rejected (replayed trade ids, unknown accounts, over-withdrawals, wrong
-principals, stale prices, malformed fields). Owner ``i`` holds two accounts, ``acct-i-a``
-and ``acct-i-b``, so that transfers between sub-accounts are possible.
+The stream opens and funds every account, seeds the insurance fund, lists five instruments
+(two perpetuals, a future and two options), prices BTC and ETH, then runs a market: mostly
+trades near the index, collateral movements, index prices from two sources every 100 to 200
+events, a variation-margin mark of each perpetual now and then, and a few percent of
+adversarial events that must be rejected (replayed trade ids, unknown accounts,
+over-withdrawals, wrong principals, stale prices, malformed fields, early funding, premature
+expiry, hopeful liquidations). Owner ``i`` holds two accounts, ``acct-i-a`` and
+``acct-i-b``, so that transfers between sub-accounts are possible.
+
+The post-trade life of the book runs alongside. A few quiet hours pass in every stream (the
+clock jumps an hour, both indexes are reported afresh), so each perpetual is charged funding
+whenever an interval has passed, and the operator tops up the insurance fund now and then.
+Now and then a levered trader (a fresh account ``lev-k``) opens a perpetual position near
+its initial-margin limit and a price wick goes against it; a keeper account liquidates it,
+which succeeds only if the wick took it below maintenance, and re-checks the previous
+trader. Once a BTC index at or after the future's expiry is in, the operator expires it.
 
 ``random.Random(seed)`` makes the stream a pure function of its arguments; randomness stays
 here, in the benchmark shell, and never reaches the kernel.
@@ -21,6 +30,10 @@ from typing import Final
 from settlekernel.events import (
     Deposit,
     Event,
+    Expire,
+    Funding,
+    FundInsurance,
+    Liquidate,
     ListInstrument,
     OpenAccount,
     OraclePrice,
@@ -56,12 +69,40 @@ TRADE_WEIGHTS: Final = {
     "BTC-P-85K": 7,
 }
 FEE_RATES_PPM: Final = (0, 0, 50, 100, 200, 250, 400, 500)
+# A quiet hour: the clock jumps this far (one funding interval of the default rules), and
+# the market resumes with fresh reports. Three per stream, at each quarter.
+QUIET_MS: Final = 3_600_000
+FUNDING_INTERVAL_MS: Final = 3_600_000
+# Initial-margin rate of a linear book (scan range x IM multiplier of the default rules): a
+# levered trader sizes its position against it.
+INITIAL_RATE_PPM: Final = {"BTC": 100_000, "ETH": 120_000}
+LEVERED_PERPETUALS: Final = (
+    ("BTC-PERP", "BTC", 10),
+    ("BTC-PERP", "BTC", 10),
+    ("ETH-PERP", "ETH", 100),
+)
+
+
+def quiet_hours(n_events: int) -> list[int]:
+    """Return the stream positions after which an hour passes quietly."""
+    every = max(500, n_events // 4)
+    return list(range(every, n_events, every))[:3]
 
 
 def listings(n_events: int) -> list[ListInstrument]:
-    """Return the five listings; the future expires about four fifths into the stream."""
-    future_expiry_ms = T0_MS + (n_events * 4 // 5) * MS_PER_EVENT
-    option_expiry_ms = T0_MS + 2 * n_events * MS_PER_EVENT
+    """Return the five listings; the future expires about four fifths into the stream.
+
+    Expiries count the quiet hours before them, so the future expires about four fifths in
+    and the options after the stream, in event time.
+    """
+    quiet = quiet_hours(n_events)
+    future_position = n_events * 4 // 5
+    future_expiry_ms = (
+        T0_MS
+        + future_position * MS_PER_EVENT
+        + QUIET_MS * sum(1 for at in quiet if at < future_position)
+    )
+    option_expiry_ms = T0_MS + 2 * n_events * MS_PER_EVENT + QUIET_MS * len(quiet)
     return [
         ListInstrument(
             principal=OPERATOR,
@@ -125,6 +166,13 @@ class _Market:
         self.oracle_ms = {(u, source): 0 for u in START_INDEX for source in ORACLES}
         self.volatility = dict(START_VOLATILITY)
         self.clock_ms = 0
+        # Time the quiet hours added so far.
+        self.skipped_ms = 0
+        # Per perpetual, an upper bound of the kernel clock at its last funding charge: the
+        # perpetuals are listed before the market opens, at T0 at the latest.
+        self.funded_ms = dict.fromkeys(PERPETUALS, T0_MS)
+        self.future_expired = False
+        self.levered: list[str] = []
         self.specs = {spec.instrument: spec for spec in listings(n_events)}
         # Collateral moved in and out per account, ignoring trading gains and losses.
         self.funded_minor = [0] * n_accounts
@@ -136,22 +184,31 @@ class _Market:
 
     # Honest events.
 
-    def oracle(self, position: int, underlying: str) -> list[OraclePrice]:
+    def oracle(
+        self, position: int, underlying: str, move_ppm: int | None = None
+    ) -> list[OraclePrice]:
         """Move the index by up to +-0.5 %, pulled gently back towards its start.
 
+        With ``move_ppm``, move it by exactly that instead (a wick, within the oracle's band).
         Both sources report the new price, each with its own timestamp jitter: a report may
         be older than the other source's latest, but each source's own reports are strictly
         increasing (they are at least one event position apart).
         """
         price = self.index[underlying]
-        start = START_INDEX[underlying]
-        drift = (start - price) // 200
-        price += drift + self.rng.randint(-price // 200, price // 200)
+        if move_ppm is None:
+            start = START_INDEX[underlying]
+            drift = (start - price) // 200
+            price += drift + self.rng.randint(-price // 200, price // 200)
+        else:
+            price += price * move_ppm // 1_000_000
         self.index[underlying] = price
         reports = []
         for offset, source in enumerate(ORACLES):
             timestamp_ms = (
-                T0_MS + (position + offset) * MS_PER_EVENT - self.rng.randrange(MS_PER_EVENT)
+                T0_MS
+                + self.skipped_ms
+                + (position + offset) * MS_PER_EVENT
+                - self.rng.randrange(MS_PER_EVENT)
             )
             self.oracle_ms[underlying, source] = timestamp_ms
             self.clock_ms = max(self.clock_ms, timestamp_ms)
@@ -176,6 +233,90 @@ class _Market:
             volatility_ppm=vol,
             timestamp_ms=self.oracle_ms[underlying, ORACLES[0]],
         )
+
+    def quorum_ms(self) -> int:
+        """A lower bound of the kernel clock: the latest quorum of both sources' reports."""
+        return max(min(self.oracle_ms[u, source] for source in ORACLES) for u in START_INDEX)
+
+    def after_oracle(self) -> list[Event]:
+        """The operator's duties once fresh indexes are in: funding due, the future's expiry."""
+        events: list[Event] = []
+        for instrument in PERPETUALS:
+            # Due when even the earliest the clock can be is an interval past the latest it
+            # can have been at the last charge, so an honest charge is never early.
+            if self.quorum_ms() >= self.funded_ms[instrument] + FUNDING_INTERVAL_MS:
+                events.append(Funding(principal=OPERATOR, instrument=instrument))
+                self.funded_ms[instrument] = self.clock_ms
+        expiry_ms = self.specs["BTC-FUT"].expiry_ms
+        assert expiry_ms is not None
+        btc_quorum_ms = min(self.oracle_ms["BTC", source] for source in ORACLES)
+        if not self.future_expired and btc_quorum_ms >= expiry_ms:
+            # The first BTC index stamped at or after the expiry has fixed the TWAP.
+            events.append(Expire(principal=OPERATOR, instrument="BTC-FUT"))
+            self.future_expired = True
+        return events
+
+    def quiet_hour(self, position: int) -> list[Event]:
+        """An hour passes; both indexes are reported afresh, then the operator's duties."""
+        self.skipped_ms += QUIET_MS
+        events: list[Event] = []
+        for underlying in START_INDEX:
+            events += self.oracle(position + len(events), underlying)
+            events.append(self.implied_volatility(underlying))
+        if self.rng.random() < 0.5:
+            amount_minor = self.rng.randint(10_000, 100_000) * USDC
+            events.append(
+                FundInsurance(principal=OPERATOR, asset="USDC", amount_minor=amount_minor)
+            )
+        return events + self.after_oracle()
+
+    def levered_trader(self, position: int) -> list[Event]:
+        """A fresh account opens a perpetual near its initial-margin limit; a wick goes
+        against it; a keeper liquidates it (only if now below maintenance) and re-checks the
+        previous levered trader."""
+        rng = self.rng
+        number = len(self.levered)
+        owner, account = f"degen-{number}", f"lev-{number}"
+        cash_minor = rng.randint(2_000, 20_000) * USDC
+        instrument, underlying, multiplier = rng.choice(LEVERED_PERPETUALS)
+        index = self.index[underlying]
+        usage_ppm = rng.randint(850_000, 970_000)
+        lots = max(cash_minor * usage_ppm // (INITIAL_RATE_PPM[underlying] * index * multiplier), 1)
+        counterparty = self.accounts[rng.randrange(len(self.accounts))]
+        long = rng.random() < 0.5
+        self.trade_counter += 1
+        trade = Trade(
+            principal=VENUE,
+            trade_id=f"T{self.trade_counter:09d}",
+            buyer=account if long else counterparty,
+            seller=counterparty if long else account,
+            instrument=instrument,
+            quantity_lots=lots,
+            price_ticks=index,
+            buyer_fee_rate_ppm=rng.choice(FEE_RATES_PPM[:4]),
+            seller_fee_rate_ppm=rng.choice(FEE_RATES_PPM[:4]),
+        )
+        self.trades.append(trade)
+        events: list[Event] = [
+            OpenAccount(principal=owner, account=account),
+            Deposit(principal=owner, account=account, asset="USDC", amount_minor=cash_minor),
+            trade,
+        ]
+        # A wick of 1 % to 4.8 % against the trader, inside the oracle's band per update.
+        move_ppm = rng.randint(10_000, 48_000)
+        events += self.oracle(position + len(events), underlying, -move_ppm if long else move_ppm)
+        keeper = rng.randrange(len(self.accounts))
+        targets = [account]
+        if self.levered and rng.random() < 0.5:
+            targets.append(self.levered[-1])
+        events += [
+            Liquidate(
+                principal=self.owners[keeper], account=target, liquidator=self.accounts[keeper]
+            )
+            for target in targets
+        ]
+        self.levered.append(account)
+        return events
 
     def pair(self) -> tuple[int, int]:
         """Return two different account indexes."""
@@ -277,8 +418,35 @@ class _Market:
             lambda: self._stale_price(position),
             self._unauthorised,
             self._malformed,
+            self._early_funding,
+            self._premature_expiry,
+            self._hopeful_liquidation,
         ]
         return self.rng.choice(attacks)()
+
+    def _early_funding(self) -> Event:
+        # Funding a perpetual again before its interval, a future, or by someone else.
+        choice = self.rng.randrange(3)
+        if choice == 0:
+            return Funding(principal=OPERATOR, instrument=self.rng.choice(PERPETUALS))
+        if choice == 1:
+            return Funding(principal=OPERATOR, instrument="BTC-FUT")
+        return Funding(principal=MALLORY, instrument="BTC-PERP")
+
+    def _premature_expiry(self) -> Event:
+        # The future before its expiry (or again, once settled), or a perpetual.
+        instrument = "BTC-FUT" if self.rng.random() < 0.7 else "ETH-PERP"
+        return Expire(principal=OPERATOR, instrument=instrument)
+
+    def _hopeful_liquidation(self) -> Event:
+        # A keeper tries a well-funded account (not liquidatable, or holding nothing), or
+        # itself; or mallory seeds the insurance fund.
+        j, k = self.pair()
+        choice = self.rng.randrange(4)
+        if choice == 3:
+            return FundInsurance(principal=MALLORY, asset="USDC", amount_minor=USDC)
+        target = self.accounts[j] if choice else self.accounts[k]
+        return Liquidate(principal=self.owners[k], account=target, liquidator=self.accounts[k])
 
     def _replay_trade(self) -> Event:
         if not self.trades:
@@ -420,7 +588,9 @@ class _Market:
     def _stale_price(self, position: int) -> Event:
         underlying = self.rng.choice(("BTC", "ETH"))
         source = self.rng.choice(ORACLES)
-        stale_ms = self.oracle_ms[underlying, source] or T0_MS + position * MS_PER_EVENT
+        stale_ms = self.oracle_ms[underlying, source] or (
+            T0_MS + self.skipped_ms + position * MS_PER_EVENT
+        )
         return OraclePrice(
             principal=source,
             underlying=underlying,
@@ -489,6 +659,9 @@ def setup_events(market: _Market, n_events: int) -> list[Event]:
         events.append(
             Deposit(principal=owner, account=account, asset="USDC", amount_minor=amount_minor)
         )
+    # The exchange seeds its insurance fund before the market opens.
+    amount_minor = rng.randint(200_000, 1_000_000) * USDC
+    events.append(FundInsurance(principal=OPERATOR, asset="USDC", amount_minor=amount_minor))
     events += listings(n_events)
     for underlying in START_INDEX:
         events += market.oracle(len(events), underlying)
@@ -506,17 +679,31 @@ def generate(n_events: int, n_accounts: int, seed: int) -> list[Event]:
     # Marks are rare (each costs O(holders)): every 50k events at full size, more often in
     # short streams so that small runs still exercise them.
     mark_every = max(500, min(50_000, n_events // 20))
+    # Levered traders are rarer still at full size; a dozen or so in a short stream.
+    levered_every = max(150, min(5_000, n_events // 20))
     next_oracle = len(events) + rng.randint(100, 200)
     next_mark = len(events) + mark_every
+    next_levered = len(events) + rng.randint(levered_every, 2 * levered_every)
+    quiet = quiet_hours(n_events)
     append = events.append
     while len(events) < n_events:
         position = len(events)
+        if quiet and position >= quiet[0]:
+            quiet.pop(0)
+            events.extend(market.quiet_hour(position))
+            next_oracle = len(events) + rng.randint(100, 200)
+            continue
         if position >= next_oracle:
             for underlying in START_INDEX:
                 events.extend(market.oracle(len(events), underlying))
                 append(market.implied_volatility(underlying))
+            events.extend(market.after_oracle())
             # Every 25 to 50 s of event time: well inside the 60 s staleness limit.
             next_oracle = position + rng.randint(100, 200)
+            continue
+        if position >= next_levered:
+            events.extend(market.levered_trader(position))
+            next_levered = position + rng.randint(levered_every, 2 * levered_every)
             continue
         if position >= next_mark:
             for instrument in PERPETUALS:

@@ -121,6 +121,15 @@ def test_generated_streams_agree(seed):
     assert len(outcomes) >= 10
     marks = [d for e, d in zip(events, decisions, strict=True) if type(e) is sk.VariationMargin]
     assert marks.count(None) >= 4
+    # The book's post-trade life: funding each quiet hour, the fund topped up, the future
+    # expired once, levered traders liquidated when a wick took them below maintenance (and
+    # refused when it did not).
+    by_type = Counter((type(e), d) for e, d in zip(events, decisions, strict=True))
+    assert by_type[sk.Funding, None] >= 4
+    assert by_type[sk.FundInsurance, None] >= 1
+    assert by_type[sk.Expire, None] == 1
+    assert by_type[sk.Liquidate, None] >= 2
+    assert by_type[sk.Liquidate, sk.Reason.NOT_LIQUIDATABLE] >= 2
 
 
 @pytest.mark.parametrize("seed", [5, 6])
