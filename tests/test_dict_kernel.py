@@ -1034,3 +1034,45 @@ def test_kernel_bankrupt_keeps_no_priced_collateral():
     """The kernel leaves a fully haircut, priced asset with the bankrupt account."""
     _, _, outcome = kernel_last_step(BANKRUPT_WITH_VOID, ODD_RULES)
     assert dict(outcome.state.accounts["thin"].balances) == {}
+
+
+# x (the hedged book above, equity below 0, maintenance 0) liquidates a bankrupt long whose
+# only position is deleveraged: x takes no position, it only buys thin's BTC.
+UNDERWATER_LIQUIDATOR = [
+    *HEDGED,
+    (open_account("thin"), OK),
+    (deposit("thin", 10_000 * USDC), OK),
+    (deposit("thin", 100_000, asset="BTC"), OK),
+    (trade("z1", "thin", "alice", 1_000, 9_000_000), OK),
+    *walk("BTC", 7_500_000, 3_602_000, rounds=6),
+    (price("ETH", 300_000, 3_602_600), OK),
+    (liquidate("thin", "x"), "margin_insufficient"),
+]
+
+
+def test_dict_kernel_checks_the_margin_of_a_liquidator_that_takes_no_position():
+    """SK-LIQ-5: the liquidator meets initial margin afterwards or reduces its risk, always."""
+    dict_kernel = DictKernel(DEFAULT_RULES)
+    decisions = [dict_kernel.apply(event) for event, _, _ in flatten(UNDERWATER_LIQUIDATOR)]
+    assert decisions[:-1] == [None] * (len(decisions) - 1)
+    assert decisions[-1] is sk.Reason.MARGIN_INSUFFICIENT
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="kernel: liquidation._check_liquidator skips the SK-LIQ-5 margin check when the "
+    "liquidator's positions do not change (it only buys collateral of a bankrupt whose "
+    "positions are all deleveraged), so a liquidator below initial margin that does not "
+    "reduce its risk is accepted; DictKernel refuses it (margin_insufficient)",
+)
+def test_kernel_checks_the_margin_of_a_liquidator_that_takes_no_position():
+    """The kernel accepts an underwater liquidator that only buys collateral."""
+    events = [event for event, _, _ in flatten(UNDERWATER_LIQUIDATOR)]
+    state = sk.genesis(DEFAULT_RULES)
+    for event in events[:-1]:
+        outcome = sk.step(state, event)
+        assert isinstance(outcome, sk.Accepted), (event, outcome)
+        state = outcome.state
+    outcome = sk.step(state, events[-1])
+    assert isinstance(outcome, sk.Rejected)
+    assert outcome.reason is sk.Reason.MARGIN_INSUFFICIENT
