@@ -925,7 +925,16 @@ class DictKernel:
         if before.equity_minor >= before.maintenance_minor:
             return Reason.NOT_LIQUIDATABLE
         plan = self._liquidation_plan(account, liquidator, before)
-        # [SK-LIQ-5] The liquidator can pay its part of the plan and can margin the result.
+        # [SK-LIQ-5] The liquidator stays within the position limits, can pay its part of
+        # the plan and can margin the result.
+        held_now = self.positions[liquidator]
+        moved = {i: lots for i, lots in plan.lots.get(liquidator, {}).items() if lots}
+        opened = [i for i in moved if i not in held_now]
+        if opened and len(held_now) + len(opened) > self.rules.positions_per_account_max:
+            return Reason.POSITION_COUNT_EXCEEDED
+        for i, lots in moved.items():
+            if abs(lots + (held_now[i][0] if i in held_now else 0)) > self.rules.position_lots_max:
+                return Reason.POSITION_TOO_LARGE
         balances = dict(self.balances[liquidator])
         for asset, delta_minor in plan.balances.get(liquidator, {}).items():
             balances[asset] = balances.get(asset, 0) + delta_minor
@@ -1065,7 +1074,7 @@ class DictKernel:
         proceeds_minor = 0
         for other, units in balances.items():
             worth = None if other == asset else self._collateral_worth(other, units)
-            if worth is not None:
+            if worth:  # Worth nothing (no index, or a 100 % haircut): not taken (SK-LIQ-4).
                 proceeds_minor += worth
                 plan.add(account, other, -units)
                 plan.add(liquidator, other, units)

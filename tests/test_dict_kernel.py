@@ -852,9 +852,9 @@ def test_liquidation_tables_agree(name):
         assert positions["liq"]["BTC-C-100K"].quantity_lots < 0
 
 
-# Edge cases under other rule sets. Both implementations agree on each (the first test); the
-# kernel's own invariant checks fail on some of the accepted outcomes, which the strict xfail
-# tests below pin until the kernel or the spec settles them.
+# Edge cases under other rule sets. Both implementations agree on each (the first test). The
+# tests after it pin what this suite found: five places where the kernel and the spec
+# disagreed or the kernel's own checks rejected its outcome, each settled in kernel and spec.
 
 # VOID is priced (by BTC) but fully haircut, so it is worth nothing; WOOD has no price at all.
 # Both sort after USDC, so taking collateral walks past the valuation asset to them.
@@ -924,13 +924,14 @@ EDGE_TABLES = {
         DEFAULT_RULES,
         [*HEDGED, (liquidate("x"), OK, {"liquidation", "penalty"})],
     ),
+    # [SK-LIQ-5] The liquidator may not end beyond the position limits.
     "liquidator over the position count": (
         attrs.evolve(DEFAULT_RULES, positions_per_account_max=2),
-        [*CROWDED_LIQUIDATOR, (liquidate("thin"), OK, {"liquidation", "penalty"})],
+        [*CROWDED_LIQUIDATOR, (liquidate("thin"), "position_count_exceeded")],
     ),
     "liquidator over the position size": (
         attrs.evolve(DEFAULT_RULES, position_lots_max=1_000),
-        [*LARGE_LIQUIDATOR, (liquidate("thin"), OK, {"liquidation", "penalty"})],
+        [*LARGE_LIQUIDATOR, (liquidate("thin"), "position_too_large")],
     ),
     # carol, the only short, liquidates thin herself: she is the one deleveraged, in full.
     "adl of the liquidator": (
@@ -965,33 +966,16 @@ def kernel_last_step(table, rules=DEFAULT_RULES):
     return state, events[-1], outcome
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernel/spec: SK-LIQ-1 admits equity < maintenance = 0 (a hedged book after "
-    "funding), which SK-PM-5's is_liquidatable refuses; the accepted outcome fails "
-    "INV-LIQUIDATION-NO-WORSE (maintenance not lower than before)",
-)
-def test_kernel_liquidates_only_what_its_invariant_accepts():
-    """A zero-maintenance account below zero equity is liquidated, against its own check."""
+def test_a_hedged_book_below_zero_is_liquidatable_and_no_worse_after():
+    """Liquidates a zero-maintenance book once its equity is below 0 (SK-PM-6), soundly.
+
+    Found by this differential suite: SK-LIQ-1 admitted it while is_liquidatable refused
+    it, and the accepted outcome failed INV-LIQUIDATION-NO-WORSE, which demanded strictly
+    less maintenance. Both now say "equity below maintenance", and no more maintenance.
+    """
     before, event, outcome = kernel_last_step(EDGE_TABLES["zero maintenance, negative equity"][1])
-    assert not sk.is_liquidatable(before, "x")  # SK-PM-5 says no...
-    assert sk.check_step(before, event, outcome) == []  # ...and INV-LIQUIDATION-NO-WORSE fails.
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec/kernel: SK-LIQ has no position-count or position-size guard for the "
-    "liquidator, so an accepted liquidation leaves it beyond positions_per_account_max or "
-    "position_lots_max, which INV-OPEN-INTEREST-ZERO-SUM forbids",
-)
-@pytest.mark.parametrize(
-    "name", ["liquidator over the position count", "liquidator over the position size"]
-)
-def test_kernel_liquidator_stays_within_position_limits(name):
-    """The liquidator takes positions beyond the rule set's limits."""
-    rules, table = EDGE_TABLES[name]
-    _, _, outcome = kernel_last_step(table, rules)
-    assert sk.check_invariants(outcome.state) == []
+    assert sk.is_liquidatable(before, "x")
+    assert sk.check_step(before, event, outcome) == []
 
 
 def test_kernel_adl_check_counts_a_deleveraged_liquidator():
@@ -1015,25 +999,23 @@ BANKRUPT_WITH_VOID = [
 ]
 
 
-def test_dict_kernel_sells_all_priced_collateral_of_a_bankrupt():
-    """SK-LIQ-4: the bankrupt ends with no priced collateral, even one worth nothing."""
+def test_dict_kernel_leaves_worthless_collateral_with_a_bankrupt():
+    """SK-LIQ-4: the bankrupt keeps only collateral worth nothing at its haircut."""
     dict_kernel = DictKernel(ODD_RULES)
     decisions = [dict_kernel.apply(event) for event, _, _ in flatten(BANKRUPT_WITH_VOID)]
     assert decisions[-1] is None
-    assert dict_kernel.balances["thin"] == {}
-    assert dict_kernel.balances["liq"]["VOID"] == 10**6
+    assert dict_kernel.balances["thin"] == {"VOID": 10**6}
+    assert "VOID" not in dict_kernel.balances["liq"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernel (or an ambiguous spec): SK-LIQ-4 says all priced collateral is sold and "
-    "the bankrupt account ends with none, but the kernel's seizable() skips an asset with a "
-    "100 % haircut (priced, worth 0), so the account keeps it and the implementations differ",
-)
-def test_kernel_bankrupt_keeps_no_priced_collateral():
-    """The kernel leaves a fully haircut, priced asset with the bankrupt account."""
+def test_the_kernel_leaves_worthless_collateral_with_a_bankrupt():
+    """Sells only collateral with a positive haircut value; VOID (100 % haircut) stays.
+
+    Found by this differential suite: the spec said all priced collateral is sold, the kernel
+    sold only what is worth something. The spec now says so too (SK-LIQ-4, SK-WATERFALL-1).
+    """
     _, _, outcome = kernel_last_step(BANKRUPT_WITH_VOID, ODD_RULES)
-    assert dict(outcome.state.accounts["thin"].balances) == {}
+    assert dict(outcome.state.accounts["thin"].balances) == {"VOID": 10**6}
 
 
 # x (the hedged book above, equity below 0, maintenance 0) liquidates a bankrupt long whose
@@ -1058,15 +1040,12 @@ def test_dict_kernel_checks_the_margin_of_a_liquidator_that_takes_no_position():
     assert decisions[-1] is sk.Reason.MARGIN_INSUFFICIENT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernel: liquidation._check_liquidator skips the SK-LIQ-5 margin check when the "
-    "liquidator's positions do not change (it only buys collateral of a bankrupt whose "
-    "positions are all deleveraged), so a liquidator below initial margin that does not "
-    "reduce its risk is accepted; DictKernel refuses it (margin_insufficient)",
-)
 def test_kernel_checks_the_margin_of_a_liquidator_that_takes_no_position():
-    """The kernel accepts an underwater liquidator that only buys collateral."""
+    """Refuses an underwater liquidator that only buys collateral (SK-LIQ-5).
+
+    Found by this differential suite: the kernel skipped the margin check when the
+    liquidator's positions did not change.
+    """
     events = [event for event, _, _ in flatten(UNDERWATER_LIQUIDATOR)]
     state = sk.genesis(DEFAULT_RULES)
     for event in events[:-1]:

@@ -163,6 +163,6 @@ def margin_report(state: State, account_id: str) -> MarginReport | None:
 
 
 def is_liquidatable(state: State, account_id: str) -> bool:
-    """Return whether an account is below maintenance with positions to liquidate (SK-PM-5)."""
+    """Return whether an account's equity is below its maintenance margin (SK-PM-6)."""
     report = margin_report(state, account_id)
     return report is not None and report.is_liquidatable

@@ -727,7 +727,7 @@ def _check_liquidation(before: State, event: object, outcome: Accepted) -> list[
 
     Only an account with positions and equity below maintenance is liquidated. Afterwards it
     either holds no position and no negative equity, or it meets initial margin with a ratio
-    of equity to maintenance no worse than before (by cross-multiplication) and less
+    of equity to maintenance no worse than before (by cross-multiplication) and no more
     maintenance than before.
     """
     if not isinstance(event, Liquidate):
@@ -749,7 +749,7 @@ def _check_liquidation(before: State, event: object, outcome: Accepted) -> list[
     if outcome.state.accounts[event.account].positions:
         no_worse = (
             now.meets_initial
-            and now.maintenance_minor < prior.maintenance_minor
+            and now.maintenance_minor <= prior.maintenance_minor
             and now.equity_minor * prior.maintenance_minor
             >= prior.equity_minor * now.maintenance_minor
         )

@@ -131,7 +131,7 @@ def process_liquidate(state: State, event: Liquidate) -> Outcome:
     if not account.positions:
         return Rejected(Reason.NOTHING_TO_LIQUIDATE, f"account {account.id} holds no position")
     before = account_margin(state, account)
-    if before.equity_minor >= before.maintenance_minor:
+    if not before.is_liquidatable:
         return Rejected(
             Reason.NOT_LIQUIDATABLE,
             f"account {account.id}: equity {before.equity_minor} is not below maintenance "
@@ -392,7 +392,27 @@ def _adl_order(a: tuple[str, int, int, int, int], b: tuple[str, int, int, int, i
 
 
 def _check_liquidator(state: State, books: Books, liquidator: Account) -> Rejected | None:
-    """Reject a liquidator that cannot pay, or that would fall below initial margin."""
+    """Reject a liquidator over the position limits, short of funds, or below margin (SK-LIQ-5)."""
+    rules = state.rules
+    taken = {i for a, i in books.moves if a == liquidator.id and books.moves[a, i]}
+    new = taken - set(liquidator.positions)
+    if new and len(liquidator.positions) + len(new) > rules.positions_per_account_max:
+        return Rejected(
+            Reason.POSITION_COUNT_EXCEEDED,
+            f"liquidator {liquidator.id} would hold more than positions_per_account_max="
+            f"{rules.positions_per_account_max} positions",
+        )
+    for instrument_id in sorted(taken):
+        held = liquidator.positions.get(instrument_id)
+        lots = books.moves[liquidator.id, instrument_id] + (
+            0 if held is None else held.quantity_lots
+        )
+        if abs(lots) > rules.position_lots_max:
+            return Rejected(
+                Reason.POSITION_TOO_LARGE,
+                f"liquidator {liquidator.id} would hold {lots} lots of {instrument_id}, beyond "
+                f"position_lots_max={rules.position_lots_max}",
+            )
     for (holder, asset), delta in sorted(books.deltas.items()):
         if holder == liquidator.id and liquidator.balance(asset) + delta < 0:
             return Rejected(
@@ -401,7 +421,5 @@ def _check_liquidator(state: State, books: Books, liquidator: Account) -> Reject
                 f"would have to pay {-delta}",
             )
     after = account_after(state, books, liquidator.id)
-    if after.positions == liquidator.positions:
-        return None
     rejection, _ = check_trade_margin(state, liquidator, after, state.instruments)
     return rejection

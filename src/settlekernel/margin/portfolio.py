@@ -107,8 +107,8 @@ class MarginReport:
 
     @property
     def is_liquidatable(self) -> bool:
-        """Return whether the account is below maintenance with something to liquidate."""
-        return self.maintenance_minor > 0 and self.equity_minor < self.maintenance_minor
+        """Return whether equity is below maintenance (SK-PM-6); never without positions."""
+        return self.equity_minor < self.maintenance_minor
 
 
 def compute_margin(
