@@ -6,7 +6,9 @@ events and attacks: replays of settled trades with the same and with changed pay
 withdrawals sized to breach margin, self-trades, unknown instruments and accounts,
 unauthorised principals, oracle manipulation (single-source spikes and halts, stale replays,
 timestamps going backwards or far ahead, quiet periods that leave a price stale, 40 % gaps),
-wrong-typed fields, and integers biased to 0, 1, the bounds and the bounds +- 1.
+traders racing a price update, a crowded one-sided opening book, crashes and liquidators
+(some targeting healthy accounts), funding, expiry, wrong-typed fields, and integers biased
+to 0, 1, the bounds and the bounds +- 1.
 
 After every step: every state invariant holds (``check_invariants``: INV-CONSERVATION,
 INV-NONNEGATIVE-BALANCES, INV-CANONICAL-FORM, INV-OPEN-INTEREST-ZERO-SUM,
@@ -503,6 +505,27 @@ class KernelMachine(RuleBasedStateMachine):
         base = current.price_ticks if current else BASE_PRICE[underlying]
         for _ in range(6):
             self.advance_price(underlying, base + base * move_ppm // 1_000_000, step_ms=500)
+
+    @rule(
+        buyer=st.sampled_from(ACCOUNTS[:-1]),
+        seller=st.sampled_from(ACCOUNTS[:-1]),
+        move_ppm=st.sampled_from((-80_000, -30_000, 30_000, 80_000)),
+        lots=st.integers(1, 5_000),
+    )
+    def race_a_price_update(self, buyer: str, seller: str, move_ppm: int, lots: int) -> None:
+        """Traders race a moving price: one source has reported the move, the quorum not yet.
+
+        They trade at the old price between the two reports, then again after the quorum
+        moves the index (band-limited if the move is large, when no trade is admitted).
+        """
+        current = self.state.prices.get("BTC")
+        base = current.price_ticks if current else BASE_PRICE["BTC"]
+        moved = base + base * move_ppm // 1_000_000
+        first = self.report("oracle-a", "BTC", moved, 1_000)
+        self.submit_trade("venue", buyer, seller, "BTC-PERP", lots, 0, (0, 0))
+        # oracle-b reports the same time as oracle-a, completing the quorum.
+        self.report("oracle-b", "BTC", moved, 0 if isinstance(first, sk.Accepted) else 1_000)
+        self.submit_trade("venue", seller, buyer, "BTC-PERP", lots, 0, (0, 0))
 
     @rule(data=st.data())
     def liquidate_the_weakest(self, data: st.DataObject) -> None:
