@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import QuantLib as ql
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import settlekernel as sk
 from settlekernel.arith import compute_linear_margin_minor
-from settlekernel.margin.options import YEAR_MS
+from settlekernel.margin.options import YEAR_MS, clear_memo
 from settlekernel.margin.portfolio import (
     Exposure,
     Market,
@@ -176,6 +177,39 @@ def test_a_batch_gives_each_account_the_same_bits_as_alone(portfolios, market):
         assert [r.pnl_minor for r in together.underlyings] == [
             r.pnl_minor for r in alone.underlyings
         ]
+
+
+@settings(max_examples=50)
+@given(st.lists(books, min_size=1, max_size=6), markets)
+def test_the_shared_valuation_memo_changes_no_result(portfolios, market):
+    """Gives the same reports with the series memo warm and emptied (SK-MARGIN-DET-2).
+
+    Each market input is changed alone after a warm-up, so a memo key that missed one would
+    serve a stale valuation and differ from the cold computation.
+    """
+
+    def reports(at: Market) -> list[object]:
+        return [
+            (r.equity_minor, r.maintenance_minor, [u.pnl_minor for u in r.underlyings])
+            for r in compute_margins([Portfolio(CASH, b) for b in portfolios], at, RULES)
+        ]
+
+    variants = [
+        market,
+        attrs.evolve(market, clock_ms=market.clock_ms + 3_600_000),
+        attrs.evolve(
+            market, index_ticks={**market.index_ticks, "BTC": market.index_ticks["BTC"] + 1}
+        ),
+        attrs.evolve(
+            market,
+            volatility_ppm={**market.volatility_ppm, "BTC": market.volatility_ppm["BTC"] + 1},
+        ),
+    ]
+    for variant in variants:
+        warm = reports(variant)
+        clear_memo()
+        assert warm == reports(variant)
+        reports(market)  # Leave the memo warm with the first market's valuations.
 
 
 @settings(max_examples=60)

@@ -83,7 +83,7 @@ def option_results(
     rows, series = _net_rows(groups)
     if not rows.keys:
         return EMPTY
-    forwards, strike, prices = _risk_arrays(series, market, rules)
+    forwards, strike, prices = _shared_risk_arrays(series, market, rules)
     where = np.array(rows.series)
     signed, size = rows.signed_size, np.abs(rows.signed_size)
     row_forwards, row_strike, row_prices = forwards[where], strike[where], prices[where]
@@ -151,6 +151,55 @@ def _net_rows(
             short_contracts[key] = short_contracts.get(key, 0) - quantity * multiplier
     rows = _Rows(keys, series, np.array(sizes, dtype=np.float64), short_contracts)
     return rows, list(series_index)
+
+
+# [SK-MARGIN-DET-2] Memo of each series' risk array (forwards and prices, now and per
+# scenario) under the market inputs it depends on. A series is valued the same bits alone or
+# in any batch (SK-MARGIN-DET-1), so the memo changes no result, only how often Black-76
+# runs: accounts holding the same series at the same market state share one valuation, as
+# SPAN's risk arrays are shared. Bounded; emptied when full.
+_ROW_MEMO: dict[tuple[object, ...], tuple[FloatArray, FloatArray]] = {}
+ROW_MEMO_MAX: Final = 8_192
+
+
+def _row_key(
+    identity: tuple[str, int, int, bool], market: MarketView, rules: RuleSet
+) -> tuple[object, ...]:
+    underlying, expiry_ms = identity[0], identity[1]
+    return (
+        identity,
+        market.index_ticks[underlying],
+        market.volatility_ppm[underlying],
+        max(expiry_ms - market.clock_ms, 0),
+        rules.underlying_by_symbol[underlying],
+    )
+
+
+def _shared_risk_arrays(
+    series: list[tuple[str, int, int, bool]], market: MarketView, rules: RuleSet
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Return ``_risk_arrays`` of the series, valuing only those not in the memo."""
+    keys = [_row_key(identity, market, rules) for identity in series]
+    rows = {key: _ROW_MEMO.get(key) for key in keys}
+    missing = [n for n, key in enumerate(keys) if rows[key] is None]
+    if missing:
+        forwards, _, prices = _risk_arrays([series[n] for n in missing], market, rules)
+        if len(_ROW_MEMO) + len(missing) > ROW_MEMO_MAX:
+            _ROW_MEMO.clear()
+        for row, n in enumerate(missing):
+            rows[keys[n]] = _ROW_MEMO[keys[n]] = (forwards[row], prices[row])
+    found = [rows[key] for key in keys]
+    strike = np.array([float(identity[2]) for identity in series])
+    return (
+        np.array([row[0] for row in found if row is not None]),
+        strike,
+        np.array([row[1] for row in found if row is not None]),
+    )
+
+
+def clear_memo() -> None:
+    """Empty the risk-array memo (for tests that show it changes nothing)."""
+    _ROW_MEMO.clear()
 
 
 def _risk_arrays(

@@ -22,6 +22,7 @@ state: the inputs are balances, exposures and a market snapshot.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
@@ -36,7 +37,7 @@ from settlekernel.margin.scenarios import (
     Scenario,
     scenario_price_ticks,
 )
-from settlekernel.model import Instrument, InstrumentKind, RuleSet
+from settlekernel.model import Instrument, InstrumentKind, RuleSet, UnderlyingRules
 from settlekernel.units import PPM
 
 
@@ -230,10 +231,9 @@ def _linear_pnl(
         underlying = key[1]
         index_ticks = market.index_ticks[underlying]
         if underlying not in moves:
-            grid = rules.underlying_by_symbol[underlying].scenarios
-            moves[underlying] = [
-                scenario_price_ticks(index_ticks, s.move_ppm) - index_ticks for s in grid
-            ]
+            moves[underlying] = list(
+                scenario_moves(rules.underlying_by_symbol[underlying], index_ticks)
+            )
         exposure_minor = sum(
             e.quantity_lots * e.instrument.multiplier_minor
             for e in exposures
@@ -241,6 +241,15 @@ def _linear_pnl(
         )
         pnl[key] = [exposure_minor * move for move in moves[underlying]]
     return pnl
+
+
+@functools.lru_cache(maxsize=4_096)
+def scenario_moves(underlying_rules: UnderlyingRules, index_ticks: int) -> tuple[int, ...]:
+    """Return the index move of each scenario, in ticks (integers; memoised, SK-MARGIN-DET-2)."""
+    return tuple(
+        scenario_price_ticks(index_ticks, s.move_ppm) - index_ticks
+        for s in underlying_rules.scenarios
+    )
 
 
 def _underlying_risk(  # noqa: PLR0913, PLR0917 (the pieces of one group's result)
