@@ -26,7 +26,7 @@ demo: $(STAMP)
 test: lint typecheck unit crosshair
 
 lint: $(STAMP)
-	$(BIN)/ruff check $(wildcard src tests bench proofs tools)
+	$(BIN)/ruff check $(wildcard src tests bench tools)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src

@@ -108,6 +108,10 @@ CORRUPTIONS = {
         ),
         I.ROUNDING_RESIDUE,
     ),
+    "INV-MARGIN-ORDER: a cached initial below maintenance": (
+        lambda s: attrs.evolve(s, margins=_weaken_initial(s.margins)),
+        I.MARGIN_ORDER,
+    ),
     "INV-ROOT-CONSISTENT: leaf changed without being marked dirty": (
         lambda s: attrs.evolve(
             sk.fold(s),
@@ -125,6 +129,13 @@ CORRUPTIONS = {
         I.ROOT_CONSISTENT,
     ),
 }
+
+
+def _weaken_initial(margins):
+    """Return the cache with one report asking less initially than it maintains."""
+    account_id, entry = next((k, e) for k, e in margins.items() if e.report.maintenance_minor > 0)
+    report = attrs.evolve(entry.report, initial_minor=entry.report.maintenance_minor - 1)
+    return margins.set(account_id, attrs.evolve(entry, report=report))
 
 
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))

@@ -76,6 +76,7 @@ class InvariantId(enum.Enum):
     LIQUIDATE_ONLY_BELOW_MM = "INV-LIQUIDATE-ONLY-BELOW-MM"
     LIQUIDATION_NO_WORSE = "INV-LIQUIDATION-NO-WORSE"
     ADL_FAIRNESS = "INV-ADL-FAIRNESS"
+    MARGIN_ORDER = "INV-MARGIN-ORDER"
     DETERMINISM = "INV-DETERMINISM"
 
 
@@ -324,6 +325,24 @@ def check_margin_cache(state: State) -> list[Violation]:
     return found
 
 
+def check_margin_order(state: State) -> list[Violation]:
+    """INV-MARGIN-ORDER: every margin the kernel computed asks at least maintenance initially.
+
+    An account accepted at initial margin must not be liquidatable at once; the rule-set
+    theorem ``initial-covers-maintenance`` proves it for every requirement, this checks every
+    report the kernel has cached.
+    """
+    return [
+        Violation(
+            InvariantId.MARGIN_ORDER,
+            f"{account_id}: initial {entry.report.initial_minor} is below maintenance "
+            f"{entry.report.maintenance_minor}",
+        )
+        for account_id, entry in state.margins.items()
+        if entry.report.initial_minor < entry.report.maintenance_minor
+    ]
+
+
 def check_expiry(state: State) -> list[Violation]:
     """INV-EXPIRY-FINAL (state part): a settled instrument has nothing left open.
 
@@ -373,6 +392,7 @@ STATE_CHECKS: Final[tuple[Callable[[State], list[Violation]], ...]] = (
     check_system_accounts,
     check_root,
     check_margin_cache,
+    check_margin_order,
     check_expiry,
 )
 

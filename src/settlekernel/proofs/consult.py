@@ -1,0 +1,111 @@
+"""Consulted guards answered by the kernel itself, for the differential checks (SK-PROOF-2).
+
+When a model is evaluated on a concrete state, each consulted guard (``transitions.Consult``)
+is asked with ground arguments; this class evaluates them and answers the way the kernel's
+own code answers for exactly those arguments. A model that asks about the wrong account or
+the wrong balance (say the balance before a debit) gets a different answer from the one the
+kernel acted on, and the differential check reports the disagreement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import z3
+
+from settlekernel.account_margin import (
+    check_initial_margin,
+    check_margin_admissible,
+    check_trade_margin,
+    margin_underlyings,
+)
+from settlekernel.events import Trade
+from settlekernel.ledger import with_balance, with_settlement
+from settlekernel.model import Account, State
+from settlekernel.oracle import Action, check_admissible, trade_premium_ppm
+from settlekernel.proofs.engine import as_python, evaluate
+
+
+def _ground(term: Any) -> Any:
+    return as_python(evaluate(term))
+
+
+class KernelConsult:
+    """Answer consulted guards about one concrete state and event from the kernel's code."""
+
+    def __init__(self, state: State, event: object) -> None:
+        """Bind the state the event is applied to."""
+        self.state = state
+        self.event = event
+
+    def _account(self, term: Any) -> Account | None:
+        return self.state.accounts.get(str(_ground(term)))
+
+    def margin_admissible(self, account: Any) -> Any:
+        """Return the kernel's SK-ORACLE-5 answer for margining ``account``."""
+        found = self._account(account)
+        return z3.BoolVal(found is not None and check_margin_admissible(self.state, found) is None)
+
+    def initial_margin_ok(self, account: Any, asset: Any, balance: Any) -> Any:
+        """Return whether the kernel finds the would-be account at or above initial margin."""
+        found = self._account(account)
+        amount = int(_ground(balance))
+        symbol = str(_ground(asset))
+        # A guard earlier in the cascade rejects these cases; any answer will do.
+        if found is None or amount < 0 or symbol not in self.state.rules.asset_by_symbol:
+            return z3.BoolVal(False)
+        debited = with_balance(found, symbol, amount)
+        return z3.BoolVal(check_initial_margin(self.state, debited)[0] is None)
+
+    def trade_admissible(self, instrument: Any, buyer: Any, seller: Any) -> Any:
+        """Return the kernel's SK-ORACLE-5 answer for this trade and both margin checks."""
+        listed = self.state.instruments.get(str(_ground(instrument)))
+        parties = (self._account(buyer), self._account(seller))
+        if listed is None or parties[0] is None or parties[1] is None:
+            return z3.BoolVal(False)
+        underlyings = margin_underlyings(self.state, parties[0]) | margin_underlyings(
+            self.state, parties[1]
+        )
+        rejection = check_admissible(self.state, (listed.underlying,), Action.TRADE) or (
+            check_admissible(self.state, underlyings, Action.MARGIN)
+        )
+        return z3.BoolVal(rejection is None)
+
+    def trade_margin_ok(
+        self, account: Any, balance: Any, instrument: Any, quantity: Any, reference: Any
+    ) -> Any:
+        """Return whether the kernel's SK-MARGIN-3 check passes for this would-be leg."""
+        state, event = self.state, self.event
+        listed = state.instruments.get(str(_ground(instrument)))
+        before = self._account(account)
+        amount = int(_ground(balance))
+        if listed is None or before is None or amount < 0 or not isinstance(event, Trade):
+            return z3.BoolVal(False)
+        if listed.underlying not in state.prices:
+            return z3.BoolVal(False)
+        reference_ticks = int(_ground(reference))
+        premium = (
+            trade_premium_ppm(
+                event.price_ticks,
+                state.prices[listed.underlying].price_ticks,
+                state.rules.underlying_by_symbol[listed.underlying].mark_band_ppm,
+            )
+            if listed.is_linear
+            else 0
+        )
+        instruments = state.instruments
+        if (reference_ticks, premium) != (listed.reference_ticks, listed.premium_ppm):
+            instruments = instruments.set(
+                listed.id,
+                attrs.evolve(listed, reference_ticks=reference_ticks, premium_ppm=premium),
+            )
+        after = with_settlement(
+            before,
+            asset=listed.settlement_asset,
+            amount_minor=amount,
+            instrument_id=listed.id,
+            quantity_lots=int(_ground(quantity)),
+            settled_price_ticks=reference_ticks,
+        )
+        return z3.BoolVal(check_trade_margin(state, before, after, instruments)[0] is None)

@@ -1,0 +1,108 @@
+"""Discharge one proof obligation with z3: proved, counterexample, or a failure (SK-PROOF-1).
+
+An obligation is a claim under hypotheses. It is *proved* when the hypotheses together with
+the negated claim are unsatisfiable. ``unknown`` (a timeout, an incomplete theory) is a
+failure, never a pass. Every obligation also names the condition under which its
+transition fires; the engine checks that the hypotheses and that condition are satisfiable
+together, so no theorem holds vacuously because its guards can never pass.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import z3
+
+
+class Status(enum.Enum):
+    """The verdict on an obligation. Only PROVED is a pass."""
+
+    PROVED = "proved"
+    COUNTEREXAMPLE = "counterexample"
+    UNKNOWN = "unknown"
+    VACUOUS = "vacuous"
+
+
+@attrs.frozen
+class Obligation:
+    """A claim to prove for every state and event the hypotheses admit.
+
+    ``hypotheses`` are the pre-state invariants and the model's definitions; ``fires`` is
+    the transition's acceptance condition (the vacuity check needs a state where it holds);
+    ``assumptions`` says in words everything the proof takes for granted.
+    """
+
+    hypotheses: tuple[Any, ...]
+    claim: Any
+    fires: Any
+
+
+@attrs.frozen
+class Verdict:
+    """The outcome of discharging one obligation, with z3's model on a counterexample."""
+
+    status: Status
+    seconds: float
+    model: Any = None
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Return whether the obligation is proved (and not vacuous)."""
+        return self.status is Status.PROVED
+
+
+def _solver(timeout_ms: int) -> Any:
+    solver = z3.Solver()
+    solver.set("timeout", timeout_ms)
+    return solver
+
+
+def discharge(obligation: Obligation, timeout_ms: int = 20_000) -> Verdict:
+    """Check vacuity, then prove the claim; ``unknown`` is reported as a failure."""
+    started = time.perf_counter()
+    vacuity = _solver(timeout_ms)
+    vacuity.add(*obligation.hypotheses, obligation.fires)
+    fires = vacuity.check()
+    if fires == z3.unsat:
+        return Verdict(
+            Status.VACUOUS, time.perf_counter() - started, detail="the transition never fires"
+        )
+    if fires != z3.sat:
+        return Verdict(
+            Status.UNKNOWN,
+            time.perf_counter() - started,
+            detail=f"vacuity check: {vacuity.reason_unknown()}",
+        )
+    solver = _solver(timeout_ms)
+    solver.add(*obligation.hypotheses, z3.Not(obligation.claim))
+    answer = solver.check()
+    seconds = time.perf_counter() - started
+    if answer == z3.unsat:
+        return Verdict(Status.PROVED, seconds)
+    if answer == z3.sat:
+        return Verdict(Status.COUNTEREXAMPLE, seconds, model=solver.model())
+    return Verdict(Status.UNKNOWN, seconds, detail=solver.reason_unknown())
+
+
+def evaluate(expression: Any) -> Any:
+    """Return a ground z3 expression simplified to a value (for the differential checks)."""
+    return z3.simplify(expression)
+
+
+def as_python(value: Any) -> int | bool | str:
+    """Return a z3 numeral, Boolean or string literal as the Python value it denotes."""
+    if z3.is_int_value(value):
+        return int(value.as_long())
+    if z3.is_true(value) or z3.is_false(value):
+        return bool(z3.is_true(value))
+    if z3.is_string_value(value):
+        return str(value.as_string())
+    raise ValueError(f"not a ground value: {value}")
+
+
+Reader = Callable[[Any], Any]

@@ -1,0 +1,287 @@
+"""Counterexamples as events: realise a z3 model from genesis and replay it (SK-PROOF-5).
+
+When a theorem fails, z3 returns a model: values for the event's fields and for the cells of
+the pre-state the step reads. ``realise`` turns it into events from genesis: open the
+accounts the model says exist with the owners it names, deposit the balances it gives, list
+the instrument and post the prices a trade needs, then the violating event itself.
+``replay`` runs them through the real ``step`` (with a planted fault active, if any) and
+checks every invariant after every accepted event, so the violation a proof predicts is
+shown on the code, not only on the model.
+
+z3 may pick values the events cannot build (an owner that is not an identifier, a balance at
+2**96). The search for a counterexample is therefore repeated inside a *realisable region*
+(bounded amounts, fresh instruments, ample collateral where a margin check is consulted);
+only if none exists there is the raw counterexample reported unrealised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import z3
+
+from settlekernel.events import (
+    EVENT_NAMES,
+    Deposit,
+    ListInstrument,
+    OpenAccount,
+    OraclePrice,
+    Trade,
+)
+from settlekernel.invariants import check_invariants, check_step
+from settlekernel.kernel import genesis, step
+from settlekernel.model import DEFAULT_RULES, InstrumentKind, RuleSet, State
+from settlekernel.outcomes import Accepted
+from settlekernel.proofs.engine import as_python
+from settlekernel.proofs.symbolic import NO_EXPIRY, Ledger
+from settlekernel.units import is_identifier
+from settlekernel.wire import encode_event
+
+# The index the realiser posts for a trade, and the collateral it gives each trading account.
+INDEX_TICKS: Final = 6_000_000
+AMPLE_MINOR: Final = 10**11
+AMOUNT_BOUND: Final = 10**13
+_ACCOUNT_FIELDS: Final = ("account", "source_account", "target_account", "buyer", "seller")
+
+
+def _LOWER(term: Any) -> Any:  # noqa: N802 (reads as a regular-expression constant)
+    """Return whether ``term`` is a short lowercase name, which is always an identifier."""
+    return z3.And(z3.InRe(term, z3.Plus(z3.Range("a", "z"))), z3.Length(term) <= 8)
+
+
+@attrs.frozen
+class Replay:
+    """Events from genesis, what each did, and the first invariant violation seen."""
+
+    events: tuple[object, ...]
+    outcomes: tuple[str, ...]
+    violation: str | None
+    at: int | None
+
+    @property
+    def reproduced(self) -> bool:
+        """Return whether the last event, the counterexample's, broke an invariant."""
+        return self.at == len(self.events) - 1
+
+    def jsonl(self) -> str:
+        """Return the events as JSON Lines, one canonical event per line (spec/70-wire.md)."""
+        return "".join(encode_event(event) + "\n" for event in self.events)  # type: ignore[arg-type]
+
+
+def unchecked_genesis(rules: RuleSet) -> State:
+    """Return genesis under ``rules`` even if they fail SK-RULES: replays of unsound rules.
+
+    ``genesis`` refuses such rules; a replay that shows *why* a rule is unsound needs a
+    kernel running on them anyway. Never used outside the proof tooling.
+    """
+    if not rules.problems():
+        return genesis(rules)
+    return attrs.evolve(genesis(DEFAULT_RULES), rules=rules)
+
+
+def replay(
+    rules: RuleSet,
+    events: list[object],
+    fault: AbstractContextManager[Any] | None = None,
+) -> Replay:
+    """Apply ``events`` from genesis; stop at the first invariant violation."""
+    state = unchecked_genesis(rules)
+    outcomes: list[str] = []
+    with fault if fault is not None else nullcontext():
+        for index, event in enumerate(events):
+            outcome = step(state, event)
+            if not isinstance(outcome, Accepted):
+                outcomes.append(outcome.reason.value)
+                continue
+            outcomes.append("accepted")
+            found = check_invariants(outcome.state) + check_step(state, event, outcome)
+            if found:
+                first = found[0]
+                return Replay(
+                    tuple(events),
+                    tuple(outcomes),
+                    f"{first.invariant.value}: {first.message}",
+                    index,
+                )
+            state = outcome.state
+    return Replay(tuple(events), tuple(outcomes), None, None)
+
+
+class Names:
+    """Map the strings z3 picked to identifiers, keeping equal strings equal (SK-ID-1)."""
+
+    def __init__(self, reserved: tuple[str, ...]) -> None:
+        """Keep ``reserved`` names (roles, assets) as they are."""
+        self._map: dict[str, str] = {name: name for name in reserved}
+        self._taken = set(reserved)
+
+    def __call__(self, value: str, hint: str) -> str:
+        """Return the identifier standing for ``value``."""
+        if value not in self._map:
+            name = value if is_identifier(value) and value not in self._taken else None
+            number = 1
+            while name is None or name in self._taken:
+                name, number = f"{hint}{number}", number + 1
+            self._map[value] = name
+            self._taken.add(name)
+        return self._map[value]
+
+
+def _value(model: Any, term: Any) -> Any:
+    return as_python(model.eval(term, model_completion=True))
+
+
+def _reserved(rules: RuleSet) -> tuple[str, ...]:
+    roles = rules.roles
+    return (
+        roles.operator,
+        *roles.oracles,
+        *roles.matchers,
+        *(asset.symbol for asset in rules.assets),
+        *(underlying.symbol for underlying in rules.underlyings),
+    )
+
+
+def _accounts(
+    model: Any, pre: Ledger, event: Mapping[str, Any], asset: Any, names: Names
+) -> Iterator[object]:
+    """Open each named account the model says exists and deposit its balance of ``asset``."""
+    seen: set[str] = set()
+    symbol = str(_value(model, asset))
+    for field in _ACCOUNT_FIELDS:
+        if field not in event:
+            continue
+        raw = str(_value(model, event[field]))
+        if raw in seen or not _value(model, z3.Select(pre.exists, event[field])):
+            continue
+        seen.add(raw)
+        owner = names(str(_value(model, z3.Select(pre.owner, event[field]))), "owner")
+        account = names(raw, "acct")
+        yield OpenAccount(principal=owner, account=account)
+        balance = int(_value(model, pre.bal(event[field], asset)))
+        if balance > 0:
+            yield Deposit(principal=owner, account=account, asset=symbol, amount_minor=balance)
+
+
+def _event(cls: type, model: Any, event: Mapping[str, Any], names: Names) -> object:
+    fields: dict[str, Any] = {}
+    for field, term in event.items():
+        value = _value(model, term)
+        fields[field] = names(str(value), field[:4]) if isinstance(value, str) else value
+    return cls(**fields)
+
+
+def _market(
+    rules: RuleSet, model: Any, pre: Ledger, event: Mapping[str, Any], names: Names
+) -> list[object]:
+    """List the traded instrument as a fresh perpetual and post a quorum of index prices."""
+    underlying = rules.underlyings[0]
+    instrument = names(str(_value(model, event["instrument"])), "inst")
+    events: list[object] = [
+        ListInstrument(
+            principal=rules.roles.operator,
+            instrument=instrument,
+            kind=InstrumentKind.PERPETUAL,
+            underlying=underlying.symbol,
+            settlement_asset=rules.valuation_asset,
+            multiplier_minor=int(_value(model, z3.Select(pre.multiplier, event["instrument"]))),
+        )
+    ]
+    events += [
+        OraclePrice(
+            principal=oracle,
+            underlying=underlying.symbol,
+            price_ticks=INDEX_TICKS,
+            timestamp_ms=1_000,
+        )
+        for oracle in rules.roles.oracles[: underlying.min_sources]
+    ]
+    return events
+
+
+def realise(
+    rules: RuleSet, cls: type, model: Any, pre: Ledger, event: Mapping[str, Any]
+) -> list[object]:
+    """Return events from genesis that build the model's pre-state cells, then its event."""
+    names = Names(_reserved(rules))
+    events: list[object] = []
+    if cls is Trade:
+        events += _market(rules, model, pre, event, names)
+        asset = z3.Select(pre.settles_in, event["instrument"])
+    elif "asset" in event:
+        asset = event["asset"]
+    else:
+        asset = z3.StringVal(rules.valuation_asset)
+    events += _accounts(model, pre, event, asset, names)
+    events.append(_event(cls, model, event, names))
+    return events
+
+
+def realisable(rules: RuleSet, cls: type, pre: Ledger, event: Mapping[str, Any]) -> list[Any]:
+    """Return constraints that keep a counterexample inside what ``realise`` can build."""
+    facts: list[Any] = []
+    reserved = [z3.StringVal(name) for name in _reserved(rules)]
+    for term in event.values():
+        if term.sort() == z3.IntSort():
+            facts += [term <= AMOUNT_BOUND, term >= -AMOUNT_BOUND]
+        else:
+            facts.append(z3.Or(_LOWER(term), *[term == name for name in reserved]))
+    asset = z3.Select(pre.settles_in, event["instrument"]) if cls is Trade else event.get("asset")
+    for field in _ACCOUNT_FIELDS:
+        if field in event and asset is not None:
+            account = event[field]
+            owner = z3.Select(pre.owner, account)
+            facts += [pre.bal(account, asset) <= AMOUNT_BOUND, _LOWER(owner)]
+            if cls is Trade:
+                facts += _trading_account(rules, pre, event, account, asset)
+    if cls is Trade:
+        facts += _fresh_perpetual(rules, pre, event)
+    return facts
+
+
+def _trading_account(
+    rules: RuleSet, pre: Ledger, event: Mapping[str, Any], account: Any, asset: Any
+) -> list[Any]:
+    del rules
+    return [
+        z3.Select(pre.exists, account),
+        pre.bal(account, asset) >= AMPLE_MINOR,
+        pre.pos(event["instrument"], account) == 0,
+        z3.Select(pre.position_count, account) == 0,
+    ]
+
+
+def _fresh_perpetual(rules: RuleSet, pre: Ledger, event: Mapping[str, Any]) -> list[Any]:
+    instrument = event["instrument"]
+    return [
+        z3.Select(pre.listed, instrument),
+        z3.Select(pre.linear, instrument),
+        z3.Select(pre.reference, instrument) == 0,
+        z3.Select(pre.expiry, instrument) == NO_EXPIRY,
+        z3.Select(pre.open_interest, instrument) == 0,
+        z3.Select(pre.settles_in, instrument) == z3.StringVal(rules.valuation_asset),
+        z3.Select(pre.multiplier, instrument) <= 1_000,
+        z3.Not(z3.Select(pre.trades, event["trade_id"])),
+        event["price_ticks"] == INDEX_TICKS,
+        event["quantity_lots"] <= 10,
+    ]
+
+
+def write_jsonl(path: Path, result: Replay) -> None:
+    """Write a replay's events as JSON Lines, with a header comment-free first line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(result.jsonl(), encoding="utf-8")
+
+
+def describe(result: Replay) -> str:
+    """Return a one-paragraph account of a replay for the terminal and the audit report."""
+    lines = [
+        f"{index + 1}. {EVENT_NAMES.get(type(event), type(event).__name__)}: {outcome}"  # type: ignore[arg-type]
+        for index, (event, outcome) in enumerate(zip(result.events, result.outcomes, strict=False))
+    ]
+    verdict = result.violation or "no invariant violation on replay"
+    return "\n".join([*lines, verdict])

@@ -1,0 +1,205 @@
+"""Symbolic ledgers and events: the state a transition reads and writes, as z3 arrays.
+
+A ``Ledger`` holds unbounded arrays indexed by identifiers (z3 strings): which accounts
+exist and who owns them, balances per account and asset, custody per asset, positions per
+instrument and account, the open-interest index, the settled trade ids, and the instrument
+and market fields the foundation transitions read. A proof works on a fully symbolic
+ledger: any number of accounts, any values. The differential checks build a concrete one
+from a real ``State`` and evaluate the same model on it (SK-PROOF-2).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import attrs
+import z3
+
+from settlekernel.events import FIELD_KINDS, FieldKind
+from settlekernel.model import State
+from settlekernel.units import SYSTEM_ACCOUNTS
+
+STRING: Final = z3.StringSort()
+INT: Final = z3.IntSort()
+BOOL: Final = z3.BoolSort()
+# An expiry of -1 stands for "never" (a perpetual).
+NO_EXPIRY: Final = -1
+
+# Field name -> (domain sorts..., range sort); a nested array is account-major or
+# instrument-major as its name says.
+_FIELDS: Final[dict[str, tuple[Any, ...]]] = {
+    "exists": (STRING, BOOL),
+    "owner": (STRING, STRING),
+    "balance": (STRING, z3.ArraySort(STRING, INT)),
+    "custody": (STRING, INT),
+    "positions": (STRING, z3.ArraySort(STRING, INT)),
+    "position_count": (STRING, INT),
+    "open_interest": (STRING, INT),
+    "trades": (STRING, BOOL),
+    "listed": (STRING, BOOL),
+    "linear": (STRING, BOOL),
+    "settles_in": (STRING, STRING),
+    "underlying": (STRING, STRING),
+    "multiplier": (STRING, INT),
+    "reference": (STRING, INT),
+    "expiry": (STRING, INT),
+    "settled": (STRING, BOOL),
+    "has_price": (STRING, BOOL),
+    "has_volatility": (STRING, BOOL),
+}
+
+
+@attrs.frozen
+class Ledger:
+    """The modelled part of a kernel state. Every field but the counts is a z3 array."""
+
+    exists: Any
+    owner: Any
+    balance: Any
+    custody: Any
+    positions: Any
+    position_count: Any
+    open_interest: Any
+    trades: Any
+    listed: Any
+    linear: Any
+    settles_in: Any
+    underlying: Any
+    multiplier: Any
+    reference: Any
+    expiry: Any
+    settled: Any
+    has_price: Any
+    has_volatility: Any
+    account_count: Any
+    clock: Any
+
+    def bal(self, account: Any, asset: Any) -> Any:
+        """Return the balance of ``asset`` in ``account``."""
+        return z3.Select(z3.Select(self.balance, account), asset)
+
+    def pos(self, instrument: Any, account: Any) -> Any:
+        """Return ``account``'s signed position in ``instrument``."""
+        return z3.Select(z3.Select(self.positions, instrument), account)
+
+    def credit(self, account: Any, asset: Any, amount: Any) -> Ledger:
+        """Return the ledger with ``amount`` added to one balance (negative debits)."""
+        row = z3.Select(self.balance, account)
+        row = z3.Store(row, asset, z3.Select(row, asset) + amount)
+        return attrs.evolve(self, balance=z3.Store(self.balance, account, row))
+
+
+def symbolic_ledger(prefix: str) -> Ledger:
+    """Return a ledger whose every field is a fresh z3 constant named ``prefix.field``."""
+    arrays = {
+        name: z3.Array(f"{prefix}.{name}", domain, value)
+        for name, (domain, value) in _FIELDS.items()
+    }
+    return Ledger(
+        **arrays,
+        account_count=z3.Int(f"{prefix}.account_count"),
+        clock=z3.Int(f"{prefix}.clock"),
+    )
+
+
+def _array(domain: Any, default: Any, entries: dict[str, Any]) -> Any:
+    array = z3.K(domain, default)
+    for key, value in sorted(entries.items()):
+        array = z3.Store(array, z3.StringVal(key), value)
+    return array
+
+
+def _nested(rows: dict[str, dict[str, int]]) -> Any:
+    empty = z3.K(STRING, z3.IntVal(0))
+    return _array(
+        STRING,
+        empty,
+        {
+            key: _array(STRING, z3.IntVal(0), {k: z3.IntVal(v) for k, v in row.items()})
+            for key, row in rows.items()
+        },
+    )
+
+
+def concrete_ledger(state: State) -> Ledger:
+    """Return the ledger of a real state: every array is a constant with stores."""
+    accounts = state.accounts
+    instruments = state.instruments
+    positions: dict[str, dict[str, int]] = {i: {} for i in instruments}
+    for account in accounts.values():
+        for instrument_id, position in account.positions.items():
+            positions[instrument_id][account.id] = position.quantity_lots
+
+    def per_instrument(read: Any, default: Any) -> Any:
+        return _array(STRING, default, {i: read(x) for i, x in instruments.items()})
+
+    return Ledger(
+        exists=_array(STRING, z3.BoolVal(False), {a: z3.BoolVal(True) for a in accounts}),
+        owner=_array(
+            STRING, z3.StringVal(""), {a: z3.StringVal(x.owner) for a, x in accounts.items()}
+        ),
+        balance=_nested({a: dict(x.balances) for a, x in accounts.items()}),
+        custody=_array(STRING, z3.IntVal(0), {k: z3.IntVal(v) for k, v in state.custody.items()}),
+        positions=_nested(positions),
+        position_count=_array(
+            STRING, z3.IntVal(0), {a: z3.IntVal(len(x.positions)) for a, x in accounts.items()}
+        ),
+        open_interest=_array(
+            STRING, z3.IntVal(0), {k: z3.IntVal(v) for k, v in state.open_interest.items()}
+        ),
+        trades=_array(STRING, z3.BoolVal(False), {t: z3.BoolVal(True) for t in state.trades}),
+        listed=per_instrument(lambda _: z3.BoolVal(True), z3.BoolVal(False)),
+        linear=per_instrument(lambda x: z3.BoolVal(x.is_linear), z3.BoolVal(False)),
+        settles_in=per_instrument(lambda x: z3.StringVal(x.settlement_asset), z3.StringVal("")),
+        underlying=per_instrument(lambda x: z3.StringVal(x.underlying), z3.StringVal("")),
+        multiplier=per_instrument(lambda x: z3.IntVal(x.multiplier_minor), z3.IntVal(0)),
+        reference=per_instrument(lambda x: z3.IntVal(x.reference_ticks), z3.IntVal(0)),
+        expiry=per_instrument(
+            lambda x: z3.IntVal(NO_EXPIRY if x.expiry_ms is None else x.expiry_ms),
+            z3.IntVal(NO_EXPIRY),
+        ),
+        settled=per_instrument(
+            lambda x: z3.BoolVal(x.settlement_ticks is not None), z3.BoolVal(False)
+        ),
+        has_price=_array(STRING, z3.BoolVal(False), {u: z3.BoolVal(True) for u in state.prices}),
+        has_volatility=_array(
+            STRING, z3.BoolVal(False), {u: z3.BoolVal(True) for u in state.volatilities}
+        ),
+        account_count=z3.IntVal(len(accounts) - len(SYSTEM_ACCOUNTS)),
+        clock=z3.IntVal(state.clock_ms),
+    )
+
+
+# The sort of each event field kind the foundation models read.
+_KIND_SORTS: Final = {
+    FieldKind.ID: STRING,
+    FieldKind.AMOUNT: INT,
+    FieldKind.QUANTITY: INT,
+    FieldKind.PRICE: INT,
+    FieldKind.FEE_RATE: INT,
+}
+
+
+def symbolic_event(cls: type, prefix: str) -> dict[str, Any]:
+    """Return a fresh z3 constant per field of event class ``cls``."""
+    return {
+        field: z3.Const(f"{prefix}.{field}", _KIND_SORTS[kind]) for field, kind in FIELD_KINDS[cls]
+    }
+
+
+def concrete_event(event: object) -> dict[str, Any]:
+    """Return the z3 literals of a real event's fields."""
+    values: dict[str, Any] = {}
+    for field, kind in FIELD_KINDS[type(event)]:  # type: ignore[index]  # a modelled event
+        value = getattr(event, field)
+        values[field] = z3.StringVal(value) if _KIND_SORTS[kind] is STRING else z3.IntVal(value)
+    return values
+
+
+def is_user_id(identifier: Any) -> Any:
+    """Return the shape rule every id in an event satisfies: not a system name (SK-ID-2)."""
+    return z3.And(
+        z3.Length(identifier) >= 1,
+        z3.Length(identifier) <= 64,
+        z3.Not(z3.PrefixOf(z3.StringVal("@"), identifier)),
+    )

@@ -1,0 +1,259 @@
+"""The theorem catalogue: per transition, each invariant it must preserve (SK-PROOF-1).
+
+A transition theorem says: for every ledger satisfying the invariant (at the cells the step
+reads), every well-formed event and every answer of the consulted guards, if the modelled
+transition accepts the event, the invariant holds afterwards. Each is instantiated from a
+``RuleSet`` (limits, roles and assets are the rule set's numbers) and from a table of models,
+so a planted fault (proofs/faults.py) is the same theorem over a changed model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import attrs
+import z3
+
+from settlekernel.events import Deposit, FundInsurance, OpenAccount, Trade, Transfer, Withdraw
+from settlekernel.invariants import InvariantId
+from settlekernel.model import RuleSet
+from settlekernel.proofs import claims, transitions
+from settlekernel.proofs.engine import Obligation
+from settlekernel.proofs.replay import realisable, realise
+from settlekernel.proofs.symbolic import Ledger, is_user_id, symbolic_event, symbolic_ledger
+from settlekernel.proofs.transitions import FEES, RESIDUE, ModelStep, SymbolicConsult
+from settlekernel.units import PPM
+
+# The assumptions every transition theorem makes, stated once (spec/60-invariants.md).
+COMMON_ASSUMPTIONS: Final = (
+    (
+        "The pre-state is reachable from genesis: every state invariant holds at each cell "
+        "the step or the claim reads (instantiated from the universally quantified invariant)."
+    ),
+    "The event passed SK-SHAPE: its ids are 1-64 characters and none names a system account.",
+    (
+        "Consulted guards (oracle admissibility, margin requirement) may answer anything: the "
+        "theorem holds for every margin engine and oracle."
+    ),
+    (
+        "A sum over all accounts changes by exactly the changes at the cells that changed "
+        "(balances have finite support); the proof shows every other cell is unchanged."
+    ),
+    "Integers are unbounded; the kernel's 2**96 bounds are guards, not machine limits.",
+)
+NONLINEAR_ASSUMPTION: Final = (
+    "Products of symbolic amounts (quantity x price x multiplier, notional x fee rate) are "
+    "kept as terms; the claim needs only their signs and the exact division identities."
+)
+
+
+@attrs.frozen
+class Instance:
+    """A theorem instantiated for one rule set: the obligation and what to replay."""
+
+    obligation: Obligation
+    pre: Ledger | None = None
+    event: Mapping[str, Any] = attrs.field(factory=dict)
+    event_class: type | None = None
+
+
+@attrs.frozen
+class Theorem:
+    """A named, documented theorem that builds its obligation for a rule set."""
+
+    name: str
+    statement: str
+    invariants: tuple[InvariantId, ...]
+    spec: tuple[str, ...]
+    assumptions: tuple[str, ...]
+    build: Callable[[RuleSet], Instance]
+    transition: str = "rule set"
+    # A counterexample is searched again inside ``region`` (constraints that keep it
+    # buildable from genesis) and turned into events by ``realise`` (SK-PROOF-5).
+    region: Callable[[RuleSet, Instance], list[Any]] | None = None
+    realise: Callable[[RuleSet, Instance, Any], list[object]] | None = None
+
+
+ClaimFn = Callable[[Ledger, ModelStep, Mapping[str, Any]], Any]
+MODELS: Final[dict[type, transitions.Model]] = {
+    OpenAccount: transitions.open_account,
+    Deposit: transitions.deposit,
+    Withdraw: transitions.withdraw,
+    Transfer: transitions.transfer,
+    FundInsurance: transitions.fund_insurance,
+    Trade: transitions.trade,
+}
+_SPEC: Final = {
+    OpenAccount: "SK-OPEN",
+    Deposit: "SK-DEPOSIT",
+    Withdraw: "SK-WITHDRAW",
+    Transfer: "SK-TRANSFER",
+    FundInsurance: "SK-INSURANCE-1",
+    Trade: "SK-TRADE",
+}
+
+
+def _hypotheses(cls: type, pre: Ledger, event: Mapping[str, Any], step: ModelStep) -> list[Any]:
+    facts = claims.nonnegative_hypotheses(pre, step)
+    facts += [is_user_id(value) for value in event.values() if value.sort() == z3.StringSort()]
+    if "instrument" in event:
+        # A listed instrument's multiplier is positive and its reference non-negative
+        # (SK-LIST); the kernel never stores another.
+        instrument = event["instrument"]
+        facts += [
+            z3.Select(pre.multiplier, instrument) >= 1,
+            z3.Select(pre.reference, instrument) >= 0,
+        ]
+    if cls is OpenAccount:
+        # Canonical form: an account that does not exist holds nothing.
+        account = event["account"]
+        facts.append(
+            z3.Implies(
+                z3.Not(z3.Select(pre.exists, account)), pre.bal(account, claims.ANY_ASSET) == 0
+            )
+        )
+    return facts
+
+
+def _instance(
+    cls: type, claim: ClaimFn, models: Mapping[type, transitions.Model]
+) -> Callable[[RuleSet], Instance]:
+    def build(rules: RuleSet) -> Instance:
+        pre = symbolic_ledger("pre")
+        event = symbolic_event(cls, "event")
+        step = models[cls](rules, pre, event, SymbolicConsult())
+        obligation = Obligation(
+            hypotheses=tuple(_hypotheses(cls, pre, event, step)),
+            claim=claim(pre, step, event),
+            fires=step.accepted,
+        )
+        return Instance(obligation, pre, event, cls)
+
+    return build
+
+
+def _rounding(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+    """A trade's rounding: fees rounded up, at most one unit of dust per fee, never debited."""
+    figures = transitions.trade_figures(pre, dict(event))
+    asset = z3.Select(pre.settles_in, event["instrument"])
+    dust = step.post.bal(RESIDUE, asset) - pre.bal(RESIDUE, asset)
+    pool = step.post.bal(FEES, asset) - pre.bal(FEES, asset)
+    return z3.Implies(
+        step.accepted,
+        z3.And(
+            dust >= 0,
+            dust <= 2,
+            pool >= 0,
+            figures.buyer_fee * PPM >= figures.notional * event["buyer_fee_rate_ppm"],
+            figures.seller_fee * PPM >= figures.notional * event["seller_fee_rate_ppm"],
+        ),
+    )
+
+
+# (claim name, statement, invariants, claim) for each invariant a transition must preserve.
+_CONSERVATION = (
+    "conservation",
+    (
+        "Balances outside the written cells are unchanged and, per asset, the written cells "
+        "change by exactly the change in custody."
+    ),
+    (InvariantId.CONSERVATION,),
+    claims.conservation,
+)
+_NONNEGATIVE = (
+    "nonnegative",
+    "Every balance stays non-negative and every custody total in [0, 2**96).",
+    (InvariantId.NONNEGATIVE_BALANCES,),
+    claims.nonnegative,
+)
+_INSURANCE = (
+    "insurance-not-debited",
+    "The insurance fund is not debited (only expiry and liquidation may).",
+    (InvariantId.INSURANCE_NONNEGATIVE,),
+    claims.insurance_not_debited,
+)
+_MARGIN = (
+    "margin-after-accept",
+    "The margin guard passed on exactly the account the step writes.",
+    (InvariantId.MARGIN_AFTER_ACCEPT,),
+    claims.margin_checked,
+)
+_CLAIMS: Final[dict[type, tuple[tuple[str, str, tuple[InvariantId, ...], ClaimFn], ...]]] = {
+    OpenAccount: (
+        _CONSERVATION,
+        (
+            "canonical",
+            "A new account is owned by the principal, holds nothing and replaces no account.",
+            (InvariantId.CANONICAL_FORM,),
+            claims.opened_empty,
+        ),
+    ),
+    Deposit: (_CONSERVATION, _NONNEGATIVE, _INSURANCE),
+    Withdraw: (_CONSERVATION, _NONNEGATIVE, _INSURANCE, _MARGIN),
+    Transfer: (_CONSERVATION, _NONNEGATIVE, _INSURANCE, _MARGIN),
+    FundInsurance: (_CONSERVATION, _NONNEGATIVE),
+    Trade: (
+        _CONSERVATION,
+        _NONNEGATIVE,
+        _INSURANCE,
+        _MARGIN,
+        (
+            "open-interest",
+            (
+                "Positions still sum to zero per instrument and the open-interest index "
+                "changes by the change in long lots."
+            ),
+            (InvariantId.OPEN_INTEREST_ZERO_SUM,),
+            claims.open_interest,
+        ),
+        (
+            "settled-once",
+            "Only a trade id never settled is accepted; it is recorded and no other is lost.",
+            (InvariantId.NO_DOUBLE_SETTLEMENT,),
+            claims.settled_once,
+        ),
+        (
+            "rounding",
+            "Fees round up; the residue gains 0 to 2 units and the fee pool never loses.",
+            (InvariantId.ROUNDING_RESIDUE,),
+            _rounding,
+        ),
+    ),
+}
+
+
+def _region(rules: RuleSet, instance: Instance) -> list[Any]:
+    assert instance.pre is not None
+    assert instance.event_class is not None
+    return realisable(rules, instance.event_class, instance.pre, instance.event)
+
+
+def _realise(rules: RuleSet, instance: Instance, model: Any) -> list[object]:
+    assert instance.pre is not None
+    assert instance.event_class is not None
+    return realise(rules, instance.event_class, model, instance.pre, instance.event)
+
+
+def transition_theorems(
+    models: Mapping[type, transitions.Model] = MODELS,
+) -> list[Theorem]:
+    """Return one theorem per (transition, invariant) over the given models."""
+    theorems: list[Theorem] = []
+    for cls, rows in _CLAIMS.items():
+        extra = (NONLINEAR_ASSUMPTION,) if cls is Trade else ()
+        theorems += [
+            Theorem(
+                name=f"{cls.__name__}.{name}",
+                statement=statement,
+                invariants=invariants,
+                spec=(_SPEC[cls], "SK-PROOF-1"),
+                assumptions=COMMON_ASSUMPTIONS + extra,
+                build=_instance(cls, claim, models),
+                transition=cls.__name__,
+                region=_region,
+                realise=_realise,
+            )
+            for name, statement, invariants, claim in rows
+        ]
+    return theorems

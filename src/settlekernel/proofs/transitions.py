@@ -1,0 +1,454 @@
+"""z3 models of the foundation transitions, written from spec/30-transitions.md.
+
+Each model takes a rule set (its numbers are constants of the model), a ledger, the event's
+fields and a ``Consult`` for the guards the model does not reimplement, and returns a
+``ModelStep``: whether the event is accepted, the rejection reason, the post-ledger and the
+(account, asset) pairs the step may write. The guard cascades follow the spec's precedence;
+every value a step writes is computed from the pre-state, as the kernel computes it.
+
+What the models do not reimplement is *consulted* (SK-PROOF-3): whether the oracle admits a
+margin check, and whether an account meets its margin requirement. In a proof a consulted
+guard is an uninterpreted predicate, so the theorem holds whatever margin engine and oracle
+decide; in the differential checks it is answered by the kernel itself for the exact
+arguments the model asks about, so a model that asks about the wrong balance disagrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+import attrs
+import z3
+
+from settlekernel.model import RuleSet
+from settlekernel.proofs.symbolic import NO_EXPIRY, STRING, Ledger
+from settlekernel.reasons import Reason
+from settlekernel.units import FEE_ACCOUNT, INSURANCE_ACCOUNT, PPM, RESIDUE_ACCOUNT, VALUE_LIMIT
+
+FEES: Final = z3.StringVal(FEE_ACCOUNT)
+RESIDUE: Final = z3.StringVal(RESIDUE_ACCOUNT)
+INSURANCE: Final = z3.StringVal(INSURANCE_ACCOUNT)
+ACCEPTED: Final = z3.StringVal("")
+
+
+class Consult(Protocol):
+    """The guards a model asks about instead of reimplementing them."""
+
+    def margin_admissible(self, account: Any) -> Any:
+        """Return whether the oracle admits margining ``account`` (SK-ORACLE-5)."""
+
+    def initial_margin_ok(self, account: Any, asset: Any, balance: Any) -> Any:
+        """Return whether ``account`` holding ``balance`` of ``asset`` meets initial margin."""
+
+    def trade_admissible(self, instrument: Any, buyer: Any, seller: Any) -> Any:
+        """Return whether the oracle admits this trade and both margin checks."""
+
+    def trade_margin_ok(
+        self, account: Any, balance: Any, instrument: Any, quantity: Any, reference: Any
+    ) -> Any:
+        """Return whether a trade leg passes SK-MARGIN-3 with this balance and position."""
+
+
+class SymbolicConsult:
+    """Consulted guards as uninterpreted predicates: the proofs hold for any answers."""
+
+    def __init__(self) -> None:
+        """Declare one uninterpreted predicate per consulted guard."""
+        integer = z3.IntSort()
+        boolean = z3.BoolSort()
+        self._admissible = z3.Function("margin_admissible", STRING, boolean)
+        self._initial = z3.Function("initial_margin_ok", STRING, STRING, integer, boolean)
+        self._trade_admissible = z3.Function("trade_admissible", STRING, STRING, STRING, boolean)
+        self._trade_margin = z3.Function(
+            "trade_margin_ok", STRING, integer, STRING, integer, integer, boolean
+        )
+
+    def margin_admissible(self, account: Any) -> Any:
+        """Return the predicate applied to ``account``."""
+        return self._admissible(account)
+
+    def initial_margin_ok(self, account: Any, asset: Any, balance: Any) -> Any:
+        """Return the predicate applied to the would-be balance."""
+        return self._initial(account, asset, balance)
+
+    def trade_admissible(self, instrument: Any, buyer: Any, seller: Any) -> Any:
+        """Return the predicate applied to the trade's parties."""
+        return self._trade_admissible(instrument, buyer, seller)
+
+    def trade_margin_ok(
+        self, account: Any, balance: Any, instrument: Any, quantity: Any, reference: Any
+    ) -> Any:
+        """Return the predicate applied to the would-be leg."""
+        return self._trade_margin(account, balance, instrument, quantity, reference)
+
+
+@attrs.frozen
+class ModelStep:
+    """A modelled outcome: acceptance, reason ("" when accepted), post-ledger, writes.
+
+    ``writes`` lists the (account, asset) balances the step may change; ``custody_assets``
+    the custody totals. Everything not listed must be unchanged (the frame).
+    """
+
+    accepted: Any
+    reason: Any
+    post: Ledger
+    writes: tuple[tuple[Any, Any], ...]
+    custody_assets: tuple[Any, ...] = ()
+    position_writes: tuple[tuple[Any, Any], ...] = ()
+    checks: tuple[Any, ...] = ()
+
+
+def cascade(
+    guards: list[tuple[Any, Reason]], omit: frozenset[Reason] = frozenset()
+) -> tuple[Any, Any]:
+    """Return (accepted, reason) for guards in precedence order: the first failing one wins.
+
+    ``omit`` drops guards by reason: only the planted faults use it (SK-PROOF-6).
+    """
+    guards = [(fails, rejection) for fails, rejection in guards if rejection not in omit]
+    reason = ACCEPTED
+    for fails, rejection in reversed(guards):
+        reason = z3.If(fails, z3.StringVal(rejection.value), reason)
+    return z3.Not(z3.Or(*[fails for fails, _ in guards])), reason
+
+
+def _known_asset(rules: RuleSet, asset: Any) -> Any:
+    return z3.Or(*[asset == z3.StringVal(a.symbol) for a in rules.assets])
+
+
+def _one_of(value: Any, names: tuple[str, ...]) -> Any:
+    return z3.Or(*[value == z3.StringVal(name) for name in names])
+
+
+def _amount_guards(amount: Any) -> list[tuple[Any, Reason]]:
+    return [
+        (amount < 1, Reason.AMOUNT_NOT_POSITIVE),
+        (amount > VALUE_LIMIT - 1, Reason.AMOUNT_TOO_LARGE),
+    ]
+
+
+def write_balances(ledger: Ledger, writes: list[tuple[Any, Any, Any]]) -> Ledger:
+    """Store each (account, asset, new value) in turn; values are computed beforehand."""
+    balance = ledger.balance
+    for account, asset, value in writes:
+        balance = z3.Store(balance, account, z3.Store(z3.Select(balance, account), asset, value))
+    return attrs.evolve(ledger, balance=balance)
+
+
+def open_account(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """SK-OPEN: a fresh id, room for it; the new account is the principal's and empty."""
+    del c
+    account = e["account"]
+    accepted, reason = cascade(
+        [
+            (z3.Select(s.exists, account), Reason.ACCOUNT_EXISTS),
+            (s.account_count >= rules.accounts_max, Reason.ACCOUNT_LIMIT_REACHED),
+        ]
+    )
+    post = attrs.evolve(
+        s,
+        exists=z3.Store(s.exists, account, z3.BoolVal(True)),
+        owner=z3.Store(s.owner, account, e["principal"]),
+        account_count=s.account_count + 1,
+    )
+    return ModelStep(accepted, reason, post, writes=())
+
+
+def deposit(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """SK-DEPOSIT: credit an account and custody together, below 2**96."""
+    del c
+    account, asset, amount = e["account"], e["asset"], e["amount_minor"]
+    custody = z3.Select(s.custody, asset) + amount
+    owner = z3.Select(s.owner, account)
+    accepted, reason = cascade(
+        [
+            *_amount_guards(amount),
+            (z3.Not(_known_asset(rules, asset)), Reason.ASSET_UNKNOWN),
+            (z3.Not(z3.Select(s.exists, account)), Reason.ACCOUNT_UNKNOWN),
+            (
+                z3.And(
+                    e["principal"] != owner, e["principal"] != z3.StringVal(rules.roles.operator)
+                ),
+                Reason.PRINCIPAL_NOT_OWNER,
+            ),
+            (custody >= VALUE_LIMIT, Reason.CUSTODY_LIMIT_EXCEEDED),
+        ]
+    )
+    post = write_balances(s, [(account, asset, s.bal(account, asset) + amount)])
+    post = attrs.evolve(post, custody=z3.Store(s.custody, asset, custody))
+    return ModelStep(accepted, reason, post, writes=((account, asset),), custody_assets=(asset,))
+
+
+def withdraw(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """SK-WITHDRAW: the owner takes out what it holds and still meets initial margin."""
+    account, asset, amount = e["account"], e["asset"], e["amount_minor"]
+    balance = s.bal(account, asset)
+    remaining = balance - amount
+    accepted, reason = cascade(
+        [
+            *_amount_guards(amount),
+            (z3.Not(_known_asset(rules, asset)), Reason.ASSET_UNKNOWN),
+            (z3.Not(z3.Select(s.exists, account)), Reason.ACCOUNT_UNKNOWN),
+            (e["principal"] != z3.Select(s.owner, account), Reason.PRINCIPAL_NOT_OWNER),
+            (z3.Not(c.margin_admissible(account)), Reason.ORACLE_NOT_ADMISSIBLE),
+            (balance < amount, Reason.INSUFFICIENT_FUNDS),
+            (z3.Not(c.initial_margin_ok(account, asset, remaining)), Reason.MARGIN_INSUFFICIENT),
+        ]
+    )
+    post = write_balances(s, [(account, asset, remaining)])
+    post = attrs.evolve(
+        post, custody=z3.Store(s.custody, asset, z3.Select(s.custody, asset) - amount)
+    )
+    check = c.initial_margin_ok(account, asset, post.bal(account, asset))
+    return ModelStep(
+        accepted, reason, post, writes=((account, asset),), custody_assets=(asset,), checks=(check,)
+    )
+
+
+def transfer(
+    rules: RuleSet,
+    s: Ledger,
+    e: dict[str, Any],
+    c: Consult,
+    omit: frozenset[Reason] = frozenset(),
+) -> ModelStep:
+    """SK-TRANSFER: between two accounts of one owner; the source meets initial margin."""
+    source, target = e["source_account"], e["target_account"]
+    asset, amount = e["asset"], e["amount_minor"]
+    source_balance = s.bal(source, asset)
+    owner = z3.Select(s.owner, source)
+    accepted, reason = cascade(
+        [
+            *_amount_guards(amount),
+            (source == target, Reason.TRANSFER_TO_SAME_ACCOUNT),
+            (z3.Not(_known_asset(rules, asset)), Reason.ASSET_UNKNOWN),
+            (z3.Not(z3.Select(s.exists, source)), Reason.ACCOUNT_UNKNOWN),
+            (z3.Not(z3.Select(s.exists, target)), Reason.ACCOUNT_UNKNOWN),
+            (e["principal"] != owner, Reason.PRINCIPAL_NOT_OWNER),
+            (z3.Select(s.owner, target) != owner, Reason.TRANSFER_OWNERS_DIFFER),
+            (z3.Not(c.margin_admissible(source)), Reason.ORACLE_NOT_ADMISSIBLE),
+            (source_balance < amount, Reason.INSUFFICIENT_FUNDS),
+            (
+                z3.Not(c.initial_margin_ok(source, asset, source_balance - amount)),
+                Reason.MARGIN_INSUFFICIENT,
+            ),
+        ],
+        omit,
+    )
+    post = write_balances(
+        s,
+        [
+            (source, asset, source_balance - amount),
+            (target, asset, s.bal(target, asset) + amount),
+        ],
+    )
+    check = c.initial_margin_ok(source, asset, post.bal(source, asset))
+    return ModelStep(
+        accepted, reason, post, writes=((source, asset), (target, asset)), checks=(check,)
+    )
+
+
+def fund_insurance(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """SK-INSURANCE-1: the operator credits the insurance fund and custody together."""
+    del c
+    asset, amount = e["asset"], e["amount_minor"]
+    custody = z3.Select(s.custody, asset) + amount
+    accepted, reason = cascade(
+        [
+            (e["principal"] != z3.StringVal(rules.roles.operator), Reason.PRINCIPAL_NOT_OPERATOR),
+            *_amount_guards(amount),
+            (z3.Not(_known_asset(rules, asset)), Reason.ASSET_UNKNOWN),
+            (custody >= VALUE_LIMIT, Reason.CUSTODY_LIMIT_EXCEEDED),
+        ]
+    )
+    post = write_balances(s, [(INSURANCE, asset, s.bal(INSURANCE, asset) + amount)])
+    post = attrs.evolve(post, custody=z3.Store(s.custody, asset, custody))
+    return ModelStep(accepted, reason, post, writes=((INSURANCE, asset),), custody_assets=(asset,))
+
+
+def ceil_div_ppm(numerator: Any) -> Any:
+    """Return the ceiling of a non-negative numerator over 10**6, as the kernel rounds fees.
+
+    z3's integer division is Euclidean; for a positive divisor it agrees with Python's
+    floor division, and ``-((-n) // d)`` is the ceiling in both.
+    """
+    return -((-numerator) / PPM)
+
+
+@attrs.frozen
+class TradeFigures:
+    """The amounts one trade moves, computed from the pre-state as SK-TRADE states them."""
+
+    reference: Any
+    settlement: Any
+    notional: Any
+    buyer_fee: Any
+    buyer_pool: Any
+    seller_fee: Any
+    seller_pool: Any
+
+
+def trade_figures(s: Ledger, e: dict[str, Any]) -> TradeFigures:
+    """Return the settlement (SK-SETTLE-1,2) and both fees (SK-ROUND-1) of a trade."""
+    instrument = e["instrument"]
+    quantity, price = e["quantity_lots"], e["price_ticks"]
+    multiplier = z3.Select(s.multiplier, instrument)
+    held = z3.Select(s.reference, instrument)
+    reference = z3.If(z3.Select(s.linear, instrument), z3.If(held == 0, price, held), 0)
+    notional = quantity * price * multiplier
+    buyer_exact = notional * e["buyer_fee_rate_ppm"]
+    seller_exact = notional * e["seller_fee_rate_ppm"]
+    return TradeFigures(
+        reference=reference,
+        settlement=quantity * (price - reference) * multiplier,
+        notional=notional,
+        buyer_fee=ceil_div_ppm(buyer_exact),
+        buyer_pool=buyer_exact / PPM,
+        seller_fee=ceil_div_ppm(seller_exact),
+        seller_pool=seller_exact / PPM,
+    )
+
+
+def _trade_range_guards(rules: RuleSet, e: dict[str, Any]) -> list[tuple[Any, Reason]]:
+    quantity, price = e["quantity_lots"], e["price_ticks"]
+    fees = (e["buyer_fee_rate_ppm"], e["seller_fee_rate_ppm"])
+    return [
+        (quantity < 1, Reason.QUANTITY_NOT_POSITIVE),
+        (quantity > rules.position_lots_max, Reason.QUANTITY_TOO_LARGE),
+        (price < 1, Reason.PRICE_NOT_POSITIVE),
+        (price > rules.price_ticks_max, Reason.PRICE_TOO_LARGE),
+        *[
+            (z3.Or(rate < 0, rate > rules.fee_rate_max_ppm), Reason.FEE_RATE_OUT_OF_RANGE)
+            for rate in fees
+        ],
+    ]
+
+
+def _trade_market_guards(s: Ledger, e: dict[str, Any], c: Consult) -> list[tuple[Any, Reason]]:
+    instrument, buyer, seller = e["instrument"], e["buyer"], e["seller"]
+    underlying = z3.Select(s.underlying, instrument)
+    expiry = z3.Select(s.expiry, instrument)
+    return [
+        (buyer == seller, Reason.SELF_TRADE),
+        (z3.Not(z3.Select(s.listed, instrument)), Reason.INSTRUMENT_UNKNOWN),
+        (z3.Not(z3.Select(s.exists, buyer)), Reason.ACCOUNT_UNKNOWN),
+        (z3.Not(z3.Select(s.exists, seller)), Reason.ACCOUNT_UNKNOWN),
+        (z3.And(expiry != NO_EXPIRY, expiry <= s.clock), Reason.INSTRUMENT_EXPIRED),
+        (z3.Not(z3.Select(s.has_price, underlying)), Reason.PRICE_UNAVAILABLE),
+        (
+            z3.And(
+                z3.Not(z3.Select(s.linear, instrument)),
+                z3.Not(z3.Select(s.has_volatility, underlying)),
+            ),
+            Reason.PRICE_UNAVAILABLE,
+        ),
+        (z3.Not(c.trade_admissible(instrument, buyer, seller)), Reason.ORACLE_NOT_ADMISSIBLE),
+    ]
+
+
+def _abs(value: Any) -> Any:
+    return z3.If(value >= 0, value, -value)
+
+
+def _count_after(s: Ledger, account: Any, before: Any, after: Any) -> Any:
+    count = z3.Select(s.position_count, account)
+    return count + z3.If(after != 0, 1, 0) - z3.If(before != 0, 1, 0)
+
+
+def trade(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """SK-TRADE: novate both legs, settle against the reference, charge both fees."""
+    instrument, buyer, seller, quantity = (
+        e["instrument"],
+        e["buyer"],
+        e["seller"],
+        e["quantity_lots"],
+    )
+    asset = z3.Select(s.settles_in, instrument)
+    f = trade_figures(s, e)
+    held_b, held_s = s.pos(instrument, buyer), s.pos(instrument, seller)
+    after_b, after_s = held_b + quantity, held_s - quantity
+    cash_b = s.bal(buyer, asset) - f.settlement - f.buyer_fee
+    cash_s = s.bal(seller, asset) + f.settlement - f.seller_fee
+    count_max = rules.positions_per_account_max
+    accepted, reason = cascade(
+        [
+            (z3.Not(_one_of(e["principal"], rules.roles.matchers)), Reason.PRINCIPAL_NOT_MATCHER),
+            (z3.Select(s.trades, e["trade_id"]), Reason.TRADE_EXISTS),
+            *_trade_range_guards(rules, e),
+            *_trade_market_guards(s, e, c),
+            *[
+                (
+                    z3.And(held == 0, z3.Select(s.position_count, who) >= count_max),
+                    Reason.POSITION_COUNT_EXCEEDED,
+                )
+                for who, held in ((buyer, held_b), (seller, held_s))
+            ],
+            (_abs(after_b) > rules.position_lots_max, Reason.POSITION_TOO_LARGE),
+            (_abs(after_s) > rules.position_lots_max, Reason.POSITION_TOO_LARGE),
+            (cash_b < 0, Reason.INSUFFICIENT_FUNDS),
+            (cash_s < 0, Reason.INSUFFICIENT_FUNDS),
+            (
+                z3.Not(c.trade_margin_ok(buyer, cash_b, instrument, after_b, f.reference)),
+                Reason.MARGIN_INSUFFICIENT,
+            ),
+            (
+                z3.Not(c.trade_margin_ok(seller, cash_s, instrument, after_s, f.reference)),
+                Reason.MARGIN_INSUFFICIENT,
+            ),
+        ]
+    )
+    post = write_balances(
+        s,
+        [
+            (buyer, asset, cash_b),
+            (seller, asset, cash_s),
+            (FEES, asset, s.bal(FEES, asset) + f.buyer_pool + f.seller_pool),
+            (
+                RESIDUE,
+                asset,
+                s.bal(RESIDUE, asset)
+                + (f.buyer_fee - f.buyer_pool)
+                + (f.seller_fee - f.seller_pool),
+            ),
+        ],
+    )
+    row = z3.Store(z3.Store(z3.Select(s.positions, instrument), buyer, after_b), seller, after_s)
+    open_interest = (
+        z3.Select(s.open_interest, instrument)
+        + z3.If(after_b > 0, after_b, 0)
+        - z3.If(held_b > 0, held_b, 0)
+        + z3.If(after_s > 0, after_s, 0)
+        - z3.If(held_s > 0, held_s, 0)
+    )
+    counts = z3.Store(
+        z3.Store(s.position_count, buyer, _count_after(s, buyer, held_b, after_b)),
+        seller,
+        _count_after(s, seller, held_s, after_s),
+    )
+    post = attrs.evolve(
+        post,
+        positions=z3.Store(s.positions, instrument, row),
+        position_count=counts,
+        open_interest=z3.Store(s.open_interest, instrument, open_interest),
+        trades=z3.Store(s.trades, e["trade_id"], z3.BoolVal(True)),
+        reference=z3.Store(s.reference, instrument, f.reference),
+    )
+    checks = tuple(
+        c.trade_margin_ok(
+            who, post.bal(who, asset), instrument, post.pos(instrument, who), f.reference
+        )
+        for who in (buyer, seller)
+    )
+    return ModelStep(
+        accepted,
+        reason,
+        post,
+        writes=((buyer, asset), (seller, asset), (FEES, asset), (RESIDUE, asset)),
+        position_writes=((instrument, buyer), (instrument, seller)),
+        checks=checks,
+    )
+
+
+Model = Callable[[RuleSet, Ledger, dict[str, Any], Consult], ModelStep]
