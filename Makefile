@@ -45,8 +45,10 @@ bench: $(VENV)/.bench-installed
 fuzz: $(STAMP)
 	$(BIN)/pytest -q --hypothesis-profile=fuzz tests/test_stateful.py
 
-# The full symbolic budget: every contract, a long timeout.
+# Every z3 theorem for the built-in rules (pass RULES=file.toml for others), then CrossHair
+# over every contract with the full symbolic budget.
 verify: $(STAMP)
+	$(BIN)/settlekernel verify $(if $(RULES),--rules $(RULES),)
 	$(BIN)/python tools/crosshair_check.py --timeout 60
 
 clean:

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from settlekernel.proofs.contracts import CONTRACT_MODULES, contract_lines
+from settlekernel.proofs.contracts import INVARIANTS as CONTRACT_INVARIANTS
+
 ROOT = Path(__file__).resolve().parent.parent
 ARITH = ROOT / "src" / "settlekernel" / "arith.py"
 SCENARIOS = ROOT / "src" / "settlekernel" / "margin" / "scenarios.py"
@@ -68,8 +71,46 @@ PLANTED = {
         "shift_ticks = ceil_div(index_ticks * abs(move_ppm), PPM)",
         "shift_ticks = index_ticks * abs(move_ppm) // PPM",
     ),
+    "compute_notional_minor": (
+        "return abs(quantity_lots) * price_ticks * multiplier_minor",
+        "return quantity_lots * price_ticks * multiplier_minor",
+    ),
+    # Rounding collateral up would value it in the account's favour.
+    "compute_collateral_value_minor": (
+        "return numerator // denominator",
+        "return ceil_div(numerator, denominator)",
+    ),
+    "_third_of": (
+        "magnitude = ceil_div(scan_range_ppm * abs(thirds), 3)",
+        "magnitude = ceil_div(scan_range_ppm * abs(thirds), 3) - (scan_range_ppm == 999)",
+    ),
+    # The oracle band, the mark, funding and the penalty cap: magic-value and logic bugs.
+    "compute_band_move": (
+        "limit = accepted_ticks * band_ppm // PPM",
+        "limit = accepted_ticks * band_ppm // PPM + (accepted_ticks == 4_242_424)",
+    ),
+    "compute_mark_ticks": (
+        "return max(index_ticks + index_ticks * premium_ppm // PPM, 1)",
+        "return max(index_ticks + index_ticks * premium_ppm // PPM, 1) + (premium_ppm == -31_337)",
+    ),
+    "compute_funding_shift": (
+        "magnitude = index_ticks * abs(rate_ppm) // PPM",
+        "magnitude = index_ticks * abs(premium_ppm) // PPM",
+    ),
+    "compute_capped_penalty": (
+        "penalty = max(0, min(charged_minor, cap_minor))",
+        "penalty = min(charged_minor, cap_minor)",
+    ),
 }
-MODULE_OF = {"scenario_price_ticks": SCENARIOS}
+MODULE_OF = {"scenario_price_ticks": SCENARIOS, "_third_of": SCENARIOS}
+
+
+def test_every_contract_has_a_planted_bug():
+    """Each function CrossHair checks is shown once to be able to fail (a check that cannot
+    fail is a defect)."""
+    checked = {name for module in CONTRACT_MODULES for name in contract_lines(module).values()}
+    assert checked == set(PLANTED)
+    assert checked == set(CONTRACT_INVARIANTS)
 
 
 @pytest.mark.parametrize("function", sorted(PLANTED))

@@ -206,3 +206,78 @@ def share_up(total: int, weight: int, weight_sum: int) -> int:
     post: total > weight_sum or 0 <= __return__ <= weight
     """
     return ceil_div(total * weight, weight_sum)
+
+
+def compute_band_move(accepted_ticks: int, median_ticks: int, band_ppm: int) -> int:
+    """Return the index an oracle update accepts: the median, or a band-limited move (SK-ORACLE-3).
+
+    Within ``band_ppm`` of the last accepted index the median is accepted; beyond it the index
+    moves toward the median by ``floor(accepted * band / 1e6)`` ticks, no further, and never
+    below one tick.
+
+    pre: accepted_ticks >= 1
+    pre: median_ticks >= 1
+    pre: 0 <= band_ppm < 1_000_000
+    post: __return__ >= 1
+    post: abs(__return__ - accepted_ticks) * 1_000_000 <= accepted_ticks * band_ppm
+    post: (__return__ - accepted_ticks) * (median_ticks - accepted_ticks) >= 0
+    post: abs(median_ticks - accepted_ticks) * 1_000_000 > accepted_ticks * band_ppm or __return__ == median_ticks
+    """  # noqa: E501 (a contract is one line)
+    if abs(median_ticks - accepted_ticks) * PPM <= accepted_ticks * band_ppm:
+        return median_ticks
+    limit = accepted_ticks * band_ppm // PPM
+    moved = accepted_ticks + (limit if median_ticks > accepted_ticks else -limit)
+    return max(moved, 1)
+
+
+def compute_mark_ticks(index_ticks: int, premium_ppm: int) -> int:
+    """Return the mark: the index shifted by the premium, rounded down, at least 1 (SK-MARK-1).
+
+    pre: index_ticks >= 1
+    pre: -1_000_000 < premium_ppm < 1_000_000
+    post: __return__ >= 1
+    post: __return__ == 1 or (__return__ - index_ticks) * 1_000_000 <= index_ticks * premium_ppm
+    post: index_ticks * premium_ppm < (__return__ - index_ticks + 1) * 1_000_000
+    """
+    return max(index_ticks + index_ticks * premium_ppm // PPM, 1)
+
+
+def compute_funding_shift(
+    index_ticks: int, premium_ppm: int, clamp_ppm: int, reference_ticks: int, price_ticks_max: int
+) -> int:
+    """Return one funding charge's reference shift in ticks (SK-FUNDING-2).
+
+    The rate is the premium clamped to ``+-clamp_ppm``; the shift is
+    ``index * |rate| / 1e6`` rounded toward zero, signed as the rate, and keeps the reference
+    within ``[1, price_ticks_max]``.
+
+    pre: index_ticks >= 1
+    pre: clamp_ppm >= 0
+    pre: 1 <= reference_ticks <= price_ticks_max
+    post: abs(__return__) * 1_000_000 <= index_ticks * clamp_ppm
+    post: 1 <= reference_ticks + __return__ <= price_ticks_max
+    post: __return__ == 0 or (__return__ > 0) == (premium_ppm > 0)
+    """
+    rate_ppm = min(max(premium_ppm, -clamp_ppm), clamp_ppm)
+    magnitude = index_ticks * abs(rate_ppm) // PPM
+    shifted = reference_ticks + (magnitude if rate_ppm >= 0 else -magnitude)
+    return min(max(shifted, 1), price_ticks_max) - reference_ticks
+
+
+def compute_capped_penalty(charged_minor: int, pool_minor: int, cap_minor: int) -> FeeSplit:
+    """Return a liquidation penalty capped by what the account can bear (SK-LIQ-3).
+
+    The full penalty splits as a fee does (pool and residue); a capped penalty goes to the
+    fund whole, with no dust, and is never negative.
+
+    pre: 0 <= pool_minor <= charged_minor
+    post: __return__.charged_minor == __return__.pool_minor + __return__.residue_minor
+    post: 0 <= __return__.charged_minor <= charged_minor
+    post: __return__.charged_minor <= max(cap_minor, 0)
+    post: __return__.pool_minor >= 0 and __return__.residue_minor >= 0
+    post: __return__.charged_minor == charged_minor or __return__.charged_minor == max(cap_minor, 0)
+    """
+    penalty = max(0, min(charged_minor, cap_minor))
+    if penalty < charged_minor:
+        return FeeSplit(penalty, penalty, 0)
+    return FeeSplit(charged_minor, pool_minor, charged_minor - pool_minor)

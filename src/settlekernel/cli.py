@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from settlekernel.cli_proofs import verify
 from settlekernel.demo import demo_steps
 from settlekernel.display import (
     accounts_table,
@@ -274,3 +275,6 @@ def schema() -> None:
 def rules(rules_path: Path | None) -> None:
     """Print the effective rule set as a complete TOML file."""
     click.echo(dump_rules_toml(_load_rules(rules_path)), nl=False)
+
+
+main.add_command(verify)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import attrs
 
+from settlekernel.arith import compute_funding_shift
 from settlekernel.commitment import account_key, instrument_key, touch
 from settlekernel.events import Funding
 from settlekernel.ledger import with_position
@@ -26,13 +27,6 @@ from settlekernel.model import Instrument, InstrumentKind, State, replace_state
 from settlekernel.oracle import Action, check_admissible
 from settlekernel.outcomes import Accepted, Outcome, Rejected
 from settlekernel.reasons import Reason
-from settlekernel.units import PPM
-
-
-def funding_rate_ppm(state: State, instrument: Instrument) -> int:
-    """Return the funding rate of one charge: the premium, clamped (SK-FUNDING-2)."""
-    clamp_ppm = state.rules.underlying_by_symbol[instrument.underlying].funding_clamp_ppm
-    return min(max(instrument.premium_ppm, -clamp_ppm), clamp_ppm)
 
 
 def funding_shift_ticks(state: State, instrument: Instrument) -> int:
@@ -43,12 +37,13 @@ def funding_shift_ticks(state: State, instrument: Instrument) -> int:
     """
     if instrument.reference_ticks == 0:
         return 0
-    index = state.prices[instrument.underlying].price_ticks
-    rate_ppm = funding_rate_ppm(state, instrument)
-    magnitude = index * abs(rate_ppm) // PPM
-    shifted = instrument.reference_ticks + (magnitude if rate_ppm >= 0 else -magnitude)
-    bounded = min(max(shifted, 1), state.rules.price_ticks_max)
-    return bounded - instrument.reference_ticks
+    return compute_funding_shift(
+        state.prices[instrument.underlying].price_ticks,
+        instrument.premium_ppm,
+        state.rules.underlying_by_symbol[instrument.underlying].funding_clamp_ppm,
+        instrument.reference_ticks,
+        state.rules.price_ticks_max,
+    )
 
 
 def process_funding(state: State, event: Funding) -> Outcome:

@@ -38,6 +38,7 @@ from settlekernel.account_margin import (
 from settlekernel.arith import (
     ceil_div,
     ceil_ratio,
+    compute_capped_penalty,
     compute_fee_split,
     compute_settlement_minor,
 )
@@ -244,10 +245,8 @@ def _rung(
         )
         # Selling collateral may lose one unit of value per asset to rounding.
         cap = min(cap, report.equity_minor + received - floor_equity - len(account.balances))
-    charged, pool, residue = _penalty(state, taken)
-    penalty = max(0, min(charged, cap))
-    if penalty < charged:
-        pool, residue = penalty, 0
+    charged, pool, _ = _penalty(state, taken)
+    penalty, pool, residue = compute_capped_penalty(charged, pool, cap)
     books = new_books()
     for close in taken:
         _take(books, account.id, liquidator_id, close, asset)

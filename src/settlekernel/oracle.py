@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from settlekernel.arith import compute_premium_ppm
+from settlekernel.arith import compute_band_move, compute_mark_ticks, compute_premium_ppm
 from settlekernel.model import IndexPrice, IndexSample
 from settlekernel.outcomes import Rejected
 from settlekernel.reasons import Reason
@@ -129,12 +129,11 @@ def evaluate(
         return Evaluation(Validity.NON_POSITIVE, None, stamp)
     if accepted is None:
         return Evaluation(Validity.VALID, IndexPrice(median, stamp), stamp)
-    limit = accepted.price_ticks * rules.band_ppm // PPM
+    # [SK-ORACLE-3] Beyond the band, move towards the median by the band, no further.
+    index = compute_band_move(accepted.price_ticks, median, rules.band_ppm)
     if abs(median - accepted.price_ticks) * PPM > accepted.price_ticks * rules.band_ppm:
-        # [SK-ORACLE-3] Move towards the median by the band, no further.
-        moved = accepted.price_ticks + (limit if median > accepted.price_ticks else -limit)
-        return Evaluation(Validity.TOO_VOLATILE, IndexPrice(max(moved, 1), stamp), stamp)
-    return Evaluation(Validity.VALID, IndexPrice(median, stamp), stamp)
+        return Evaluation(Validity.TOO_VOLATILE, IndexPrice(index, stamp), stamp)
+    return Evaluation(Validity.VALID, IndexPrice(index, stamp), stamp)
 
 
 def validity(state: State, underlying: str) -> Validity:
@@ -177,7 +176,7 @@ def mark_ticks(state: State, instrument_id: str) -> int:
     """
     instrument = state.instruments[instrument_id]
     index = state.prices[instrument.underlying].price_ticks
-    return max(index + index * instrument.premium_ppm // PPM, 1)
+    return compute_mark_ticks(index, instrument.premium_ppm)
 
 
 def with_history(
