@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from settlekernel.cli_proofs import verify
+from settlekernel.cli_proofs import audit, verify
 from settlekernel.demo import demo_steps
 from settlekernel.display import (
     accounts_table,
@@ -278,3 +278,4 @@ def rules(rules_path: Path | None) -> None:
 
 
 main.add_command(verify)
+main.add_command(audit)

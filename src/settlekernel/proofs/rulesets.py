@@ -242,14 +242,14 @@ _RULE_THEOREMS: Final[
     (
         "band-below-maintenance",
         "An account at or above maintenance is not bankrupt after one accepted index update.",
-        (InvariantId.LIQUIDATE_ONLY_BELOW_MM,),
+        (),
         ("SK-ORACLE-3", "SK-PM-3"),
         band_below_maintenance,
     ),
     (
         "penalty-within-maintenance",
         "The full liquidation penalty never exceeds the maintenance margin it releases.",
-        (InvariantId.LIQUIDATION_NO_WORSE,),
+        (),
         ("SK-LIQ-3",),
         penalty_within_maintenance,
     ),
@@ -263,7 +263,7 @@ _RULE_THEOREMS: Final[
     (
         "funding-bounded",
         "One funding charge moves the reference by at most index x clamp.",
-        (InvariantId.CONSERVATION,),
+        (),
         ("SK-FUNDING-2",),
         funding_bounded,
     ),
