@@ -21,6 +21,7 @@ from scenario import (
     trade,
     walk,
 )
+from settlekernel.proofs.replay import realise_liquidation, replay
 
 
 def liquidate(account: str, liquidator: str = "liq", principal: str | None = None) -> sk.Liquidate:
@@ -260,3 +261,33 @@ def test_any_cascade_keeps_every_invariant(sizes, cash, fund, target):
             state = outcome.state
             assert not sk.is_liquidatable(state, f"w{number}")
     assert sk.check_invariants(state) == []
+
+
+def test_a_penalty_rounding_with_no_cash_to_settle_is_no_residue_violation():
+    """Found by the stateful suite: just after variation margin the close moves no cash, so
+    the fund is the only account paid; the penalty's rounding unit is still legitimate."""
+    rules = sk.RuleSet.default()
+    roundings = 0
+    for offset in range(1, 6):
+        events = realise_liquidation(rules)
+        liquidate = events.pop()
+        events += [
+            sk.OraclePrice(
+                principal=oracle,
+                underlying="BTC",
+                price_ticks=5_550_000 + offset,
+                timestamp_ms=9_000,
+            )
+            for oracle in rules.roles.oracles[:2]
+        ]
+        events += [sk.VariationMargin(principal=rules.roles.operator, instrument="perp"), liquidate]
+        result = replay(rules, events)
+        assert result.outcomes[-2:] == ("accepted", "accepted"), result.outcomes
+        assert result.violation is None, result.violation
+        state = sk.genesis(rules)
+        for event in events[:-1]:
+            state = sk.step(state, event).state
+        codes = [posting.code for posting in sk.step(state, liquidate).postings]
+        assert sk.PostingCode.LIQUIDATION not in codes  # The close settled at the reference.
+        roundings += sk.PostingCode.ROUNDING in codes
+    assert roundings > 0

@@ -526,11 +526,15 @@ def _check_residue(before: State, event: object, outcome: Accepted) -> list[Viol
 
     Nothing ever debits the residue. A trade's rounding is one minor unit per fee division,
     at most two; any other step's rounding posting comes from a pro-rata split and is less
-    than the number of accounts the step pays.
+    than the number of accounts the step pays, plus, in a liquidation, one unit per
+    underlying whose penalty it divides (SK-LIQ-3).
     """
     rounding = [p for p in outcome.postings if p.credit_account == RESIDUE_ACCOUNT]
     paid = {p.credit_account for p in outcome.postings} - {RESIDUE_ACCOUNT, CLEARING_ACCOUNT}
     limit = 1 if isinstance(event, Trade) else max(len(paid) - 1, 0)
+    if isinstance(event, Liquidate):
+        positions = before.accounts[event.account].positions
+        limit += len({before.instruments[i].underlying for i in positions})
     found = [
         Violation(InvariantId.ROUNDING_RESIDUE, f"residue credited by {p}")
         for p in rounding
@@ -545,7 +549,6 @@ def _check_residue(before: State, event: object, outcome: Accepted) -> list[Viol
         found.append(
             Violation(InvariantId.ROUNDING_RESIDUE, f"{len(rounding)} roundings in a step")
         )
-    del before
     return found
 
 
