@@ -215,15 +215,14 @@ def _penalty(state: State, taken: list[Close]) -> tuple[int, int, int]:
     return charged, pool, residue
 
 
-def _rung(
-    state: State, account: Account, liquidator_id: str, before: MarginReport, taken: list[Close]
-) -> Books | None:
-    """Return the books of closing ``taken``, or None if that does not resolve the account.
+def penalty_cap(
+    state: State, account: Account, before: MarginReport, taken: list[Close]
+) -> tuple[int, Account] | None:
+    """Return the most a rung's penalty may be and the account's positions after the closes.
 
-    Resolved: all closed with the account able to pay, or positions left at initial margin
-    with the equity-to-maintenance ratio no worse than before (compared by
-    cross-multiplication). The penalty is capped by what the account can pay, by its equity,
-    and, while positions remain, by the ratio (SK-LIQ-3).
+    None if the account cannot pay its closes at all. The cap is what the account can pay,
+    its equity, and, while positions remain, what keeps its equity-to-maintenance ratio no
+    worse than before, compared by cross-multiplication (SK-LIQ-3).
     """
     asset = state.rules.valuation_asset
     moved = account
@@ -245,6 +244,24 @@ def _rung(
         )
         # Selling collateral may lose one unit of value per asset to rounding.
         cap = min(cap, report.equity_minor + received - floor_equity - len(account.balances))
+    return cap, moved
+
+
+def _rung(
+    state: State, account: Account, liquidator_id: str, before: MarginReport, taken: list[Close]
+) -> Books | None:
+    """Return the books of closing ``taken``, or None if that does not resolve the account.
+
+    Resolved: all closed with the account able to pay, or positions left at initial margin
+    with the equity-to-maintenance ratio no worse than before (compared by
+    cross-multiplication). The penalty is capped by ``penalty_cap`` (SK-LIQ-3).
+    """
+    asset = state.rules.valuation_asset
+    capped = penalty_cap(state, account, before, taken)
+    if capped is None:
+        return None
+    cap, moved = capped
+    cash = account.balance(asset) + sum(close.cash_minor for close in taken)
     charged, pool, _ = _penalty(state, taken)
     penalty, pool, residue = compute_capped_penalty(charged, pool, cap)
     books = new_books()

@@ -15,6 +15,7 @@ import attrs
 import z3
 
 from settlekernel.account_margin import (
+    account_margin,
     check_initial_margin,
     check_margin_admissible,
     check_trade_margin,
@@ -22,8 +23,10 @@ from settlekernel.account_margin import (
 )
 from settlekernel.events import Trade
 from settlekernel.ledger import with_balance, with_settlement
+from settlekernel.liquidation import RUNGS, _check_liquidator, _rung, closes, penalty_cap, plan
 from settlekernel.model import Account, State
 from settlekernel.oracle import Action, check_admissible, trade_premium_ppm
+from settlekernel.outcomes import PostingCode
 from settlekernel.proofs.engine import as_python, evaluate
 
 
@@ -109,3 +112,65 @@ class KernelConsult:
             settled_price_ticks=reference_ticks,
         )
         return z3.BoolVal(check_trade_margin(state, before, after, instruments)[0] is None)
+
+    def _pair(self, account: Any, liquidator: Any) -> tuple[Account, Account] | None:
+        found, taker = self._account(account), self._account(liquidator)
+        return None if found is None or taker is None else (found, taker)
+
+    def liquidation_admissible(self, account: Any, liquidator: Any) -> Any:
+        """Return the kernel's SK-ORACLE-5 answer for liquidating with both accounts."""
+        pair = self._pair(account, liquidator)
+        if pair is None:
+            return z3.BoolVal(False)
+        underlyings = margin_underlyings(self.state, pair[0]) | margin_underlyings(
+            self.state, pair[1]
+        )
+        return z3.BoolVal(check_admissible(self.state, underlyings, Action.LIQUIDATION) is None)
+
+    def liquidatable(self, account: Any) -> Any:
+        """Return the kernel's SK-PM-6 answer, computed afresh."""
+        found = self._account(account)
+        if found is None or not found.positions:
+            return z3.BoolVal(False)
+        return z3.BoolVal(account_margin(self.state, found).is_liquidatable)
+
+    def rung(self, account: Any, liquidator: Any) -> tuple[Any, Any, Any, Any, Any]:
+        """Return the rung the kernel's ladder picks, if it is one the model covers."""
+        outside = (z3.BoolVal(False), z3.StringVal(""), z3.IntVal(0), z3.IntVal(0), z3.IntVal(0))
+        pair = self._pair(account, liquidator)
+        if (
+            pair is None
+            or len(pair[0].positions) != 1
+            or not z3.is_true(self.liquidatable(account))
+        ):
+            return outside
+        found, taker = pair
+        before = account_margin(self.state, found)
+        for number in range(1, RUNGS + 1):
+            taken = closes(self.state, found, number)
+            books = _rung(self.state, found, taker.id, before, taken)
+            if books is None:
+                continue
+            if any(p.code is PostingCode.COLLATERAL_SALE for p in books.postings):
+                return outside
+            capped = penalty_cap(self.state, found, before, taken)
+            assert capped is not None  # The rung was feasible.
+            close = taken[0]
+            return (
+                z3.BoolVal(True),
+                z3.StringVal(close.instrument.id),
+                z3.IntVal(close.lots),
+                z3.IntVal(close.price_ticks),
+                z3.IntVal(capped[0]),
+            )
+        return outside
+
+    def liquidator_rejection(self, account: Any, liquidator: Any) -> Any:
+        """Return the kernel's SK-LIQ-5 reason for the liquidator, "" when it qualifies."""
+        pair = self._pair(account, liquidator)
+        if pair is None or not z3.is_true(self.liquidatable(account)):
+            return z3.StringVal("")
+        found, taker = pair
+        books = plan(self.state, found, taker.id, account_margin(self.state, found))
+        rejection = _check_liquidator(self.state, books, taker)
+        return z3.StringVal("" if rejection is None else rejection.reason.value)

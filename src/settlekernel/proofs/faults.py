@@ -20,16 +20,17 @@ import z3
 from settlekernel import kernel
 from settlekernel.collateral import process_transfer
 from settlekernel.commitment import account_key, touch
-from settlekernel.events import Trade, Transfer
+from settlekernel.events import Liquidate, Trade, Transfer
 from settlekernel.ledger import with_balance
+from settlekernel.liquidation import process_liquidate
 from settlekernel.model import RuleSet, State, replace_state
 from settlekernel.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
 from settlekernel.proofs import transitions
 from settlekernel.proofs.symbolic import Ledger
-from settlekernel.proofs.transitions import FEES, Consult, ModelStep
+from settlekernel.proofs.transitions import FEES, INSURANCE, Consult, ModelStep
 from settlekernel.reasons import Reason
 from settlekernel.trading import process_trade
-from settlekernel.units import FEE_ACCOUNT
+from settlekernel.units import FEE_ACCOUNT, INSURANCE_ACCOUNT
 
 
 @attrs.frozen
@@ -103,6 +104,31 @@ def _transfer_double_credit(state: State, event: Transfer) -> Outcome:
     )
 
 
+def _liquidation_skips_fund_model(
+    rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult
+) -> ModelStep:
+    step = transitions.liquidate(rules, s, e, c)
+    asset = z3.StringVal(rules.valuation_asset)
+    post = transitions.write_balances(step.post, [(INSURANCE, asset, s.bal(INSURANCE, asset))])
+    return attrs.evolve(step, post=post)
+
+
+def _liquidation_skips_fund(state: State, event: Liquidate) -> Outcome:
+    """The fault: the account pays its penalty, the insurance fund is never credited."""
+    outcome = process_liquidate(state, event)
+    if not isinstance(outcome, Accepted):
+        return outcome
+    after = outcome.state
+    return Accepted(
+        replace_state(
+            after,
+            accounts=after.accounts.set(INSURANCE_ACCOUNT, state.accounts[INSURANCE_ACCOUNT]),
+            commitment=touch(after.commitment, account_key(INSURANCE_ACCOUNT)),
+        ),
+        outcome.postings,
+    )
+
+
 def _maintenance_above_initial(rules: RuleSet) -> RuleSet:
     """The fault: the first underlying's initial margin is 80 % of its maintenance."""
     first = attrs.evolve(rules.underlyings[0], im_multiplier_ppm=800_000)
@@ -132,6 +158,13 @@ FAULTS: Final[dict[str, Fault]] = {
                 )
             },
             code=functools.partial(patched, Transfer, _transfer_double_credit),
+        ),
+        Fault(
+            name="liquidation-skips-insurance",
+            description=("A liquidation charges the penalty but never credits the insurance fund."),
+            caught_by="Liquidate.conservation",
+            models={Liquidate: _liquidation_skips_fund_model},
+            code=functools.partial(patched, Liquidate, _liquidation_skips_fund),
         ),
         Fault(
             name="maintenance-above-initial",

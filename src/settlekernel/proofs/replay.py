@@ -27,6 +27,7 @@ import z3
 from settlekernel.events import (
     EVENT_NAMES,
     Deposit,
+    Liquidate,
     ListInstrument,
     OpenAccount,
     OraclePrice,
@@ -285,3 +286,62 @@ def describe(result: Replay) -> str:
     ]
     verdict = result.violation or "no invariant violation on replay"
     return "\n".join([*lines, verdict])
+
+
+def realise_liquidation(rules: RuleSet) -> list[object]:
+    """Return a crash from genesis that ends in a one-position rung liquidation.
+
+    A liquidation counterexample names a rung the ladder chose, a consulted decision no
+    event sets directly. So the replay builds the shape instead of z3's numbers: a levered
+    long on a perpetual, the index falling by less than the band per update until the
+    account is below maintenance, then a funded keeper liquidates it.
+    """
+    underlying = rules.underlyings[0]
+    symbol, asset = underlying.symbol, rules.valuation_asset
+    oracles = rules.roles.oracles[: underlying.min_sources]
+    events: list[object] = [
+        ListInstrument(
+            principal=rules.roles.operator,
+            instrument="perp",
+            kind=InstrumentKind.PERPETUAL,
+            underlying=symbol,
+            settlement_asset=asset,
+            multiplier_minor=100,
+        ),
+        *[
+            OraclePrice(principal=o, underlying=symbol, price_ticks=INDEX_TICKS, timestamp_ms=1_000)
+            for o in oracles
+        ],
+    ]
+    for name, amount in (("deep", AMPLE_MINOR), ("keeper", AMPLE_MINOR), ("weak", 10**9)):
+        events += [
+            OpenAccount(principal=name, account=name),
+            Deposit(principal=name, account=name, asset=asset, amount_minor=amount),
+        ]
+    events.append(
+        Trade(
+            principal=rules.roles.matchers[0],
+            trade_id="open",
+            buyer="weak",
+            seller="deep",
+            instrument="perp",
+            quantity_lots=14,
+            price_ticks=INDEX_TICKS,
+            buyer_fee_rate_ppm=0,
+            seller_fee_rate_ppm=0,
+        )
+    )
+    # Each fall stays inside the band, so the oracle stays valid and admits liquidation.
+    fall = INDEX_TICKS * underlying.band_ppm // 2_000_000
+    for number in range(1, 4):
+        events += [
+            OraclePrice(
+                principal=o,
+                underlying=symbol,
+                price_ticks=INDEX_TICKS - number * fall,
+                timestamp_ms=1_000 + number * 1_000,
+            )
+            for o in oracles
+        ]
+    events.append(Liquidate(principal="keeper", account="weak", liquidator="keeper"))
+    return events

@@ -15,12 +15,20 @@ from typing import Any, Final
 import attrs
 import z3
 
-from settlekernel.events import Deposit, FundInsurance, OpenAccount, Trade, Transfer, Withdraw
+from settlekernel.events import (
+    Deposit,
+    FundInsurance,
+    Liquidate,
+    OpenAccount,
+    Trade,
+    Transfer,
+    Withdraw,
+)
 from settlekernel.invariants import InvariantId
 from settlekernel.model import RuleSet
 from settlekernel.proofs import claims, transitions
 from settlekernel.proofs.engine import Obligation
-from settlekernel.proofs.replay import realisable, realise
+from settlekernel.proofs.replay import realisable, realise, realise_liquidation
 from settlekernel.proofs.symbolic import Ledger, is_user_id, symbolic_event, symbolic_ledger
 from settlekernel.proofs.transitions import FEES, RESIDUE, ModelStep, SymbolicConsult
 from settlekernel.units import PPM
@@ -83,6 +91,7 @@ MODELS: Final[dict[type, transitions.Model]] = {
     Transfer: transitions.transfer,
     FundInsurance: transitions.fund_insurance,
     Trade: transitions.trade,
+    Liquidate: transitions.liquidate,
 }
 _SPEC: Final = {
     OpenAccount: "SK-OPEN",
@@ -91,11 +100,12 @@ _SPEC: Final = {
     Transfer: "SK-TRANSFER",
     FundInsurance: "SK-INSURANCE-1",
     Trade: "SK-TRADE",
+    Liquidate: "SK-LIQ-3",
 }
 
 
 def _hypotheses(cls: type, pre: Ledger, event: Mapping[str, Any], step: ModelStep) -> list[Any]:
-    facts = claims.nonnegative_hypotheses(pre, step)
+    facts = [*claims.nonnegative_hypotheses(pre, step), *step.assumes]
     facts += [is_user_id(value) for value in event.values() if value.sort() == z3.StringSort()]
     if "instrument" in event:
         # A listed instrument's multiplier is positive and its reference non-negative
@@ -173,6 +183,21 @@ _INSURANCE = (
     (InvariantId.INSURANCE_NONNEGATIVE,),
     claims.insurance_not_debited,
 )
+_OPEN_INTEREST = (
+    "open-interest",
+    (
+        "Positions still sum to zero per instrument and the open-interest index changes by "
+        "the change in long lots."
+    ),
+    (InvariantId.OPEN_INTEREST_ZERO_SUM,),
+    claims.open_interest,
+)
+_INSURANCE_RUNG = (
+    "insurance-credited",
+    "A rung never debits the insurance fund; the fund receives the penalty's floor share.",
+    (InvariantId.INSURANCE_NONNEGATIVE,),
+    claims.insurance_not_debited,
+)
 _MARGIN = (
     "margin-after-accept",
     "The margin guard passed on exactly the account the step writes.",
@@ -198,15 +223,7 @@ _CLAIMS: Final[dict[type, tuple[tuple[str, str, tuple[InvariantId, ...], ClaimFn
         _NONNEGATIVE,
         _INSURANCE,
         _MARGIN,
-        (
-            "open-interest",
-            (
-                "Positions still sum to zero per instrument and the open-interest index "
-                "changes by the change in long lots."
-            ),
-            (InvariantId.OPEN_INTEREST_ZERO_SUM,),
-            claims.open_interest,
-        ),
+        _OPEN_INTEREST,
         (
             "settled-once",
             "Only a trade id never settled is accepted; it is recorded and no other is lost.",
@@ -220,6 +237,7 @@ _CLAIMS: Final[dict[type, tuple[tuple[str, str, tuple[InvariantId, ...], ClaimFn
             _rounding,
         ),
     ),
+    Liquidate: (_CONSERVATION, _NONNEGATIVE, _INSURANCE_RUNG, _OPEN_INTEREST),
 }
 
 
@@ -232,7 +250,16 @@ def _region(rules: RuleSet, instance: Instance) -> list[Any]:
 def _realise(rules: RuleSet, instance: Instance, model: Any) -> list[object]:
     assert instance.pre is not None
     assert instance.event_class is not None
+    if instance.event_class is Liquidate:
+        return realise_liquidation(rules)
     return realise(rules, instance.event_class, model, instance.pre, instance.event)
+
+
+_LIQUIDATION_ASSUMPTION: Final = (
+    "Liquidate is modelled for one rung of an account with one position and no collateral "
+    "sale (the ladder's choice of rung, lots, transfer price and penalty cap is consulted); "
+    "other plans, a collateral sale or a bankruptcy, are outside the model."
+)
 
 
 def transition_theorems(
@@ -241,7 +268,9 @@ def transition_theorems(
     """Return one theorem per (transition, invariant) over the given models."""
     theorems: list[Theorem] = []
     for cls, rows in _CLAIMS.items():
-        extra = (NONLINEAR_ASSUMPTION,) if cls is Trade else ()
+        extra: tuple[str, ...] = (NONLINEAR_ASSUMPTION,) if cls in {Trade, Liquidate} else ()
+        if cls is Liquidate:
+            extra += (_LIQUIDATION_ASSUMPTION,)
         theorems += [
             Theorem(
                 name=f"{cls.__name__}.{name}",
@@ -251,7 +280,7 @@ def transition_theorems(
                 assumptions=COMMON_ASSUMPTIONS + extra,
                 build=_instance(cls, claim, models),
                 transition=cls.__name__,
-                region=_region,
+                region=None if cls is Liquidate else _region,
                 realise=_realise,
             )
             for name, statement, invariants, claim in rows

@@ -50,6 +50,22 @@ class Consult(Protocol):
         """Return whether a trade leg passes SK-MARGIN-3 with this balance and position."""
 
 
+class LiquidationConsult(Protocol):
+    """The liquidation decisions a model asks about: validity, the ladder's choice."""
+
+    def liquidation_admissible(self, account: Any, liquidator: Any) -> Any:
+        """Return whether the oracle admits liquidating with both accounts' prices."""
+
+    def liquidatable(self, account: Any) -> Any:
+        """Return whether the account's equity is below its maintenance margin (SK-PM-6)."""
+
+    def rung(self, account: Any, liquidator: Any) -> tuple[Any, Any, Any, Any, Any]:
+        """Return (one-position rung without collateral sale?, instrument, lots, price, cap)."""
+
+    def liquidator_rejection(self, account: Any, liquidator: Any) -> Any:
+        """Return the SK-LIQ-5 rejection reason of the liquidator, "" when it qualifies."""
+
+
 class SymbolicConsult:
     """Consulted guards as uninterpreted predicates: the proofs hold for any answers."""
 
@@ -63,6 +79,37 @@ class SymbolicConsult:
         self._trade_margin = z3.Function(
             "trade_margin_ok", STRING, integer, STRING, integer, integer, boolean
         )
+        self._liquidation_admissible = z3.Function(
+            "liquidation_admissible", STRING, STRING, boolean
+        )
+        self._liquidatable = z3.Function("liquidatable", STRING, boolean)
+        self._rung = tuple(
+            z3.Function(f"rung.{name}", STRING, STRING, sort)
+            for name, sort in (
+                ("simple", boolean),
+                ("instrument", STRING),
+                ("lots", integer),
+                ("price", integer),
+                ("cap", integer),
+            )
+        )
+        self._liquidator_rejection = z3.Function("liquidator_rejection", STRING, STRING, STRING)
+
+    def liquidation_admissible(self, account: Any, liquidator: Any) -> Any:
+        """Return the predicate applied to both accounts."""
+        return self._liquidation_admissible(account, liquidator)
+
+    def liquidatable(self, account: Any) -> Any:
+        """Return the predicate applied to ``account``."""
+        return self._liquidatable(account)
+
+    def rung(self, account: Any, liquidator: Any) -> tuple[Any, Any, Any, Any, Any]:
+        """Return the ladder's choice as uninterpreted functions of both accounts."""
+        return tuple(function(account, liquidator) for function in self._rung)
+
+    def liquidator_rejection(self, account: Any, liquidator: Any) -> Any:
+        """Return the reason as an uninterpreted string function."""
+        return self._liquidator_rejection(account, liquidator)
 
     def margin_admissible(self, account: Any) -> Any:
         """Return the predicate applied to ``account``."""
@@ -98,10 +145,13 @@ class ModelStep:
     custody_assets: tuple[Any, ...] = ()
     position_writes: tuple[tuple[Any, Any], ...] = ()
     checks: tuple[Any, ...] = ()
+    # Facts about consulted values the proofs assume (a transfer price is positive); the
+    # differential checks confirm each on every accepted concrete case.
+    assumes: tuple[Any, ...] = ()
 
 
 def cascade(
-    guards: list[tuple[Any, Reason]], omit: frozenset[Reason] = frozenset()
+    guards: list[tuple[Any, Any]], omit: frozenset[Reason] = frozenset()
 ) -> tuple[Any, Any]:
     """Return (accepted, reason) for guards in precedence order: the first failing one wins.
 
@@ -110,7 +160,8 @@ def cascade(
     guards = [(fails, rejection) for fails, rejection in guards if rejection not in omit]
     reason = ACCEPTED
     for fails, rejection in reversed(guards):
-        reason = z3.If(fails, z3.StringVal(rejection.value), reason)
+        term = z3.StringVal(rejection.value) if isinstance(rejection, Reason) else rejection
+        reason = z3.If(fails, term, reason)
     return z3.Not(z3.Or(*[fails for fails, _ in guards])), reason
 
 
@@ -448,6 +499,99 @@ def trade(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep
         writes=((buyer, asset), (seller, asset), (FEES, asset), (RESIDUE, asset)),
         position_writes=((instrument, buyer), (instrument, seller)),
         checks=checks,
+    )
+
+
+# A liquidation the model does not cover: more than one position, a collateral sale, a
+# bankruptcy. The differential checks skip it; the theorems exclude it (SK-PROOF-10).
+OUTSIDE: Final = z3.StringVal("outside_model")
+
+
+def _penalty_rate(rules: RuleSet, underlying: Any) -> Any:
+    rate: Any = z3.IntVal(0)
+    for entry in rules.underlyings:
+        rate = z3.If(underlying == z3.StringVal(entry.symbol), entry.liquidation_penalty_ppm, rate)
+    return rate
+
+
+def capped_penalty(charged: Any, pool: Any, cap: Any) -> tuple[Any, Any, Any]:
+    """Return (penalty, to the fund, to the residue) as ``compute_capped_penalty`` does."""
+    penalty = z3.If(charged <= cap, charged, cap)
+    penalty = z3.If(penalty >= 0, penalty, 0)
+    capped = penalty < charged
+    return penalty, z3.If(capped, penalty, pool), z3.If(capped, 0, charged - pool)
+
+
+def liquidate(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """SK-LIQ, one rung: the liquidator takes lots at the transfer price; a penalty is paid."""
+    account, liquidator = e["account"], e["liquidator"]
+    consult: LiquidationConsult = c  # type: ignore[assignment]
+    simple, instrument, lots, price, cap = consult.rung(account, liquidator)
+    asset = z3.StringVal(rules.valuation_asset)
+    multiplier = z3.Select(s.multiplier, instrument)
+    cash = lots * (price - z3.Select(s.reference, instrument)) * multiplier
+    exact = (
+        z3.If(lots >= 0, lots, -lots)
+        * price
+        * multiplier
+        * _penalty_rate(rules, z3.Select(s.underlying, instrument))
+    )
+    penalty, pool, residue = capped_penalty(ceil_div_ppm(exact), exact / PPM, cap)
+    account_cash = s.bal(account, asset) + cash - penalty
+    liquidator_cash = s.bal(liquidator, asset) - cash
+    rejection = consult.liquidator_rejection(account, liquidator)
+    accepted, reason = cascade(
+        [
+            (account == liquidator, Reason.SELF_LIQUIDATION),
+            (z3.Not(z3.Select(s.exists, account)), Reason.ACCOUNT_UNKNOWN),
+            (z3.Not(z3.Select(s.exists, liquidator)), Reason.ACCOUNT_UNKNOWN),
+            (e["principal"] != z3.Select(s.owner, liquidator), Reason.PRINCIPAL_NOT_OWNER),
+            (
+                z3.Not(consult.liquidation_admissible(account, liquidator)),
+                Reason.ORACLE_NOT_ADMISSIBLE,
+            ),
+            (z3.Select(s.position_count, account) == 0, Reason.NOTHING_TO_LIQUIDATE),
+            (z3.Not(consult.liquidatable(account)), Reason.NOT_LIQUIDATABLE),
+            (rejection != ACCEPTED, rejection),
+            (
+                z3.Or(z3.Not(simple), lots == 0, account_cash < 0, liquidator_cash < 0),
+                OUTSIDE,
+            ),
+        ]
+    )
+    post = write_balances(
+        s,
+        [
+            (account, asset, account_cash),
+            (liquidator, asset, liquidator_cash),
+            (INSURANCE, asset, s.bal(INSURANCE, asset) + pool),
+            (RESIDUE, asset, s.bal(RESIDUE, asset) + residue),
+        ],
+    )
+    held, taken = s.pos(instrument, account), s.pos(instrument, liquidator)
+    row = z3.Store(
+        z3.Store(z3.Select(s.positions, instrument), account, held - lots),
+        liquidator,
+        taken + lots,
+    )
+    longs = sum(
+        (z3.If(after > 0, after, 0) - z3.If(before > 0, before, 0))
+        for before, after in ((held, held - lots), (taken, taken + lots))
+    )
+    post = attrs.evolve(
+        post,
+        positions=z3.Store(s.positions, instrument, row),
+        open_interest=z3.Store(
+            s.open_interest, instrument, z3.Select(s.open_interest, instrument) + longs
+        ),
+    )
+    return ModelStep(
+        accepted,
+        reason,
+        post,
+        writes=((account, asset), (liquidator, asset), (INSURANCE, asset), (RESIDUE, asset)),
+        position_writes=((instrument, account), (instrument, liquidator)),
+        assumes=(price >= 1, multiplier >= 1, z3.Select(s.reference, instrument) >= 0),
     )
 
 
