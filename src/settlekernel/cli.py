@@ -274,3 +274,9 @@ def schema() -> None:
 def rules(rules_path: Path | None) -> None:
     """Print the effective rule set as a complete TOML file."""
     click.echo(dump_rules_toml(_load_rules(rules_path)), nl=False)
+
+
+from settlekernel.cli_journal import journal, proof  # noqa: E402 (registered last, see there)
+
+main.add_command(journal)
+main.add_command(proof)
