@@ -139,6 +139,24 @@ def test_a_batch_is_bounded(copy):
         journal.close()
 
 
+def test_hostile_lines_are_recorded_and_replay_the_same_way(tmp_path):
+    """Records a lone surrogate, an overlong line and binary junk as rejections that verify."""
+    path = tmp_path / "hostile.db"
+    journal = DurableJournal.open(path)
+    try:
+        executed = journal.append(["\ud800", "x" * 100_000, "\x00\xff{", '{"type":"trade"}'])
+    finally:
+        journal.close()
+    assert [record.reason for record in executed.records] == [
+        "json_invalid",
+        "json_invalid",
+        "json_invalid",
+        "field_missing",
+    ]
+    assert len(executed.records[1].line) == 16_385
+    assert audit(path).finding is None
+
+
 def test_a_journal_keeps_its_rules(copy):
     """Refuses to open a journal under rules other than those it was created with."""
     other = attrs.evolve(RULES, fee_rate_max_ppm=RULES.fee_rate_max_ppm + 1)

@@ -166,11 +166,24 @@ def compute_batch_hash(header: BatchHeader) -> bytes:
     ).digest()
 
 
+def storable_line(line: str) -> str:
+    """Return ``line`` as the journal can store and replay it (SK-JOURNAL-5).
+
+    Cut to one character past the wire bound (still too long, so rejected the same way) and
+    with any lone surrogate escaped, so that it encodes as UTF-8. Decoding reads this form,
+    at append and on replay alike.
+    """
+    line = line[:STORED_LINE_CHARS_MAX]
+    if line.isascii():
+        return line
+    return line.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def execute_line(state: State, line: str, at: ChainPosition) -> tuple[Record, State, ChainPosition]:
     """Decode and apply one line at ``at``; return its record, the state and position after."""
+    line = storable_line(line)
     decoded = decode_event(line, at.attempt)
     if isinstance(decoded, Rejected):
-        line = line[:STORED_LINE_CHARS_MAX]
         reason, message = decoded.reason.value, decoded.message
     else:
         line = encode_event(decoded)
