@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Budget for the symbolic checks in `make test`; `make verify` spends more.
 CROSSHAIR_TIMEOUT ?= 4
 
-.PHONY: demo test lint typecheck unit crosshair bench fuzz verify clean
+.PHONY: demo test lint typecheck unit crosshair bench crash fuzz verify clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,10 +40,15 @@ crosshair: $(STAMP)
 bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/margin_bench.py
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/journal_bench.py
 
 # Long adversarial fuzzing: the CI stateful suite with many more examples and steps.
 fuzz: $(STAMP)
 	$(BIN)/pytest -q --hypothesis-profile=fuzz tests/test_stateful.py
+
+# The long crash loop: a journal writer killed with SIGKILL 200 times (`make test` does 50).
+crash: $(STAMP)
+	$(BIN)/pytest -q -m slow tests/test_crash.py
 
 # Every z3 theorem for the built-in rules (pass RULES=file.toml for others), then CrossHair
 # over every contract with the full symbolic budget.

@@ -277,5 +277,9 @@ def rules(rules_path: Path | None) -> None:
     click.echo(dump_rules_toml(_load_rules(rules_path)), nl=False)
 
 
+from settlekernel.cli_journal import journal, proof  # noqa: E402 (registered last, see there)
+
 main.add_command(verify)
 main.add_command(audit)
+main.add_command(journal)
+main.add_command(proof)

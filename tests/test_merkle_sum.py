@@ -1,0 +1,201 @@
+"""Merkle-sum proofs of liabilities: each account checks its inclusion and the total."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import settlekernel as sk
+from settlekernel.demo import demo_steps
+from settlekernel.merkle_sum import (
+    EMPTY_LEAF,
+    SUM_LIMIT,
+    MerkleSumError,
+    Node,
+    build_tree,
+    commit,
+    compute_leaf,
+    compute_parent,
+    liabilities,
+    proof_from_json,
+    proof_to_json,
+    prove,
+    verify_proof,
+)
+from settlekernel.units import SYSTEM_OWNER
+
+RULES = sk.RuleSet.default()
+
+
+def demo_final_state() -> sk.State:
+    state = sk.genesis(RULES)
+    for demo_step in demo_steps():
+        outcome = sk.step(state, demo_step.event)
+        state = outcome.state if isinstance(outcome, sk.Accepted) else state
+    return sk.fold(state)
+
+
+FINAL = demo_final_state()
+TREES = commit(FINAL)
+CUSTOMERS = sorted(a.id for a in FINAL.accounts.values() if a.owner != SYSTEM_OWNER)
+
+
+def test_every_account_proves_its_balance_in_every_asset():
+    """Verifies each customer's proof in each asset against that asset's root and total."""
+    assert set(TREES) == {"BTC", "ETH", "USDC"}
+    for asset, tree in TREES.items():
+        for account in CUSTOMERS:
+            proof = prove(tree, account)
+            assert proof is not None
+            assert proof.balance_minor == FINAL.accounts[account].balance(asset)
+            assert verify_proof(proof, tree.root.hash, tree.root.sum_minor) is None
+
+
+def test_the_total_is_customer_liabilities_and_adds_up_to_custody():
+    """Totals the customers' balances; with the system accounts' that is custody."""
+    for asset, tree in TREES.items():
+        customers = sum(balance for _, balance in liabilities(FINAL, asset))
+        system = sum(a.balance(asset) for a in FINAL.accounts.values() if a.owner == SYSTEM_OWNER)
+        assert tree.root.sum_minor == customers
+        assert customers + system == FINAL.custody.get(asset, 0)
+    assert TREES["USDC"].root.sum_minor > 0
+
+
+def test_system_accounts_and_strangers_have_no_leaf():
+    """Gives no proof for a system account or an unknown id."""
+    assert prove(TREES["USDC"], "@insurance") is None
+    assert prove(TREES["USDC"], "nobody") is None
+
+
+def _usdc_proof(account: str = "alice"):
+    proof = prove(TREES["USDC"], account)
+    assert proof is not None
+    return proof
+
+
+ROOT = TREES["USDC"].root
+
+
+@pytest.mark.parametrize(
+    ("forge", "problem"),
+    [
+        (lambda p: attrs.evolve(p, balance_minor=p.balance_minor + 1), "root"),
+        (lambda p: attrs.evolve(p, account="bob"), "root"),
+        (lambda p: attrs.evolve(p, asset="BTC"), "root"),
+        (lambda p: attrs.evolve(p, balance_minor=-1), "outside"),
+        (lambda p: attrs.evolve(p, path=p.path[:-1]), "root"),
+        (
+            lambda p: attrs.evolve(
+                p, path=(attrs.evolve(p.path[0], sibling_sum_minor=-5), *p.path[1:])
+            ),
+            "outside",
+        ),
+        (
+            lambda p: attrs.evolve(
+                p, path=(attrs.evolve(p.path[0], sibling_sum_minor=SUM_LIMIT), *p.path[1:])
+            ),
+            "outside",
+        ),
+        (
+            lambda p: attrs.evolve(
+                p,
+                path=(
+                    attrs.evolve(p.path[0], sibling_sum_minor=p.path[0].sibling_sum_minor + 1),
+                    *p.path[1:],
+                ),
+            ),
+            "root",
+        ),
+        (
+            lambda p: attrs.evolve(
+                p,
+                path=(
+                    attrs.evolve(p.path[0], sibling_is_left=not p.path[0].sibling_is_left),
+                    *p.path[1:],
+                ),
+            ),
+            "root",
+        ),
+    ],
+)
+def test_a_forged_proof_fails(forge, problem):
+    """Rejects a proof with a changed balance, id, asset, sibling sum, side or length."""
+    found = verify_proof(forge(_usdc_proof()), ROOT.hash, ROOT.sum_minor)
+    assert found is not None
+    assert problem in found
+
+
+def test_a_wrong_total_or_root_fails():
+    """Rejects an honest proof against another total or another root."""
+    proof = _usdc_proof()
+    assert "total" in verify_proof(proof, ROOT.hash, ROOT.sum_minor - 1)
+    assert "root" in verify_proof(proof, TREES["BTC"].root.hash, ROOT.sum_minor)
+
+
+def test_a_parent_hashes_both_sums_not_just_their_total():
+    """Gives different parents to children with the same hashes and total, split otherwise."""
+    left, right = compute_leaf("USDC", "a", 5), compute_leaf("USDC", "b", 3)
+    honest = compute_parent(left, right)
+    shifted = compute_parent(Node(left.hash, 4), Node(right.hash, 4))
+    assert honest.sum_minor == shifted.sum_minor == 8
+    assert honest.hash != shifted.hash
+
+
+def test_negative_values_and_overflow_are_refused():
+    """Refuses a negative balance, a negative child sum and a sum reaching 2**128."""
+    with pytest.raises(MerkleSumError):
+        compute_leaf("USDC", "a", -1)
+    with pytest.raises(MerkleSumError):
+        compute_parent(EMPTY_LEAF, Node(EMPTY_LEAF.hash, -1))
+    big = Node(EMPTY_LEAF.hash, SUM_LIMIT - 1)
+    with pytest.raises(MerkleSumError):
+        compute_parent(big, Node(EMPTY_LEAF.hash, 1))
+    assert compute_parent(big, EMPTY_LEAF).sum_minor == SUM_LIMIT - 1
+
+
+def test_a_proof_shows_no_other_account():
+    """Carries no other account's id in the proof document an account receives."""
+    document = json.dumps(proof_to_json(_usdc_proof("alice")))
+    others = [account for account in CUSTOMERS if account != "alice"]
+    assert len(others) >= 3
+    for other in others:
+        assert f'"{other}"' not in document
+    assert '"alice"' in document
+
+
+def test_proof_documents_round_trip_and_malformed_ones_are_refused():
+    """Reads back a proof's JSON; refuses a document that is not a proof."""
+    proof = _usdc_proof()
+    assert proof_from_json(json.loads(json.dumps(proof_to_json(proof)))) == proof
+    for bad in ({}, [], {"asset": "USDC"}, {**proof_to_json(proof), "balance_minor": 5}):
+        with pytest.raises(MerkleSumError):
+            proof_from_json(bad)
+
+
+def test_an_empty_tree_commits_to_zero():
+    """Commits an asset with no customer accounts to the empty leaf and a zero total."""
+    tree = build_tree("USDC", [])
+    assert tree.root == EMPTY_LEAF
+    assert prove(tree, "a") is None
+
+
+@given(
+    st.lists(
+        st.sampled_from([0, 1, 2**96 - 1]) | st.integers(min_value=0, max_value=2**96 - 1),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_any_balances_prove_and_total(balances):
+    """Proves every leaf of any tree of bounded balances; the root's sum is their total."""
+    accounts = [(f"acct-{index:03}", balance) for index, balance in enumerate(balances)]
+    tree = build_tree("USDC", accounts)
+    assert tree.root.sum_minor == sum(balances)
+    for account, _ in accounts:
+        proof = prove(tree, account)
+        assert proof is not None
+        assert verify_proof(proof, tree.root.hash, sum(balances)) is None

@@ -1,0 +1,115 @@
+"""Snapshots: the whole state encoded canonically, decoded back to an equal state."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import pytest
+
+import settlekernel as sk
+from settlekernel.demo import demo_steps
+from settlekernel.snapshot import SnapshotError, decode_state, encode_state
+
+RULES = sk.RuleSet.default()
+
+
+def demo_states() -> list[sk.State]:
+    """Every state of the demo session, folded: options, an expiry, a liquidation."""
+    state = sk.genesis(RULES)
+    states = [state]
+    for demo_step in demo_steps():
+        outcome = sk.step(state, demo_step.event)
+        if isinstance(outcome, sk.Accepted):
+            state = sk.fold(outcome.state)
+            states.append(state)
+    return states
+
+
+STATES = demo_states()
+
+
+def test_every_demo_state_round_trips():
+    """Decodes every demo state to an equal state with the same root and the same encoding."""
+    for state in STATES:
+        encoded = encode_state(state)
+        decoded = decode_state(encoded, RULES)
+        assert decoded == state
+        assert sk.state_root(decoded) == sk.state_root(state)
+        assert sk.recompute_root(decoded) == sk.state_root(state)
+        assert encode_state(decoded) == encoded
+        assert sk.check_invariants(decoded) == []
+
+
+def test_derived_indexes_are_rebuilt_not_read():
+    """Rebuilds open interest, holders and pending expiries that the encoding leaves out."""
+    final = STATES[-1]
+    document = json.loads(encode_state(final))
+    assert "open_interest" not in document
+    assert "holders" not in document
+    decoded = decode_state(encode_state(final), RULES)
+    assert decoded.open_interest == final.open_interest
+    assert decoded.holders == final.holders
+    assert decoded.pending_expiries == final.pending_expiries
+    assert any(len(holders) > 0 for holders in final.holders.values())
+
+
+def test_a_decoded_state_steps_like_the_original():
+    """Continues the demo from a mid-session snapshot to the same final root."""
+    events = [demo_step.event for demo_step in demo_steps()]
+    middle = len(events) // 2
+    state = sk.genesis(RULES)
+    for event in events[:middle]:
+        outcome = sk.step(state, event)
+        state = outcome.state if isinstance(outcome, sk.Accepted) else state
+    resumed = decode_state(encode_state(sk.fold(state)), RULES)
+    for event in events[middle:]:
+        outcome = sk.step(resumed, event)
+        resumed = outcome.state if isinstance(outcome, sk.Accepted) else resumed
+    assert sk.state_root(resumed) == sk.state_root(STATES[-1])
+
+
+def _edited(state: sk.State, edit) -> bytes:
+    document = json.loads(encode_state(state))
+    edit(document)
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["custody"].update(USDC=1.5), "non-integer"),
+        (lambda d: d.update(clock_ms="5"), "expected an integer"),
+        (lambda d: d.update(extra=1), "not a snapshot document"),
+        (lambda d: d.pop("trades"), "not a snapshot document"),
+        (lambda d: d.update(version=2), "version"),
+        (lambda d: d.update(rules_digest="00" * 32), "other rules"),
+        (lambda d: d["accounts"]["alice"].pop(), "does not decode"),
+        (lambda d: d["instruments"]["BTC-PERP"].__setitem__(0, "swap"), "does not decode"),
+    ],
+)
+def test_refuses_a_malformed_snapshot(edit, message):
+    """Raises SnapshotError naming what is wrong, never another exception."""
+    with pytest.raises(SnapshotError, match=message):
+        decode_state(_edited(STATES[-1], edit), RULES)
+
+
+@pytest.mark.parametrize("data", [b"", b"[]", b"\xff\xfe", b"[" * 100_000, b"null"])
+def test_refuses_garbage(data):
+    """Raises SnapshotError for bytes that are not a snapshot at all."""
+    with pytest.raises(SnapshotError):
+        decode_state(data, RULES)
+
+
+def test_a_changed_balance_decodes_but_changes_the_root():
+    """Leaves the root check to the caller: a forged balance gives another root."""
+    forged = _edited(STATES[-1], lambda d: d["accounts"]["alice"][1].update(USDC=1))
+    decoded = decode_state(forged, RULES)
+    assert sk.state_root(decoded) != sk.state_root(STATES[-1])
+
+
+def test_refuses_a_snapshot_under_other_rules():
+    """Refuses a snapshot whose rules digest is not the given rules'."""
+    other = attrs.evolve(RULES, fee_rate_max_ppm=RULES.fee_rate_max_ppm + 1)
+    with pytest.raises(SnapshotError, match="other rules"):
+        decode_state(encode_state(STATES[-1]), other)
