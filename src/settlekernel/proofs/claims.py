@@ -57,9 +57,19 @@ def written_change(pre: Ledger, step: ModelStep, asset: Any) -> Any:
 
 
 def conservation(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
-    """INV-CONSERVATION: untouched balances unchanged; per asset, changes equal custody's."""
+    """INV-CONSERVATION: untouched balances unchanged; per asset, changes equal custody's.
+
+    A step that pays every holder (``per_lot``) instead changes each account's balance by
+    its position times one per-lot amount, and custody not at all: summed over accounts
+    that is the amount times the sum of positions, zero by INV-OPEN-INTEREST-ZERO-SUM.
+    """
     del event
     custody_change = z3.Select(step.post.custody, ANY_ASSET) - z3.Select(pre.custody, ANY_ASSET)
+    if step.per_lot is not None:
+        asset, instrument, amount = step.per_lot
+        change = step.post.bal(ANY_ACCOUNT, ANY_ASSET) - pre.bal(ANY_ACCOUNT, ANY_ASSET)
+        expected = z3.If(asset == ANY_ASSET, pre.mul(pre.pos(instrument, ANY_ACCOUNT), amount), 0)
+        return z3.Implies(step.accepted, z3.And(change == expected, custody_change == 0))
     return z3.Implies(
         step.accepted,
         z3.And(balance_frame(pre, step), custody_change == written_change(pre, step, ANY_ASSET)),
@@ -154,3 +164,11 @@ def opened_empty(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
             step.post.bal(account, ANY_ASSET) == 0,
         ),
     )
+
+
+def reference_positive(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+    """INV-UNIFORM-REFERENCE: a traded perpetual or future keeps a positive reference."""
+    instrument = event["instrument"]
+    before = z3.Select(pre.reference, instrument)
+    after = z3.Select(step.post.reference, instrument)
+    return z3.Implies(step.accepted, z3.Or(after >= 1, z3.And(before == 0, after == 0)))

@@ -174,3 +174,10 @@ class KernelConsult:
         books = plan(self.state, found, taker.id, account_margin(self.state, found))
         rejection = _check_liquidator(self.state, books, taker)
         return z3.StringVal("" if rejection is None else rejection.reason.value)
+
+    def admits(self, underlying: Any, action: str) -> Any:
+        """Return the kernel's SK-ORACLE-4 answer for ``action`` on ``underlying`` now."""
+        symbol = str(_ground(underlying))
+        if symbol not in self.state.rules.underlying_by_symbol:
+            return z3.BoolVal(False)
+        return z3.BoolVal(check_admissible(self.state, (symbol,), Action(action)) is None)

@@ -20,6 +20,7 @@ import z3
 
 from settlekernel.events import (
     Deposit,
+    Funding,
     FundInsurance,
     Liquidate,
     ListInstrument,
@@ -28,6 +29,7 @@ from settlekernel.events import (
     OracleVolatility,
     Trade,
     Transfer,
+    VariationMargin,
     Withdraw,
 )
 from settlekernel.guards import check_shape
@@ -201,7 +203,15 @@ def _valid_event(rng: random.Random, state: State, number: int) -> object:
     known = state.accounts.get(account)
     held = 0 if known is None else known.balance(asset)
     amount = rng.choice([1, rng.randint(1, 10**9), held, max(held // 3, 1)])
-    kind = rng.choice(["open", "deposit", "withdraw", "transfer", "insurance", "trade", "trade"])
+    kind = rng.choice(
+        ["open", "deposit", "withdraw", "transfer", "insurance", "trade", "trade", "mark", "fund"]
+    )
+    if kind == "mark":
+        return VariationMargin(
+            principal=rules.roles.operator, instrument=rng.choice([_PERPETUAL, _OPTION])
+        )
+    if kind == "fund":
+        return Funding(principal=rules.roles.operator, instrument=rng.choice([_PERPETUAL, _OPTION]))
     if kind == "open":
         return OpenAccount(principal=owner, account=f"n{number}")
     if kind == "deposit":
@@ -352,7 +362,7 @@ def liquidation_cases(rules: RuleSet, seed: int, paths: int) -> Iterator[tuple[S
         price, clock = 6_000_000, 1_000
         for _ in range(8):
             price = price * rng.choice([960_000, 970_000, 1_030_000, 1_040_000]) // 1_000_000
-            clock += 1_000
+            clock += rng.choice([1_000, 1_000, 3_600_000])
             for oracle in rules.roles.oracles[:2]:
                 outcome = step(
                     state,
@@ -360,6 +370,15 @@ def liquidation_cases(rules: RuleSet, seed: int, paths: int) -> Iterator[tuple[S
                         principal=oracle, underlying="BTC", price_ticks=price, timestamp_ms=clock
                     ),
                 )
+                if isinstance(outcome, Accepted):
+                    state = outcome.state
+            operator = rng.choice([rules.roles.operator, rules.roles.operator, "mallory"])
+            for event in (
+                Funding(principal=operator, instrument=_PERPETUAL),
+                VariationMargin(principal=operator, instrument=_PERPETUAL),
+            ):
+                yield state, event
+                outcome = step(state, event)
                 if isinstance(outcome, Accepted):
                     state = outcome.state
             for target in ("w1", "w2", "w3", rng.choice(["keeper", "ghost", "deep"])):

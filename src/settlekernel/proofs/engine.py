@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import z3
@@ -56,18 +56,34 @@ class Verdict:
         return self.status is Status.PROVED
 
 
-def _solver(timeout_ms: int) -> Any:
+# z3's search depends on its random seed and on every term already in its context, so an
+# obligation that times out under one seed is tried under the next before it is reported
+# unknown: each attempt gets a third of the budget (SK-PROOF-1).
+SEEDS: Final = (0, 1, 2)
+
+
+def _solver(timeout_ms: int, seed: int = 0) -> Any:
     solver = z3.Solver()
     solver.set("timeout", timeout_ms)
+    solver.set("random_seed", seed)
     return solver
+
+
+def _check(assertions: tuple[Any, ...], timeout_ms: int) -> tuple[Any, Any]:
+    """Return z3's answer and the solver that gave it, retrying an unknown on new seeds."""
+    for seed in SEEDS:
+        solver = _solver(max(timeout_ms // len(SEEDS), 1), seed)
+        solver.add(*assertions)
+        answer = solver.check()
+        if answer != z3.unknown:
+            break
+    return answer, solver
 
 
 def discharge(obligation: Obligation, timeout_ms: int = 20_000) -> Verdict:
     """Check vacuity, then prove the claim; ``unknown`` is reported as a failure."""
     started = time.perf_counter()
-    vacuity = _solver(timeout_ms)
-    vacuity.add(*obligation.hypotheses, obligation.fires)
-    fires = vacuity.check()
+    fires, vacuity = _check((*obligation.hypotheses, obligation.fires), timeout_ms)
     if fires == z3.unsat:
         return Verdict(
             Status.VACUOUS, time.perf_counter() - started, detail="the transition never fires"
@@ -78,9 +94,7 @@ def discharge(obligation: Obligation, timeout_ms: int = 20_000) -> Verdict:
             time.perf_counter() - started,
             detail=f"vacuity check: {vacuity.reason_unknown()}",
         )
-    solver = _solver(timeout_ms)
-    solver.add(*obligation.hypotheses, z3.Not(obligation.claim))
-    answer = solver.check()
+    answer, solver = _check((*obligation.hypotheses, z3.Not(obligation.claim)), timeout_ms)
     seconds = time.perf_counter() - started
     if answer == z3.unsat:
         return Verdict(Status.PROVED, seconds)

@@ -10,13 +10,14 @@ from a real ``State`` and evaluate the same model on it (SK-PROOF-2).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
 import z3
 
 from settlekernel.events import FIELD_KINDS, FieldKind
-from settlekernel.model import State
+from settlekernel.model import InstrumentKind, State
 from settlekernel.units import SYSTEM_ACCOUNTS
 
 STRING: Final = z3.StringSort()
@@ -24,6 +25,23 @@ INT: Final = z3.IntSort()
 BOOL: Final = z3.BoolSort()
 # An expiry of -1 stands for "never" (a perpetual).
 NO_EXPIRY: Final = -1
+
+TIMES: Final = z3.Function("times", INT, INT, INT)
+
+
+def product_axioms() -> list[Any]:
+    """Return what a proof knows of ``times``: the sign rules of multiplication and zero."""
+    x, y = z3.Ints("times.x times.y")
+    product = TIMES(x, y)
+    rules = [
+        z3.Implies(z3.Or(x == 0, y == 0), product == 0),
+        z3.Implies(z3.And(x > 0, y > 0), product > 0),
+        z3.Implies(z3.And(x < 0, y < 0), product > 0),
+        z3.Implies(z3.And(x > 0, y < 0), product < 0),
+        z3.Implies(z3.And(x < 0, y > 0), product < 0),
+    ]
+    return [z3.ForAll([x, y], rule, patterns=[product]) for rule in rules]
+
 
 # Field name -> (domain sorts..., range sort); a nested array is account-major or
 # instrument-major as its name says.
@@ -46,6 +64,10 @@ _FIELDS: Final[dict[str, tuple[Any, ...]]] = {
     "settled": (STRING, BOOL),
     "has_price": (STRING, BOOL),
     "has_volatility": (STRING, BOOL),
+    "index": (STRING, INT),
+    "premium": (STRING, INT),
+    "perpetual": (STRING, BOOL),
+    "last_funding": (STRING, INT),
 }
 
 
@@ -71,8 +93,35 @@ class Ledger:
     settled: Any
     has_price: Any
     has_volatility: Any
+    index: Any
+    premium: Any
+    perpetual: Any
+    last_funding: Any
     account_count: Any
     clock: Any
+    # The accounts of a concrete ledger; None for a symbolic one, whose accounts are any.
+    universe: tuple[str, ...] | None = None
+
+    def mul(self, *factors: Any) -> Any:
+        """Return the product of ``factors``: exact in a concrete ledger, abstract in a proof.
+
+        Products of symbolic amounts are nonlinear, and z3's nonlinear search is both
+        incomplete and sensitive to everything else in its context (SK-PROOF-12). In a
+        proof a product is ``times(x, y)``, an uninterpreted function whose only known
+        properties are its signs (``PRODUCT_AXIOMS``): every claim here needs no more,
+        since each product is computed once and used everywhere it appears.
+        """
+        product = factors[0]
+        for factor in factors[1:]:
+            product = product * factor if self.universe is not None else TIMES(product, factor)
+        return product
+
+    def every_account(self, predicate: Callable[[Any], Any]) -> Any:
+        """Return ``predicate`` of every account: a quantifier, or a conjunction if concrete."""
+        if self.universe is not None:
+            return z3.And(z3.BoolVal(True), *[predicate(z3.StringVal(a)) for a in self.universe])
+        account = z3.String("every.account")
+        return z3.ForAll([account], predicate(account))
 
     def bal(self, account: Any, asset: Any) -> Any:
         """Return the balance of ``asset`` in ``account``."""
@@ -165,8 +214,17 @@ def concrete_ledger(state: State) -> Ledger:
         has_volatility=_array(
             STRING, z3.BoolVal(False), {u: z3.BoolVal(True) for u in state.volatilities}
         ),
+        index=_array(
+            STRING, z3.IntVal(0), {u: z3.IntVal(p.price_ticks) for u, p in state.prices.items()}
+        ),
+        premium=per_instrument(lambda x: z3.IntVal(x.premium_ppm), z3.IntVal(0)),
+        perpetual=per_instrument(
+            lambda x: z3.BoolVal(x.kind is InstrumentKind.PERPETUAL), z3.BoolVal(False)
+        ),
+        last_funding=per_instrument(lambda x: z3.IntVal(x.last_funding_ms), z3.IntVal(0)),
         account_count=z3.IntVal(len(accounts) - len(SYSTEM_ACCOUNTS)),
         clock=z3.IntVal(state.clock_ms),
+        universe=tuple(sorted(accounts)),
     )
 
 

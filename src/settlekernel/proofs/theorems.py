@@ -17,11 +17,13 @@ import z3
 
 from settlekernel.events import (
     Deposit,
+    Funding,
     FundInsurance,
     Liquidate,
     OpenAccount,
     Trade,
     Transfer,
+    VariationMargin,
     Withdraw,
 )
 from settlekernel.invariants import InvariantId
@@ -29,9 +31,15 @@ from settlekernel.model import RuleSet
 from settlekernel.proofs import claims, transitions
 from settlekernel.proofs.engine import Obligation
 from settlekernel.proofs.replay import realisable, realise, realise_liquidation
-from settlekernel.proofs.symbolic import Ledger, is_user_id, symbolic_event, symbolic_ledger
+from settlekernel.proofs.symbolic import (
+    Ledger,
+    is_user_id,
+    product_axioms,
+    symbolic_event,
+    symbolic_ledger,
+)
 from settlekernel.proofs.transitions import FEES, RESIDUE, ModelStep, SymbolicConsult
-from settlekernel.units import PPM
+from settlekernel.units import PPM, SYSTEM_ACCOUNTS
 
 # The assumptions every transition theorem makes, stated once (spec/60-invariants.md).
 COMMON_ASSUMPTIONS: Final = (
@@ -51,8 +59,9 @@ COMMON_ASSUMPTIONS: Final = (
     "Integers are unbounded; the kernel's 2**96 bounds are guards, not machine limits.",
 )
 NONLINEAR_ASSUMPTION: Final = (
-    "Products of symbolic amounts (quantity x price x multiplier, notional x fee rate) are "
-    "kept as terms; the claim needs only their signs and the exact division identities."
+    "Products of symbolic amounts (quantity x price x multiplier, notional x rate, position "
+    "x per-lot amount) are an uninterpreted function known only by the sign rules of "
+    "multiplication; each product is computed once and reused, so the claims need no more."
 )
 
 
@@ -92,6 +101,8 @@ MODELS: Final[dict[type, transitions.Model]] = {
     FundInsurance: transitions.fund_insurance,
     Trade: transitions.trade,
     Liquidate: transitions.liquidate,
+    VariationMargin: transitions.variation_margin,
+    Funding: transitions.funding,
 }
 _SPEC: Final = {
     OpenAccount: "SK-OPEN",
@@ -101,11 +112,13 @@ _SPEC: Final = {
     FundInsurance: "SK-INSURANCE-1",
     Trade: "SK-TRADE",
     Liquidate: "SK-LIQ-3",
+    VariationMargin: "SK-VM",
+    Funding: "SK-FUNDING-2",
 }
 
 
 def _hypotheses(cls: type, pre: Ledger, event: Mapping[str, Any], step: ModelStep) -> list[Any]:
-    facts = [*claims.nonnegative_hypotheses(pre, step), *step.assumes]
+    facts = [*claims.nonnegative_hypotheses(pre, step), *step.assumes, *product_axioms()]
     facts += [is_user_id(value) for value in event.values() if value.sort() == z3.StringSort()]
     if "instrument" in event:
         # A listed instrument's multiplier is positive and its reference non-negative
@@ -114,6 +127,8 @@ def _hypotheses(cls: type, pre: Ledger, event: Mapping[str, Any], step: ModelSte
         facts += [
             z3.Select(pre.multiplier, instrument) >= 1,
             z3.Select(pre.reference, instrument) >= 0,
+            # INV-ROUNDING-RESIDUE (state part): system accounts hold no positions.
+            *[pre.pos(instrument, z3.StringVal(system)) == 0 for system in SYSTEM_ACCOUNTS],
         ]
     if cls is OpenAccount:
         # Canonical form: an account that does not exist holds nothing.
@@ -155,8 +170,8 @@ def _rounding(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
             dust >= 0,
             dust <= 2,
             pool >= 0,
-            figures.buyer_fee * PPM >= figures.notional * event["buyer_fee_rate_ppm"],
-            figures.seller_fee * PPM >= figures.notional * event["seller_fee_rate_ppm"],
+            figures.buyer_fee * PPM >= pre.mul(figures.notional, event["buyer_fee_rate_ppm"]),
+            figures.seller_fee * PPM >= pre.mul(figures.notional, event["seller_fee_rate_ppm"]),
         ),
     )
 
@@ -191,6 +206,12 @@ _OPEN_INTEREST = (
     ),
     (InvariantId.OPEN_INTEREST_ZERO_SUM,),
     claims.open_interest,
+)
+_REFERENCE = (
+    "reference-positive",
+    "A traded instrument's reference, which every position settles at, stays positive.",
+    (InvariantId.UNIFORM_REFERENCE,),
+    claims.reference_positive,
 )
 _INSURANCE_RUNG = (
     "insurance-credited",
@@ -238,6 +259,8 @@ _CLAIMS: Final[dict[type, tuple[tuple[str, str, tuple[InvariantId, ...], ClaimFn
         ),
     ),
     Liquidate: (_CONSERVATION, _NONNEGATIVE, _INSURANCE_RUNG, _OPEN_INTEREST),
+    VariationMargin: (_CONSERVATION, _NONNEGATIVE, _INSURANCE, _OPEN_INTEREST, _REFERENCE),
+    Funding: (_CONSERVATION, _REFERENCE),
 }
 
 
@@ -262,15 +285,27 @@ _LIQUIDATION_ASSUMPTION: Final = (
 )
 
 
+_MARK_ASSUMPTION: Final = (
+    "Variation margin pays each holder position x (mark - instrument reference): every "
+    "position is settled at its instrument's reference (INV-UNIFORM-REFERENCE) and the "
+    "positions of an instrument sum to zero (INV-OPEN-INTEREST-ZERO-SUM), so the payments "
+    "sum to the per-lot amount times zero."
+)
+
+
 def transition_theorems(
     models: Mapping[type, transitions.Model] = MODELS,
 ) -> list[Theorem]:
     """Return one theorem per (transition, invariant) over the given models."""
     theorems: list[Theorem] = []
     for cls, rows in _CLAIMS.items():
-        extra: tuple[str, ...] = (NONLINEAR_ASSUMPTION,) if cls in {Trade, Liquidate} else ()
+        extra: tuple[str, ...] = (
+            (NONLINEAR_ASSUMPTION,) if cls in {Trade, Liquidate, VariationMargin, Funding} else ()
+        )
         if cls is Liquidate:
             extra += (_LIQUIDATION_ASSUMPTION,)
+        if cls is VariationMargin:
+            extra += (_MARK_ASSUMPTION,)
         theorems += [
             Theorem(
                 name=f"{cls.__name__}.{name}",

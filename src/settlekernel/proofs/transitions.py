@@ -50,6 +50,13 @@ class Consult(Protocol):
         """Return whether a trade leg passes SK-MARGIN-3 with this balance and position."""
 
 
+class OracleConsult(Protocol):
+    """Whether the oracle of an underlying admits an action now (SK-ORACLE-4)."""
+
+    def admits(self, underlying: Any, action: str) -> Any:
+        """Return whether ``underlying``'s validity admits ``action`` (an ``Action`` value)."""
+
+
 class LiquidationConsult(Protocol):
     """The liquidation decisions a model asks about: validity, the ladder's choice."""
 
@@ -83,6 +90,7 @@ class SymbolicConsult:
             "liquidation_admissible", STRING, STRING, boolean
         )
         self._liquidatable = z3.Function("liquidatable", STRING, boolean)
+        self._admits = z3.Function("admits", STRING, STRING, boolean)
         self._rung = tuple(
             z3.Function(f"rung.{name}", STRING, STRING, sort)
             for name, sort in (
@@ -94,6 +102,10 @@ class SymbolicConsult:
             )
         )
         self._liquidator_rejection = z3.Function("liquidator_rejection", STRING, STRING, STRING)
+
+    def admits(self, underlying: Any, action: str) -> Any:
+        """Return the admissibility predicate of ``underlying`` for ``action``."""
+        return self._admits(underlying, z3.StringVal(action))
 
     def liquidation_admissible(self, account: Any, liquidator: Any) -> Any:
         """Return the predicate applied to both accounts."""
@@ -148,6 +160,9 @@ class ModelStep:
     # Facts about consulted values the proofs assume (a transfer price is positive); the
     # differential checks confirm each on every accepted concrete case.
     assumes: tuple[Any, ...] = ()
+    # A step that pays every holder of an instrument: (asset, instrument, per-lot amount).
+    # Every account's balance of the asset changes by its position times the amount.
+    per_lot: tuple[Any, Any, Any] | None = None
 
 
 def cascade(
@@ -348,12 +363,12 @@ def trade_figures(s: Ledger, e: dict[str, Any]) -> TradeFigures:
     multiplier = z3.Select(s.multiplier, instrument)
     held = z3.Select(s.reference, instrument)
     reference = z3.If(z3.Select(s.linear, instrument), z3.If(held == 0, price, held), 0)
-    notional = quantity * price * multiplier
-    buyer_exact = notional * e["buyer_fee_rate_ppm"]
-    seller_exact = notional * e["seller_fee_rate_ppm"]
+    notional = s.mul(quantity, price, multiplier)
+    buyer_exact = s.mul(notional, e["buyer_fee_rate_ppm"])
+    seller_exact = s.mul(notional, e["seller_fee_rate_ppm"])
     return TradeFigures(
         reference=reference,
-        settlement=quantity * (price - reference) * multiplier,
+        settlement=s.mul(quantity, price - reference, multiplier),
         notional=notional,
         buyer_fee=ceil_div_ppm(buyer_exact),
         buyer_pool=buyer_exact / PPM,
@@ -529,12 +544,12 @@ def liquidate(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> Model
     simple, instrument, lots, price, cap = consult.rung(account, liquidator)
     asset = z3.StringVal(rules.valuation_asset)
     multiplier = z3.Select(s.multiplier, instrument)
-    cash = lots * (price - z3.Select(s.reference, instrument)) * multiplier
-    exact = (
-        z3.If(lots >= 0, lots, -lots)
-        * price
-        * multiplier
-        * _penalty_rate(rules, z3.Select(s.underlying, instrument))
+    cash = s.mul(lots, price - z3.Select(s.reference, instrument), multiplier)
+    exact = s.mul(
+        z3.If(lots >= 0, lots, -lots),
+        price,
+        multiplier,
+        _penalty_rate(rules, z3.Select(s.underlying, instrument)),
     )
     penalty, pool, residue = capped_penalty(ceil_div_ppm(exact), exact / PPM, cap)
     account_cash = s.bal(account, asset) + cash - penalty
@@ -593,6 +608,105 @@ def liquidate(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> Model
         position_writes=((instrument, account), (instrument, liquidator)),
         assumes=(price >= 1, multiplier >= 1, z3.Select(s.reference, instrument) >= 0),
     )
+
+
+def _mark(s: Ledger, instrument: Any) -> Any:
+    """Return the mark as ``compute_mark_ticks`` does: index shifted by the premium (SK-MARK-1)."""
+    index = z3.Select(s.index, z3.Select(s.underlying, instrument))
+    mark = index + s.mul(index, z3.Select(s.premium, instrument)) / PPM
+    return z3.If(mark >= 1, mark, 1)
+
+
+def variation_margin(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """SK-VM: every holder is paid position x (mark - reference) x multiplier, at once."""
+    instrument = e["instrument"]
+    oracle: OracleConsult = c  # type: ignore[assignment]
+    underlying = z3.Select(s.underlying, instrument)
+    asset = z3.Select(s.settles_in, instrument)
+    mark = _mark(s, instrument)
+    per_lot = s.mul(mark - z3.Select(s.reference, instrument), z3.Select(s.multiplier, instrument))
+
+    def flow(account: Any) -> Any:
+        return s.mul(s.pos(instrument, account), per_lot)
+
+    accepted, reason = cascade(
+        [
+            (e["principal"] != z3.StringVal(rules.roles.operator), Reason.PRINCIPAL_NOT_OPERATOR),
+            (z3.Not(z3.Select(s.listed, instrument)), Reason.INSTRUMENT_UNKNOWN),
+            (z3.Select(s.settled, instrument), Reason.INSTRUMENT_ALREADY_SETTLED),
+            (z3.Not(z3.Select(s.linear, instrument)), Reason.INSTRUMENT_NOT_MARKED_TO_MARKET),
+            (z3.Not(z3.Select(s.has_price, underlying)), Reason.PRICE_UNAVAILABLE),
+            (
+                z3.Not(oracle.admits(underlying, "variation_margin")),
+                Reason.ORACLE_NOT_ADMISSIBLE,
+            ),
+            (
+                z3.Not(s.every_account(lambda a: s.bal(a, asset) + flow(a) >= 0)),
+                Reason.VARIATION_MARGIN_SHORTFALL,
+            ),
+        ]
+    )
+    account = z3.String("vm.account")
+    row = z3.Select(s.balance, account)
+    paid = z3.Lambda([account], z3.Store(row, asset, z3.Select(row, asset) + flow(account)))
+    post = attrs.evolve(
+        s,
+        balance=paid,
+        reference=z3.Store(s.reference, instrument, mark),
+    )
+    return ModelStep(accepted, reason, post, writes=(), per_lot=(asset, instrument, per_lot))
+
+
+def _funding_interval(rules: RuleSet, underlying: Any) -> Any:
+    interval: Any = z3.IntVal(0)
+    for entry in rules.underlyings:
+        interval = z3.If(
+            underlying == z3.StringVal(entry.symbol), entry.funding_interval_ms, interval
+        )
+    return interval
+
+
+def _funding_clamp(rules: RuleSet, underlying: Any) -> Any:
+    clamp: Any = z3.IntVal(0)
+    for entry in rules.underlyings:
+        clamp = z3.If(underlying == z3.StringVal(entry.symbol), entry.funding_clamp_ppm, clamp)
+    return clamp
+
+
+def funding(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """SK-FUNDING: one interval's charge shifts the reference; no cash moves now."""
+    instrument = e["instrument"]
+    oracle: OracleConsult = c  # type: ignore[assignment]
+    underlying = z3.Select(s.underlying, instrument)
+    reference = z3.Select(s.reference, instrument)
+    clamp = _funding_clamp(rules, underlying)
+    premium = z3.Select(s.premium, instrument)
+    rate = z3.If(premium > clamp, clamp, z3.If(premium < -clamp, -clamp, premium))
+    magnitude = s.mul(z3.Select(s.index, underlying), z3.If(rate >= 0, rate, -rate)) / PPM
+    shifted = reference + z3.If(rate >= 0, magnitude, -magnitude)
+    bounded = z3.If(
+        shifted < 1, 1, z3.If(shifted > rules.price_ticks_max, rules.price_ticks_max, shifted)
+    )
+    accepted, reason = cascade(
+        [
+            (e["principal"] != z3.StringVal(rules.roles.operator), Reason.PRINCIPAL_NOT_OPERATOR),
+            (z3.Not(z3.Select(s.listed, instrument)), Reason.INSTRUMENT_UNKNOWN),
+            (z3.Not(z3.Select(s.perpetual, instrument)), Reason.INSTRUMENT_NOT_PERPETUAL),
+            (z3.Not(z3.Select(s.has_price, underlying)), Reason.PRICE_UNAVAILABLE),
+            (z3.Not(oracle.admits(underlying, "funding")), Reason.ORACLE_NOT_ADMISSIBLE),
+            (
+                s.clock
+                < z3.Select(s.last_funding, instrument) + _funding_interval(rules, underlying),
+                Reason.FUNDING_TOO_EARLY,
+            ),
+        ]
+    )
+    post = attrs.evolve(
+        s,
+        reference=z3.Store(s.reference, instrument, z3.If(reference == 0, 0, bounded)),
+        last_funding=z3.Store(s.last_funding, instrument, s.clock),
+    )
+    return ModelStep(accepted, reason, post, writes=())
 
 
 Model = Callable[[RuleSet, Ledger, dict[str, Any], Consult], ModelStep]
