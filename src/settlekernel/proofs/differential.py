@@ -35,7 +35,7 @@ from settlekernel.events import (
 from settlekernel.guards import check_shape
 from settlekernel.kernel import genesis, step
 from settlekernel.model import InstrumentKind, OptionType, RuleSet, State
-from settlekernel.outcomes import Accepted
+from settlekernel.outcomes import Accepted, Outcome
 from settlekernel.proofs.consult import KernelConsult
 from settlekernel.proofs.engine import as_python, evaluate
 from settlekernel.proofs.symbolic import Ledger, concrete_event, concrete_ledger
@@ -91,10 +91,19 @@ def kernel_cells(state: State, post: State, event: object) -> list[tuple[tuple[s
     return cells
 
 
+@attrs.frozen
+class Comparison:
+    """One case: the disagreements, the kernel's outcome, and whether the model covers it."""
+
+    problems: list[str]
+    outcome: Outcome
+    outside: bool = False
+
+
 def compare(
     state: State, event: object, ledger: Ledger | None = None, model: Model | None = None
-) -> list[str]:
-    """Return every disagreement between the model and ``step`` on one state and event."""
+) -> Comparison:
+    """Compare the model with ``step`` on one state and event."""
     model = MODELS[type(event)] if model is None else model
     ledger = concrete_ledger(state) if ledger is None else ledger
     modelled = model(state.rules, ledger, concrete_event(event), KernelConsult(state, event))
@@ -106,15 +115,12 @@ def compare(
         same = reason == kernel_reason or (
             reason == _TRADE_EXISTS and kernel_reason.startswith(_TRADE_EXISTS)
         )
-        return (
-            []
-            if same
-            else [f"model says {reason or 'accepted'}, kernel rejects with {kernel_reason}"]
-        )
+        found = [] if same else [f"model says {reason or 'accepted'}, kernel: {kernel_reason}"]
+        return Comparison(found, outcome)
     if reason == OUTSIDE_REASON:
-        return []  # A plan the model does not cover; ``run`` counts these apart.
+        return Comparison([], outcome, outside=True)  # A plan the model does not cover.
     if not accepted:
-        return [f"model rejects with {reason}, kernel accepts"]
+        return Comparison([f"model rejects with {reason}, kernel accepts"], outcome)
     problems = [
         f"assumed fact {fact} fails" for fact in modelled.assumes if not z3.is_true(evaluate(fact))
     ]
@@ -122,7 +128,7 @@ def compare(
         value = as_python(evaluate(read(modelled.post, cell)))
         if value != expected:
             problems.append(f"{'/'.join(cell)}: model {value!r}, kernel {expected!r}")
-    return problems
+    return Comparison(problems, outcome)
 
 
 # Accounts the generator opens, and the owners they belong to.
@@ -204,7 +210,7 @@ def _valid_event(rng: random.Random, state: State, number: int) -> object:
     held = 0 if known is None else known.balance(asset)
     amount = rng.choice([1, rng.randint(1, 10**9), held, max(held // 3, 1)])
     kind = rng.choice(
-        ["open", "deposit", "withdraw", "transfer", "insurance", "trade", "trade", "mark", "fund"]
+        ["open", "deposit", "withdraw", "transfer", "insurance", "trade", "mark", "fund"]
     )
     if kind == "mark":
         return VariationMargin(
@@ -297,7 +303,7 @@ def random_cases(
 class Report:
     """What a differential run covered and every disagreement it found."""
 
-    checked: int
+    checked: dict[str, int]
     accepted: dict[str, int]
     rejected: dict[str, int]
     problems: list[str]
@@ -394,34 +400,29 @@ def liquidation_cases(rules: RuleSet, seed: int, paths: int) -> Iterator[tuple[S
                     state = outcome.state
 
 
-def _outside(state: State, event: object, ledger: Ledger) -> bool:
-    if not isinstance(event, Liquidate):
-        return False
-    modelled = MODELS[Liquidate](
-        state.rules, ledger, concrete_event(event), KernelConsult(state, event)
-    )
-    return bool(as_python(evaluate(modelled.reason)) == OUTSIDE_REASON)
-
-
-def run(rules: RuleSet, seed: int, states: int, events_per_state: int) -> Report:
+def run(
+    rules: RuleSet, seed: int, states: int, events_per_state: int, paths: int | None = None
+) -> Report:
     """Compare the model with ``step`` on every case drawn from ``seed``."""
-    checked = 0
+    checked: dict[str, int] = {}
     accepted: dict[str, int] = {}
     rejected: dict[str, int] = {}
     problems: list[str] = []
     last: tuple[State, Ledger] | None = None
     cases = itertools.chain(
         random_cases(rules, seed, states, events_per_state),
-        liquidation_cases(rules, seed, states),
+        liquidation_cases(rules, seed, states if paths is None else paths),
     )
     for state, event in cases:
         if last is None or last[0] is not state:
             last = (state, concrete_ledger(state))
-        problems += [f"{event}: {problem}" for problem in compare(state, event, last[1])]
-        checked += 1
-        outcome = step(state, event)
-        key = type(event).__name__ if isinstance(outcome, Accepted) else outcome.reason.value
-        if isinstance(outcome, Accepted) and _outside(state, event, last[1]):
+        comparison = compare(state, event, last[1])
+        problems += [f"{event}: {problem}" for problem in comparison.problems]
+        name = type(event).__name__
+        checked[name] = checked.get(name, 0) + 1
+        outcome = comparison.outcome
+        key = name if isinstance(outcome, Accepted) else outcome.reason.value
+        if comparison.outside:
             key = f"{key} (outside the model)"
         tally = accepted if isinstance(outcome, Accepted) else rejected
         tally[key] = tally.get(key, 0) + 1
