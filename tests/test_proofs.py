@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 import z3
 
@@ -11,7 +12,7 @@ from settlekernel.proofs.engine import Obligation, Status, discharge
 from settlekernel.proofs.faults import FAULTS
 from settlekernel.proofs.replay import replay
 from settlekernel.proofs.runner import catalogue, prove, run_all
-from settlekernel.proofs.theorems import MODELS
+from settlekernel.proofs.theorems import MODELS, transition_theorems
 from settlekernel.rules import parse_rules_toml
 from settlekernel.wire import decode_event
 
@@ -33,7 +34,7 @@ def test_every_modelled_transition_proves_conservation():
 def test_each_model_follows_the_code_on_a_thousand_cases():
     """SK-PROOF-2: each z3 model, evaluated by z3, agrees with ``step`` cell by cell on at
     least 1,000 reachable states and adversarial events."""
-    report = differential.run(RULES, seed=20261121, states=90, events_per_state=100, paths=32)
+    report = differential.run(RULES, seed=20261121, states=110, events_per_state=100, paths=32)
     assert report.problems == []
     assert all(report.checked.get(cls.__name__, 0) >= 1000 for cls in MODELS), report.checked
     assert all(report.accepted.get(cls.__name__, 0) >= 25 for cls in MODELS), report.accepted
@@ -46,6 +47,26 @@ def test_a_model_that_drifts_from_the_code_fails_the_differential(monkeypatch):
     monkeypatch.setattr(transitions, "ceil_div_ppm", lambda numerator: numerator / 1_000_000)
     report = differential.run(RULES, seed=7, states=3, events_per_state=100)
     assert any("balance/@residue/USDC" in problem for problem in report.problems)
+
+
+def test_an_oracle_model_without_the_band_fails_its_theorem():
+    """The band theorem is not vacuous: accept every median as the index and it fails."""
+
+    def unbanded(rules, s, e, c):
+        return transitions.oracle_price(
+            attrs.evolve(
+                rules,
+                underlyings=tuple(attrs.evolve(u, band_ppm=999_999) for u in rules.underlyings),
+            ),
+            s,
+            e,
+            c,
+        )
+
+    models = {**MODELS, sk.OraclePrice: unbanded}
+    (band,) = [t for t in transition_theorems(models) if t.name == "OraclePrice.band"]
+    result = prove(band, RULES)
+    assert result.verdict.status is Status.COUNTEREXAMPLE
 
 
 def test_a_vacuous_obligation_is_not_a_pass():

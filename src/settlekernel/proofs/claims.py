@@ -17,9 +17,10 @@ from typing import Any, Final
 
 import z3
 
+from settlekernel.model import RuleSet
 from settlekernel.proofs.symbolic import Ledger
 from settlekernel.proofs.transitions import INSURANCE, ModelStep
-from settlekernel.units import VALUE_LIMIT
+from settlekernel.units import PPM, VALUE_LIMIT
 
 ANY_ACCOUNT: Final = z3.String("any.account")
 ANY_ASSET: Final = z3.String("any.asset")
@@ -56,14 +57,14 @@ def written_change(pre: Ledger, step: ModelStep, asset: Any) -> Any:
     return total
 
 
-def conservation(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+def conservation(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
     """INV-CONSERVATION: untouched balances unchanged; per asset, changes equal custody's.
 
     A step that pays every holder (``per_lot``) instead changes each account's balance by
     its position times one per-lot amount, and custody not at all: summed over accounts
     that is the amount times the sum of positions, zero by INV-OPEN-INTEREST-ZERO-SUM.
     """
-    del event
+    del rules, event
     custody_change = z3.Select(step.post.custody, ANY_ASSET) - z3.Select(pre.custody, ANY_ASSET)
     if step.per_lot is not None:
         asset, instrument, amount = step.per_lot
@@ -91,9 +92,9 @@ def nonnegative_hypotheses(pre: Ledger, step: ModelStep) -> list[Any]:
     return facts
 
 
-def nonnegative(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+def nonnegative(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
     """INV-NONNEGATIVE-BALANCES: every balance and custody total stays in [0, 2**96)."""
-    del pre, event
+    del rules, pre, event
     custody = z3.Select(step.post.custody, ANY_ASSET)
     return z3.Implies(
         step.accepted,
@@ -101,23 +102,25 @@ def nonnegative(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
     )
 
 
-def insurance_not_debited(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+def insurance_not_debited(
+    rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]
+) -> Any:
     """INV-INSURANCE-NONNEGATIVE: outside expiry and liquidation the fund is never debited."""
-    del event
+    del rules, event
     return z3.Implies(
         step.accepted, step.post.bal(INSURANCE, ANY_ASSET) >= pre.bal(INSURANCE, ANY_ASSET)
     )
 
 
-def margin_checked(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+def margin_checked(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
     """INV-MARGIN-AFTER-ACCEPT: the margin guard passed on exactly the post-state it writes."""
-    del pre, event
+    del rules, pre, event
     return z3.Implies(step.accepted, z3.And(z3.BoolVal(True), *step.checks))
 
 
-def open_interest(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+def open_interest(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
     """INV-OPEN-INTEREST-ZERO-SUM: positions still sum to zero; the index follows the longs."""
-    del event
+    del rules, event
     writes = step.position_writes
     frame = z3.Implies(
         z3.Not(_listed(writes, ANY_INSTRUMENT, ANY_ACCOUNT)),
@@ -136,8 +139,9 @@ def open_interest(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any
     return z3.Implies(step.accepted, z3.And(frame, lots == 0, index_change == longs))
 
 
-def settled_once(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+def settled_once(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
     """INV-NO-DOUBLE-SETTLEMENT: only a new id is accepted; it is recorded; none forgotten."""
+    del rules
     trade_id = event["trade_id"]
     return z3.Implies(
         step.accepted,
@@ -152,8 +156,9 @@ def settled_once(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
     )
 
 
-def opened_empty(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+def opened_empty(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
     """INV-CANONICAL-FORM: a new account is the principal's, empty, and replaces nothing."""
+    del rules
     account, principal = event["account"], event["principal"]
     return z3.Implies(
         step.accepted,
@@ -166,9 +171,39 @@ def opened_empty(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
     )
 
 
-def reference_positive(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+def reference_positive(
+    rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]
+) -> Any:
     """INV-UNIFORM-REFERENCE: a traded perpetual or future keeps a positive reference."""
+    del rules
     instrument = event["instrument"]
     before = z3.Select(pre.reference, instrument)
     after = z3.Select(step.post.reference, instrument)
     return z3.Implies(step.accepted, z3.Or(after >= 1, z3.And(before == 0, after == 0)))
+
+
+def oracle_band(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+    """INV-ORACLE-ADMISSIBLE, its oracle part: the index moves within the band (SK-ORACLE-3).
+
+    An accepted report moves the index at most ``band_ppm`` of the last accepted index, a
+    first index is positive, and the clock never goes back.
+    """
+    underlying = event["underlying"]
+    before = z3.Select(pre.index, underlying)
+    after = z3.Select(step.post.index, underlying)
+    move = z3.If(after >= before, after - before, before - after)
+    within = z3.Or(
+        *[
+            z3.And(underlying == z3.StringVal(entry.symbol), move * PPM <= before * entry.band_ppm)
+            for entry in rules.underlyings
+        ]
+    )
+    priced = z3.Select(pre.has_price, underlying)
+    return z3.Implies(
+        step.accepted,
+        z3.And(
+            z3.Implies(priced, within),
+            z3.Implies(z3.Select(step.post.has_price, underlying), after >= 1),
+            step.post.clock >= pre.clock,
+        ),
+    )

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 import z3
+from immutables import Map
 
 from settlekernel.account_margin import (
     account_margin,
@@ -24,8 +25,9 @@ from settlekernel.account_margin import (
 from settlekernel.events import Trade
 from settlekernel.ledger import with_balance, with_settlement
 from settlekernel.liquidation import RUNGS, _check_liquidator, _rung, closes, penalty_cap, plan
-from settlekernel.model import Account, State
-from settlekernel.oracle import Action, check_admissible, trade_premium_ppm
+from settlekernel.model import Account, IndexPrice, State
+from settlekernel.oracle import Action, _median, check_admissible, trade_premium_ppm
+from settlekernel.oracle import evaluate as evaluate_oracle
 from settlekernel.outcomes import PostingCode
 from settlekernel.proofs.engine import as_python, evaluate
 
@@ -181,3 +183,29 @@ class KernelConsult:
         if symbol not in self.state.rules.underlying_by_symbol:
             return z3.BoolVal(False)
         return z3.BoolVal(check_admissible(self.state, (symbol,), Action(action)) is None)
+
+    def quorum(
+        self, underlying: Any, source: Any, price: Any, timestamp: Any
+    ) -> tuple[Any, Any, Any]:
+        """Return the kernel's evaluation once the report is stored: candidate?, median, time."""
+        state = self.state
+        symbol = str(_ground(underlying))
+        rules = state.rules.underlying_by_symbol.get(symbol)
+        if rules is None:
+            return z3.BoolVal(False), z3.IntVal(0), z3.IntVal(0)
+        report = IndexPrice(int(_ground(price)), int(_ground(timestamp)))
+        reports = state.reports.get(symbol, Map()).set(str(_ground(source)), report)
+        now = max(state.clock_ms, report.timestamp_ms)
+        accepted = state.prices.get(symbol)
+        evaluation = evaluate_oracle(reports, accepted, now, rules)
+        fresh = [
+            r.price_ticks
+            for r in reports.values()
+            if abs(now - r.timestamp_ms) <= rules.stale_after_ms
+        ]
+        median = _median(fresh, accepted) if fresh else 0
+        return (
+            z3.BoolVal(evaluation.candidate is not None),
+            z3.IntVal(median),
+            z3.IntVal(evaluation.quorum_ms or 0),
+        )

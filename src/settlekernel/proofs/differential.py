@@ -210,8 +210,10 @@ def _valid_event(rng: random.Random, state: State, number: int) -> object:
     held = 0 if known is None else known.balance(asset)
     amount = rng.choice([1, rng.randint(1, 10**9), held, max(held // 3, 1)])
     kind = rng.choice(
-        ["open", "deposit", "withdraw", "transfer", "insurance", "trade", "mark", "fund"]
+        ["open", "deposit", "withdraw", "transfer", "insurance", "trade", "mark", "fund", "report"]
     )
+    if kind == "report":
+        return _report(rng, state)
     if kind == "mark":
         return VariationMargin(
             principal=rules.roles.operator, instrument=rng.choice([_PERPETUAL, _OPTION])
@@ -250,6 +252,19 @@ def _valid_event(rng: random.Random, state: State, number: int) -> object:
     )
 
 
+def _report(rng: random.Random, state: State) -> OraclePrice:
+    """Return a price report near, or far from, the index: a spike, a replay, a new quorum."""
+    index = state.prices["BTC"].price_ticks if "BTC" in state.prices else 6_000_000
+    move = rng.choice([0, 1, -1, 10_000, -30_000, 49_999, 50_000, 50_001, -120_000, 400_000])
+    last = max((r.timestamp_ms for r in state.reports.get("BTC", {}).values()), default=0)
+    return OraclePrice(
+        principal=rng.choice(state.rules.roles.oracles),
+        underlying=rng.choice(["BTC", "BTC", "BTC", "ETH"]),
+        price_ticks=max(index + index * move // 1_000_000, 0),
+        timestamp_ms=last + rng.choice([-1_000, 0, 1_000, 1_000, 30_000, 90_000]),
+    )
+
+
 # Field -> the adversarial values one mutation may put there.
 _MUTATIONS: Final[dict[str, tuple[object, ...]]] = {
     "principal": ("mallory", "operator", "venue", "alice"),
@@ -261,9 +276,11 @@ _MUTATIONS: Final[dict[str, tuple[object, ...]]] = {
     "asset": ("DOGE", "BTC", "USDC"),
     "instrument": ("NOPE", "BTC-PERP", "BTC-C-70000"),
     "trade_id": ("t0", "t1", "t2"),
+    "underlying": ("BTC", "ETH", "DOGE"),
+    "timestamp_ms": (-1, 0, 2**63, 2**63 - 1),
     "amount_minor": (0, -5, 1, VALUE_LIMIT - 1, VALUE_LIMIT, 10**15),
     "quantity_lots": (0, -1, 10**12, 10**12 + 1, 10**6),
-    "price_ticks": (0, 1, 10**15, 10**15 + 1),
+    "price_ticks": (-1, 0, 1, 10**15, 10**15 + 1),
     "buyer_fee_rate_ppm": (-1, 10_000, 10_001),
     "seller_fee_rate_ppm": (-1, 10_000, 10_001),
 }
@@ -370,12 +387,11 @@ def liquidation_cases(rules: RuleSet, seed: int, paths: int) -> Iterator[tuple[S
             price = price * rng.choice([960_000, 970_000, 1_030_000, 1_040_000]) // 1_000_000
             clock += rng.choice([1_000, 1_000, 3_600_000])
             for oracle in rules.roles.oracles[:2]:
-                outcome = step(
-                    state,
-                    OraclePrice(
-                        principal=oracle, underlying="BTC", price_ticks=price, timestamp_ms=clock
-                    ),
+                event = OraclePrice(
+                    principal=oracle, underlying="BTC", price_ticks=price, timestamp_ms=clock
                 )
+                yield state, event
+                outcome = step(state, event)
                 if isinstance(outcome, Accepted):
                     state = outcome.state
             operator = rng.choice([rules.roles.operator, rules.roles.operator, "mallory"])

@@ -68,6 +68,7 @@ _FIELDS: Final[dict[str, tuple[Any, ...]]] = {
     "premium": (STRING, INT),
     "perpetual": (STRING, BOOL),
     "last_funding": (STRING, INT),
+    "last_report": (STRING, z3.ArraySort(STRING, INT)),
 }
 
 
@@ -97,6 +98,7 @@ class Ledger:
     premium: Any
     perpetual: Any
     last_funding: Any
+    last_report: Any
     account_count: Any
     clock: Any
     # The accounts of a concrete ledger; None for a symbolic one, whose accounts are any.
@@ -170,6 +172,18 @@ def _nested(rows: dict[str, dict[str, int]]) -> Any:
     )
 
 
+def _report_times(state: State) -> Any:
+    """Return underlying -> source -> timestamp of its last report (-1: never reported)."""
+    never = z3.K(STRING, z3.IntVal(-1))
+    rows = {
+        underlying: _array(
+            STRING, z3.IntVal(-1), {s: z3.IntVal(r.timestamp_ms) for s, r in reports.items()}
+        )
+        for underlying, reports in state.reports.items()
+    }
+    return _array(STRING, never, rows)
+
+
 def concrete_ledger(state: State) -> Ledger:
     """Return the ledger of a real state: every array is a constant with stores."""
     accounts = state.accounts
@@ -222,6 +236,7 @@ def concrete_ledger(state: State) -> Ledger:
             lambda x: z3.BoolVal(x.kind is InstrumentKind.PERPETUAL), z3.BoolVal(False)
         ),
         last_funding=per_instrument(lambda x: z3.IntVal(x.last_funding_ms), z3.IntVal(0)),
+        last_report=_report_times(state),
         account_count=z3.IntVal(len(accounts) - len(SYSTEM_ACCOUNTS)),
         clock=z3.IntVal(state.clock_ms),
         universe=tuple(sorted(accounts)),
@@ -234,6 +249,8 @@ _KIND_SORTS: Final = {
     FieldKind.AMOUNT: INT,
     FieldKind.QUANTITY: INT,
     FieldKind.PRICE: INT,
+    FieldKind.REPORT_PRICE: INT,
+    FieldKind.TIMESTAMP: INT,
     FieldKind.FEE_RATE: INT,
 }
 

@@ -21,6 +21,7 @@ from settlekernel.events import (
     FundInsurance,
     Liquidate,
     OpenAccount,
+    OraclePrice,
     Trade,
     Transfer,
     VariationMargin,
@@ -92,7 +93,7 @@ class Theorem:
     realise: Callable[[RuleSet, Instance, Any], list[object]] | None = None
 
 
-ClaimFn = Callable[[Ledger, ModelStep, Mapping[str, Any]], Any]
+ClaimFn = Callable[[RuleSet, Ledger, ModelStep, Mapping[str, Any]], Any]
 MODELS: Final[dict[type, transitions.Model]] = {
     OpenAccount: transitions.open_account,
     Deposit: transitions.deposit,
@@ -103,6 +104,7 @@ MODELS: Final[dict[type, transitions.Model]] = {
     Liquidate: transitions.liquidate,
     VariationMargin: transitions.variation_margin,
     Funding: transitions.funding,
+    OraclePrice: transitions.oracle_price,
 }
 _SPEC: Final = {
     OpenAccount: "SK-OPEN",
@@ -114,6 +116,7 @@ _SPEC: Final = {
     Liquidate: "SK-LIQ-3",
     VariationMargin: "SK-VM",
     Funding: "SK-FUNDING-2",
+    OraclePrice: "SK-ORACLE-3",
 }
 
 
@@ -130,6 +133,12 @@ def _hypotheses(cls: type, pre: Ledger, event: Mapping[str, Any], step: ModelSte
             # INV-ROUNDING-RESIDUE (state part): system accounts hold no positions.
             *[pre.pos(instrument, z3.StringVal(system)) == 0 for system in SYSTEM_ACCOUNTS],
         ]
+    if "underlying" in event:
+        # An accepted index is positive (SK-ORACLE-2 accepts no non-positive median).
+        underlying = event["underlying"]
+        facts.append(
+            z3.Implies(z3.Select(pre.has_price, underlying), z3.Select(pre.index, underlying) >= 1)
+        )
     if cls is OpenAccount:
         # Canonical form: an account that does not exist holds nothing.
         account = event["account"]
@@ -150,7 +159,7 @@ def _instance(
         step = models[cls](rules, pre, event, SymbolicConsult())
         obligation = Obligation(
             hypotheses=tuple(_hypotheses(cls, pre, event, step)),
-            claim=claim(pre, step, event),
+            claim=claim(rules, pre, step, event),
             fires=step.accepted,
         )
         return Instance(obligation, pre, event, cls)
@@ -158,8 +167,9 @@ def _instance(
     return build
 
 
-def _rounding(pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+def _rounding(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
     """A trade's rounding: fees rounded up, at most one unit of dust per fee, never debited."""
+    del rules
     figures = transitions.trade_figures(pre, dict(event))
     asset = z3.Select(pre.settles_in, event["instrument"])
     dust = step.post.bal(RESIDUE, asset) - pre.bal(RESIDUE, asset)
@@ -261,6 +271,18 @@ _CLAIMS: Final[dict[type, tuple[tuple[str, str, tuple[InvariantId, ...], ClaimFn
     Liquidate: (_CONSERVATION, _NONNEGATIVE, _INSURANCE_RUNG, _OPEN_INTEREST),
     VariationMargin: (_CONSERVATION, _NONNEGATIVE, _INSURANCE, _OPEN_INTEREST, _REFERENCE),
     Funding: (_CONSERVATION, _REFERENCE),
+    OraclePrice: (
+        _CONSERVATION,
+        (
+            "band",
+            (
+                "An accepted report moves the index at most band_ppm of the last index; a first "
+                "index is positive; the clock never goes back."
+            ),
+            (InvariantId.ORACLE_ADMISSIBLE,),
+            claims.oracle_band,
+        ),
+    ),
 }
 
 
@@ -285,6 +307,11 @@ _LIQUIDATION_ASSUMPTION: Final = (
 )
 
 
+_QUORUM_ASSUMPTION: Final = (
+    "The quorum's evaluation (which reports are fresh, their median, whether an index is "
+    "accepted, the quorum time) is consulted; the model applies the band to whatever median "
+    "it gives, and the differential checks confirm an accepted median is positive."
+)
 _MARK_ASSUMPTION: Final = (
     "Variation margin pays each holder position x (mark - instrument reference): every "
     "position is settled at its instrument's reference (INV-UNIFORM-REFERENCE) and the "
@@ -306,6 +333,8 @@ def transition_theorems(
             extra += (_LIQUIDATION_ASSUMPTION,)
         if cls is VariationMargin:
             extra += (_MARK_ASSUMPTION,)
+        if cls is OraclePrice:
+            extra += (_QUORUM_ASSUMPTION,)
         theorems += [
             Theorem(
                 name=f"{cls.__name__}.{name}",

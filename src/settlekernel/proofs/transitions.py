@@ -57,6 +57,15 @@ class OracleConsult(Protocol):
         """Return whether ``underlying``'s validity admits ``action`` (an ``Action`` value)."""
 
 
+class QuorumConsult(Protocol):
+    """The oracle's evaluation of the reports once a new one is stored (SK-ORACLE-2)."""
+
+    def quorum(
+        self, underlying: Any, source: Any, price: Any, timestamp: Any
+    ) -> tuple[Any, Any, Any]:
+        """Return (an index would be accepted?, the median of the fresh reports, quorum time)."""
+
+
 class LiquidationConsult(Protocol):
     """The liquidation decisions a model asks about: validity, the ladder's choice."""
 
@@ -91,6 +100,10 @@ class SymbolicConsult:
         )
         self._liquidatable = z3.Function("liquidatable", STRING, boolean)
         self._admits = z3.Function("admits", STRING, STRING, boolean)
+        self._quorum = tuple(
+            z3.Function(f"quorum.{name}", STRING, STRING, integer, integer, sort)
+            for name, sort in (("candidate", boolean), ("median", integer), ("time", integer))
+        )
         self._rung = tuple(
             z3.Function(f"rung.{name}", STRING, STRING, sort)
             for name, sort in (
@@ -106,6 +119,12 @@ class SymbolicConsult:
     def admits(self, underlying: Any, action: str) -> Any:
         """Return the admissibility predicate of ``underlying`` for ``action``."""
         return self._admits(underlying, z3.StringVal(action))
+
+    def quorum(
+        self, underlying: Any, source: Any, price: Any, timestamp: Any
+    ) -> tuple[Any, Any, Any]:
+        """Return the evaluation as uninterpreted functions of the new report."""
+        return tuple(f(underlying, source, price, timestamp) for f in self._quorum)
 
     def liquidation_admissible(self, account: Any, liquidator: Any) -> Any:
         """Return the predicate applied to both accounts."""
@@ -707,6 +726,57 @@ def funding(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelSt
         last_funding=z3.Store(s.last_funding, instrument, s.clock),
     )
     return ModelStep(accepted, reason, post, writes=())
+
+
+def band_move(rules: RuleSet, underlying: Any, accepted: Any, median: Any) -> Any:
+    """Return ``compute_band_move`` with the underlying's band: one linear branch per band."""
+    moved: Any = median
+    for entry in rules.underlyings:
+        band = entry.band_ppm
+        beyond = z3.If(median >= accepted, median - accepted, accepted - median) * PPM > (
+            accepted * band
+        )
+        limit = accepted * band / PPM
+        step = z3.If(median > accepted, accepted + limit, accepted - limit)
+        branch = z3.If(beyond, z3.If(step >= 1, step, 1), median)
+        moved = z3.If(underlying == z3.StringVal(entry.symbol), branch, moved)
+    return moved
+
+
+def oracle_price(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """SK-ORACLE: store the report; a quorum moves the clock; the index moves within the band."""
+    underlying, source = e["underlying"], e["principal"]
+    price, timestamp = e["price_ticks"], e["timestamp_ms"]
+    oracle: QuorumConsult = c  # type: ignore[assignment]
+    candidate, median, quorum_ms = oracle.quorum(underlying, source, price, timestamp)
+    known = z3.Or(*[underlying == z3.StringVal(u.symbol) for u in rules.underlyings])
+    last = z3.Select(z3.Select(s.last_report, underlying), source)
+    accepted, reason = cascade(
+        [
+            (z3.Not(_one_of(source, rules.roles.oracles)), Reason.PRINCIPAL_NOT_ORACLE),
+            (price < 0, Reason.PRICE_NOT_POSITIVE),
+            (price > rules.price_ticks_max, Reason.PRICE_TOO_LARGE),
+            (z3.Or(timestamp < 0, timestamp > 2**63 - 1), Reason.TIMESTAMP_OUT_OF_RANGE),
+            (z3.Not(known), Reason.UNDERLYING_UNKNOWN),
+            (z3.And(last >= 0, timestamp <= last), Reason.ORACLE_TIMESTAMP_NOT_NEWER),
+        ]
+    )
+    index = z3.Select(s.index, underlying)
+    priced = z3.Select(s.has_price, underlying)
+    new_index = z3.If(priced, band_move(rules, underlying, index, median), median)
+    row = z3.Store(z3.Select(s.last_report, underlying), source, timestamp)
+    post = attrs.evolve(
+        s,
+        last_report=z3.Store(s.last_report, underlying, row),
+        index=z3.If(candidate, z3.Store(s.index, underlying, new_index), s.index),
+        has_price=z3.If(
+            candidate, z3.Store(s.has_price, underlying, z3.BoolVal(True)), s.has_price
+        ),
+        clock=z3.If(quorum_ms > s.clock, quorum_ms, s.clock),
+    )
+    return ModelStep(
+        accepted, reason, post, writes=(), assumes=(z3.Implies(candidate, median >= 1),)
+    )
 
 
 Model = Callable[[RuleSet, Ledger, dict[str, Any], Consult], ModelStep]
