@@ -69,8 +69,11 @@ def _solver(timeout_ms: int, seed: int = 0) -> Any:
     return solver
 
 
-def _check(assertions: tuple[Any, ...], timeout_ms: int) -> tuple[Any, Any]:
-    """Return z3's answer and the solver that gave it, retrying an unknown on new seeds."""
+def check(assertions: tuple[Any, ...], timeout_ms: int) -> tuple[Any, Any]:
+    """Return z3's answer and the solver that gave it, retrying an unknown on new seeds.
+
+    Each seed gets a third of ``timeout_ms``.
+    """
     for seed in SEEDS:
         solver = _solver(max(timeout_ms // len(SEEDS), 1), seed)
         solver.add(*assertions)
@@ -83,7 +86,7 @@ def _check(assertions: tuple[Any, ...], timeout_ms: int) -> tuple[Any, Any]:
 def discharge(obligation: Obligation, timeout_ms: int = 20_000) -> Verdict:
     """Check vacuity, then prove the claim; ``unknown`` is reported as a failure."""
     started = time.perf_counter()
-    fires, vacuity = _check((*obligation.hypotheses, obligation.fires), timeout_ms)
+    fires, vacuity = check((*obligation.hypotheses, obligation.fires), timeout_ms)
     if fires == z3.unsat:
         return Verdict(
             Status.VACUOUS, time.perf_counter() - started, detail="the transition never fires"
@@ -94,7 +97,7 @@ def discharge(obligation: Obligation, timeout_ms: int = 20_000) -> Verdict:
             time.perf_counter() - started,
             detail=f"vacuity check: {vacuity.reason_unknown()}",
         )
-    answer, solver = _check((*obligation.hypotheses, z3.Not(obligation.claim)), timeout_ms)
+    answer, solver = check((*obligation.hypotheses, z3.Not(obligation.claim)), timeout_ms)
     seconds = time.perf_counter() - started
     if answer == z3.unsat:
         return Verdict(Status.PROVED, seconds)

@@ -17,10 +17,11 @@ import attrs
 import z3
 
 from settlekernel.model import RuleSet
-from settlekernel.proofs.engine import Status, Verdict, as_python, discharge
+from settlekernel.proofs.engine import Status, Verdict, as_python, check, discharge
 from settlekernel.proofs.faults import Fault
 from settlekernel.proofs.replay import Replay, replay, write_jsonl
 from settlekernel.proofs.rulesets import rule_theorems
+from settlekernel.proofs.symbolic import product_is_multiplication
 from settlekernel.proofs.theorems import MODELS, Instance, Theorem, transition_theorems
 
 DEFAULT_TIMEOUT_MS = 20_000
@@ -59,11 +60,16 @@ def _realisable_model(theorem: Theorem, rules: RuleSet, instance: Instance, time
     """Return a counterexample inside the theorem's realisable region, or None."""
     if theorem.region is None:
         return None
-    solver = z3.Solver()
-    solver.set("timeout", timeout_ms)
-    solver.add(*instance.obligation.hypotheses, z3.Not(instance.obligation.claim))
-    solver.add(*theorem.region(rules, instance))
-    return solver.model() if solver.check() == z3.sat else None
+    answer, solver = check(
+        (
+            *instance.obligation.hypotheses,
+            z3.Not(instance.obligation.claim),
+            *theorem.region(rules, instance),
+            *product_is_multiplication(),
+        ),
+        timeout_ms,
+    )
+    return solver.model() if answer == z3.sat else None
 
 
 def prove(

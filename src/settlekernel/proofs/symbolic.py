@@ -43,6 +43,16 @@ def product_axioms() -> list[Any]:
     return [z3.ForAll([x, y], rule, patterns=[product]) for rule in rules]
 
 
+def product_is_multiplication() -> list[Any]:
+    """Return ``times(x, y) == x * y``: what a counterexample must satisfy to be replayed.
+
+    A proof knows only the signs of ``times``; a counterexample that is realised as events
+    meets the kernel's real products, so the search for one adds this (SK-PROOF-5).
+    """
+    x, y = z3.Ints("times.x times.y")
+    return [z3.ForAll([x, y], TIMES(x, y) == x * y, patterns=[TIMES(x, y)])]
+
+
 # Field name -> (domain sorts..., range sort); a nested array is account-major or
 # instrument-major as its name says.
 _FIELDS: Final[dict[str, tuple[Any, ...]]] = {
