@@ -34,7 +34,7 @@ def test_every_modelled_transition_proves_conservation():
 def test_each_model_follows_the_code_on_a_thousand_cases():
     """SK-PROOF-2: each z3 model, evaluated by z3, agrees with ``step`` cell by cell on at
     least 1,000 reachable states and adversarial events."""
-    report = differential.run(RULES, seed=20261121, states=110, events_per_state=100, paths=32)
+    report = differential.run(RULES, seed=20261121, states=125, events_per_state=100, paths=32)
     assert report.problems == []
     assert all(report.checked.get(cls.__name__, 0) >= 1000 for cls in MODELS), report.checked
     assert all(report.accepted.get(cls.__name__, 0) >= 25 for cls in MODELS), report.accepted

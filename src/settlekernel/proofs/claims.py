@@ -207,3 +207,25 @@ def oracle_band(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str
             step.post.clock >= pre.clock,
         ),
     )
+
+
+def listed_empty(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+    """INV-OPEN-INTEREST-ZERO-SUM and INV-UNIFORM-REFERENCE hold for a new instrument.
+
+    It was not listed before; it is listed with reference 0, no open interest, no position
+    in any account, a positive multiplier, and settles in the valuation asset (SK-LIST).
+    """
+    instrument = event["instrument"]
+    post = step.post
+    return z3.Implies(
+        step.accepted,
+        z3.And(
+            z3.Not(z3.Select(pre.listed, instrument)),
+            z3.Select(post.listed, instrument),
+            z3.Select(post.reference, instrument) == 0,
+            z3.Select(post.open_interest, instrument) == 0,
+            post.pos(instrument, ANY_ACCOUNT) == 0,
+            z3.Select(post.multiplier, instrument) >= 1,
+            z3.Select(post.settles_in, instrument) == z3.StringVal(rules.valuation_asset),
+        ),
+    )

@@ -83,9 +83,24 @@ def kernel_cells(state: State, post: State, event: object) -> list[tuple[tuple[s
     for account_id in sorted(set(state.accounts) | ids):
         cells += _account_cells(post, account_id, assets)
     cells += [(("custody", asset), post.custody.get(asset, 0)) for asset in assets]
-    for instrument_id, instrument in post.instruments.items():
-        cells.append((("open_interest", instrument_id), post.open_interest[instrument_id]))
-        cells.append((("reference", instrument_id), instrument.reference_ticks))
+    for instrument_id in sorted(set(post.instruments) | ids):
+        instrument = post.instruments.get(instrument_id)
+        cells.append((("listed", instrument_id), instrument is not None))
+        if instrument is None:
+            continue
+        cells += [
+            (("open_interest", instrument_id), post.open_interest[instrument_id]),
+            (("reference", instrument_id), instrument.reference_ticks),
+            (("multiplier", instrument_id), instrument.multiplier_minor),
+            (("settles_in", instrument_id), instrument.settlement_asset),
+            (("underlying", instrument_id), instrument.underlying),
+            (("linear", instrument_id), instrument.is_linear),
+            (
+                ("expiry", instrument_id),
+                -1 if instrument.expiry_ms is None else instrument.expiry_ms,
+            ),
+            (("last_funding", instrument_id), instrument.last_funding_ms),
+        ]
     if isinstance(event, Trade):
         cells.append((("trades", event.trade_id), event.trade_id in post.trades))
     return cells
@@ -210,10 +225,23 @@ def _valid_event(rng: random.Random, state: State, number: int) -> object:
     held = 0 if known is None else known.balance(asset)
     amount = rng.choice([1, rng.randint(1, 10**9), held, max(held // 3, 1)])
     kind = rng.choice(
-        ["open", "deposit", "withdraw", "transfer", "insurance", "trade", "mark", "fund", "report"]
+        [
+            "open",
+            "deposit",
+            "withdraw",
+            "transfer",
+            "insurance",
+            "trade",
+            "mark",
+            "fund",
+            "report",
+            "list",
+        ]
     )
     if kind == "report":
         return _report(rng, state)
+    if kind == "list":
+        return _listing(rng, state, number)
     if kind == "mark":
         return VariationMargin(
             principal=rules.roles.operator, instrument=rng.choice([_PERPETUAL, _OPTION])
@@ -249,6 +277,24 @@ def _valid_event(rng: random.Random, state: State, number: int) -> object:
         ),
         buyer_fee_rate_ppm=rng.choice([0, 500, 1_000]),
         seller_fee_rate_ppm=rng.choice([0, 500, 333]),
+    )
+
+
+def _listing(rng: random.Random, state: State, number: int) -> ListInstrument:
+    """Return a listing: mostly well-formed for its kind, sometimes missing or extra fields."""
+    kind = rng.choice(list(InstrumentKind))
+    dated = kind is not InstrumentKind.PERPETUAL or rng.random() < 0.1
+    option = kind is InstrumentKind.OPTION or rng.random() < 0.1
+    return ListInstrument(
+        principal=state.rules.roles.operator,
+        instrument=rng.choice([f"i{number}", _PERPETUAL]),
+        kind=kind,
+        underlying=rng.choice(["BTC", "ETH", "DOGE"]),
+        settlement_asset=rng.choice(["USDC", "USDC", "BTC"]),
+        multiplier_minor=rng.choice([1, 100, 0, state.rules.multiplier_minor_max + 1]),
+        expiry_ms=rng.choice([state.clock_ms + 10**6, state.clock_ms, -1]) if dated else None,
+        strike_ticks=rng.choice([7_000_000, 0]) if option else None,
+        option_type=rng.choice(list(OptionType)) if option and rng.random() < 0.9 else None,
     )
 
 

@@ -10,6 +10,7 @@ from a real ``State`` and evaluate the same model on it (SK-PROOF-2).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -110,6 +111,7 @@ class Ledger:
     last_funding: Any
     last_report: Any
     account_count: Any
+    instrument_count: Any
     clock: Any
     # The accounts of a concrete ledger; None for a symbolic one, whose accounts are any.
     universe: tuple[str, ...] | None = None
@@ -159,6 +161,7 @@ def symbolic_ledger(prefix: str) -> Ledger:
     return Ledger(
         **arrays,
         account_count=z3.Int(f"{prefix}.account_count"),
+        instrument_count=z3.Int(f"{prefix}.instrument_count"),
         clock=z3.Int(f"{prefix}.clock"),
     )
 
@@ -248,6 +251,7 @@ def concrete_ledger(state: State) -> Ledger:
         last_funding=per_instrument(lambda x: z3.IntVal(x.last_funding_ms), z3.IntVal(0)),
         last_report=_report_times(state),
         account_count=z3.IntVal(len(accounts) - len(SYSTEM_ACCOUNTS)),
+        instrument_count=z3.IntVal(len(instruments)),
         clock=z3.IntVal(state.clock_ms),
         universe=tuple(sorted(accounts)),
     )
@@ -262,14 +266,26 @@ _KIND_SORTS: Final = {
     FieldKind.REPORT_PRICE: INT,
     FieldKind.TIMESTAMP: INT,
     FieldKind.FEE_RATE: INT,
+    FieldKind.MULTIPLIER: INT,
+    FieldKind.OPTIONAL_TIMESTAMP: INT,
+    FieldKind.OPTIONAL_PRICE: INT,
+    FieldKind.INSTRUMENT_KIND: STRING,
+    FieldKind.OPTION_TYPE: STRING,
 }
 
 
+# Optional fields carry a presence flag under ``<field>?``; enums are their string values.
+_OPTIONAL: Final = (FieldKind.OPTIONAL_TIMESTAMP, FieldKind.OPTIONAL_PRICE)
+
+
 def symbolic_event(cls: type, prefix: str) -> dict[str, Any]:
-    """Return a fresh z3 constant per field of event class ``cls``."""
-    return {
-        field: z3.Const(f"{prefix}.{field}", _KIND_SORTS[kind]) for field, kind in FIELD_KINDS[cls]
-    }
+    """Return a fresh z3 constant per field of event class ``cls`` (and presence flags)."""
+    fields: dict[str, Any] = {}
+    for field, kind in FIELD_KINDS[cls]:
+        fields[field] = z3.Const(f"{prefix}.{field}", _KIND_SORTS[kind])
+        if kind in _OPTIONAL:
+            fields[f"{field}?"] = z3.Bool(f"{prefix}.{field}?")
+    return fields
 
 
 def concrete_event(event: object) -> dict[str, Any]:
@@ -277,6 +293,11 @@ def concrete_event(event: object) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for field, kind in FIELD_KINDS[type(event)]:  # type: ignore[index]  # a modelled event
         value = getattr(event, field)
+        if kind in _OPTIONAL:
+            values[f"{field}?"] = z3.BoolVal(value is not None)
+            value = 0 if value is None else value
+        elif isinstance(value, enum.Enum) or value is None:
+            value = "" if value is None else value.value
         values[field] = z3.StringVal(value) if _KIND_SORTS[kind] is STRING else z3.IntVal(value)
     return values
 

@@ -16,10 +16,13 @@ import attrs
 import z3
 
 from settlekernel.events import (
+    FIELD_KINDS,
     Deposit,
+    FieldKind,
     Funding,
     FundInsurance,
     Liquidate,
+    ListInstrument,
     OpenAccount,
     OraclePrice,
     Trade,
@@ -28,7 +31,7 @@ from settlekernel.events import (
     Withdraw,
 )
 from settlekernel.invariants import InvariantId
-from settlekernel.model import RuleSet
+from settlekernel.model import InstrumentKind, OptionType, RuleSet
 from settlekernel.proofs import claims, transitions
 from settlekernel.proofs.engine import Obligation
 from settlekernel.proofs.replay import realisable, realise, realise_liquidation
@@ -105,6 +108,7 @@ MODELS: Final[dict[type, transitions.Model]] = {
     VariationMargin: transitions.variation_margin,
     Funding: transitions.funding,
     OraclePrice: transitions.oracle_price,
+    ListInstrument: transitions.list_instrument,
 }
 _SPEC: Final = {
     OpenAccount: "SK-OPEN",
@@ -117,12 +121,18 @@ _SPEC: Final = {
     VariationMargin: "SK-VM",
     Funding: "SK-FUNDING-2",
     OraclePrice: "SK-ORACLE-3",
+    ListInstrument: "SK-LIST",
 }
 
 
 def _hypotheses(cls: type, pre: Ledger, event: Mapping[str, Any], step: ModelStep) -> list[Any]:
     facts = [*claims.nonnegative_hypotheses(pre, step), *step.assumes, *product_axioms()]
-    facts += [is_user_id(value) for value in event.values() if value.sort() == z3.StringSort()]
+    kinds = dict(FIELD_KINDS[cls])
+    facts += [is_user_id(event[field]) for field, kind in kinds.items() if kind is FieldKind.ID]
+    if FieldKind.INSTRUMENT_KIND in kinds.values():
+        # SK-SHAPE-1: the kind and option type are enum members (or no option type).
+        facts.append(_one_of(event["kind"], [k.value for k in InstrumentKind]))
+        facts.append(_one_of(event["option_type"], ["", *[o.value for o in OptionType]]))
     if "instrument" in event:
         # A listed instrument's multiplier is positive and its reference non-negative
         # (SK-LIST); the kernel never stores another.
@@ -139,6 +149,15 @@ def _hypotheses(cls: type, pre: Ledger, event: Mapping[str, Any], step: ModelSte
         facts.append(
             z3.Implies(z3.Select(pre.has_price, underlying), z3.Select(pre.index, underlying) >= 1)
         )
+    if cls is ListInstrument:
+        # Canonical form: an instrument not listed has no position anywhere.
+        instrument = event["instrument"]
+        facts.append(
+            z3.Implies(
+                z3.Not(z3.Select(pre.listed, instrument)),
+                pre.pos(instrument, claims.ANY_ACCOUNT) == 0,
+            )
+        )
     if cls is OpenAccount:
         # Canonical form: an account that does not exist holds nothing.
         account = event["account"]
@@ -148,6 +167,10 @@ def _hypotheses(cls: type, pre: Ledger, event: Mapping[str, Any], step: ModelSte
             )
         )
     return facts
+
+
+def _one_of(term: Any, values: list[str]) -> Any:
+    return z3.Or(*[term == z3.StringVal(value) for value in values])
 
 
 def _instance(
@@ -271,6 +294,22 @@ _CLAIMS: Final[dict[type, tuple[tuple[str, str, tuple[InvariantId, ...], ClaimFn
     Liquidate: (_CONSERVATION, _NONNEGATIVE, _INSURANCE_RUNG, _OPEN_INTEREST),
     VariationMargin: (_CONSERVATION, _NONNEGATIVE, _INSURANCE, _OPEN_INTEREST, _REFERENCE),
     Funding: (_CONSERVATION, _REFERENCE),
+    ListInstrument: (
+        _CONSERVATION,
+        (
+            "listed-empty",
+            (
+                "A new instrument was not listed, has reference 0, no open interest and no "
+                "position anywhere, a positive multiplier, and settles in the valuation asset."
+            ),
+            (
+                InvariantId.OPEN_INTEREST_ZERO_SUM,
+                InvariantId.UNIFORM_REFERENCE,
+                InvariantId.CANONICAL_FORM,
+            ),
+            claims.listed_empty,
+        ),
+    ),
     OraclePrice: (
         _CONSERVATION,
         (
@@ -344,8 +383,8 @@ def transition_theorems(
                 assumptions=COMMON_ASSUMPTIONS + extra,
                 build=_instance(cls, claim, models),
                 transition=cls.__name__,
-                region=None if cls is Liquidate else _region,
-                realise=_realise,
+                region=None if cls in {Liquidate, ListInstrument} else _region,
+                realise=None if cls is ListInstrument else _realise,
             )
             for name, statement, invariants, claim in rows
         ]

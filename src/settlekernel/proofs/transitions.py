@@ -779,4 +779,79 @@ def oracle_price(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> Mo
     )
 
 
+# Which of (expiry, strike, option type) each kind requires (SK-LIST-3).
+_REQUIRED: Final = {
+    "perpetual": (False, False, False),
+    "future": (True, False, False),
+    "option": (True, True, True),
+}
+
+
+def _spec_invalid(rules: RuleSet, s: Ledger, e: dict[str, Any]) -> Any:
+    """Return whether the instrument's fields break SK-LIST-3 for its kind."""
+    present = (e["expiry_ms?"], e["strike_ticks?"], e["option_type"] != z3.StringVal(""))
+    mismatch = z3.Or(
+        *[
+            z3.And(
+                e["kind"] == z3.StringVal(kind),
+                z3.Or(*[p != n for p, n in zip(present, needs, strict=True)]),
+            )
+            for kind, needs in _REQUIRED.items()
+        ]
+    )
+    return z3.Or(
+        e["multiplier_minor"] < 1,
+        e["multiplier_minor"] > rules.multiplier_minor_max,
+        mismatch,
+        z3.And(e["expiry_ms?"], e["expiry_ms"] <= s.clock),
+        e["settlement_asset"] != z3.StringVal(rules.valuation_asset),
+    )
+
+
+def list_instrument(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """SK-LIST: a new instrument, empty: reference 0, no positions, nothing open."""
+    del c
+    instrument, kind = e["instrument"], e["kind"]
+    strike, expiry = e["strike_ticks"], e["expiry_ms"]
+    accepted, reason = cascade(
+        [
+            (e["principal"] != z3.StringVal(rules.roles.operator), Reason.PRINCIPAL_NOT_OPERATOR),
+            (z3.And(e["strike_ticks?"], strike < 1), Reason.PRICE_NOT_POSITIVE),
+            (z3.And(e["strike_ticks?"], strike > rules.price_ticks_max), Reason.PRICE_TOO_LARGE),
+            (
+                z3.And(e["expiry_ms?"], z3.Or(expiry < 0, expiry > 2**63 - 1)),
+                Reason.TIMESTAMP_OUT_OF_RANGE,
+            ),
+            (_spec_invalid(rules, s, e), Reason.INSTRUMENT_SPEC_INVALID),
+            (z3.Select(s.listed, instrument), Reason.INSTRUMENT_EXISTS),
+            (z3.Not(_known_asset(rules, e["settlement_asset"])), Reason.ASSET_UNKNOWN),
+            (
+                z3.Not(_one_of(e["underlying"], tuple(u.symbol for u in rules.underlyings))),
+                Reason.UNDERLYING_UNKNOWN,
+            ),
+            (s.instrument_count >= rules.instruments_max, Reason.INSTRUMENT_LIMIT_REACHED),
+        ]
+    )
+    store = {
+        "listed": z3.BoolVal(True),
+        "linear": kind != z3.StringVal("option"),
+        "perpetual": kind == z3.StringVal("perpetual"),
+        "settles_in": e["settlement_asset"],
+        "underlying": e["underlying"],
+        "multiplier": e["multiplier_minor"],
+        "reference": z3.IntVal(0),
+        "expiry": z3.If(e["expiry_ms?"], expiry, NO_EXPIRY),
+        "settled": z3.BoolVal(False),
+        "premium": z3.IntVal(0),
+        "last_funding": s.clock,
+        "open_interest": z3.IntVal(0),
+    }
+    post = attrs.evolve(
+        s,
+        **{name: z3.Store(getattr(s, name), instrument, value) for name, value in store.items()},
+        instrument_count=s.instrument_count + 1,
+    )
+    return ModelStep(accepted, reason, post, writes=())
+
+
 Model = Callable[[RuleSet, Ledger, dict[str, Any], Consult], ModelStep]
