@@ -442,6 +442,59 @@ def _count_after(s: Ledger, account: Any, before: Any, after: Any) -> Any:
     return count + z3.If(after != 0, 1, 0) - z3.If(before != 0, 1, 0)
 
 
+def _trade_leg_guards(  # noqa: PLR0913, PLR0917 (both legs and what they are checked against)
+    rules: RuleSet,
+    s: Ledger,
+    instrument: Any,
+    reference: Any,
+    legs: tuple[tuple[Any, Any, Any, Any], ...],
+    c: Consult,
+) -> list[tuple[Any, Reason]]:
+    """Return the position-limit, funds and margin guards of both legs, in precedence order."""
+    count_max = rules.positions_per_account_max
+    return [
+        *[
+            (
+                z3.And(held == 0, z3.Select(s.position_count, who) >= count_max),
+                Reason.POSITION_COUNT_EXCEEDED,
+            )
+            for who, held, _, _ in legs
+        ],
+        *[
+            (_abs(after) > rules.position_lots_max, Reason.POSITION_TOO_LARGE)
+            for _, _, after, _ in legs
+        ],
+        *[(cash < 0, Reason.INSUFFICIENT_FUNDS) for _, _, _, cash in legs],
+        *[
+            (
+                z3.Not(c.trade_margin_ok(who, cash, instrument, after, reference)),
+                Reason.MARGIN_INSUFFICIENT,
+            )
+            for who, _, after, cash in legs
+        ],
+    ]
+
+
+def move_positions(
+    s: Ledger, post: Ledger, instrument: Any, changes: list[tuple[Any, Any, Any]]
+) -> Ledger:
+    """Return ``post`` with positions set and open interest moved by the change in longs.
+
+    ``changes`` lists (account, position before, position after), read from the pre-state.
+    """
+    row = z3.Select(s.positions, instrument)
+    longs: Any = z3.IntVal(0)
+    for account, before, after in changes:
+        row = z3.Store(row, account, after)
+        longs += z3.If(after > 0, after, 0) - z3.If(before > 0, before, 0)
+    open_interest = z3.Select(s.open_interest, instrument) + longs
+    return attrs.evolve(
+        post,
+        positions=z3.Store(s.positions, instrument, row),
+        open_interest=z3.Store(s.open_interest, instrument, open_interest),
+    )
+
+
 def trade(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
     """SK-TRADE: novate both legs, settle against the reference, charge both fees."""
     instrument, buyer, seller, quantity = (
@@ -456,32 +509,14 @@ def trade(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep
     after_b, after_s = held_b + quantity, held_s - quantity
     cash_b = s.bal(buyer, asset) - f.settlement - f.buyer_fee
     cash_s = s.bal(seller, asset) + f.settlement - f.seller_fee
-    count_max = rules.positions_per_account_max
+    legs = ((buyer, held_b, after_b, cash_b), (seller, held_s, after_s, cash_s))
     accepted, reason = cascade(
         [
             (z3.Not(_one_of(e["principal"], rules.roles.matchers)), Reason.PRINCIPAL_NOT_MATCHER),
             (z3.Select(s.trades, e["trade_id"]), Reason.TRADE_EXISTS),
             *_trade_range_guards(rules, e),
             *_trade_market_guards(s, e, c),
-            *[
-                (
-                    z3.And(held == 0, z3.Select(s.position_count, who) >= count_max),
-                    Reason.POSITION_COUNT_EXCEEDED,
-                )
-                for who, held in ((buyer, held_b), (seller, held_s))
-            ],
-            (_abs(after_b) > rules.position_lots_max, Reason.POSITION_TOO_LARGE),
-            (_abs(after_s) > rules.position_lots_max, Reason.POSITION_TOO_LARGE),
-            (cash_b < 0, Reason.INSUFFICIENT_FUNDS),
-            (cash_s < 0, Reason.INSUFFICIENT_FUNDS),
-            (
-                z3.Not(c.trade_margin_ok(buyer, cash_b, instrument, after_b, f.reference)),
-                Reason.MARGIN_INSUFFICIENT,
-            ),
-            (
-                z3.Not(c.trade_margin_ok(seller, cash_s, instrument, after_s, f.reference)),
-                Reason.MARGIN_INSUFFICIENT,
-            ),
+            *_trade_leg_guards(rules, s, instrument, f.reference, legs, c),
         ]
     )
     post = write_balances(
@@ -499,13 +534,8 @@ def trade(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep
             ),
         ],
     )
-    row = z3.Store(z3.Store(z3.Select(s.positions, instrument), buyer, after_b), seller, after_s)
-    open_interest = (
-        z3.Select(s.open_interest, instrument)
-        + z3.If(after_b > 0, after_b, 0)
-        - z3.If(held_b > 0, held_b, 0)
-        + z3.If(after_s > 0, after_s, 0)
-        - z3.If(held_s > 0, held_s, 0)
+    post = move_positions(
+        s, post, instrument, [(buyer, held_b, after_b), (seller, held_s, after_s)]
     )
     counts = z3.Store(
         z3.Store(s.position_count, buyer, _count_after(s, buyer, held_b, after_b)),
@@ -514,9 +544,7 @@ def trade(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep
     )
     post = attrs.evolve(
         post,
-        positions=z3.Store(s.positions, instrument, row),
         position_count=counts,
-        open_interest=z3.Store(s.open_interest, instrument, open_interest),
         trades=z3.Store(s.trades, e["trade_id"], z3.BoolVal(True)),
         reference=z3.Store(s.reference, instrument, f.reference),
     )
@@ -603,21 +631,8 @@ def liquidate(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> Model
         ],
     )
     held, taken = s.pos(instrument, account), s.pos(instrument, liquidator)
-    row = z3.Store(
-        z3.Store(z3.Select(s.positions, instrument), account, held - lots),
-        liquidator,
-        taken + lots,
-    )
-    longs = sum(
-        (z3.If(after > 0, after, 0) - z3.If(before > 0, before, 0))
-        for before, after in ((held, held - lots), (taken, taken + lots))
-    )
-    post = attrs.evolve(
-        post,
-        positions=z3.Store(s.positions, instrument, row),
-        open_interest=z3.Store(
-            s.open_interest, instrument, z3.Select(s.open_interest, instrument) + longs
-        ),
+    post = move_positions(
+        s, post, instrument, [(account, held, held - lots), (liquidator, taken, taken + lots)]
     )
     return ModelStep(
         accepted,
