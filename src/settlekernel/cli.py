@@ -283,3 +283,7 @@ main.add_command(verify)
 main.add_command(audit)
 main.add_command(journal)
 main.add_command(proof)
+
+from settlekernel.cli_stress import stress  # noqa: E402 (the stress lab, spec/90-stress.md)
+
+main.add_command(stress)
