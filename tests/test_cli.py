@@ -171,7 +171,12 @@ def test_audit_reports_every_invariant_with_its_proofs_and_contracts(tmp_path):
     assert "Transfer.conservation" in text
     assert 'compute_fee_split</code>: <span class="ok">confirmed' in text
     assert "not modelled yet" in text
-    assert "Rule-set theorems" in text
+    # Every theorem is listed with the assumptions it rests on, by number.
+    row = text[text.index("<tr><td>Trade.conservation</td>") :].split("</tr>")[0]
+    assert "INV-CONSERVATION" in row
+    assert "<a href='#A" in row
+    assert "<b>A1</b>" in text
+    assert "rules.band-below-maintenance[BTC]" in text
 
 
 def test_audit_fails_on_an_unsound_rule_set(tmp_path):

@@ -66,11 +66,25 @@ class Entry:
 
 
 @attrs.frozen
+class TheoremRow:
+    """One theorem as the report lists it, its assumptions by number."""
+
+    name: str
+    transition: str
+    statement: str
+    invariants: tuple[str, ...]
+    spec: tuple[str, ...]
+    status: str
+    seconds: float
+    assumptions: tuple[int, ...]
+
+
+@attrs.frozen
 class Report:
     """The whole report: its entries, what it assumes, and what exactly was verified."""
 
     entries: tuple[Entry, ...]
-    rule_theorems: tuple[tuple[str, str, str, float], ...]
+    theorems: tuple[TheoremRow, ...]
     unmodelled: tuple[str, ...]
     assumptions: tuple[str, ...]
     rules_digest: str
@@ -175,16 +189,25 @@ def build(
             )
         )
     assumptions = sorted({a for r in results for a in r.theorem.assumptions})
-    rule_rows = tuple(
-        (r.theorem.name, r.theorem.statement, r.verdict.status.value, r.verdict.seconds)
+    number = {text: index for index, text in enumerate(assumptions, start=1)}
+    listed = tuple(
+        TheoremRow(
+            name=r.theorem.name,
+            transition=r.theorem.transition,
+            statement=r.theorem.statement,
+            invariants=tuple(i.value for i in r.theorem.invariants),
+            spec=r.theorem.spec,
+            status=r.verdict.status.value,
+            seconds=r.verdict.seconds,
+            assumptions=tuple(sorted(number[a] for a in r.theorem.assumptions)),
+        )
         for r in results
-        if r.theorem.transition == "RuleSet"
     )
     modelled = {r.theorem.transition for r in results}
     unmodelled = tuple(name for name in EVENT_TYPES.values() if name.__name__ not in modelled)
     return Report(
         tuple(entries),
-        rule_rows,
+        listed,
         tuple(cls.__name__ for cls in unmodelled),
         tuple(assumptions),
         rules.digest.hex(),
@@ -240,6 +263,17 @@ def _entry_html(entry: Entry) -> str:
     )
 
 
+def _theorem_html(row: TheoremRow) -> str:
+    links = ", ".join(f"<a href='#A{n}'>A{n}</a>" for n in row.assumptions)
+    return (
+        f"<tr><td>{html.escape(row.name)}</td><td>{html.escape(row.statement)}</td>"
+        f"<td>{html.escape(', '.join(row.invariants))}</td>"
+        f"<td>{html.escape(', '.join(row.spec))}</td>"
+        f"<td>{_status(row.status)} ({row.seconds * 1000:.0f} ms)</td>"
+        f"<td>{links}</td></tr>"
+    )
+
+
 def to_html(report: Report) -> str:
     """Return the report as one self-contained HTML page."""
     verdict = "every proof and contract passed" if report.passed else "FAILURES: see below"
@@ -247,12 +281,11 @@ def to_html(report: Report) -> str:
         f"<th>{h}</th>"
         for h in ("invariant", "statement", "spec", "z3 proofs", "CrossHair", "tests")
     )
-    assumptions = "".join(f"<li>{_cell(a)}</li>" for a in report.assumptions)
-    rule_rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{html.escape(statement)}</td>"
-        f"<td>{_status(status)} ({seconds * 1000:.0f} ms)</td></tr>"
-        for name, statement, status, seconds in report.rule_theorems
+    assumptions = "".join(
+        f"<li id='A{n}'><b>A{n}</b> {_cell(a)}</li>"
+        for n, a in enumerate(report.assumptions, start=1)
     )
+    theorem_rows = "".join(_theorem_html(row) for row in report.theorems)
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>settlekernel audit</title><style>{_CSS}</style></head><body>"
@@ -265,8 +298,8 @@ def to_html(report: Report) -> str:
         + "</table><p>A transition without a z3 model is covered by the predicates and the "
         "stateful suite only; not modelled yet: "
         + html.escape(", ".join(report.unmodelled))
-        + "</p><h2>Rule-set theorems</h2><table><tr><th>theorem</th><th>claim</th>"
-        f"<th>status</th></tr>{rule_rows}</table>"
+        + "</p><h2>Theorems</h2><table><tr><th>theorem</th><th>claim</th><th>invariants</th>"
+        f"<th>spec</th><th>status</th><th>assumes</th></tr>{theorem_rows}</table>"
         f"<h2>Assumptions</h2><ul>{assumptions}</ul>"
         "<p>What a proof here means, and what is not modelled, is spec/80-proofs.md.</p>"
         "</body></html>\n"
