@@ -129,8 +129,8 @@ def test_verify_proves_every_theorem_for_the_built_in_rules(tmp_path):
     result = run("verify", "--out", str(tmp_path / "cx"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Transfer.conservation" in result.stdout
-    assert "of 49 theorems proved" in result.stdout
-    assert "49 of 49" in result.stdout
+    assert "of 51 theorems proved" in result.stdout
+    assert "51 of 51" in result.stdout
     assert not (tmp_path / "cx").exists()
 
 
@@ -156,7 +156,7 @@ def test_verify_judges_a_changed_rule(tmp_path):
     result = run("verify", "--rules", str(rules), "--out", str(tmp_path / "cx"))
     assert result.returncode == 1
     assert "rules.band-below-maintenance[BTC]: counterexample" in result.stdout
-    assert "48 of 49 theorems proved" in result.stdout
+    assert "50 of 51 theorems proved" in result.stdout
 
 
 def test_audit_reports_every_invariant_with_its_proofs_and_contracts(tmp_path):

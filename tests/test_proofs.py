@@ -34,7 +34,7 @@ def test_every_modelled_transition_proves_conservation():
 def test_each_model_follows_the_code_on_a_thousand_cases():
     """SK-PROOF-2: each z3 model, evaluated by z3, agrees with ``step`` cell by cell on at
     least 1,000 reachable states and adversarial events."""
-    report = differential.run(RULES, seed=20261121, states=125, events_per_state=100, paths=32)
+    report = differential.run(RULES, seed=20261121, states=140, events_per_state=100, paths=32)
     assert report.problems == []
     assert all(report.checked.get(cls.__name__, 0) >= 1000 for cls in MODELS), report.checked
     assert all(report.accepted.get(cls.__name__, 0) >= 25 for cls in MODELS), report.accepted
@@ -47,6 +47,13 @@ def test_a_model_that_drifts_from_the_code_fails_the_differential(monkeypatch):
     monkeypatch.setattr(transitions, "ceil_div_ppm", lambda numerator: numerator / 1_000_000)
     report = differential.run(RULES, seed=7, states=3, events_per_state=100)
     assert any("balance/@residue/USDC" in problem for problem in report.problems)
+
+
+def test_an_oracle_model_that_drifts_from_the_band_fails_the_differential(monkeypatch):
+    """A model that takes every median as the index disagrees once a move exceeds the band."""
+    monkeypatch.setattr(transitions, "band_move", lambda rules, underlying, index, median: median)
+    report = differential.run(RULES, seed=20261121, states=4, events_per_state=100)
+    assert any("index/BTC" in problem for problem in report.problems)
 
 
 def test_an_oracle_model_without_the_band_fails_its_theorem():

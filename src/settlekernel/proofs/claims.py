@@ -229,3 +229,29 @@ def listed_empty(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[st
             z3.Select(post.settles_in, instrument) == z3.StringVal(rules.valuation_asset),
         ),
     )
+
+
+def volatility_report(
+    rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]
+) -> Any:
+    """INV-ORACLE-ADMISSIBLE, its volatility part: within [0, 1000 %], time only forward.
+
+    An accepted volatility is in range and stamped after the one it replaces, and a
+    volatility report never moves the clock (it has no quorum behind it).
+    """
+    del rules
+    underlying = event["underlying"]
+    after = z3.Select(step.post.volatility, underlying)
+    return z3.Implies(
+        step.accepted,
+        z3.And(
+            after >= 0,
+            after <= 10 * PPM,
+            z3.Implies(
+                z3.Select(pre.has_volatility, underlying),
+                z3.Select(step.post.volatility_time, underlying)
+                > z3.Select(pre.volatility_time, underlying),
+            ),
+            step.post.clock == pre.clock,
+        ),
+    )

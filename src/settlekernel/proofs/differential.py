@@ -50,6 +50,8 @@ OUTSIDE_REASON: Final = "outside_model"
 def read(ledger: Ledger, cell: tuple[str, ...]) -> Any:
     """Return the model's term for one named cell of a ledger."""
     kind, *keys = cell
+    if kind == "clock":
+        return ledger.clock
     names = [z3.StringVal(key) for key in keys]
     if kind == "balance":
         return ledger.bal(names[0], names[1])
@@ -103,6 +105,23 @@ def kernel_cells(state: State, post: State, event: object) -> list[tuple[tuple[s
         ]
     if isinstance(event, Trade):
         cells.append((("trades", event.trade_id), event.trade_id in post.trades))
+    cells += _market_cells(post)
+    return cells
+
+
+def _market_cells(post: State) -> list[tuple[tuple[str, ...], Any]]:
+    """Return the index, volatility and clock cells: what the oracle models write."""
+    cells: list[tuple[tuple[str, ...], Any]] = [(("clock",), post.clock_ms)]
+    for underlying in (u.symbol for u in post.rules.underlyings):
+        price = post.prices.get(underlying)
+        volatility = post.volatilities.get(underlying)
+        cells.append((("has_price", underlying), price is not None))
+        cells.append((("has_volatility", underlying), volatility is not None))
+        if price is not None:
+            cells.append((("index", underlying), price.price_ticks))
+        if volatility is not None:
+            cells.append((("volatility", underlying), volatility.volatility_ppm))
+            cells.append((("volatility_time", underlying), volatility.timestamp_ms))
     return cells
 
 
@@ -215,6 +234,31 @@ def _account(rng: random.Random) -> str:
 _SIBLINGS: Final = {"a1": "a2", "a2": "a1", "b1": "c1", "c1": "b1", "ghost": "a1"}
 
 
+_MARKET_KINDS: Final = ("mark", "fund", "report", "list", "volatility")
+
+
+def _market_event(rng: random.Random, state: State, kind: str, number: int) -> object:
+    """Return a listing, a price or volatility report, a mark or a funding charge."""
+    rules = state.rules
+    if kind == "report":
+        return _report(rng, state)
+    if kind == "list":
+        return _listing(rng, state, number)
+    if kind == "volatility":
+        current = state.volatilities.get("BTC")
+        return OracleVolatility(
+            principal=rng.choice(rules.roles.oracles),
+            underlying=rng.choice(["BTC", "BTC", "ETH"]),
+            volatility_ppm=rng.choice([0, 600_000, 10_000_000, 10_000_001, -1]),
+            timestamp_ms=(0 if current is None else current.timestamp_ms)
+            + rng.choice([-1, 0, 1, 1_000]),
+        )
+    instrument = rng.choice([_PERPETUAL, _OPTION])
+    if kind == "mark":
+        return VariationMargin(principal=rules.roles.operator, instrument=instrument)
+    return Funding(principal=rules.roles.operator, instrument=instrument)
+
+
 def _valid_event(rng: random.Random, state: State, number: int) -> object:
     """Return an event of a modelled type that is mostly well-formed and authorised."""
     rules = state.rules
@@ -225,29 +269,10 @@ def _valid_event(rng: random.Random, state: State, number: int) -> object:
     held = 0 if known is None else known.balance(asset)
     amount = rng.choice([1, rng.randint(1, 10**9), held, max(held // 3, 1)])
     kind = rng.choice(
-        [
-            "open",
-            "deposit",
-            "withdraw",
-            "transfer",
-            "insurance",
-            "trade",
-            "mark",
-            "fund",
-            "report",
-            "list",
-        ]
+        ["open", "deposit", "withdraw", "transfer", "insurance", "trade", *_MARKET_KINDS]
     )
-    if kind == "report":
-        return _report(rng, state)
-    if kind == "list":
-        return _listing(rng, state, number)
-    if kind == "mark":
-        return VariationMargin(
-            principal=rules.roles.operator, instrument=rng.choice([_PERPETUAL, _OPTION])
-        )
-    if kind == "fund":
-        return Funding(principal=rules.roles.operator, instrument=rng.choice([_PERPETUAL, _OPTION]))
+    if kind in _MARKET_KINDS:
+        return _market_event(rng, state, kind, number)
     if kind == "open":
         return OpenAccount(principal=owner, account=f"n{number}")
     if kind == "deposit":
@@ -430,7 +455,12 @@ def liquidation_cases(rules: RuleSet, seed: int, paths: int) -> Iterator[tuple[S
                 state = outcome.state
         price, clock = 6_000_000, 1_000
         for _ in range(8):
-            price = price * rng.choice([960_000, 970_000, 1_030_000, 1_040_000]) // 1_000_000
+            # Some moves exceed the 5 % band: the index then moves by the band, no further.
+            price = (
+                price
+                * rng.choice([960_000, 970_000, 1_030_000, 1_040_000, 920_000, 1_090_000])
+                // 1_000_000
+            )
             clock += rng.choice([1_000, 1_000, 3_600_000])
             for oracle in rules.roles.oracles[:2]:
                 event = OraclePrice(

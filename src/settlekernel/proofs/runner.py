@@ -60,16 +60,19 @@ def _realisable_model(theorem: Theorem, rules: RuleSet, instance: Instance, time
     """Return a counterexample inside the theorem's realisable region, or None."""
     if theorem.region is None:
         return None
-    answer, solver = check(
-        (
-            *instance.obligation.hypotheses,
-            z3.Not(instance.obligation.claim),
-            *theorem.region(rules, instance),
-            *product_is_multiplication(),
-        ),
-        timeout_ms,
-    )
-    return solver.model() if answer == z3.sat else None
+    for tier in theorem.region(rules, instance):
+        answer, solver = check(
+            (
+                *instance.obligation.hypotheses,
+                z3.Not(instance.obligation.claim),
+                *tier,
+                *product_is_multiplication(),
+            ),
+            timeout_ms,
+        )
+        if answer == z3.sat:
+            return solver.model()
+    return None
 
 
 def prove(

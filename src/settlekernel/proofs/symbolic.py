@@ -80,6 +80,8 @@ _FIELDS: Final[dict[str, tuple[Any, ...]]] = {
     "perpetual": (STRING, BOOL),
     "last_funding": (STRING, INT),
     "last_report": (STRING, z3.ArraySort(STRING, INT)),
+    "volatility": (STRING, INT),
+    "volatility_time": (STRING, INT),
 }
 
 
@@ -110,6 +112,8 @@ class Ledger:
     perpetual: Any
     last_funding: Any
     last_report: Any
+    volatility: Any
+    volatility_time: Any
     account_count: Any
     instrument_count: Any
     clock: Any
@@ -250,6 +254,16 @@ def concrete_ledger(state: State) -> Ledger:
         ),
         last_funding=per_instrument(lambda x: z3.IntVal(x.last_funding_ms), z3.IntVal(0)),
         last_report=_report_times(state),
+        volatility=_array(
+            STRING,
+            z3.IntVal(0),
+            {u: z3.IntVal(v.volatility_ppm) for u, v in state.volatilities.items()},
+        ),
+        volatility_time=_array(
+            STRING,
+            z3.IntVal(-1),
+            {u: z3.IntVal(v.timestamp_ms) for u, v in state.volatilities.items()},
+        ),
         account_count=z3.IntVal(len(accounts) - len(SYSTEM_ACCOUNTS)),
         instrument_count=z3.IntVal(len(instruments)),
         clock=z3.IntVal(state.clock_ms),
@@ -266,6 +280,7 @@ _KIND_SORTS: Final = {
     FieldKind.REPORT_PRICE: INT,
     FieldKind.TIMESTAMP: INT,
     FieldKind.FEE_RATE: INT,
+    FieldKind.VOLATILITY: INT,
     FieldKind.MULTIPLIER: INT,
     FieldKind.OPTIONAL_TIMESTAMP: INT,
     FieldKind.OPTIONAL_PRICE: INT,

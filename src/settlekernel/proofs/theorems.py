@@ -25,6 +25,7 @@ from settlekernel.events import (
     ListInstrument,
     OpenAccount,
     OraclePrice,
+    OracleVolatility,
     Trade,
     Transfer,
     VariationMargin,
@@ -34,7 +35,7 @@ from settlekernel.invariants import InvariantId
 from settlekernel.model import InstrumentKind, OptionType, RuleSet
 from settlekernel.proofs import claims, transitions
 from settlekernel.proofs.engine import Obligation
-from settlekernel.proofs.replay import realisable, realise, realise_liquidation
+from settlekernel.proofs.replay import realisable_tiers, realise, realise_liquidation
 from settlekernel.proofs.symbolic import (
     Ledger,
     is_user_id,
@@ -90,9 +91,10 @@ class Theorem:
     assumptions: tuple[str, ...]
     build: Callable[[RuleSet], Instance]
     transition: str = "rule set"
-    # A counterexample is searched again inside ``region`` (constraints that keep it
-    # buildable from genesis) and turned into events by ``realise`` (SK-PROOF-5).
-    region: Callable[[RuleSet, Instance], list[Any]] | None = None
+    # A counterexample is searched again inside ``region`` (tiers of constraints that keep
+    # it buildable from genesis, narrowest first) and turned into events by ``realise``
+    # (SK-PROOF-5).
+    region: Callable[[RuleSet, Instance], list[list[Any]]] | None = None
     realise: Callable[[RuleSet, Instance, Any], list[object]] | None = None
 
 
@@ -109,6 +111,7 @@ MODELS: Final[dict[type, transitions.Model]] = {
     Funding: transitions.funding,
     OraclePrice: transitions.oracle_price,
     ListInstrument: transitions.list_instrument,
+    OracleVolatility: transitions.oracle_volatility,
 }
 _SPEC: Final = {
     OpenAccount: "SK-OPEN",
@@ -122,6 +125,7 @@ _SPEC: Final = {
     Funding: "SK-FUNDING-2",
     OraclePrice: "SK-ORACLE-3",
     ListInstrument: "SK-LIST",
+    OracleVolatility: "SK-VOL",
 }
 
 
@@ -294,6 +298,15 @@ _CLAIMS: Final[dict[type, tuple[tuple[str, str, tuple[InvariantId, ...], ClaimFn
     Liquidate: (_CONSERVATION, _NONNEGATIVE, _INSURANCE_RUNG, _OPEN_INTEREST),
     VariationMargin: (_CONSERVATION, _NONNEGATIVE, _INSURANCE, _OPEN_INTEREST, _REFERENCE),
     Funding: (_CONSERVATION, _REFERENCE),
+    OracleVolatility: (
+        _CONSERVATION,
+        (
+            "volatility",
+            "An accepted volatility is in range, newer than the last, and moves no clock.",
+            (InvariantId.ORACLE_ADMISSIBLE,),
+            claims.volatility_report,
+        ),
+    ),
     ListInstrument: (
         _CONSERVATION,
         (
@@ -325,10 +338,10 @@ _CLAIMS: Final[dict[type, tuple[tuple[str, str, tuple[InvariantId, ...], ClaimFn
 }
 
 
-def _region(rules: RuleSet, instance: Instance) -> list[Any]:
+def _region(rules: RuleSet, instance: Instance) -> list[list[Any]]:
     assert instance.pre is not None
     assert instance.event_class is not None
-    return realisable(rules, instance.event_class, instance.pre, instance.event)
+    return realisable_tiers(rules, instance.event_class, instance.pre, instance.event)
 
 
 def _realise(rules: RuleSet, instance: Instance, model: Any) -> list[object]:
@@ -383,8 +396,8 @@ def transition_theorems(
                 assumptions=COMMON_ASSUMPTIONS + extra,
                 build=_instance(cls, claim, models),
                 transition=cls.__name__,
-                region=None if cls in {Liquidate, ListInstrument} else _region,
-                realise=None if cls is ListInstrument else _realise,
+                region=None if cls in {Liquidate, ListInstrument, OracleVolatility} else _region,
+                realise=None if cls in {ListInstrument, OracleVolatility} else _realise,
             )
             for name, statement, invariants, claim in rows
         ]

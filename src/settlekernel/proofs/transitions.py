@@ -794,6 +794,35 @@ def oracle_price(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> Mo
     )
 
 
+def oracle_volatility(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """SK-VOL: an oracle's implied volatility, newer than the accepted one; no clock move."""
+    del c
+    underlying, volatility, timestamp = e["underlying"], e["volatility_ppm"], e["timestamp_ms"]
+    known = z3.Or(*[underlying == z3.StringVal(u.symbol) for u in rules.underlyings])
+    accepted, reason = cascade(
+        [
+            (z3.Not(_one_of(e["principal"], rules.roles.oracles)), Reason.PRINCIPAL_NOT_ORACLE),
+            (z3.Or(volatility < 0, volatility > 10 * PPM), Reason.VOLATILITY_OUT_OF_RANGE),
+            (z3.Or(timestamp < 0, timestamp > 2**63 - 1), Reason.TIMESTAMP_OUT_OF_RANGE),
+            (z3.Not(known), Reason.UNDERLYING_UNKNOWN),
+            (
+                z3.And(
+                    z3.Select(s.has_volatility, underlying),
+                    timestamp <= z3.Select(s.volatility_time, underlying),
+                ),
+                Reason.ORACLE_TIMESTAMP_NOT_NEWER,
+            ),
+        ]
+    )
+    post = attrs.evolve(
+        s,
+        volatility=z3.Store(s.volatility, underlying, volatility),
+        volatility_time=z3.Store(s.volatility_time, underlying, timestamp),
+        has_volatility=z3.Store(s.has_volatility, underlying, z3.BoolVal(True)),
+    )
+    return ModelStep(accepted, reason, post, writes=())
+
+
 # Which of (expiry, strike, option type) each kind requires (SK-LIST-3).
 _REQUIRED: Final = {
     "perpetual": (False, False, False),
