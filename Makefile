@@ -41,6 +41,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/margin_bench.py
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/journal_bench.py
+	$(BIN)/python bench/stress_bench.py
 
 # Long adversarial fuzzing: the CI stateful suite with many more examples and steps.
 fuzz: $(STAMP)

@@ -287,3 +287,7 @@ main.add_command(proof)
 from settlekernel.cli_stress import stress  # noqa: E402 (the stress lab, spec/90-stress.md)
 
 main.add_command(stress)
+
+from settlekernel.cli_sweep import sweep  # noqa: E402 (rule sweeps, spec/90-stress.md)
+
+main.add_command(sweep)

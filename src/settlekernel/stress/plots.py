@@ -65,3 +65,19 @@ def _tiers(paths: list[PathMetrics], file: Path) -> None:
     figure.tight_layout()
     figure.savefig(file, dpi=100)
     plt.close(figure)
+
+
+def plot_sweep(results: dict[str, list[PathMetrics]], file: Path) -> Path:
+    """Draw each rule set's insurance-fund minimum per path, side by side; return the file."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    names = [name for name, paths in results.items() if paths]  # An unsound set ran none.
+    minima = [[path.insurance_min_minor / USDC_MINOR for path in results[n]] for n in names]
+    figure, axes = plt.subplots(figsize=(max(6, 1.4 * len(names) + 2), 4))
+    axes.boxplot(minima, tick_labels=names)
+    for column, values in enumerate(minima, start=1):
+        axes.scatter([column] * len(values), values, s=8, alpha=0.5, color="tab:blue")
+    axes.set(title="Insurance fund: minimum per path, by rule set", ylabel="USDC")
+    figure.tight_layout()
+    figure.savefig(file, dpi=100)
+    plt.close(figure)
+    return file
