@@ -56,29 +56,48 @@ def patched(cls: type, processor: Callable[[State, Any], Outcome]) -> Iterator[N
         kernel._PROCESSORS[cls] = original  # noqa: SLF001
 
 
-def _trade_fee_not_credited_model(
-    rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult
+def _model_dropping_credit(  # noqa: PLR0913, PLR0917 (the fault, then the model's own arguments)
+    model: transitions.Model,
+    account: Any,
+    asset: Callable[[RuleSet, Ledger, dict[str, Any]], Any],
+    rules: RuleSet,
+    s: Ledger,
+    e: dict[str, Any],
+    c: Consult,
 ) -> ModelStep:
-    step = transitions.trade(rules, s, e, c)
-    asset = z3.Select(s.settles_in, e["instrument"])
-    post = transitions.write_balances(step.post, [(FEES, asset, s.bal(FEES, asset))])
+    """The modelled fault: ``model`` with ``account``'s balance of the asset left unchanged."""
+    step = model(rules, s, e, c)
+    held = asset(rules, s, e)
+    post = transitions.write_balances(step.post, [(account, held, s.bal(account, held))])
     return attrs.evolve(step, post=post)
 
 
-def _trade_fee_not_credited(state: State, event: Trade) -> Outcome:
-    """The fault: both fees are charged, the fee pool's credit is dropped."""
-    outcome = process_trade(state, event)
+def _code_dropping_credit(
+    processor: Callable[[State, Any], Outcome], account_id: str, state: State, event: object
+) -> Outcome:
+    """The planted fault: ``processor``'s outcome with ``account_id`` restored as it was."""
+    outcome = processor(state, event)
     if not isinstance(outcome, Accepted):
         return outcome
     after = outcome.state
     return Accepted(
         replace_state(
             after,
-            accounts=after.accounts.set(FEE_ACCOUNT, state.accounts[FEE_ACCOUNT]),
-            commitment=touch(after.commitment, account_key(FEE_ACCOUNT)),
+            accounts=after.accounts.set(account_id, state.accounts[account_id]),
+            commitment=touch(after.commitment, account_key(account_id)),
         ),
         outcome.postings,
     )
+
+
+def _settlement_asset(rules: RuleSet, s: Ledger, e: dict[str, Any]) -> Any:
+    del rules
+    return z3.Select(s.settles_in, e["instrument"])
+
+
+def _valuation_asset(rules: RuleSet, s: Ledger, e: dict[str, Any]) -> Any:
+    del s, e
+    return z3.StringVal(rules.valuation_asset)
 
 
 def _transfer_double_credit(state: State, event: Transfer) -> Outcome:
@@ -104,31 +123,6 @@ def _transfer_double_credit(state: State, event: Transfer) -> Outcome:
     )
 
 
-def _liquidation_skips_fund_model(
-    rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult
-) -> ModelStep:
-    step = transitions.liquidate(rules, s, e, c)
-    asset = z3.StringVal(rules.valuation_asset)
-    post = transitions.write_balances(step.post, [(INSURANCE, asset, s.bal(INSURANCE, asset))])
-    return attrs.evolve(step, post=post)
-
-
-def _liquidation_skips_fund(state: State, event: Liquidate) -> Outcome:
-    """The fault: the account pays its penalty, the insurance fund is never credited."""
-    outcome = process_liquidate(state, event)
-    if not isinstance(outcome, Accepted):
-        return outcome
-    after = outcome.state
-    return Accepted(
-        replace_state(
-            after,
-            accounts=after.accounts.set(INSURANCE_ACCOUNT, state.accounts[INSURANCE_ACCOUNT]),
-            commitment=touch(after.commitment, account_key(INSURANCE_ACCOUNT)),
-        ),
-        outcome.postings,
-    )
-
-
 def _maintenance_above_initial(rules: RuleSet) -> RuleSet:
     """The fault: the first underlying's initial margin is 80 % of its maintenance."""
     first = attrs.evolve(rules.underlyings[0], im_multiplier_ppm=800_000)
@@ -142,8 +136,14 @@ FAULTS: Final[dict[str, Fault]] = {
             name="fee-not-credited",
             description="A trade charges both fees but credits the fee pool with nothing.",
             caught_by="Trade.conservation",
-            models={Trade: _trade_fee_not_credited_model},
-            code=functools.partial(patched, Trade, _trade_fee_not_credited),
+            models={
+                Trade: functools.partial(
+                    _model_dropping_credit, transitions.trade, FEES, _settlement_asset
+                )
+            },
+            code=functools.partial(
+                patched, Trade, functools.partial(_code_dropping_credit, process_trade, FEE_ACCOUNT)
+            ),
         ),
         Fault(
             name="self-transfer-double-credit",
@@ -163,8 +163,16 @@ FAULTS: Final[dict[str, Fault]] = {
             name="liquidation-skips-insurance",
             description=("A liquidation charges the penalty but never credits the insurance fund."),
             caught_by="Liquidate.conservation",
-            models={Liquidate: _liquidation_skips_fund_model},
-            code=functools.partial(patched, Liquidate, _liquidation_skips_fund),
+            models={
+                Liquidate: functools.partial(
+                    _model_dropping_credit, transitions.liquidate, INSURANCE, _valuation_asset
+                )
+            },
+            code=functools.partial(
+                patched,
+                Liquidate,
+                functools.partial(_code_dropping_credit, process_liquidate, INSURANCE_ACCOUNT),
+            ),
         ),
         Fault(
             name="maintenance-above-initial",
