@@ -149,15 +149,26 @@ def process_liquidate(state: State, event: Liquidate) -> Outcome:
 
 def plan(state: State, account: Account, liquidator_id: str, before: MarginReport) -> Books:
     """Return the books of the liquidation: the first feasible rung, else bankruptcy."""
-    for rung in range(1, RUNGS):
-        books = _rung(state, account, liquidator_id, before, closes(state, account, rung))
+    found = first_rung(state, account, liquidator_id, before)
+    if found is not None:
+        return found[0]
+    return _bankrupt(state, account, liquidator_id, closes(state, account, RUNGS))
+
+
+def first_rung(
+    state: State, account: Account, liquidator_id: str, before: MarginReport
+) -> tuple[Books, list[Close]] | None:
+    """Return the books and closes of the first rung that resolves the account (SK-LIQ-3).
+
+    Rungs 1 to 9 close that many tenths of every position, rung 10 closes everything; None
+    when even the full close cannot be paid: the account is bankrupt.
+    """
+    for rung in range(1, RUNGS + 1):
+        taken = closes(state, account, rung)
+        books = _rung(state, account, liquidator_id, before, taken)
         if books is not None:
-            return books
-    full = closes(state, account, RUNGS)
-    books = _rung(state, account, liquidator_id, before, full)
-    if books is not None:
-        return books
-    return _bankrupt(state, account, liquidator_id, full)
+            return books, taken
+    return None
 
 
 def _take(books: Books, account_id: str, liquidator_id: str, close: Close, asset: str) -> None:

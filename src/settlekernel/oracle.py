@@ -85,12 +85,14 @@ class Evaluation:
     """The validity of an underlying at a time and what an update would do.
 
     ``candidate`` is the index an update would accept; ``quorum_ms`` is the quorum's time (the
-    lower median of the fresh reports' timestamps), None without a quorum.
+    lower median of the fresh reports' timestamps), None without a quorum; ``median`` is the
+    quorum's median before the band limits it, None without a quorum.
     """
 
     validity: Validity
     candidate: IndexPrice | None
     quorum_ms: int | None
+    median: int | None = None
 
 
 def _median(prices: list[int], accepted: IndexPrice | None) -> int:
@@ -126,14 +128,14 @@ def evaluate(
         stamp = max(stamp, accepted.timestamp_ms)
     median = _median([r.price_ticks for r in fresh], accepted)
     if median <= 0:
-        return Evaluation(Validity.NON_POSITIVE, None, stamp)
+        return Evaluation(Validity.NON_POSITIVE, None, stamp, median)
     if accepted is None:
-        return Evaluation(Validity.VALID, IndexPrice(median, stamp), stamp)
+        return Evaluation(Validity.VALID, IndexPrice(median, stamp), stamp, median)
     # [SK-ORACLE-3] Beyond the band, move towards the median by the band, no further.
     index = compute_band_move(accepted.price_ticks, median, rules.band_ppm)
     if abs(median - accepted.price_ticks) * PPM > accepted.price_ticks * rules.band_ppm:
-        return Evaluation(Validity.TOO_VOLATILE, IndexPrice(index, stamp), stamp)
-    return Evaluation(Validity.VALID, IndexPrice(index, stamp), stamp)
+        return Evaluation(Validity.TOO_VOLATILE, IndexPrice(index, stamp), stamp, median)
+    return Evaluation(Validity.VALID, IndexPrice(index, stamp), stamp, median)
 
 
 def validity(state: State, underlying: str) -> Validity:

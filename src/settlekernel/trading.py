@@ -181,21 +181,7 @@ def _settle(
     if isinstance(legs, Rejected):
         return legs
     # Verify both accounts meet initial margin afterwards, or reduce their risk (SK-MARGIN-3).
-    instruments = state.instruments
-    premium_ppm = (
-        trade_premium_ppm(
-            event.price_ticks,
-            state.prices[instrument.underlying].price_ticks,
-            rules.underlying_by_symbol[instrument.underlying].mark_band_ppm,
-        )
-        if instrument.is_linear
-        else 0
-    )
-    if (reference_ticks, premium_ppm) != (instrument.reference_ticks, instrument.premium_ppm):
-        instruments = instruments.set(
-            instrument.id,
-            attrs.evolve(instrument, reference_ticks=reference_ticks, premium_ppm=premium_ppm),
-        )
+    instruments = instruments_after(state, instrument, event.price_ticks, reference_ticks)
     reports = []
     for leg in legs:
         rejection, report = check_trade_margin(state, leg.before, leg.after, instruments)
@@ -206,6 +192,31 @@ def _settle(
     return Accepted(
         _commit(state, event, instrument, instruments, legs, reports),
         _postings(event, instrument, settlement_minor, legs),
+    )
+
+
+def instruments_after(
+    state: State, instrument: Instrument, price_ticks: int, reference_ticks: int
+) -> Map[str, Instrument]:
+    """Return the instruments with the traded one at its new reference and premium.
+
+    A linear instrument keeps the trade's premium over the index, clamped to the mark band
+    (SK-MARK-1); the margin checks of both legs read the instrument as it will be.
+    """
+    premium_ppm = (
+        trade_premium_ppm(
+            price_ticks,
+            state.prices[instrument.underlying].price_ticks,
+            state.rules.underlying_by_symbol[instrument.underlying].mark_band_ppm,
+        )
+        if instrument.is_linear
+        else 0
+    )
+    if (reference_ticks, premium_ppm) == (instrument.reference_ticks, instrument.premium_ppm):
+        return state.instruments
+    return state.instruments.set(
+        instrument.id,
+        attrs.evolve(instrument, reference_ticks=reference_ticks, premium_ppm=premium_ppm),
     )
 
 

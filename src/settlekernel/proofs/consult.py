@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
 import z3
 from immutables import Map
 
@@ -24,12 +23,13 @@ from settlekernel.account_margin import (
 )
 from settlekernel.events import Trade
 from settlekernel.ledger import with_balance, with_settlement
-from settlekernel.liquidation import RUNGS, _check_liquidator, _rung, closes, penalty_cap, plan
+from settlekernel.liquidation import _check_liquidator, first_rung, penalty_cap, plan
 from settlekernel.model import Account, IndexPrice, State
-from settlekernel.oracle import Action, _median, check_admissible, trade_premium_ppm
+from settlekernel.oracle import Action, check_admissible
 from settlekernel.oracle import evaluate as evaluate_oracle
 from settlekernel.outcomes import PostingCode
 from settlekernel.proofs.engine import as_python, evaluate
+from settlekernel.trading import instruments_after
 
 
 def _ground(term: Any) -> Any:
@@ -90,21 +90,7 @@ class KernelConsult:
         if listed.underlying not in state.prices:
             return z3.BoolVal(False)
         reference_ticks = int(_ground(reference))
-        premium = (
-            trade_premium_ppm(
-                event.price_ticks,
-                state.prices[listed.underlying].price_ticks,
-                state.rules.underlying_by_symbol[listed.underlying].mark_band_ppm,
-            )
-            if listed.is_linear
-            else 0
-        )
-        instruments = state.instruments
-        if (reference_ticks, premium) != (listed.reference_ticks, listed.premium_ppm):
-            instruments = instruments.set(
-                listed.id,
-                attrs.evolve(listed, reference_ticks=reference_ticks, premium_ppm=premium),
-            )
+        instruments = instruments_after(state, listed, event.price_ticks, reference_ticks)
         after = with_settlement(
             before,
             asset=listed.settlement_asset,
@@ -148,24 +134,22 @@ class KernelConsult:
             return outside
         found, taker = pair
         before = account_margin(self.state, found)
-        for number in range(1, RUNGS + 1):
-            taken = closes(self.state, found, number)
-            books = _rung(self.state, found, taker.id, before, taken)
-            if books is None:
-                continue
-            if any(p.code is PostingCode.COLLATERAL_SALE for p in books.postings):
-                return outside
-            capped = penalty_cap(self.state, found, before, taken)
-            assert capped is not None  # The rung was feasible.
-            close = taken[0]
-            return (
-                z3.BoolVal(True),
-                z3.StringVal(close.instrument.id),
-                z3.IntVal(close.lots),
-                z3.IntVal(close.price_ticks),
-                z3.IntVal(capped[0]),
-            )
-        return outside
+        chosen = first_rung(self.state, found, taker.id, before)
+        if chosen is None:
+            return outside  # Bankrupt: fund cover and ADL are outside the model.
+        books, taken = chosen
+        if any(p.code is PostingCode.COLLATERAL_SALE for p in books.postings):
+            return outside
+        capped = penalty_cap(self.state, found, before, taken)
+        assert capped is not None  # The rung was feasible.
+        close = taken[0]
+        return (
+            z3.BoolVal(True),
+            z3.StringVal(close.instrument.id),
+            z3.IntVal(close.lots),
+            z3.IntVal(close.price_ticks),
+            z3.IntVal(capped[0]),
+        )
 
     def liquidator_rejection(self, account: Any, liquidator: Any) -> Any:
         """Return the kernel's SK-LIQ-5 reason for the liquidator, "" when it qualifies."""
@@ -196,16 +180,9 @@ class KernelConsult:
         report = IndexPrice(int(_ground(price)), int(_ground(timestamp)))
         reports = state.reports.get(symbol, Map()).set(str(_ground(source)), report)
         now = max(state.clock_ms, report.timestamp_ms)
-        accepted = state.prices.get(symbol)
-        evaluation = evaluate_oracle(reports, accepted, now, rules)
-        fresh = [
-            r.price_ticks
-            for r in reports.values()
-            if abs(now - r.timestamp_ms) <= rules.stale_after_ms
-        ]
-        median = _median(fresh, accepted) if fresh else 0
+        evaluation = evaluate_oracle(reports, state.prices.get(symbol), now, rules)
         return (
             z3.BoolVal(evaluation.candidate is not None),
-            z3.IntVal(median),
+            z3.IntVal(evaluation.median or 0),
             z3.IntVal(evaluation.quorum_ms or 0),
         )
