@@ -38,6 +38,7 @@ from settlekernel.model import InstrumentKind, OptionType, RuleSet, State
 from settlekernel.outcomes import Accepted, Outcome
 from settlekernel.proofs.consult import KernelConsult
 from settlekernel.proofs.engine import as_python, evaluate
+from settlekernel.proofs.replay import perpetual_market
 from settlekernel.proofs.symbolic import Ledger, concrete_event, concrete_ledger
 from settlekernel.proofs.theorems import MODELS
 from settlekernel.proofs.transitions import Model
@@ -175,14 +176,7 @@ def _setup(rules: RuleSet) -> list[object]:
     operator = rules.roles.operator
     oracles = rules.roles.oracles[:2]
     events: list[object] = [
-        ListInstrument(
-            principal=operator,
-            instrument=_PERPETUAL,
-            kind=InstrumentKind.PERPETUAL,
-            underlying="BTC",
-            settlement_asset="USDC",
-            multiplier_minor=100,
-        ),
+        *perpetual_market(rules, _PERPETUAL, "BTC"),
         ListInstrument(
             principal=operator,
             instrument=_OPTION,
@@ -194,10 +188,6 @@ def _setup(rules: RuleSet) -> list[object]:
             strike_ticks=7_000_000,
             option_type=OptionType.CALL,
         ),
-        *[
-            OraclePrice(principal=o, underlying="BTC", price_ticks=6_000_000, timestamp_ms=1_000)
-            for o in oracles
-        ],
         OracleVolatility(
             principal=oracles[0], underlying="BTC", volatility_ppm=600_000, timestamp_ms=1_000
         ),
@@ -399,25 +389,8 @@ class Report:
 
 def _liquidation_setup(rules: RuleSet, rng: random.Random) -> list[object]:
     """Levered BTC-PERP longs and shorts against a deep counterparty and a funded keeper."""
-    operator, oracles, matcher = (
-        rules.roles.operator,
-        rules.roles.oracles[:2],
-        rules.roles.matchers[0],
-    )
-    events: list[object] = [
-        ListInstrument(
-            principal=operator,
-            instrument=_PERPETUAL,
-            kind=InstrumentKind.PERPETUAL,
-            underlying="BTC",
-            settlement_asset="USDC",
-            multiplier_minor=100,
-        ),
-        *[
-            OraclePrice(principal=o, underlying="BTC", price_ticks=6_000_000, timestamp_ms=1_000)
-            for o in oracles
-        ],
-    ]
+    matcher = rules.roles.matchers[0]
+    events = perpetual_market(rules, _PERPETUAL, "BTC")
     for name in ("deep", "keeper", "w1", "w2", "w3"):
         deposit = (
             10**13 if name in {"deep", "keeper"} else rng.choice([10**9, 11 * 10**8, 12 * 10**8])

@@ -171,32 +171,33 @@ def _event(cls: type, model: Any, event: Mapping[str, Any], names: Names) -> obj
     return cls(**fields)
 
 
-def _market(
-    rules: RuleSet, model: Any, pre: Ledger, event: Mapping[str, Any], names: Names
+def perpetual_market(
+    rules: RuleSet, instrument: str, symbol: str | None = None, multiplier_minor: int = 100
 ) -> list[object]:
-    """List the traded instrument as a fresh perpetual and post a quorum of index prices."""
-    underlying = rules.underlyings[0]
-    instrument = names(str(_value(model, event["instrument"])), "inst")
-    events: list[object] = [
+    """List a perpetual in the valuation asset and post a quorum of index prices.
+
+    The underlying is ``symbol``, the rule set's first by default; the index is ``INDEX_TICKS``.
+    """
+    underlying = rules.underlyings[0] if symbol is None else rules.underlying_by_symbol[symbol]
+    return [
         ListInstrument(
             principal=rules.roles.operator,
             instrument=instrument,
             kind=InstrumentKind.PERPETUAL,
             underlying=underlying.symbol,
             settlement_asset=rules.valuation_asset,
-            multiplier_minor=int(_value(model, z3.Select(pre.multiplier, event["instrument"]))),
-        )
+            multiplier_minor=multiplier_minor,
+        ),
+        *[
+            OraclePrice(
+                principal=oracle,
+                underlying=underlying.symbol,
+                price_ticks=INDEX_TICKS,
+                timestamp_ms=1_000,
+            )
+            for oracle in rules.roles.oracles[: underlying.min_sources]
+        ],
     ]
-    events += [
-        OraclePrice(
-            principal=oracle,
-            underlying=underlying.symbol,
-            price_ticks=INDEX_TICKS,
-            timestamp_ms=1_000,
-        )
-        for oracle in rules.roles.oracles[: underlying.min_sources]
-    ]
-    return events
 
 
 def realise(
@@ -206,7 +207,9 @@ def realise(
     names = Names(_reserved(rules))
     events: list[object] = []
     if cls is Trade:
-        events += _market(rules, model, pre, event, names)
+        instrument = names(str(_value(model, event["instrument"])), "inst")
+        multiplier = int(_value(model, z3.Select(pre.multiplier, event["instrument"])))
+        events += perpetual_market(rules, instrument, multiplier_minor=multiplier)
         asset = z3.Select(pre.settles_in, event["instrument"])
     elif "asset" in event:
         asset = event["asset"]
@@ -307,20 +310,7 @@ def realise_liquidation(rules: RuleSet) -> list[object]:
     underlying = rules.underlyings[0]
     symbol, asset = underlying.symbol, rules.valuation_asset
     oracles = rules.roles.oracles[: underlying.min_sources]
-    events: list[object] = [
-        ListInstrument(
-            principal=rules.roles.operator,
-            instrument="perp",
-            kind=InstrumentKind.PERPETUAL,
-            underlying=symbol,
-            settlement_asset=asset,
-            multiplier_minor=100,
-        ),
-        *[
-            OraclePrice(principal=o, underlying=symbol, price_ticks=INDEX_TICKS, timestamp_ms=1_000)
-            for o in oracles
-        ],
-    ]
+    events = perpetual_market(rules, "perp")
     for name, amount in (("deep", AMPLE_MINOR), ("keeper", AMPLE_MINOR), ("weak", 10**9)):
         events += [
             OpenAccount(principal=name, account=name),

@@ -21,13 +21,13 @@ from typing import Any, Final
 
 import z3
 
-from settlekernel.events import Deposit, ListInstrument, OpenAccount, OraclePrice, Trade
+from settlekernel.events import Deposit, OpenAccount, Trade
 from settlekernel.invariants import InvariantId
 from settlekernel.kernel import step
-from settlekernel.model import InstrumentKind, RuleSet, UnderlyingRules
+from settlekernel.model import RuleSet, UnderlyingRules
 from settlekernel.outcomes import Accepted
 from settlekernel.proofs.engine import Obligation
-from settlekernel.proofs.replay import AMPLE_MINOR, INDEX_TICKS, unchecked_genesis
+from settlekernel.proofs.replay import AMPLE_MINOR, INDEX_TICKS, perpetual_market, unchecked_genesis
 from settlekernel.proofs.theorems import Instance, Theorem
 from settlekernel.units import PPM
 
@@ -174,18 +174,7 @@ def realise_margin_order(rules: RuleSet, symbol: str) -> list[object]:
     """
     instrument = f"{symbol}-PERP"
     setup: list[object] = [
-        ListInstrument(
-            principal=rules.roles.operator,
-            instrument=instrument,
-            kind=InstrumentKind.PERPETUAL,
-            underlying=symbol,
-            settlement_asset=rules.valuation_asset,
-            multiplier_minor=100,
-        ),
-        *[
-            OraclePrice(principal=o, underlying=symbol, price_ticks=INDEX_TICKS, timestamp_ms=1_000)
-            for o in rules.roles.oracles[: _underlying(rules, symbol).min_sources]
-        ],
+        *perpetual_market(rules, instrument, symbol),
         OpenAccount(principal="weak", account="weak"),
         OpenAccount(principal="strong", account="strong"),
         Deposit(
