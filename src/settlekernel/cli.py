@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from settlekernel.cli_common import load_rules
 from settlekernel.cli_proofs import audit, verify
 from settlekernel.demo import demo_steps
 from settlekernel.display import (
@@ -29,10 +30,10 @@ from settlekernel.invariants import check_invariants
 from settlekernel.journal import Journal, verify_entries
 from settlekernel.kernel import genesis
 from settlekernel.margin.portfolio import compute_margin
-from settlekernel.model import DEFAULT_RULES, RuleSet
+from settlekernel.model import DEFAULT_RULES
 from settlekernel.outcomes import Accepted, Outcome, Rejected
 from settlekernel.portfolio_file import PortfolioError, parse_portfolio
-from settlekernel.rules import RulesError, dump_rules_toml, parse_rules_toml
+from settlekernel.rules import dump_rules_toml
 from settlekernel.schema import event_schema
 from settlekernel.wire import decode_event, encode_event
 
@@ -41,15 +42,6 @@ if TYPE_CHECKING:
 
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
-
-
-def _load_rules(path: Path | None) -> RuleSet:
-    if path is None:
-        return DEFAULT_RULES
-    try:
-        return parse_rules_toml(path.read_text(encoding="utf-8"))
-    except (OSError, RulesError) as error:
-        raise click.UsageError(f"--rules {path}: {error}") from error
 
 
 @click.group()
@@ -72,7 +64,7 @@ def main() -> None:
 )
 def run(events: Path, rules_path: Path | None, *, as_json: bool) -> None:
     """Apply EVENTS (JSON Lines) from genesis; print each outcome and a summary."""
-    rules = _load_rules(rules_path)
+    rules = load_rules(rules_path)
     journal = Journal(genesis(rules))
     console = Console()
     table = _outcome_table("Outcomes")
@@ -243,7 +235,7 @@ def demo(events_out: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 def margin(portfolio: Path, rules_path: Path | None, *, as_json: bool) -> None:
     """Margin PORTFOLIO (a JSON book and market): requirement, scenarios, Greeks."""
-    rules = _load_rules(rules_path)
+    rules = load_rules(rules_path)
     try:
         book, market = parse_portfolio(portfolio.read_text(encoding="utf-8"), rules)
     except (OSError, PortfolioError) as error:
@@ -274,7 +266,7 @@ def schema() -> None:
 )
 def rules(rules_path: Path | None) -> None:
     """Print the effective rule set as a complete TOML file."""
-    click.echo(dump_rules_toml(_load_rules(rules_path)), nl=False)
+    click.echo(dump_rules_toml(load_rules(rules_path)), nl=False)
 
 
 from settlekernel.cli_journal import journal, proof  # noqa: E402 (registered last, see there)

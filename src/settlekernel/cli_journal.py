@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from settlekernel.audit import AuditReport, audit_batch_number, audit_journal
+from settlekernel.cli_common import load_rules
 from settlekernel.commitment import state_root
 from settlekernel.durable import DurableJournal, JournalError, RulesMismatchError, open_for_audit
 from settlekernel.merkle_sum import (
@@ -27,7 +28,6 @@ from settlekernel.merkle_sum import (
     verify_proof,
 )
 from settlekernel.model import RuleSet
-from settlekernel.rules import RulesError, parse_rules_toml
 from settlekernel.store import StoreError
 
 EXIT_VIOLATION = 1
@@ -64,12 +64,7 @@ def _opened(db: Path, rules: RuleSet | None = None) -> Iterator[DurableJournal]:
 
 
 def _rules_option(path: Path | None) -> RuleSet | None:
-    if path is None:
-        return None
-    try:
-        return parse_rules_toml(path.read_text(encoding="utf-8"))
-    except (OSError, RulesError) as error:
-        raise click.UsageError(f"--rules {path}: {error}") from error
+    return None if path is None else load_rules(path)
 
 
 @journal.command()

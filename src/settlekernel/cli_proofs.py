@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from settlekernel.model import DEFAULT_RULES, RuleSet
+from settlekernel.cli_common import load_rules
+from settlekernel.model import RuleSet
 from settlekernel.proofs import audit as audit_report
 from settlekernel.proofs.engine import Status
 from settlekernel.proofs.faults import FAULTS
 from settlekernel.proofs.replay import describe
 from settlekernel.proofs.runner import DEFAULT_TIMEOUT_MS, Result, catalogue, prove
-from settlekernel.rules import RulesError, parse_rules_toml
 
 EXIT_FAILED = 1
 _STYLE = {
@@ -28,16 +28,6 @@ _STYLE = {
     Status.UNKNOWN: "red",
     Status.VACUOUS: "red",
 }
-
-
-def load_rules(path: Path | None) -> RuleSet:
-    """Return the rules a command runs on; unsound rules load too (the theorems judge them)."""
-    if path is None:
-        return DEFAULT_RULES
-    try:
-        return parse_rules_toml(path.read_text(encoding="utf-8"), check=False)
-    except (OSError, RulesError) as error:
-        raise click.UsageError(f"--rules {path}: {error}") from error
 
 
 def _warn_unsound(console: Console, rules: RuleSet) -> None:
@@ -134,7 +124,7 @@ def _print_failure(console: Console, result: Result) -> None:
 def verify(rules_path: Path | None, fault: str | None, out_dir: Path, timeout: int) -> None:
     """Prove every invariant theorem for the rules; replay each counterexample as events."""
     console = Console()
-    rules = load_rules(rules_path)
+    rules = load_rules(rules_path, check=False)
     _warn_unsound(console, rules)
     results = run_catalogue(rules, fault, out_dir, timeout * 1000, console)
     console.print(results_table(results))
@@ -195,7 +185,7 @@ def audit_table(report: audit_report.Report) -> Table:
 def audit(rules_path: Path | None, html_path: Path | None, crosshair_timeout: int) -> None:
     """Report every invariant: statement, spec, proofs, CrossHair, tests, assumptions."""
     console = Console()
-    rules = load_rules(rules_path)
+    rules = load_rules(rules_path, check=False)
     _warn_unsound(console, rules)
     results = run_catalogue(rules, None, None, DEFAULT_TIMEOUT_MS, console)
     crosshair = None

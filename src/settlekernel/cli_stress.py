@@ -14,8 +14,7 @@ import attrs
 import click
 from rich.progress import Progress
 
-from settlekernel.model import DEFAULT_RULES, RuleSet
-from settlekernel.rules import RulesError, parse_rules_toml
+from settlekernel.cli_common import load_rules
 from settlekernel.stress.cover2 import cover2_report
 from settlekernel.stress.paths import Shock, default_market
 from settlekernel.stress.population import USDC_MINOR
@@ -23,16 +22,6 @@ from settlekernel.stress.runner import PathMetrics, Scenario, path_seed, run_pat
 from settlekernel.stress.summary import summarize
 
 EXIT_VIOLATION = 1
-
-
-def load_rules(path: Path | None) -> RuleSet:
-    """Return the rules file's rule set, or the built-in one; a bad file is a usage error."""
-    if path is None:
-        return DEFAULT_RULES
-    try:
-        return parse_rules_toml(path.read_text(encoding="utf-8"))
-    except (OSError, RulesError) as error:
-        raise click.UsageError(f"--rules {path}: {error}") from error
 
 
 def parse_shock(text: str | None) -> Shock | None:
