@@ -22,11 +22,14 @@ import attrs
 import numpy as np
 
 from settlekernel.margin.black76 import black76_price
+from settlekernel.units import PPM
 
 USDC_MINOR: Final = 10**6
 COIN_MINOR: Final = {"BTC": 10**8, "ETH": 10**18}
 # Lot multipliers of the listed contracts (quote minor units per lot per tick).
 MULTIPLIER_MINOR: Final = {"BTC": 10, "ETH": 100}
+# The haircut a collateral-backed member sizes its position by (the built-in rules' values).
+HAIRCUT_PPM: Final = {"BTC": 100_000, "ETH": 150_000}
 TIERS: Final = ("retail", "pro", "collateral", "maker")
 MAKERS: Final = 4
 MAKER_CASH_MINOR: Final = 40_000_000 * USDC_MINOR
@@ -79,9 +82,14 @@ def option_premium_ticks(
     return max(int(np.rint(price)), 1)
 
 
-def _lots(notional_minor: float, index_ticks: int, underlying: str) -> int:
+def _lots(notional_minor: int, index_ticks: int, underlying: str) -> int:
     """Whole lots for a notional, rounded down, at least one."""
-    return max(int(notional_minor // (index_ticks * MULTIPLIER_MINOR[underlying])), 1)
+    return max(notional_minor // (index_ticks * MULTIPLIER_MINOR[underlying]), 1)
+
+
+def _levered(amount_minor: int, leverage_ppm: int) -> int:
+    """Return ``amount x leverage``, both exact: leverage is drawn in ppm, not as a float."""
+    return amount_minor * leverage_ppm // PPM
 
 
 def draw_population(  # noqa: PLR0913 (the population's shape, by keyword)
@@ -112,9 +120,9 @@ def _retail(
 ) -> Member:
     cash_minor = int(rng.integers(2_000, 25_000)) * USDC_MINOR
     instrument, underlying = listing.perpetuals[int(rng.integers(0, len(listing.perpetuals)))]
-    leverage = float(rng.uniform(2.0, 8.0 if underlying == "BTC" else 6.5))
+    leverage_ppm = int(rng.integers(2 * PPM, 8 * PPM if underlying == "BTC" else 6_500_000))
     side = 1 if rng.random() < 0.6 else -1
-    lots = _lots(cash_minor * leverage, index_ticks[underlying], underlying)
+    lots = _lots(_levered(cash_minor, leverage_ppm), index_ticks[underlying], underlying)
     order = Order(instrument, side * lots, index_ticks[underlying])
     return Member(account, "retail", (("USDC", cash_minor),), (order,))
 
@@ -130,11 +138,11 @@ def _pro(  # noqa: PLR0913, PLR0917 (one member's inputs, a private helper)
     btc = index_ticks["BTC"]
     cash_minor = int(rng.integers(50_000, 400_000)) * USDC_MINOR
     coins_minor = int(rng.integers(1, 10)) * COIN_MINOR["BTC"]
-    leverage = float(rng.uniform(1.0, 4.0))
+    leverage_ppm = int(rng.integers(1 * PPM, 4 * PPM))
     side = 1 if rng.random() < 0.5 else -1
     linear = listing.future if rng.random() < 0.4 else listing.perpetuals[0][0]
-    orders = [Order(linear, side * _lots(cash_minor * leverage, btc, "BTC"), btc)]
-    option_lots = _lots(cash_minor * 0.5, btc, "BTC")
+    orders = [Order(linear, side * _lots(_levered(cash_minor, leverage_ppm), btc, "BTC"), btc)]
+    option_lots = _lots(cash_minor // 2, btc, "BTC")
     call_strike = strike_ticks(btc, listing.call_strike_ppm)
     put_strike = strike_ticks(btc, listing.put_strike_ppm)
     put_ticks = option_premium_ticks(
@@ -158,11 +166,12 @@ def _collateral(rng: np.random.Generator, account: str, index_ticks: dict[str, i
     btc = index_ticks["BTC"]
     asset = "ETH" if rng.random() < 0.8 else "BTC"
     coins = int(rng.integers(5, 60)) if asset == "ETH" else int(rng.integers(1, 4))
-    haircut = 0.85 if asset == "ETH" else 0.9
-    # One tick of one coin is 0.01 USDC: value in USDC minor = coins * index * 10_000.
-    value_minor = coins * index_ticks[asset] * 10_000 * haircut
-    float_minor = int(value_minor * 0.05) // USDC_MINOR * USDC_MINOR
-    leverage = float(rng.uniform(4.0, 9.0))
-    lots = _lots(value_minor * leverage, btc, "BTC")
+    # One tick of one coin is 0.01 USDC: value in USDC minor = coins * index * 10_000, after
+    # the population's own haircut (not the rules': every rule set in a sweep must face the
+    # same members).
+    value_minor = coins * index_ticks[asset] * 10_000 * (PPM - HAIRCUT_PPM[asset]) // PPM
+    float_minor = value_minor // 20 // USDC_MINOR * USDC_MINOR
+    leverage_ppm = int(rng.integers(4 * PPM, 9 * PPM))
+    lots = _lots(_levered(value_minor, leverage_ppm), btc, "BTC")
     deposits = ((asset, coins * COIN_MINOR[asset]), ("USDC", max(float_minor, USDC_MINOR)))
     return Member(account, "collateral", deposits, (Order("BTC-PERP", lots, btc),))
