@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from dict_kernel import DictKernel
-from settlekernel.model import State
-from settlekernel.reasons import Reason
+from settlekernel.core.model import State
+from settlekernel.core.reasons import Reason
 
 View = dict[str, Any]
 

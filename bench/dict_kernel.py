@@ -20,14 +20,14 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from settlekernel.arith import (
+from settlekernel.core.arith import (
     ceil_div,
     compute_collateral_value_minor,
     compute_fee_split,
     compute_notional_minor,
     compute_settlement_minor,
 )
-from settlekernel.events import (
+from settlekernel.core.events import (
     Deposit,
     Expire,
     Funding,
@@ -42,18 +42,13 @@ from settlekernel.events import (
     VariationMargin,
     Withdraw,
 )
-from settlekernel.guards import check_ranges, check_shape
-from settlekernel.margin.options import model_price_ticks
-from settlekernel.margin.portfolio import (
-    Exposure,
-    MarginReport,
-    Market,
-    Portfolio,
-    compute_margin,
-)
-from settlekernel.model import Instrument, InstrumentKind, OptionType, RuleSet
-from settlekernel.reasons import Reason
-from settlekernel.units import (
+from settlekernel.core.guards import check_ranges, check_shape
+from settlekernel.core.kinds import InstrumentKind, OptionType
+from settlekernel.core.model import Instrument
+from settlekernel.core.reasons import Reason
+from settlekernel.core.reports import MarginReport
+from settlekernel.core.rules import RuleSet
+from settlekernel.core.units import (
     FEE_ACCOUNT,
     INSURANCE_ACCOUNT,
     PPM,
@@ -62,6 +57,8 @@ from settlekernel.units import (
     SYSTEM_OWNER,
     VALUE_LIMIT,
 )
+from settlekernel.margin.options import model_price_ticks
+from settlekernel.margin.portfolio import Exposure, Market, Portfolio, compute_margin
 
 # Replayed trade fields in the order SK-TRADE-2 compares them.
 _PAYLOAD_FIELDS = (

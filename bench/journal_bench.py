@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import settlekernel as sk
-from settlekernel.audit import audit_journal
-from settlekernel.durable import DurableJournal, open_for_audit
-from settlekernel.journal import Journal
-from settlekernel.store import SqliteStore
-from settlekernel.wire import decode_event, encode_event
+from settlekernel.core.wire import decode_event, encode_event
+from settlekernel.journal.durable import DurableJournal, open_for_audit
+from settlekernel.journal.memory import Journal
+from settlekernel.journal.store import SqliteStore
+from settlekernel.journal.verify import audit_journal
 from workload import generate
 
 RESULTS = Path(__file__).resolve().parent / "results" / "journal.json"
@@ -123,7 +123,7 @@ class MeteredStore(SqliteStore):
 def durable_append(path: Path, lines: list[str]) -> bytes:
     rules = sk.RuleSet.default()
     store = MeteredStore(path)
-    from settlekernel.durable import _journal_rules, recover  # noqa: PLC0415
+    from settlekernel.journal.durable import _journal_rules, recover  # noqa: PLC0415
 
     journal_rules, genesis_root = _journal_rules(store, rules)
     state, head = recover(store, journal_rules, genesis_root)

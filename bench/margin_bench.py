@@ -86,7 +86,8 @@ def books(accounts: int, positions: int, *, shared: bool, seed: int) -> list[Por
 def inputs_of(portfolios: list[Portfolio], market: Market) -> dict[str, np.ndarray]:
     """The flat Black-76 inputs of every position in every scenario, for the baselines."""
     rules = sk.RuleSet.default().underlying_by_symbol["BTC"]
-    from settlekernel.margin.scenarios import scenario_price_ticks, volatility_multiplier  # noqa: PLC0415
+    from settlekernel.core.scenarios import scenario_price_ticks  # noqa: PLC0415
+    from settlekernel.margin.options import volatility_multiplier  # noqa: PLC0415
 
     grid = rules.scenarios
     forwards = np.array([INDEX] + [scenario_price_ticks(INDEX, s.move_ppm) for s in grid], float)

@@ -43,7 +43,7 @@ import bench_maps
 import settlekernel as sk
 from compare import decision_differences, dict_view, kernel_view, view_differences
 from dict_kernel import DictKernel
-from settlekernel.reasons import Reason
+from settlekernel.core.reasons import Reason
 from workload import generate
 
 RESULTS = Path(__file__).resolve().parent / "results" / "replay.json"

@@ -27,7 +27,7 @@ import random
 from collections.abc import Callable
 from typing import Final
 
-from settlekernel.events import (
+from settlekernel.core.events import (
     Deposit,
     Event,
     Expire,
@@ -43,7 +43,7 @@ from settlekernel.events import (
     VariationMargin,
     Withdraw,
 )
-from settlekernel.model import InstrumentKind, OptionType
+from settlekernel.core.kinds import InstrumentKind, OptionType
 
 OPERATOR: Final = "operator"
 # Two price sources report each index: the default rule set's quorum is two.

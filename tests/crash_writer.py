@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import settlekernel as sk
-from settlekernel.batches import compute_events_hash
-from settlekernel.durable import DurableJournal
-from settlekernel.wire import encode_event
+from settlekernel.core.wire import encode_event
+from settlekernel.journal.batches import compute_events_hash
+from settlekernel.journal.durable import DurableJournal
 
 ACCOUNTS = 40
 LINES_PER_BATCH = 60

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 import settlekernel as sk
-from settlekernel.commitment import all_leaf_keys, encode_leaf, state_root
+from settlekernel.core.root import all_leaf_keys, encode_leaf, state_root
 
 OK: Final = "ok"
 K = sk.InstrumentKind

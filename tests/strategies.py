@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from settlekernel.units import PPM, TIMESTAMP_LIMIT_MS, VALUE_LIMIT
+from settlekernel.core.units import PPM, TIMESTAMP_LIMIT_MS, VALUE_LIMIT
 
 # Limits worth probing: each bound, one below it and one above it.
 EDGES = (

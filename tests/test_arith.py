@@ -8,14 +8,14 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from settlekernel.arith import (
+from settlekernel.core.arith import (
     apply_transfer,
     ceil_div,
     compute_fee_split,
     compute_linear_margin_minor,
     compute_settlement_minor,
 )
-from settlekernel.waterfall import pro_rata_ceil, pro_rata_floor
+from settlekernel.kernel.transitions.waterfall import pro_rata_ceil, pro_rata_floor
 from strategies import edge_ints
 
 amounts = edge_ints(0, 2**96 - 1)

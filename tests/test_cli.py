@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import settlekernel as sk
-from settlekernel.wire import encode_event
+from settlekernel.core.wire import encode_event
 
 CLI = [sys.executable, "-m", "settlekernel"]
 

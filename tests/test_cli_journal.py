@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from settlekernel.demo import demo_steps
-from settlekernel.wire import encode_event
+from settlekernel.cli.demo import demo_steps
+from settlekernel.core.wire import encode_event
 
 CLI = [sys.executable, "-m", "settlekernel"]
 DEMO_ROOT = "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 import settlekernel as sk
 from scenario import OK, deposit, market, open_account, run_table, trade
-from settlekernel.commitment import DIRTY_LEAVES_MAX, encode_account
-from settlekernel.demo import demo_steps
+from settlekernel.cli.demo import demo_steps
+from settlekernel.core.root import DIRTY_LEAVES_MAX, encode_account
 
 # Golden vectors: any change to an encoding, the lattice or the root formula changes these,
 # and must be a deliberate, versioned change (spec/40-roots.md).
@@ -22,7 +22,7 @@ DEMO_ROOT = "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
 
 DEMO_ROOT_SCRIPT = """
 import settlekernel as sk
-from settlekernel.demo import demo_steps
+from settlekernel.cli.demo import demo_steps
 state, _ = sk.apply_batch(sk.genesis(sk.RuleSet.default()), [s.event for s in demo_steps()])
 print(sk.state_root(state).hex())
 """

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from crash_writer import batch_lines, expected_events_hash
-from settlekernel.audit import audit_journal
-from settlekernel.durable import DurableJournal, open_for_audit
+from settlekernel.journal.durable import DurableJournal, open_for_audit
+from settlekernel.journal.verify import audit_journal
 
 WRITER = Path(__file__).resolve().parent / "crash_writer.py"
 # Most kills land while batches are appended, some while the writer opens and recovers.

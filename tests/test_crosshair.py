@@ -17,8 +17,8 @@ from settlekernel.proofs.contracts import CONTRACT_MODULES, contract_lines
 from settlekernel.proofs.contracts import INVARIANTS as CONTRACT_INVARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
-ARITH = ROOT / "src" / "settlekernel" / "arith.py"
-SCENARIOS = ROOT / "src" / "settlekernel" / "margin" / "scenarios.py"
+ARITH = ROOT / "src" / "settlekernel" / "core" / "arith.py"
+SCENARIOS = ROOT / "src" / "settlekernel" / "core" / "scenarios.py"
 
 # function: (correct line, planted bug). Several are magic-value bugs that random testing
 # would almost never hit.

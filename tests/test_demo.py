@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import settlekernel as sk
-from settlekernel.demo import CRASH, EXPIRY, demo_steps
-from settlekernel.units import INSURANCE_ACCOUNT
+from settlekernel.cli.demo import CRASH, EXPIRY, demo_steps
+from settlekernel.core.units import INSURANCE_ACCOUNT
 
 
 def _run():

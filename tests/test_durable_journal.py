@@ -9,11 +9,11 @@ import attrs
 import pytest
 
 import settlekernel as sk
-from settlekernel.audit import audit_batch_number, audit_journal
-from settlekernel.demo import demo_steps
-from settlekernel.durable import DurableJournal, JournalError, open_for_audit
-from settlekernel.store import StoreError
-from settlekernel.wire import encode_event
+from settlekernel.cli.demo import demo_steps
+from settlekernel.core.wire import encode_event
+from settlekernel.journal.durable import DurableJournal, JournalError, open_for_audit
+from settlekernel.journal.store import StoreError
+from settlekernel.journal.verify import audit_batch_number, audit_journal
 
 RULES = sk.RuleSet.default()
 DEMO_ROOT = "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
@@ -321,8 +321,8 @@ def test_verify_locates_an_edit_of_the_file_itself(copy):
 
 def test_a_forger_who_rehashes_the_entry_is_caught_by_replay(copy):
     """Catches a changed event whose entry hash, chain and batch were all recomputed."""
-    from settlekernel.batches import compute_events_chain  # noqa: PLC0415
-    from settlekernel.journal import compute_entry_hash  # noqa: PLC0415
+    from settlekernel.journal.batches import compute_events_chain  # noqa: PLC0415
+    from settlekernel.journal.memory import compute_entry_hash  # noqa: PLC0415
 
     attempt, line, previous_hash, root = sql(
         copy,

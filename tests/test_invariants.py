@@ -8,9 +8,9 @@ from immutables import Map
 
 import settlekernel as sk
 from scenario import OK, USDC, mark, market, price, run_table, trade
-from settlekernel.commitment import touch
-from settlekernel.model import Commitment, Position
-from settlekernel.units import CLEARING_ACCOUNT, FEE_ACCOUNT
+from settlekernel.core.model import Commitment, Position
+from settlekernel.core.root import touch
+from settlekernel.core.units import CLEARING_ACCOUNT, FEE_ACCOUNT
 
 I = sk.InvariantId  # noqa: E741 (a short alias keeps the table readable)
 
@@ -195,7 +195,9 @@ def test_check_step_catches_an_inadmissible_price(sound, monkeypatch):
         [(price("ETH", 300_000, 63_000), OK), (mark("BTC-PERP"), "oracle_not_admissible")], sound
     )
     # Plant the bug: variation margin forgets its oracle guard.
-    monkeypatch.setattr("settlekernel.variation.check_admissible", lambda *_: None)
+    monkeypatch.setattr(
+        "settlekernel.kernel.transitions.variation.check_admissible", lambda *_: None
+    )
     event = mark("BTC-PERP")
     planted = sk.step(stale, event)
     assert isinstance(planted, sk.Accepted)
@@ -306,7 +308,7 @@ def test_liquidation_checks_catch_a_missing_guard_and_a_worse_ratio(monkeypatch)
     assert sk.step(state, event).reason is sk.Reason.NOT_LIQUIDATABLE
     # Plant the bug: the liquidation guard believes every account is below maintenance.
     monkeypatch.setattr(
-        "settlekernel.liquidation.account_margin",
+        "settlekernel.kernel.transitions.liquidation.account_margin",
         lambda s, a: (
             attrs.evolve(sk.margin_report(s, a.id), equity_minor=-1)
             if a.id == "alice"
@@ -338,7 +340,7 @@ def test_adl_check_catches_the_wrong_order(monkeypatch):
     assert isinstance(honest, sk.Accepted)
     assert any(p.code is sk.PostingCode.ADL for p in honest.postings)
     assert sk.check_step(crashed, event, honest) == []
-    from settlekernel import liquidation  # noqa: PLC0415 (the module under a plant)
+    from settlekernel.kernel.transitions import liquidation  # noqa: PLC0415 (the module under a plant)
 
     original = liquidation.ranking
     monkeypatch.setattr(liquidation, "ranking", lambda *args: list(reversed(original(*args))))

@@ -6,8 +6,8 @@ import attrs
 import pytest
 
 import settlekernel as sk
-from settlekernel.demo import demo_steps
-from settlekernel.journal import Journal, compute_entry_hash, verify_entries
+from settlekernel.cli.demo import demo_steps
+from settlekernel.journal.memory import Journal, compute_entry_hash, verify_entries
 
 RULES = sk.RuleSet.default()
 

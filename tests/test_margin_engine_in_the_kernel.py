@@ -17,8 +17,8 @@ from scenario import (
     volatility,
     withdraw,
 )
-from settlekernel.account_margin import account_margin, market_key
-from settlekernel.model import MarginEntry
+from settlekernel.core.model import MarginEntry
+from settlekernel.margin.accounts import account_margin, market_key
 
 BTC = 10**8
 

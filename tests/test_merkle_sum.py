@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import settlekernel as sk
-from settlekernel.demo import demo_steps
-from settlekernel.merkle_sum import (
+from settlekernel.cli.demo import demo_steps
+from settlekernel.commitments.merkle_sum import (
     EMPTY_LEAF,
     SUM_LIMIT,
     MerkleSumError,
@@ -26,7 +26,7 @@ from settlekernel.merkle_sum import (
     prove,
     verify_proof,
 )
-from settlekernel.units import SYSTEM_OWNER
+from settlekernel.core.units import SYSTEM_OWNER
 
 RULES = sk.RuleSet.default()
 

@@ -25,8 +25,8 @@ from scenario import (
     trade,
     withdraw,
 )
-from settlekernel.model import IndexPrice
-from settlekernel.oracle import (
+from settlekernel.core.model import IndexPrice
+from settlekernel.core.oracle import (
     ADMISSIBLE,
     Action,
     Validity,
@@ -37,7 +37,7 @@ from settlekernel.oracle import (
     validity,
     with_history,
 )
-from settlekernel.units import PPM
+from settlekernel.core.units import PPM
 
 BTC_RULES = sk.RuleSet.default().underlying_by_symbol["BTC"]
 SOURCES = ("oracle-a", "oracle-b", "oracle-c")

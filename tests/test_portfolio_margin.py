@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import settlekernel as sk
-from settlekernel.arith import compute_linear_margin_minor
+from settlekernel.core.arith import compute_linear_margin_minor
+from settlekernel.core.scenarios import scenario_price_ticks
+from settlekernel.core.units import PPM
 from settlekernel.margin.options import YEAR_MS, clear_memo
 from settlekernel.margin.portfolio import (
     Exposure,
@@ -19,8 +21,6 @@ from settlekernel.margin.portfolio import (
     compute_margin,
     compute_margins,
 )
-from settlekernel.margin.scenarios import scenario_price_ticks, scenarios
-from settlekernel.units import PPM
 
 K = sk.InstrumentKind
 RULES = sk.RuleSet.default()
@@ -235,7 +235,7 @@ def test_integer_scenario_pnl_never_exceeds_quantlib_pnl(exposure, market):
     report = margin([exposure], market)
     size = exposure.quantity_lots * spec.multiplier_minor
     now = price(index, remaining / YEAR_MS, sigma)
-    for scenario, ours in zip(scenarios(rules), report.underlyings[0].pnl_minor, strict=True):
+    for scenario, ours in zip(rules.scenarios, report.underlyings[0].pnl_minor, strict=True):
         forward = scenario_price_ticks(index, scenario.move_ppm)
         vol = (
             sigma

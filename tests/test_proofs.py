@@ -7,14 +7,14 @@ import pytest
 import z3
 
 import settlekernel as sk
+from settlekernel.core.rules_toml import parse_rules_toml
+from settlekernel.core.wire import decode_event
 from settlekernel.proofs import differential, transitions
 from settlekernel.proofs.engine import Obligation, Status, discharge
 from settlekernel.proofs.faults import FAULTS
 from settlekernel.proofs.replay import replay
 from settlekernel.proofs.runner import catalogue, prove, run_all
 from settlekernel.proofs.theorems import MODELS, transition_theorems
-from settlekernel.rules import parse_rules_toml
-from settlekernel.wire import decode_event
 
 RULES = sk.RuleSet.default()
 _, THEOREMS = catalogue(RULES)

@@ -14,8 +14,8 @@ import sys
 SCRIPT = r"""
 import os, random, sys, time
 import settlekernel as sk
-from settlekernel.demo import demo_steps
-from settlekernel.wire import decode_event
+from settlekernel.cli.demo import demo_steps
+from settlekernel.core.wire import decode_event
 
 rules = sk.RuleSet.default()
 rules.digest, rules.asset_by_symbol, rules.underlying_by_symbol  # warm the caches
@@ -78,7 +78,7 @@ def test_the_hook_would_notice_io_and_clocks():
     """Fails when a transition is made to open a file or read the clock (the check can fail)."""
     for name, planted_processor in PLANTS.items():
         plant = (
-            "import settlekernel.kernel as kernel\n"
+            "import settlekernel.kernel.dispatch as kernel\n"
             "original = kernel._PROCESSORS[sk.Deposit]\n"
             f"kernel._PROCESSORS[sk.Deposit] = {planted_processor}\n"
             "sys.addaudithook(hook)\n"

@@ -6,7 +6,7 @@ import attrs
 import pytest
 
 import settlekernel as sk
-from settlekernel.rules import RulesError, dump_rules_toml, parse_rules_toml
+from settlekernel.core.rules_toml import RulesError, dump_rules_toml, parse_rules_toml
 
 NEW_UNDERLYING = """
 [underlyings.SOL]

@@ -21,7 +21,7 @@ from scenario import (
     volatility,
     withdraw,
 )
-from settlekernel.units import FEE_ACCOUNT, RESIDUE_ACCOUNT, VALUE_LIMIT
+from settlekernel.core.units import FEE_ACCOUNT, RESIDUE_ACCOUNT, VALUE_LIMIT
 
 
 class TestCollateral:

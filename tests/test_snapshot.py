@@ -8,8 +8,8 @@ import attrs
 import pytest
 
 import settlekernel as sk
-from settlekernel.demo import demo_steps
-from settlekernel.snapshot import SnapshotError, decode_state, encode_state
+from settlekernel.cli.demo import demo_steps
+from settlekernel.commitments.snapshot import SnapshotError, decode_state, encode_state
 
 RULES = sk.RuleSet.default()
 

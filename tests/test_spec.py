@@ -72,7 +72,7 @@ def test_every_transition_has_a_spec_section_and_a_point_of_no_return():
         "trading",
         "variation",
     ):
-        source = (SOURCE / f"{module}.py").read_text(encoding="utf-8")
+        source = (SOURCE / "kernel" / "transitions" / f"{module}.py").read_text(encoding="utf-8")
         processes = source.count("\ndef process_")
         assert processes >= 1
         assert source.count("# From here the") == processes, module

@@ -31,7 +31,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 import settlekernel as sk
 from scenario import USDC, snapshot
-from settlekernel.commitment import state_root
+from settlekernel.core.root import state_root
 from strategies import (
     bad_identifiers,
     edge_ints,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from settlekernel.cli import main
-from settlekernel.outcomes import Accepted
+from settlekernel.cli.main import main
+from settlekernel.core.outcomes import Accepted
 from settlekernel.stress import runner
 from settlekernel.stress.cover2 import cover2_report
 from settlekernel.stress.paths import (

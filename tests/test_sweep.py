@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from dask.distributed import Client, LocalCluster
 
-from settlekernel.cli import main
-from settlekernel.model import DEFAULT_RULES
+from settlekernel.cli.main import main
+from settlekernel.core.rules import DEFAULT_RULES
 from settlekernel.stress.paths import Shock
 from settlekernel.stress.runner import path_seed, run_path
 from settlekernel.stress.sweep import (

@@ -23,8 +23,8 @@ CASCADE_MODULES = (
     "collateral",
     "expiry",
     "funding",
+    "dispatch",
     "guards",
-    "kernel",
     "liquidation",
     "market",
     "trading",
@@ -37,7 +37,7 @@ RANK = {reason.name: reason.precedence for reason in sk.Reason}
 
 def modules() -> dict[Path, ast.Module]:
     return {
-        path: ast.parse(path.read_text(encoding="utf-8")) for path in sorted(SOURCE.glob("*.py"))
+        path: ast.parse(path.read_text(encoding="utf-8")) for path in sorted(SOURCE.rglob("*.py"))
     }
 
 
@@ -128,6 +128,10 @@ def test_no_floats_in_the_ledger():
     found = []
     for path in sorted(SOURCE.rglob("*.py")):
         if {"margin", "proofs", "stress"} & set(path.parts):
+            continue
+        # The margin engine's report records carry its Greeks, model outputs in floats that
+        # never enter a balance; they live in the core only so that the state can cache them.
+        if path.parts[-2:] == ("core", "reports.py"):
             continue
         source = path.read_text(encoding="utf-8")
         for token in tokenize.generate_tokens(io.StringIO(source).readline):

@@ -12,12 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import settlekernel as sk
-from settlekernel.demo import demo_steps
-from settlekernel.events import EVENT_TYPES
-from settlekernel.schema import event_schema
-from settlekernel.wire import decode_event, decode_lines, describe_event, encode_event
+from settlekernel.cli.demo import demo_steps
+from settlekernel.core.events import EVENT_TYPES
+from settlekernel.core.schema import event_schema
+from settlekernel.core.wire import decode_event, decode_lines, describe_event, encode_event
 
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "src/settlekernel/schema/events.schema.json"
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "src/settlekernel/data/events.schema.json"
 DEPOSIT = '{"type":"deposit","principal":"a","account":"a","asset":"USDC","amount_minor":%s}'
 
 # One line per malformed input: the line, the expected reason, a fragment of the message.

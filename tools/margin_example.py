@@ -11,17 +11,12 @@ from __future__ import annotations
 import sys
 
 import settlekernel as sk
-from settlekernel.display import format_minor
+from settlekernel.cli.display import format_minor
+from settlekernel.core.scenarios import scenario_price_ticks
+from settlekernel.core.units import PPM
 from settlekernel.margin.black76 import black76
 from settlekernel.margin.options import YEAR_MS
-from settlekernel.margin.portfolio import (
-    Exposure,
-    Market,
-    Portfolio,
-    compute_margin,
-)
-from settlekernel.margin.scenarios import scenario_price_ticks
-from settlekernel.units import PPM
+from settlekernel.margin.portfolio import Exposure, Market, Portfolio, compute_margin
 
 RULES = sk.RuleSet.default()
 BTC = RULES.underlying_by_symbol["BTC"]

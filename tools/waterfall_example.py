@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import settlekernel as sk
-from settlekernel.account_margin import account_margin
-from settlekernel.display import format_minor
-from settlekernel.liquidation import RUNGS, closes, ranking
-from settlekernel.units import INSURANCE_ACCOUNT, RESIDUE_ACCOUNT
+from settlekernel.cli.display import format_minor
+from settlekernel.core.units import INSURANCE_ACCOUNT, RESIDUE_ACCOUNT
+from settlekernel.kernel.transitions.liquidation import RUNGS, closes, ranking
+from settlekernel.margin.accounts import account_margin
 
 # The test helpers are not a package: import them by path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

@@ -10,9 +10,7 @@ A pure functional core: ``step(state, event)`` returns ``Accepted(state', postin
 True
 """
 
-from settlekernel.account_margin import is_liquidatable, margin_report
-from settlekernel.commitment import fold, recompute_root, state_root
-from settlekernel.events import (
+from settlekernel.core.events import (
     Deposit,
     Event,
     Expire,
@@ -28,31 +26,24 @@ from settlekernel.events import (
     VariationMargin,
     Withdraw,
 )
-from settlekernel.invariants import (
-    InvariantId,
-    Violation,
-    check_invariants,
-    check_step,
-)
-from settlekernel.journal import Journal, JournalEntry
-from settlekernel.kernel import apply_batch, genesis, step
-from settlekernel.margin.portfolio import MarginReport
-from settlekernel.model import (
+from settlekernel.core.kinds import InstrumentKind, OptionType
+from settlekernel.core.model import (
     Account,
-    AssetRules,
     IndexPrice,
     IndexVolatility,
     Instrument,
-    InstrumentKind,
-    OptionType,
     Position,
-    Roles,
-    RuleSet,
     State,
-    UnderlyingRules,
 )
-from settlekernel.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
-from settlekernel.reasons import Reason
+from settlekernel.core.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
+from settlekernel.core.reasons import Reason
+from settlekernel.core.reports import MarginReport
+from settlekernel.core.root import fold, recompute_root, state_root
+from settlekernel.core.rules import AssetRules, Roles, RuleSet, UnderlyingRules
+from settlekernel.journal.memory import Journal, JournalEntry
+from settlekernel.kernel.dispatch import apply_batch, genesis, step
+from settlekernel.kernel.invariants import InvariantId, Violation, check_invariants, check_step
+from settlekernel.margin.accounts import is_liquidatable, margin_report
 
 __version__ = "0.1.0"
 

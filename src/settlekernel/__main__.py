@@ -1,5 +1,5 @@
 """`python -m settlekernel`: the command line."""
 
-from settlekernel.cli import main
+from settlekernel.cli.main import main
 
 main()

@@ -19,11 +19,13 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from settlekernel.core.kinds import InstrumentKind, OptionType
+from settlekernel.core.model import Instrument
+from settlekernel.core.rules import RuleSet, UnderlyingRules
+from settlekernel.core.scenarios import VOL_DOWN, VOL_UP, scenario_price_ticks
+from settlekernel.core.units import PPM
 from settlekernel.margin.black76 import black76, black76_price
 from settlekernel.margin.detmath import FloatArray
-from settlekernel.margin.scenarios import scenario_price_ticks, volatility_multiplier
-from settlekernel.model import Instrument, InstrumentKind, OptionType, RuleSet
-from settlekernel.units import PPM
 
 YEAR_MS: Final = 365 * 86_400_000
 # Bound on the float error of a Black-76 value relative to its scale (F + K): the model is
@@ -317,3 +319,12 @@ def model_price_ticks(market: MarketView, instrument: Instrument, *, round_up: b
     error = (index_ticks + instrument.strike_ticks) * MODEL_ERROR_BOUND
     bound = float(np.ceil(price + error)) if round_up else float(np.floor(price - error))
     return max(int(bound), 0)
+
+
+def volatility_multiplier(rules: UnderlyingRules, vol: str) -> float:
+    """Return the factor a scenario applies to the volatility."""
+    if vol == VOL_UP:
+        return (PPM + rules.vol_up_ppm) / PPM
+    if vol == VOL_DOWN:
+        return (PPM - rules.vol_down_ppm) / PPM
+    return 1.0

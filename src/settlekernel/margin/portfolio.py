@@ -28,17 +28,21 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from settlekernel.arith import ceil_div, compute_collateral_value_minor, compute_settlement_minor
+from settlekernel.core.arith import (
+    ceil_div,
+    compute_collateral_value_minor,
+    compute_settlement_minor,
+)
+from settlekernel.core.kinds import InstrumentKind
+from settlekernel.core.model import Instrument
+from settlekernel.core.reports import MarginReport, UnderlyingRisk
+from settlekernel.core.rules import RuleSet, UnderlyingRules
+from settlekernel.core.scenarios import scenario_price_ticks
+from settlekernel.core.units import PPM
 from settlekernel.margin.options import (
     OptionResults,
     option_results,
 )
-from settlekernel.margin.scenarios import (
-    Scenario,
-    scenario_price_ticks,
-)
-from settlekernel.model import Instrument, InstrumentKind, RuleSet, UnderlyingRules
-from settlekernel.units import PPM
 
 
 @attrs.frozen
@@ -65,51 +69,6 @@ class Portfolio:
 
     balances: Mapping[str, int]
     exposures: Sequence[Exposure]
-
-
-@attrs.frozen(eq=False)
-class UnderlyingRisk:
-    """The scenario result for the positions of one account on one underlying."""
-
-    underlying: str
-    scenarios: tuple[Scenario, ...]
-    # Portfolio P&L per scenario, before weighting (negative is a loss), and weighted loss.
-    pnl_minor: tuple[int, ...]
-    weighted_loss_minor: tuple[int, ...]
-    worst_scenario: int
-    scan_loss_minor: int
-    contingency_minor: int
-    maintenance_minor: int
-    initial_minor: int
-    # Net Greeks in settlement minor units: per tick, per tick squared, per 1.00 of
-    # volatility, per year.
-    delta_minor: float
-    gamma_minor: float
-    vega_minor: float
-    theta_minor: float
-
-
-@attrs.frozen(eq=False)
-class MarginReport:
-    """An account's margin: equity, requirements and the breakdown that produced them."""
-
-    collateral_minor: int
-    unrealized_minor: int
-    option_value_minor: int
-    equity_minor: int
-    maintenance_minor: int
-    initial_minor: int
-    underlyings: tuple[UnderlyingRisk, ...]
-
-    @property
-    def meets_initial(self) -> bool:
-        """Return whether equity covers initial margin."""
-        return self.equity_minor >= self.initial_minor
-
-    @property
-    def is_liquidatable(self) -> bool:
-        """Return whether equity is below maintenance (SK-PM-6); never without positions."""
-        return self.equity_minor < self.maintenance_minor
 
 
 def compute_margin(

@@ -17,10 +17,10 @@ from typing import Any, Final
 
 import z3
 
-from settlekernel.model import RuleSet
+from settlekernel.core.rules import RuleSet
+from settlekernel.core.units import PPM, VALUE_LIMIT
 from settlekernel.proofs.symbolic import Ledger
 from settlekernel.proofs.transitions import INSURANCE, ModelStep
-from settlekernel.units import PPM, VALUE_LIMIT
 
 ANY_ACCOUNT: Final = z3.String("any.account")
 ANY_ASSET: Final = z3.String("any.asset")

@@ -14,22 +14,27 @@ from typing import Any
 import z3
 from immutables import Map
 
-from settlekernel.account_margin import (
+from settlekernel.core.events import Trade
+from settlekernel.core.model import Account, IndexPrice, State
+from settlekernel.core.oracle import Action, check_admissible
+from settlekernel.core.oracle import evaluate as evaluate_oracle
+from settlekernel.core.outcomes import PostingCode
+from settlekernel.kernel.ledger import with_balance, with_settlement
+from settlekernel.kernel.transitions.liquidation import (
+    _check_liquidator,
+    first_rung,
+    penalty_cap,
+    plan,
+)
+from settlekernel.kernel.transitions.trading import instruments_after
+from settlekernel.margin.accounts import (
     account_margin,
     check_initial_margin,
     check_margin_admissible,
     check_trade_margin,
     margin_underlyings,
 )
-from settlekernel.events import Trade
-from settlekernel.ledger import with_balance, with_settlement
-from settlekernel.liquidation import _check_liquidator, first_rung, penalty_cap, plan
-from settlekernel.model import Account, IndexPrice, State
-from settlekernel.oracle import Action, check_admissible
-from settlekernel.oracle import evaluate as evaluate_oracle
-from settlekernel.outcomes import PostingCode
 from settlekernel.proofs.engine import as_python, evaluate
-from settlekernel.trading import instruments_after
 
 
 def _ground(term: Any) -> Any:

@@ -1,6 +1,6 @@
 """CrossHair over the kernel's contracts: confirmed / not confirmed per function (SK-PROOF-8).
 
-The pure integer functions of ``arith.py`` and ``margin/scenarios.py`` state PEP 316
+The pure integer functions of ``core/arith.py`` and ``core/scenarios.py`` state PEP 316
 contracts; ``crosshair check`` explores them symbolically. CrossHair exits 1 both for a
 counterexample and for a crash, so this module reads its output instead of trusting the exit
 code: every postcondition line must be reported, any ``error`` line fails, and so does any
@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from settlekernel.invariants import InvariantId
+from settlekernel.kernel.invariants import InvariantId
 
 PACKAGE: Final = Path(__file__).resolve().parent.parent
 # Modules whose functions carry PEP 316 contracts; pure integer code only (no numpy).
-CONTRACT_MODULES: Final = (PACKAGE / "arith.py", PACKAGE / "margin" / "scenarios.py")
+CONTRACT_MODULES: Final = (PACKAGE / "core" / "arith.py", PACKAGE / "core" / "scenarios.py")
 # Which invariant each contract underwrites (the audit report's CrossHair column).
 INVARIANTS: Final[dict[str, tuple[InvariantId, ...]]] = {
     "ceil_div": (InvariantId.ROUNDING_RESIDUE, InvariantId.MARGIN_AFTER_ACCEPT),

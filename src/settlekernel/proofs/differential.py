@@ -18,7 +18,7 @@ from typing import Any, Final
 import attrs
 import z3
 
-from settlekernel.events import (
+from settlekernel.core.events import (
     Deposit,
     Funding,
     FundInsurance,
@@ -32,17 +32,19 @@ from settlekernel.events import (
     VariationMargin,
     Withdraw,
 )
-from settlekernel.guards import check_shape
-from settlekernel.kernel import genesis, step
-from settlekernel.model import InstrumentKind, OptionType, RuleSet, State
-from settlekernel.outcomes import Accepted, Outcome
+from settlekernel.core.guards import check_shape
+from settlekernel.core.kinds import InstrumentKind, OptionType
+from settlekernel.core.model import State
+from settlekernel.core.outcomes import Accepted, Outcome
+from settlekernel.core.rules import RuleSet
+from settlekernel.core.units import VALUE_LIMIT
+from settlekernel.kernel.dispatch import genesis, step
 from settlekernel.proofs.consult import KernelConsult
 from settlekernel.proofs.engine import as_python, evaluate
 from settlekernel.proofs.replay import perpetual_market
 from settlekernel.proofs.symbolic import Ledger, concrete_event, concrete_ledger
 from settlekernel.proofs.theorems import MODELS
 from settlekernel.proofs.transitions import Model
-from settlekernel.units import VALUE_LIMIT
 
 _TRADE_EXISTS: Final = "trade_exists"
 OUTSIDE_REASON: Final = "outside_model"

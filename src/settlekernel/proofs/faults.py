@@ -17,20 +17,21 @@ from typing import Any, Final
 import attrs
 import z3
 
-from settlekernel import kernel
-from settlekernel.collateral import process_transfer
-from settlekernel.commitment import account_key, touch
-from settlekernel.events import Liquidate, Trade, Transfer
-from settlekernel.ledger import with_balance
-from settlekernel.liquidation import process_liquidate
-from settlekernel.model import RuleSet, State, replace_state
-from settlekernel.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
+from settlekernel.core.events import Liquidate, Trade, Transfer
+from settlekernel.core.model import State, replace_state
+from settlekernel.core.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
+from settlekernel.core.reasons import Reason
+from settlekernel.core.root import account_key, touch
+from settlekernel.core.rules import RuleSet
+from settlekernel.core.units import FEE_ACCOUNT, INSURANCE_ACCOUNT
+from settlekernel.kernel import dispatch as kernel
+from settlekernel.kernel.ledger import with_balance
+from settlekernel.kernel.transitions.collateral import process_transfer
+from settlekernel.kernel.transitions.liquidation import process_liquidate
+from settlekernel.kernel.transitions.trading import process_trade
 from settlekernel.proofs import transitions
 from settlekernel.proofs.symbolic import Ledger
 from settlekernel.proofs.transitions import FEES, INSURANCE, Consult, ModelStep
-from settlekernel.reasons import Reason
-from settlekernel.trading import process_trade
-from settlekernel.units import FEE_ACCOUNT, INSURANCE_ACCOUNT
 
 
 @attrs.frozen

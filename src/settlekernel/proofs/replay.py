@@ -24,7 +24,7 @@ from typing import Any, Final
 import attrs
 import z3
 
-from settlekernel.events import (
+from settlekernel.core.events import (
     EVENT_NAMES,
     Deposit,
     Liquidate,
@@ -33,14 +33,16 @@ from settlekernel.events import (
     OraclePrice,
     Trade,
 )
-from settlekernel.invariants import check_invariants, check_step
-from settlekernel.kernel import genesis, step
-from settlekernel.model import DEFAULT_RULES, InstrumentKind, RuleSet, State
-from settlekernel.outcomes import Accepted
+from settlekernel.core.kinds import InstrumentKind
+from settlekernel.core.model import State
+from settlekernel.core.outcomes import Accepted
+from settlekernel.core.rules import DEFAULT_RULES, RuleSet
+from settlekernel.core.units import is_identifier
+from settlekernel.core.wire import encode_event
+from settlekernel.kernel.dispatch import genesis, step
+from settlekernel.kernel.invariants import check_invariants, check_step
 from settlekernel.proofs.engine import as_python
 from settlekernel.proofs.symbolic import NO_EXPIRY, Ledger
-from settlekernel.units import is_identifier
-from settlekernel.wire import encode_event
 
 # The index the realiser posts for a trade, and the collateral it gives each trading account.
 INDEX_TICKS: Final = 6_000_000

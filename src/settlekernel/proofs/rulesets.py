@@ -21,15 +21,15 @@ from typing import Any, Final
 
 import z3
 
-from settlekernel.events import Deposit, OpenAccount, Trade
-from settlekernel.invariants import InvariantId
-from settlekernel.kernel import step
-from settlekernel.model import RuleSet, UnderlyingRules
-from settlekernel.outcomes import Accepted
+from settlekernel.core.events import Deposit, OpenAccount, Trade
+from settlekernel.core.outcomes import Accepted
+from settlekernel.core.rules import RuleSet, UnderlyingRules
+from settlekernel.core.units import PPM
+from settlekernel.kernel.dispatch import step
+from settlekernel.kernel.invariants import InvariantId
 from settlekernel.proofs.engine import Obligation
 from settlekernel.proofs.replay import AMPLE_MINOR, INDEX_TICKS, perpetual_market, unchecked_genesis
 from settlekernel.proofs.theorems import Instance, Theorem
-from settlekernel.units import PPM
 
 _RULE_ASSUMPTION: Final = "The rule set's numbers are those given; everything else is symbolic."
 

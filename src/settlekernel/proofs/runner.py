@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import z3
 
-from settlekernel.model import RuleSet
+from settlekernel.core.rules import RuleSet
 from settlekernel.proofs.engine import Status, Verdict, as_python, check, discharge
 from settlekernel.proofs.faults import Fault
 from settlekernel.proofs.replay import Replay, replay, write_jsonl

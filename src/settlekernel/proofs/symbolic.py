@@ -17,9 +17,10 @@ from typing import Any, Final
 import attrs
 import z3
 
-from settlekernel.events import FIELD_KINDS, FieldKind
-from settlekernel.model import InstrumentKind, State
-from settlekernel.units import SYSTEM_ACCOUNTS
+from settlekernel.core.events import FIELD_KINDS, FieldKind
+from settlekernel.core.kinds import InstrumentKind
+from settlekernel.core.model import State
+from settlekernel.core.units import SYSTEM_ACCOUNTS
 
 STRING: Final = z3.StringSort()
 INT: Final = z3.IntSort()

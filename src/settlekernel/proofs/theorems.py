@@ -15,7 +15,7 @@ from typing import Any, Final
 import attrs
 import z3
 
-from settlekernel.events import (
+from settlekernel.core.events import (
     FIELD_KINDS,
     Deposit,
     FieldKind,
@@ -31,8 +31,10 @@ from settlekernel.events import (
     VariationMargin,
     Withdraw,
 )
-from settlekernel.invariants import InvariantId
-from settlekernel.model import InstrumentKind, OptionType, RuleSet
+from settlekernel.core.kinds import InstrumentKind, OptionType
+from settlekernel.core.rules import RuleSet
+from settlekernel.core.units import PPM, SYSTEM_ACCOUNTS
+from settlekernel.kernel.invariants import InvariantId
 from settlekernel.proofs import claims, transitions
 from settlekernel.proofs.engine import Obligation
 from settlekernel.proofs.replay import realisable_tiers, realise, realise_liquidation
@@ -44,7 +46,6 @@ from settlekernel.proofs.symbolic import (
     symbolic_ledger,
 )
 from settlekernel.proofs.transitions import FEES, RESIDUE, ModelStep, SymbolicConsult
-from settlekernel.units import PPM, SYSTEM_ACCOUNTS
 
 # The assumptions every transition theorem makes, stated once (spec/60-invariants.md).
 COMMON_ASSUMPTIONS: Final = (

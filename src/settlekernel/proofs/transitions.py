@@ -21,10 +21,16 @@ from typing import Any, Final, Protocol
 import attrs
 import z3
 
-from settlekernel.model import RuleSet
+from settlekernel.core.reasons import Reason
+from settlekernel.core.rules import RuleSet
+from settlekernel.core.units import (
+    FEE_ACCOUNT,
+    INSURANCE_ACCOUNT,
+    PPM,
+    RESIDUE_ACCOUNT,
+    VALUE_LIMIT,
+)
 from settlekernel.proofs.symbolic import NO_EXPIRY, STRING, Ledger
-from settlekernel.reasons import Reason
-from settlekernel.units import FEE_ACCOUNT, INSURANCE_ACCOUNT, PPM, RESIDUE_ACCOUNT, VALUE_LIMIT
 
 FEES: Final = z3.StringVal(FEE_ACCOUNT)
 RESIDUE: Final = z3.StringVal(RESIDUE_ACCOUNT)

@@ -2,5 +2,5 @@
 
 This package is shell, not core: it draws random numbers and uses floats for price paths.
 Every price becomes integer ticks before it becomes an event, and every event goes through
-``settlekernel.kernel.step``.
+``settlekernel.kernel.dispatch.step``.
 """

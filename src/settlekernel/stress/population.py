@@ -21,8 +21,8 @@ from typing import Final
 import attrs
 import numpy as np
 
+from settlekernel.core.units import PPM
 from settlekernel.margin.black76 import black76_price
-from settlekernel.units import PPM
 
 USDC_MINOR: Final = 10**6
 COIN_MINOR: Final = {"BTC": 10**8, "ETH": 10**18}

@@ -1,7 +1,7 @@
 """One Monte Carlo path through the real kernel, with a keeper, and its metrics (SK-STRESS-3).
 
 The runner is shell: it draws a population and a price path from a seed, turns them into
-events and feeds every event to ``settlekernel.kernel.step``, the same function an exchange
+events and feeds every event to ``settlekernel.kernel.dispatch.step``, the same function an exchange
 embeds. Nothing is modelled beside the kernel: liquidations, the insurance fund, ADL and
 expiry are whatever ``step`` does with the events. The runner only reads the state to
 decide what a keeper would submit and to measure what happened.
@@ -23,8 +23,7 @@ from typing import Final
 import attrs
 import numpy as np
 
-from settlekernel.account_margin import is_liquidatable, margin_report
-from settlekernel.events import (
+from settlekernel.core.events import (
     Deposit,
     Event,
     Expire,
@@ -38,10 +37,14 @@ from settlekernel.events import (
     Trade,
     VariationMargin,
 )
-from settlekernel.invariants import check_invariants, check_step
-from settlekernel.kernel import genesis, step
-from settlekernel.model import DEFAULT_RULES, InstrumentKind, OptionType, RuleSet, State
-from settlekernel.outcomes import Accepted, PostingCode
+from settlekernel.core.kinds import InstrumentKind, OptionType
+from settlekernel.core.model import State
+from settlekernel.core.outcomes import Accepted, PostingCode
+from settlekernel.core.rules import DEFAULT_RULES, RuleSet
+from settlekernel.core.units import INSURANCE_ACCOUNT
+from settlekernel.kernel.dispatch import genesis, step
+from settlekernel.kernel.invariants import check_invariants, check_step
+from settlekernel.margin.accounts import is_liquidatable, margin_report
 from settlekernel.stress.paths import MarketParams, default_market, simulate_prices, to_ticks
 from settlekernel.stress.population import (
     KEEPER,
@@ -53,7 +56,6 @@ from settlekernel.stress.population import (
     draw_population,
     strike_ticks,
 )
-from settlekernel.units import INSURANCE_ACCOUNT
 
 T0_MS: Final = 1_800_000_000_000
 OPERATOR: Final = "operator"

@@ -20,8 +20,8 @@ from typing import Any, Final
 
 import attrs
 
-from settlekernel.model import DEFAULT_RULES, RuleSet
-from settlekernel.rules import RulesError, check_rules, parse_rules_toml, rules_digest
+from settlekernel.core.rules import DEFAULT_RULES, RuleSet, check_rules, rules_digest
+from settlekernel.core.rules_toml import RulesError, parse_rules_toml
 from settlekernel.stress.paths import Shock, default_market
 from settlekernel.stress.population import USDC_MINOR
 from settlekernel.stress.runner import PathMetrics, Scenario, path_seed, run_path

@@ -1,0 +1,295 @@
+"""Human-readable renderings for the shell (CLI, demo): integer arithmetic only."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from settlekernel.core.events import Expire, Liquidate, OraclePrice
+from settlekernel.core.oracle import validity
+from settlekernel.core.outcomes import Outcome, Posting, PostingCode, Rejected
+from settlekernel.core.units import CLEARING_ACCOUNT, INSURANCE_ACCOUNT
+from settlekernel.margin.accounts import account_margin
+
+if TYPE_CHECKING:
+    from settlekernel.core.model import State
+    from settlekernel.core.reports import MarginReport, UnderlyingRisk
+
+
+def format_minor(amount_minor: int, decimals: int, *, places: int | None = None) -> str:
+    """Render minor units as a decimal with thousands separators, exactly (no float).
+
+    ``places`` truncates the fraction for display (towards zero); the ledger is untouched.
+    """
+    sign = "-" if amount_minor < 0 else ""
+    whole, fraction = divmod(abs(amount_minor), 10**decimals)
+    text = f"{sign}{whole:,}"
+    if decimals == 0:
+        return text
+    digits = str(fraction).rjust(decimals, "0")
+    if places is not None:
+        digits = digits[:places]
+    return f"{text}.{digits}" if digits else text
+
+
+def accounts_table(state: State, *, title: str = "Accounts") -> Table:
+    """Return a table of every account's balances and positions."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("account")
+    table.add_column("owner")
+    table.add_column("balances", justify="right")
+    table.add_column("positions (lots @ settled ticks)")
+    decimals = {asset.symbol: asset.decimals for asset in state.rules.assets}
+    for account_id in sorted(state.accounts):
+        account = state.accounts[account_id]
+        if account.owner.startswith("@") and not account.balances:
+            continue
+        balances = (
+            "\n".join(
+                f"{format_minor(amount, decimals[asset], places=2)} {asset}"
+                for asset, amount in sorted(account.balances.items())
+            )
+            or "-"
+        )
+        positions = (
+            "\n".join(
+                f"{instrument}: {position.quantity_lots:+,} @ {position.settled_price_ticks:,}"
+                for instrument, position in sorted(account.positions.items())
+            )
+            or "-"
+        )
+        table.add_row(account_id, account.owner, balances, positions)
+    return table
+
+
+def margin_table(state: State, *, title: str = "Margin (USDC)") -> Table:
+    """Return each trading account's equity, requirements and worst scenario."""
+    table = Table(title=title, title_justify="left")
+    for name in ("account", "collateral", "equity", "maintenance", "initial", "worst scenario"):
+        table.add_column(name, justify="left" if name in ("account", "worst scenario") else "right")
+    decimals = state.rules.asset_by_symbol[state.rules.valuation_asset].decimals
+    for account_id in sorted(state.accounts):
+        account = state.accounts[account_id]
+        if account.owner.startswith("@"):
+            continue
+        report = account_margin(state, account)
+        worst = max(report.underlyings, key=lambda r: r.maintenance_minor, default=None)
+        scenario = (
+            "-"
+            if worst is None or worst.scan_loss_minor == 0
+            else (f"{worst.underlying} {worst.scenarios[worst.worst_scenario].label}")
+        )
+        status = " [red]LIQUIDATABLE[/red]" if report.is_liquidatable else ""
+        table.add_row(
+            account_id + status,
+            *(
+                format_minor(value, decimals, places=2)
+                for value in (
+                    report.collateral_minor,
+                    report.equity_minor,
+                    report.maintenance_minor,
+                    report.initial_minor,
+                )
+            ),
+            scenario,
+        )
+    return table
+
+
+def margin_report_tables(report: MarginReport, decimals: int, asset: str) -> list[Table]:
+    """Return the summary, per-underlying, scenario and Greeks tables of a margin report."""
+    money = {"places": 2}
+    summary = Table(title=f"Margin ({asset})", title_justify="left")
+    summary.add_column("item")
+    summary.add_column("value", justify="right")
+    for name, value in (
+        ("collateral after haircuts", report.collateral_minor),
+        ("unrealised P&L (linear)", report.unrealized_minor),
+        ("option value", report.option_value_minor),
+        ("equity", report.equity_minor),
+        ("maintenance requirement", report.maintenance_minor),
+        ("initial requirement", report.initial_minor),
+    ):
+        summary.add_row(name, format_minor(value, decimals, **money))
+    summary.add_row("meets initial", "yes" if report.meets_initial else "[red]no[/red]")
+    summary.add_row("liquidatable", "[red]yes[/red]" if report.is_liquidatable else "no")
+    tables = [summary]
+    for risk in report.underlyings:
+        tables += [_scenario_table(risk, decimals, asset), _greeks_table(risk, decimals, asset)]
+    return tables
+
+
+def _scenario_table(risk: UnderlyingRisk, decimals: int, asset: str) -> Table:
+    scan, extra, maintenance, initial = (
+        format_minor(value, decimals, places=2)
+        for value in (
+            risk.scan_loss_minor,
+            risk.contingency_minor,
+            risk.maintenance_minor,
+            risk.initial_minor,
+        )
+    )
+    table = Table(
+        title=f"{risk.underlying}: scan loss {scan} + contingency {extra} = maintenance "
+        f"{maintenance}; initial {initial} {asset}",
+        title_justify="left",
+    )
+    for name in ("#", "scenario", f"P&L ({asset})", "counted loss"):
+        table.add_column(name, justify="left" if name in ("#", "scenario") else "right")
+    for number, scenario in enumerate(risk.scenarios):
+        worst = " <- worst" if number == risk.worst_scenario and risk.scan_loss_minor else ""
+        table.add_row(
+            str(number + 1),
+            scenario.label,
+            format_minor(risk.pnl_minor[number], decimals, places=2),
+            format_minor(risk.weighted_loss_minor[number], decimals, places=2) + worst,
+        )
+    return table
+
+
+def _greeks_table(risk: UnderlyingRisk, decimals: int, asset: str) -> Table:
+    unit = 10**decimals
+    table = Table(title=f"{risk.underlying}: net Greeks ({asset})", title_justify="left")
+    table.add_column("Greek")
+    table.add_column("value", justify="right")
+    table.add_column("per")
+    table.add_row("delta", f"{risk.delta_minor / unit:,.6f}", "tick of the index")
+    table.add_row("gamma", f"{risk.gamma_minor / unit:.4e}", "tick, squared")
+    table.add_row("vega", f"{risk.vega_minor / unit / 100:,.2f}", "volatility point")
+    table.add_row("theta", f"{risk.theta_minor / unit / 365:,.2f}", "day")
+    return table
+
+
+def margin_report_json(report: MarginReport) -> dict[str, object]:
+    """Return a margin report as plain JSON values (integers in minor units)."""
+    return {
+        "collateral_minor": report.collateral_minor,
+        "unrealized_minor": report.unrealized_minor,
+        "option_value_minor": report.option_value_minor,
+        "equity_minor": report.equity_minor,
+        "maintenance_minor": report.maintenance_minor,
+        "initial_minor": report.initial_minor,
+        "meets_initial": report.meets_initial,
+        "liquidatable": report.is_liquidatable,
+        "underlyings": [
+            {
+                "underlying": risk.underlying,
+                "scenarios": [s.label for s in risk.scenarios],
+                "pnl_minor": list(risk.pnl_minor),
+                "weighted_loss_minor": list(risk.weighted_loss_minor),
+                "worst_scenario": risk.worst_scenario,
+                "scan_loss_minor": risk.scan_loss_minor,
+                "contingency_minor": risk.contingency_minor,
+                "maintenance_minor": risk.maintenance_minor,
+                "initial_minor": risk.initial_minor,
+                "greeks_minor": {
+                    "delta": risk.delta_minor,
+                    "gamma": risk.gamma_minor,
+                    "vega": risk.vega_minor,
+                    "theta": risk.theta_minor,
+                },
+            }
+            for risk in report.underlyings
+        ],
+    }
+
+
+def describe_outcome(before: State, event: object, outcome: Outcome) -> str:
+    """Say in a line what an accepted step did, for a timeline (the demo's third column)."""
+    if isinstance(outcome, Rejected):
+        return f"[red]rejected[/red]: {outcome.reason.value}"
+    after = outcome.state
+    usdc = before.rules.asset_by_symbol[before.rules.valuation_asset].decimals
+    if isinstance(event, OraclePrice):
+        old, new = before.prices.get(event.underlying), after.prices.get(event.underlying)
+        if new is None or new == old:
+            return "report stored; the index does not move"
+        state_now = validity(after, event.underlying).value.replace("_", " ")
+        return f"index {format_minor(new.price_ticks, 2)} ({state_now})"
+    if isinstance(event, Liquidate):
+        return _describe_liquidation(before, after, event, outcome.postings, usdc)
+    if isinstance(event, Expire):
+        instrument = after.instruments[event.instrument]
+        assert instrument.settlement_ticks is not None
+        paid = sum(
+            p.amount_minor
+            for p in outcome.postings
+            if p.code is PostingCode.EXPIRY_SETTLEMENT and p.debit_account == CLEARING_ACCOUNT
+        )
+        holders = len(before.holders[event.instrument])
+        return (
+            f"settled at {format_minor(instrument.settlement_ticks, 2)}: {holders} holders, "
+            f"{format_minor(paid, usdc, places=2)} USDC paid"
+        )
+    return f"[green]accepted[/green], {len(outcome.postings)} postings"
+
+
+def _describe_liquidation(
+    before: State, after: State, event: Liquidate, postings: tuple[Posting, ...], usdc: int
+) -> str:
+    parts = []
+    for instrument_id, position in sorted(before.accounts[event.account].positions.items()):
+        left = after.accounts[event.account].positions.get(instrument_id)
+        closed = position.quantity_lots - (0 if left is None else left.quantity_lots)
+        parts.append(f"closed {closed:,} of {position.quantity_lots:,} {instrument_id}")
+    totals: dict[PostingCode, int] = {}
+    for p in postings:
+        if p.asset == before.rules.valuation_asset:
+            totals[p.code] = totals.get(p.code, 0) + p.amount_minor
+    for code, label in (
+        (PostingCode.PENALTY, "penalty to the fund"),
+        (PostingCode.INSURANCE, "the fund paid"),
+    ):
+        if code in totals:
+            parts.append(f"{label} {format_minor(totals[code], usdc, places=2)}")
+    for p in postings:
+        if p.code is PostingCode.ADL:
+            account = p.credit_account
+            gave = {
+                i: before.accounts[account].positions[i].quantity_lots
+                - (
+                    after.accounts[account].positions[i].quantity_lots
+                    if i in after.accounts[account].positions
+                    else 0
+                )
+                for i in before.accounts[account].positions
+            }
+            lots = ", ".join(f"{abs(q):,} {i}" for i, q in sorted(gave.items()) if q)
+            parts.append(
+                f"ADL: {account} gives up {lots}, paid "
+                f"{format_minor(p.amount_minor, usdc, places=2)}"
+            )
+    return "; ".join(parts)
+
+
+def waterfall_summary(state: State, outcomes: list[Outcome]) -> Table:
+    """Return where losses went over a session: the fund, deleveraging, socialisation."""
+    asset = state.rules.valuation_asset
+    usdc = state.rules.asset_by_symbol[asset].decimals
+    totals: dict[tuple[PostingCode, str], int] = {}
+    for outcome in outcomes:
+        if isinstance(outcome, Rejected):
+            continue
+        for p in outcome.postings:
+            if p.asset != asset:
+                continue
+            key = (p.code, p.credit_account if p.code is PostingCode.ADL else "")
+            totals[key] = totals.get(key, 0) + p.amount_minor
+    table = Table(title=f"The loss waterfall over the session ({asset})", title_justify="left")
+    table.add_column("item")
+    table.add_column("amount", justify="right")
+    rows = [
+        ("penalties paid into the insurance fund", totals.get((PostingCode.PENALTY, ""), 0)),
+        ("shortfalls the insurance fund paid", totals.get((PostingCode.INSURANCE, ""), 0)),
+        ("insurance fund now", state.accounts[INSURANCE_ACCOUNT].balance(asset)),
+    ]
+    rows += [
+        (f"paid to {account} for the profit it gave up (ADL)", amount)
+        for (code, account), amount in sorted(totals.items(), key=lambda item: item[0][1])
+        if code is PostingCode.ADL
+    ]
+    rows.append(("socialised loss", state.socialized_loss.get(asset, 0)))
+    for item, amount in rows:
+        table.add_row(item, format_minor(amount, usdc, places=2))
+    return table

@@ -1,0 +1,290 @@
+"""``settlekernel journal ...`` and ``settlekernel proof ...``: the durable journal's shell.
+
+Exit codes as for the rest of the CLI: 0 success; 1 the journal does not verify, or a proof
+does not check; 2 a usage error (a missing file, a file that is not a journal, rules that
+differ from the journal's).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from settlekernel.cli.common import load_rules
+from settlekernel.commitments.merkle_sum import (
+    MerkleSumError,
+    commit,
+    proof_from_json,
+    proof_to_json,
+    prove,
+    verify_proof,
+)
+from settlekernel.core.root import state_root
+from settlekernel.core.rules import RuleSet
+from settlekernel.journal.durable import (
+    DurableJournal,
+    JournalError,
+    RulesMismatchError,
+    open_for_audit,
+)
+from settlekernel.journal.store import StoreError
+from settlekernel.journal.verify import AuditReport, audit_batch_number, audit_journal
+
+EXIT_VIOLATION = 1
+BATCH_LINES_DEFAULT = 1_000
+
+_DB = click.option(
+    "--db",
+    "db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The journal's SQLite file.",
+)
+_JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+
+
+@click.group()
+def journal() -> None:
+    """Append to, replay and verify a durable journal (SQLite)."""
+
+
+@contextmanager
+def _opened(db: Path, rules: RuleSet | None = None) -> Iterator[DurableJournal]:
+    try:
+        opened = DurableJournal.open(db, rules)
+    except (StoreError, RulesMismatchError) as error:
+        raise click.UsageError(f"{db}: {error}") from error
+    except JournalError as error:
+        click.echo(f"cannot open {db}: {error}; `settlekernel journal verify` locates it", err=True)
+        sys.exit(EXIT_VIOLATION)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _rules_option(path: Path | None) -> RuleSet | None:
+    return None if path is None else load_rules(path)
+
+
+@journal.command()
+@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_DB
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Rules of a new journal; an existing one must have been created under them.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=BATCH_LINES_DEFAULT,
+    show_default=True,
+    help="Lines per batch (one transaction each).",
+)
+@_JSON
+def append(
+    events: Path, db: Path, rules_path: Path | None, batch_size: int, *, as_json: bool
+) -> None:
+    """Append EVENTS (JSON Lines) to the journal in batches, each committed durably."""
+    counts = {"batches": 0, "accepted": 0, "rejected": 0}
+    with _opened(db, _rules_option(rules_path)) as opened:
+        batch: list[str] = []
+        with events.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if line.strip():
+                    batch.append(line.rstrip("\n"))
+                if len(batch) == batch_size:
+                    _append_batch(opened, batch, counts)
+        if batch:
+            _append_batch(opened, batch, counts)
+        summary = {
+            **counts,
+            "head_batch": 0 if opened.head is None else opened.head.number,
+            "final_root": state_root(opened.state).hex(),
+            "batch_hash": "" if opened.head is None else opened.head.batch_hash.hex(),
+        }
+    _echo(summary, as_json=as_json)
+
+
+def _append_batch(opened: DurableJournal, batch: list[str], counts: dict[str, int]) -> None:
+    executed = opened.append(batch)
+    counts["batches"] += 1
+    counts["accepted"] += executed.header.entry_count
+    counts["rejected"] += executed.header.record_count - executed.header.entry_count
+    batch.clear()
+
+
+def _echo(summary: dict[str, object], *, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+        return
+    for key, value in summary.items():
+        click.echo(f"{key:<13} {value}")
+
+
+@contextmanager
+def _audit_target(db: Path) -> Iterator[tuple[object, RuleSet, bytes]]:
+    if not db.exists():
+        raise click.UsageError(f"{db}: no such file")
+    try:
+        store, rules, genesis_root = open_for_audit(db)
+    except StoreError as error:
+        raise click.UsageError(str(error)) from error
+    except JournalError as error:
+        click.echo(f"FAILED journal: rules: {error}")
+        sys.exit(EXIT_VIOLATION)
+    try:
+        yield store, rules, genesis_root
+    finally:
+        store.close()
+
+
+def _print_report(report: AuditReport, verdict: str, *, as_json: bool) -> None:
+    summary = {
+        "result": "ok" if report.finding is None else "failed",
+        "batches": report.batches,
+        "records": report.records,
+        "entries": report.entries,
+        "final_root": report.final_root.hex(),
+    }
+    if report.finding is not None:
+        summary["where"] = report.finding.where
+        summary["field"] = report.finding.field
+        summary["detail"] = report.finding.detail
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+    elif report.finding is None:
+        click.echo(f"ok: {verdict}")
+        _echo({k: v for k, v in summary.items() if k != "result"}, as_json=False)
+    else:
+        click.echo(f"FAILED {report.finding}")
+        click.echo(f"(re-executed {report.batches} batches, {report.records} records before it)")
+    if report.finding is not None:
+        sys.exit(EXIT_VIOLATION)
+
+
+@journal.command()
+@_DB
+@_JSON
+def replay(db: Path, *, as_json: bool) -> None:
+    """Re-derive every state root from the events; print the final root."""
+    with _audit_target(db) as (store, rules, genesis_root):
+        report = audit_journal(store, rules, genesis_root, full=False)  # type: ignore[arg-type]
+    _print_report(report, "every entry's root re-derived from its event", as_json=as_json)
+
+
+@journal.command()
+@_DB
+@_JSON
+def verify(db: Path, *, as_json: bool) -> None:
+    """Check the hash chains and re-execute everything; name the first difference."""
+    with _audit_target(db) as (store, rules, genesis_root):
+        report = audit_journal(store, rules, genesis_root)  # type: ignore[arg-type]
+    _print_report(report, "chains, events, postings, roots and snapshots check", as_json=as_json)
+
+
+@journal.command("verify-batch")
+@click.argument("number", type=click.IntRange(1))
+@_DB
+@_JSON
+def verify_batch(number: int, db: Path, *, as_json: bool) -> None:
+    """Re-execute batch NUMBER from its pre-state; name the first diverging event."""
+    with _audit_target(db) as (store, rules, genesis_root):
+        report = audit_batch_number(store, rules, genesis_root, number)  # type: ignore[arg-type]
+    _print_report(report, f"batch {number} re-executes to its commitment", as_json=as_json)
+
+
+@click.group()
+def proof() -> None:
+    """Merkle-sum proofs of liabilities: publish roots, prove and check an account."""
+
+
+@proof.command()
+@_DB
+def roots(db: Path) -> None:
+    """Print each asset's Merkle-sum root and total liabilities (what the operator publishes)."""
+    if not db.exists():
+        raise click.UsageError(f"{db}: no such file")
+    with _opened(db) as opened:
+        trees = commit(opened.state)
+        head = 0 if opened.head is None else opened.head.number
+    published = {
+        asset: {"root": tree.root.hash.hex(), "total_minor": str(tree.root.sum_minor)}
+        for asset, tree in trees.items()
+    }
+    click.echo(json.dumps({"batch": head, "assets": published}, sort_keys=True))
+
+
+@proof.command()
+@click.argument("account_id")
+@_DB
+@click.option("--asset", default=None, help="One asset only (default: every asset).")
+def account(account_id: str, db: Path, asset: str | None) -> None:
+    """Print ACCOUNT_ID's inclusion proofs, with each asset's root and total, as JSON."""
+    if not db.exists():
+        raise click.UsageError(f"{db}: no such file")
+    with _opened(db) as opened:
+        trees = commit(opened.state)
+        head = 0 if opened.head is None else opened.head.number
+    if asset is not None and asset not in trees:
+        raise click.UsageError(f"--asset {asset}: not an asset of the journal's rules")
+    proofs = []
+    for symbol, tree in trees.items():
+        if asset is not None and symbol != asset:
+            continue
+        found = prove(tree, account_id)
+        if found is None:
+            click.echo(f"account {account_id} has no leaf (unknown, or a system account)", err=True)
+            sys.exit(EXIT_VIOLATION)
+        proofs.append(
+            {
+                "root": tree.root.hash.hex(),
+                "total_minor": str(tree.root.sum_minor),
+                "proof": proof_to_json(found),
+            }
+        )
+    click.echo(json.dumps({"batch": head, "proofs": proofs}, sort_keys=True, indent=2))
+
+
+@proof.command("verify")
+@click.argument("proof_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--root", "root_hex", required=True, help="The published root (hex).")
+@click.option(
+    "--total",
+    "total_minor",
+    required=True,
+    type=click.IntRange(0),
+    help="The published total liabilities, in minor units.",
+)
+@click.option("--asset", default=None, help="Which proof of the file (when it holds several).")
+def verify_proof_command(
+    proof_file: Path, root_hex: str, total_minor: int, asset: str | None
+) -> None:
+    """Check a proof from `proof account` against a published root and total."""
+    try:
+        document = json.loads(proof_file.read_text(encoding="utf-8"))
+        candidates = [item["proof"] for item in document["proofs"]]
+        chosen = [proof_from_json(c) for c in candidates]
+        root = bytes.fromhex(root_hex)
+    except (OSError, ValueError, KeyError, TypeError, MerkleSumError) as error:
+        raise click.UsageError(f"{proof_file}: not a proof file ({error})") from error
+    chosen = [p for p in chosen if asset is None or p.asset == asset]
+    if len(chosen) != 1:
+        raise click.UsageError("name one proof of the file with --asset")
+    problem = verify_proof(chosen[0], root, total_minor)
+    if problem is not None:
+        click.echo(f"FAILED {problem}")
+        sys.exit(EXIT_VIOLATION)
+    found = chosen[0]
+    click.echo(
+        f"ok: {found.account} holds {found.balance_minor} {found.asset} minor units, "
+        f"counted in the total {total_minor}"
+    )

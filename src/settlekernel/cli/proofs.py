@@ -1,0 +1,205 @@
+"""``settlekernel verify`` and ``audit``: prove every theorem, replay counterexamples, report.
+
+Exit codes as the rest of the CLI: 0 every theorem proved; 1 a theorem failed (a
+counterexample, ``unknown`` or a vacuous theorem); 2 a usage error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from settlekernel.cli.common import load_rules
+from settlekernel.core.rules import RuleSet
+from settlekernel.proofs import report as audit_report
+from settlekernel.proofs.engine import Status
+from settlekernel.proofs.faults import FAULTS
+from settlekernel.proofs.replay import describe
+from settlekernel.proofs.runner import DEFAULT_TIMEOUT_MS, Result, catalogue, prove
+
+EXIT_FAILED = 1
+_STYLE = {
+    Status.PROVED: "green",
+    Status.COUNTEREXAMPLE: "red",
+    Status.UNKNOWN: "red",
+    Status.VACUOUS: "red",
+}
+
+
+def _warn_unsound(console: Console, rules: RuleSet) -> None:
+    for problem in rules.problems():
+        console.print(f"[yellow]genesis would refuse these rules[/yellow]: {problem}")
+
+
+def run_catalogue(
+    rules: RuleSet, fault_name: str | None, out_dir: Path | None, timeout_ms: int, console: Console
+) -> list[Result]:
+    """Prove every theorem with a progress bar; return the results in catalogue order."""
+    fault = None if fault_name is None else FAULTS[fault_name]
+    rules, theorems = catalogue(rules, fault)
+    results: list[Result] = []
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("proving", total=len(theorems))
+        for theorem in theorems:
+            progress.update(task, description=theorem.name)
+            results.append(prove(theorem, rules, fault, out_dir, timeout_ms))
+            progress.advance(task)
+    return results
+
+
+def results_table(results: list[Result]) -> Table:
+    """Return the theorem / invariants / status / time table."""
+    table = Table(title="Theorems", title_justify="left")
+    for column in ("theorem", "invariants", "status", "time"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        status = result.verdict.status
+        table.add_row(
+            result.theorem.name,
+            ", ".join(i.value for i in result.theorem.invariants),
+            f"[{_STYLE[status]}]{status.value}[/{_STYLE[status]}]",
+            f"{result.verdict.seconds * 1000:.0f} ms",
+        )
+    return table
+
+
+def _print_failure(console: Console, result: Result) -> None:
+    console.print(f"[red]{result.theorem.name}[/red]: {result.verdict.status.value}")
+    console.print(f"  claim: {result.theorem.statement}")
+    if result.verdict.detail:
+        console.print(f"  z3: {result.verdict.detail}")
+    if result.counterexample:
+        values = ", ".join(f"{k}={v!r}" for k, v in sorted(result.counterexample.items()))
+        console.print(f"  counterexample: {values}", soft_wrap=True)
+    if result.note:
+        console.print(f"  {result.note}")
+    if result.replay is not None:
+        if result.events_file is not None:
+            console.print(f"  events from genesis: {result.events_file}")
+        for line in describe(result.replay).splitlines():
+            console.print(f"    {line}", soft_wrap=True)
+        verdict = "reproduces" if result.replay.reproduced else "does NOT reproduce"
+        console.print(f"  the replay through the kernel {verdict} the violation")
+
+
+@click.command()
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A TOML rules file (defaults to the built-in rule set).",
+)
+@click.option(
+    "--fault",
+    type=click.Choice(sorted(FAULTS)),
+    default=None,
+    help="Plant one known fault first, to see a proof catch it.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("counterexamples"),
+    show_default=True,
+    help="Where failing theorems write their counterexample events (JSON Lines).",
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=DEFAULT_TIMEOUT_MS // 1000,
+    show_default=True,
+    help="Seconds z3 may spend per obligation; running out is a failure.",
+)
+def verify(rules_path: Path | None, fault: str | None, out_dir: Path, timeout: int) -> None:
+    """Prove every invariant theorem for the rules; replay each counterexample as events."""
+    console = Console()
+    rules = load_rules(rules_path, check=False)
+    _warn_unsound(console, rules)
+    results = run_catalogue(rules, fault, out_dir, timeout * 1000, console)
+    console.print(results_table(results))
+    failed = [result for result in results if not result.verdict.passed]
+    for result in failed:
+        _print_failure(console, result)
+    total = sum(result.verdict.seconds for result in results)
+    console.print(
+        f"{len(results) - len(failed)} of {len(results)} theorems proved in {total:.2f} s; "
+        f"rules {rules.digest.hex()[:16]}"
+    )
+    if failed:
+        raise SystemExit(EXIT_FAILED)
+
+
+def audit_table(report: audit_report.Report) -> Table:
+    """Return the per-invariant summary for the terminal."""
+    table = Table(title="Invariants", title_justify="left")
+    for column in ("invariant", "level", "z3 proofs", "CrossHair", "tests"):
+        table.add_column(column, overflow="fold")
+    for entry in report.entries:
+        seconds = sum(seconds for _, _, seconds in entry.proofs)
+        proofs = f"{entry.proof_status} in {seconds * 1000:.0f} ms: " + (
+            ", ".join(entry.transitions) or "rule set"
+        )
+        table.add_row(
+            entry.invariant.value,
+            entry.level,
+            proofs if entry.proofs else entry.proof_status,
+            f"{entry.contract_status} ({len(entry.contracts)})",
+            ", ".join(entry.test_files),
+        )
+    return table
+
+
+@click.command()
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A TOML rules file (defaults to the built-in rule set).",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the report as one self-contained HTML page.",
+)
+@click.option(
+    "--crosshair-timeout",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="Seconds per CrossHair condition; 0 skips CrossHair (reported as not run).",
+)
+def audit(rules_path: Path | None, html_path: Path | None, crosshair_timeout: int) -> None:
+    """Report every invariant: statement, spec, proofs, CrossHair, tests, assumptions."""
+    console = Console()
+    rules = load_rules(rules_path, check=False)
+    _warn_unsound(console, rules)
+    results = run_catalogue(rules, None, None, DEFAULT_TIMEOUT_MS, console)
+    crosshair = None
+    if crosshair_timeout:
+        with console.status("CrossHair over the contracts"):
+            crosshair = audit_report.run_crosshair(crosshair_timeout)
+    report = audit_report.build(rules, results, crosshair)
+    console.print(audit_table(report))
+    console.print("no z3 model yet: " + ", ".join(report.unmodelled), soft_wrap=True)
+    console.print(f"code      {report.code_version}")
+    console.print(f"rule set  {report.rules_digest}")
+    if html_path is not None:
+        html_path.write_text(audit_report.to_html(report), encoding="utf-8")
+        console.print(f"report    written to {html_path}")
+    console.print("verdict   " + ("all passed" if report.passed else "[red]FAILURES[/red]"))
+    if not report.passed:
+        raise SystemExit(EXIT_FAILED)

@@ -1,0 +1,304 @@
+"""Snapshots: a canonical encoding of the whole state that decodes back to an equal state.
+
+The encoding (SK-SNAPSHOT-1) is one JSON document with sorted keys and no spaces: the
+rules digest, the clock, custody, socialised losses and every leaf of the state root
+(accounts, instruments, index prices, volatilities, reports, histories, settlement prices,
+settled trades). Derived fields are not encoded: open interest, holders and pending
+expiries are rebuilt from the positions and instruments, the root's lattice is folded
+afresh and the margin cache starts empty (SK-SNAPSHOT-2). A decoded snapshot is trusted
+only if its root equals the root stored beside it (SK-SNAPSHOT-3); that check belongs to
+the caller, which knows the stored root.
+
+Decoding is strict and total: a float, a missing or unknown field, a wrong type or a rules
+digest that is not the journal's is a ``SnapshotError`` naming what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any, Final
+
+from immutables import Map
+
+from settlekernel.core.events import Trade
+from settlekernel.core.kinds import InstrumentKind, OptionType
+from settlekernel.core.model import (
+    EMPTY_BALANCES,
+    Account,
+    Commitment,
+    IndexPrice,
+    IndexSample,
+    IndexVolatility,
+    Instrument,
+    Position,
+    State,
+    replace_state,
+)
+from settlekernel.core.oracle import settlement_key
+from settlekernel.core.root import ZERO_LATTICE, all_leaf_keys, fold
+from settlekernel.core.rules import RuleSet
+
+SNAPSHOT_VERSION: Final = 1
+_TRADE_FIELDS: Final = (
+    "principal",
+    "buyer",
+    "seller",
+    "instrument",
+    "quantity_lots",
+    "price_ticks",
+    "buyer_fee_rate_ppm",
+    "seller_fee_rate_ppm",
+)
+_TOP_LEVEL: Final = frozenset(
+    {
+        "version",
+        "rules_digest",
+        "clock_ms",
+        "custody",
+        "socialized_loss",
+        "accounts",
+        "instruments",
+        "prices",
+        "volatilities",
+        "reports",
+        "history",
+        "settlement_prices",
+        "trades",
+    }
+)
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be decoded into a state; the message says why."""
+
+
+def encode_state(state: State) -> bytes:
+    """Return the canonical snapshot encoding of ``state`` (SK-SNAPSHOT-1)."""
+    document = {
+        "version": SNAPSHOT_VERSION,
+        "rules_digest": state.rules.digest.hex(),
+        "clock_ms": state.clock_ms,
+        "custody": dict(state.custody),
+        "socialized_loss": dict(state.socialized_loss),
+        "accounts": {
+            a.id: [
+                a.owner,
+                dict(a.balances),
+                {i: [p.quantity_lots, p.settled_price_ticks] for i, p in a.positions.items()},
+            ]
+            for a in state.accounts.values()
+        },
+        "instruments": {i.id: _encode_instrument(i) for i in state.instruments.values()},
+        "prices": {u: [p.price_ticks, p.timestamp_ms] for u, p in state.prices.items()},
+        "volatilities": {
+            u: [v.volatility_ppm, v.timestamp_ms] for u, v in state.volatilities.items()
+        },
+        "reports": {
+            u: {s: [r.price_ticks, r.timestamp_ms] for s, r in reports.items()}
+            for u, reports in state.reports.items()
+        },
+        "history": {
+            u: [[s.timestamp_ms, s.price_ticks, s.cumulative] for s in samples]
+            for u, samples in state.history.items()
+        },
+        "settlement_prices": dict(state.settlement_prices),
+        "trades": {
+            t: [getattr(trade, f) for f in _TRADE_FIELDS] for t, trade in state.trades.items()
+        },
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _encode_instrument(instrument: Instrument) -> list[object]:
+    return [
+        instrument.kind.value,
+        instrument.underlying,
+        instrument.settlement_asset,
+        instrument.multiplier_minor,
+        instrument.expiry_ms,
+        instrument.strike_ticks,
+        None if instrument.option_type is None else instrument.option_type.value,
+        instrument.reference_ticks,
+        instrument.premium_ppm,
+        instrument.last_funding_ms,
+        instrument.funding_index_ticks,
+        instrument.settlement_ticks,
+    ]
+
+
+def decode_state(data: bytes, rules: RuleSet) -> State:
+    """Return the state ``data`` encodes under ``rules`` (SK-SNAPSHOT-2).
+
+    Raises:
+        SnapshotError: ``data`` is not a snapshot of a state under ``rules``.
+    """
+    try:
+        document = json.loads(data, parse_float=_no_float, parse_constant=_no_float)
+        return _build_state(_checked_header(document, rules), rules)
+    except SnapshotError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
+        raise SnapshotError(f"snapshot does not decode: {error!s:.200}") from error
+
+
+def _checked_header(document: object, rules: RuleSet) -> dict[str, Any]:
+    if not isinstance(document, dict) or set(document) != _TOP_LEVEL:
+        raise SnapshotError("not a snapshot document")
+    if document["version"] != SNAPSHOT_VERSION:
+        raise SnapshotError(f"snapshot version {document['version']!r:.20} is not supported")
+    if document["rules_digest"] != rules.digest.hex():
+        raise SnapshotError("snapshot was taken under other rules")
+    return document
+
+
+def _no_float(text: str) -> object:
+    raise SnapshotError(f"snapshot holds the non-integer number {text[:40]}")
+
+
+def _int(value: object) -> int:
+    if type(value) is not int:
+        raise SnapshotError(f"expected an integer, got {value!r:.40}")
+    return value
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else _int(value)
+
+
+def _str(value: object) -> str:
+    if type(value) is not str:
+        raise SnapshotError(f"expected a string, got {value!r:.40}")
+    return value
+
+
+def _int_map(value: dict[str, Any]) -> Map[str, int]:
+    return Map({_str(key): _int(amount) for key, amount in value.items()})
+
+
+def _build_state(document: dict[str, Any], rules: RuleSet) -> State:
+    accounts = Map({_str(k): _decode_account(k, v) for k, v in document["accounts"].items()})
+    instruments = Map(
+        {_str(k): _decode_instrument(k, v) for k, v in document["instruments"].items()}
+    )
+    prices = Map(
+        {_str(u): IndexPrice(_int(p), _int(t)) for u, (p, t) in document["prices"].items()}
+    )
+    volatilities = Map(
+        {
+            _str(u): IndexVolatility(_int(v), _int(t))
+            for u, (v, t) in document["volatilities"].items()
+        }
+    )
+    reports = Map(
+        {
+            _str(u): Map({_str(s): IndexPrice(_int(p), _int(t)) for s, (p, t) in by_source.items()})
+            for u, by_source in document["reports"].items()
+        }
+    )
+    history = Map(
+        {
+            _str(u): tuple(IndexSample(_int(t), _int(p), _int(c)) for t, p, c in samples)
+            for u, samples in document["history"].items()
+        }
+    )
+    trades = Map({_str(t): _decode_trade(t, fields) for t, fields in document["trades"].items()})
+    settlement_prices = _int_map(document["settlement_prices"])
+    open_interest, holders = _position_indexes(accounts, instruments)
+    state = State(
+        rules=rules,
+        accounts=accounts,
+        instruments=instruments,
+        prices=prices,
+        volatilities=volatilities,
+        reports=reports,
+        history=history,
+        settlement_prices=settlement_prices,
+        trades=trades,
+        custody=_int_map(document["custody"]),
+        clock_ms=_int(document["clock_ms"]),
+        socialized_loss=_int_map(document["socialized_loss"]),
+        open_interest=open_interest,
+        holders=holders,
+        pending_expiries=_pending_expiries(instruments, settlement_prices),
+        commitment=Commitment(ZERO_LATTICE, Map(), Map()),
+        margins=Map(),
+    )
+    return _refold(state)
+
+
+def _decode_account(account_id: str, value: list[Any]) -> Account:
+    owner, balances, positions = value
+    return Account(
+        _str(account_id),
+        _str(owner),
+        _int_map(balances) if balances else EMPTY_BALANCES,
+        Map({_str(i): Position(_int(q), _int(p)) for i, (q, p) in positions.items()}),
+    )
+
+
+def _decode_instrument(instrument_id: str, value: list[Any]) -> Instrument:
+    (kind, underlying, asset, multiplier, expiry, strike, option_type, reference, premium,
+     last_funding, funding_index, settlement) = value  # fmt: skip
+    return Instrument(
+        id=_str(instrument_id),
+        kind=InstrumentKind(kind),
+        underlying=_str(underlying),
+        settlement_asset=_str(asset),
+        multiplier_minor=_int(multiplier),
+        expiry_ms=_optional_int(expiry),
+        strike_ticks=_optional_int(strike),
+        option_type=None if option_type is None else OptionType(option_type),
+        reference_ticks=_int(reference),
+        premium_ppm=_int(premium),
+        last_funding_ms=_int(last_funding),
+        funding_index_ticks=_int(funding_index),
+        settlement_ticks=_optional_int(settlement),
+    )
+
+
+def _decode_trade(trade_id: str, fields: list[Any]) -> Trade:
+    if len(fields) != len(_TRADE_FIELDS):
+        raise SnapshotError(f"trade {trade_id[:64]} has {len(fields)} fields")
+    values = dict(zip(_TRADE_FIELDS, fields, strict=True))
+    for name in ("principal", "buyer", "seller", "instrument"):
+        _str(values[name])
+    for name in _TRADE_FIELDS[4:]:
+        _int(values[name])
+    return Trade(trade_id=_str(trade_id), **values)
+
+
+def _position_indexes(
+    accounts: Map[str, Account], instruments: Map[str, Instrument]
+) -> tuple[Map[str, int], Map[str, Map[str, None]]]:
+    """Rebuild open interest (the longs) and holders per listed instrument (SK-SNAPSHOT-2)."""
+    longs: dict[str, int] = dict.fromkeys(instruments, 0)
+    holders: dict[str, dict[str, None]] = {instrument_id: {} for instrument_id in instruments}
+    for account in accounts.values():
+        for instrument_id, position in account.positions.items():
+            if instrument_id not in instruments:
+                raise SnapshotError(f"account {account.id} holds unlisted {instrument_id}")
+            longs[instrument_id] += max(position.quantity_lots, 0)
+            holders[instrument_id][account.id] = None
+    return Map(longs), Map({key: Map(members) for key, members in holders.items()})
+
+
+def _pending_expiries(
+    instruments: Map[str, Instrument], settlement_prices: Map[str, int]
+) -> Map[str, tuple[int, ...]]:
+    """Rebuild, per underlying, the listed expiries whose price is not fixed yet, ascending."""
+    pending: dict[str, set[int]] = defaultdict(set)
+    for instrument in instruments.values():
+        expiry_ms = instrument.expiry_ms
+        if (
+            expiry_ms is not None
+            and settlement_key(instrument.underlying, expiry_ms) not in settlement_prices
+        ):
+            pending[instrument.underlying].add(expiry_ms)
+    return Map({underlying: tuple(sorted(times)) for underlying, times in pending.items()})
+
+
+def _refold(state: State) -> State:
+    """Return ``state`` with every leaf folded into a fresh lattice (its root is computed)."""
+    dirty: Map[str, None] = Map(dict.fromkeys(all_leaf_keys(state)))
+    return fold(replace_state(state, commitment=Commitment(ZERO_LATTICE, Map(), dirty)))

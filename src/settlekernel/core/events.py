@@ -1,0 +1,231 @@
+"""Events: the only way the state changes (spec/30-transitions.md).
+
+Each event is a frozen, slotted record that names its acting ``principal``. Fields carry a
+``FieldKind`` in their metadata; that one table drives the kernel's shape checks, the strict
+JSON Lines decoder and the shipped JSON Schema, so the three cannot disagree.
+
+The classes do not validate on construction: ``step`` does, and returns a typed rejection
+for any malformed value instead of raising.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final, TypeAlias
+
+import attrs
+
+from settlekernel.core.kinds import InstrumentKind, OptionType
+
+
+class FieldKind(enum.Enum):
+    """The type and range family of an event field."""
+
+    ID = "id"
+    AMOUNT = "amount"
+    QUANTITY = "quantity"
+    PRICE = "price"
+    REPORT_PRICE = "report_price"
+    FEE_RATE = "fee_rate"
+    VOLATILITY = "volatility"
+    TIMESTAMP = "timestamp"
+    MULTIPLIER = "multiplier"
+    INSTRUMENT_KIND = "instrument_kind"
+    OPTION_TYPE = "option_type"
+    OPTIONAL_TIMESTAMP = "optional_timestamp"
+    OPTIONAL_PRICE = "optional_price"
+
+
+def _meta(kind: FieldKind) -> dict[str, FieldKind]:
+    return {"kind": kind}
+
+
+_ID = _meta(FieldKind.ID)
+_AMOUNT = _meta(FieldKind.AMOUNT)
+_QUANTITY = _meta(FieldKind.QUANTITY)
+_PRICE = _meta(FieldKind.PRICE)
+_REPORT_PRICE = _meta(FieldKind.REPORT_PRICE)
+_FEE_RATE = _meta(FieldKind.FEE_RATE)
+_TIMESTAMP = _meta(FieldKind.TIMESTAMP)
+_VOLATILITY = _meta(FieldKind.VOLATILITY)
+_MULTIPLIER = _meta(FieldKind.MULTIPLIER)
+_INSTRUMENT_KIND = _meta(FieldKind.INSTRUMENT_KIND)
+_OPTION_TYPE = _meta(FieldKind.OPTION_TYPE)
+_OPTIONAL_TIMESTAMP = _meta(FieldKind.OPTIONAL_TIMESTAMP)
+_OPTIONAL_PRICE = _meta(FieldKind.OPTIONAL_PRICE)
+
+
+@attrs.frozen(kw_only=True)
+class OpenAccount:
+    """Open an account owned by the acting principal (SK-OPEN)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    account: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
+class Deposit:
+    """Credit collateral arriving from outside the kernel to an account (SK-DEPOSIT)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    account: str = attrs.field(metadata=_ID)
+    asset: str = attrs.field(metadata=_ID)
+    amount_minor: int = attrs.field(metadata=_AMOUNT)
+
+
+@attrs.frozen(kw_only=True)
+class Withdraw:
+    """Pay collateral out of an account to its owner outside the kernel (SK-WITHDRAW)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    account: str = attrs.field(metadata=_ID)
+    asset: str = attrs.field(metadata=_ID)
+    amount_minor: int = attrs.field(metadata=_AMOUNT)
+
+
+@attrs.frozen(kw_only=True)
+class Transfer:
+    """Move collateral between two accounts of one owner (SK-TRANSFER)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    source_account: str = attrs.field(metadata=_ID)
+    target_account: str = attrs.field(metadata=_ID)
+    asset: str = attrs.field(metadata=_ID)
+    amount_minor: int = attrs.field(metadata=_AMOUNT)
+
+
+@attrs.frozen(kw_only=True)
+class ListInstrument:
+    """List a perpetual, future or option on a known underlying (SK-LIST)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    instrument: str = attrs.field(metadata=_ID)
+    kind: InstrumentKind = attrs.field(metadata=_INSTRUMENT_KIND)
+    underlying: str = attrs.field(metadata=_ID)
+    settlement_asset: str = attrs.field(metadata=_ID)
+    multiplier_minor: int = attrs.field(metadata=_MULTIPLIER)
+    expiry_ms: int | None = attrs.field(default=None, metadata=_OPTIONAL_TIMESTAMP)
+    strike_ticks: int | None = attrs.field(default=None, metadata=_OPTIONAL_PRICE)
+    option_type: OptionType | None = attrs.field(default=None, metadata=_OPTION_TYPE)
+
+
+@attrs.frozen(kw_only=True)
+class OraclePrice:
+    """A source's report of an underlying's price at a time (SK-ORACLE); 0 signals a halt."""
+
+    principal: str = attrs.field(metadata=_ID)
+    underlying: str = attrs.field(metadata=_ID)
+    price_ticks: int = attrs.field(metadata=_REPORT_PRICE)
+    timestamp_ms: int = attrs.field(metadata=_TIMESTAMP)
+
+
+@attrs.frozen(kw_only=True)
+class OracleVolatility:
+    """Report the implied volatility of an underlying, in ppm, at a time (SK-VOL)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    underlying: str = attrs.field(metadata=_ID)
+    volatility_ppm: int = attrs.field(metadata=_VOLATILITY)
+    timestamp_ms: int = attrs.field(metadata=_TIMESTAMP)
+
+
+@attrs.frozen(kw_only=True)
+class Trade:
+    """Novate an executed trade between a buyer and a seller, atomically (SK-TRADE)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    trade_id: str = attrs.field(metadata=_ID)
+    buyer: str = attrs.field(metadata=_ID)
+    seller: str = attrs.field(metadata=_ID)
+    instrument: str = attrs.field(metadata=_ID)
+    quantity_lots: int = attrs.field(metadata=_QUANTITY)
+    price_ticks: int = attrs.field(metadata=_PRICE)
+    buyer_fee_rate_ppm: int = attrs.field(metadata=_FEE_RATE)
+    seller_fee_rate_ppm: int = attrs.field(metadata=_FEE_RATE)
+
+
+@attrs.frozen(kw_only=True)
+class VariationMargin:
+    """Mark every position of a perpetual or future to its mark price (SK-VM)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    instrument: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
+class Funding:
+    """Charge a perpetual's funding for one interval, longs to shorts or back (SK-FUNDING)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    instrument: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
+class FundInsurance:
+    """Credit the insurance fund with collateral from outside the kernel (SK-INSURANCE-1)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    asset: str = attrs.field(metadata=_ID)
+    amount_minor: int = attrs.field(metadata=_AMOUNT)
+
+
+@attrs.frozen(kw_only=True)
+class Liquidate:
+    """Liquidate an account below maintenance into the principal's own account (SK-LIQ)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    account: str = attrs.field(metadata=_ID)
+    liquidator: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
+class Expire:
+    """Settle every position of an expired future or option at once (SK-EXPIRY)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    instrument: str = attrs.field(metadata=_ID)
+
+
+Event: TypeAlias = (
+    OpenAccount
+    | Deposit
+    | Withdraw
+    | Transfer
+    | ListInstrument
+    | OraclePrice
+    | OracleVolatility
+    | Trade
+    | VariationMargin
+    | Funding
+    | Expire
+    | FundInsurance
+    | Liquidate
+)
+
+# Wire names (the JSON "type" field), in spec order.
+EVENT_TYPES: Final[dict[str, type[Event]]] = {
+    "open_account": OpenAccount,
+    "deposit": Deposit,
+    "withdraw": Withdraw,
+    "transfer": Transfer,
+    "list_instrument": ListInstrument,
+    "oracle_price": OraclePrice,
+    "oracle_volatility": OracleVolatility,
+    "trade": Trade,
+    "variation_margin": VariationMargin,
+    "funding": Funding,
+    "expire": Expire,
+    "fund_insurance": FundInsurance,
+    "liquidate": Liquidate,
+}
+EVENT_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
+
+# Field name -> kind per event class, in declaration order.
+FIELD_KINDS: Final[dict[type[Event], tuple[tuple[str, FieldKind], ...]]] = {
+    cls: tuple((field.name, field.metadata["kind"]) for field in attrs.fields(cls))
+    for cls in EVENT_TYPES.values()
+}
+OPTIONAL_FIELDS: Final[dict[type[Event], frozenset[str]]] = {
+    cls: frozenset(field.name for field in attrs.fields(cls) if field.default is not attrs.NOTHING)
+    for cls in EVENT_TYPES.values()
+}

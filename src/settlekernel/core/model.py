@@ -1,0 +1,215 @@
+"""Containers: assets, rules, instruments, positions, accounts, state (spec/10-containers.md).
+
+Every container is a frozen, slotted attrs class whose fields are ints, strings, enums,
+tuples or ``immutables.Map``s, so a state can be shared by any number of later states and
+never changes. A step rebuilds only what it touches (structural sharing): its cost is
+O(accounts touched), not O(state).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import attrs
+from immutables import Map
+
+from settlekernel.core.kinds import InstrumentKind, OptionType
+from settlekernel.core.reports import MarginReport
+from settlekernel.core.rules import RuleSet
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from settlekernel.core.events import Trade
+
+
+@attrs.frozen
+class Instrument:
+    """A listed contract and its reference price.
+
+    ``reference_ticks`` is the price every open position is settled against (SK-SETTLE-2):
+    for a perpetual or future it is the last variation-margin mark (or the first trade
+    price), for an option it is always 0, so settling against it pays the full premium.
+    """
+
+    id: str
+    kind: InstrumentKind
+    underlying: str
+    settlement_asset: str
+    multiplier_minor: int
+    expiry_ms: int | None
+    strike_ticks: int | None
+    option_type: OptionType | None
+    reference_ticks: int
+    # The last trade's premium over the index, in ppm, clamped to the mark band: the mark
+    # is the index shifted by it (SK-MARK-1).
+    premium_ppm: int = 0
+    # When funding was last charged (a perpetual), on the kernel clock, and the sum of the
+    # reference shifts funding has made, in ticks (SK-FUNDING).
+    last_funding_ms: int = 0
+    funding_index_ticks: int = 0
+    # The final settlement price once the instrument has expired and settled (SK-EXPIRY).
+    settlement_ticks: int | None = None
+
+    @property
+    def is_linear(self) -> bool:
+        """Return whether the instrument is marked to market (perpetual or future)."""
+        return self.kind is not InstrumentKind.OPTION
+
+
+@attrs.frozen
+class Position:
+    """A signed quantity and the price it was last settled at (positive is long)."""
+
+    quantity_lots: int
+    settled_price_ticks: int
+
+
+EMPTY_BALANCES: Final[Map[str, int]] = Map()
+EMPTY_POSITIONS: Final[Map[str, Position]] = Map()
+
+
+@attrs.frozen
+class Account:
+    """Collateral balances per asset and positions per instrument of one owner."""
+
+    id: str
+    owner: str
+    balances: Map[str, int]
+    positions: Map[str, Position]
+
+    def balance(self, asset: str) -> int:
+        """Return the balance of ``asset`` in minor units (0 when never held)."""
+        return self.balances.get(asset, 0)
+
+
+@attrs.frozen
+class IndexPrice:
+    """The accepted index price of an underlying and the time it was reported."""
+
+    price_ticks: int
+    timestamp_ms: int
+
+
+@attrs.frozen
+class IndexSample:
+    """An accepted index in the history, with the running time integral of the index.
+
+    ``cumulative`` is the sum of price x milliseconds from the first sample to this one, so
+    the time-weighted average between two points is a difference of integrals (SK-EXPIRY-2).
+    """
+
+    timestamp_ms: int
+    price_ticks: int
+    cumulative: int
+
+
+@attrs.frozen
+class IndexVolatility:
+    """The accepted implied volatility of an underlying, in ppm, and its report time."""
+
+    volatility_ppm: int
+    timestamp_ms: int
+
+
+@attrs.frozen(eq=False)
+class MarginEntry:
+    """A cached margin report and the inputs it was computed from (SK-MARGIN-CACHE-1).
+
+    It is valid while the account is the very same object and the market inputs it read
+    are unchanged; derived, never compared, never committed by the root.
+    """
+
+    account: Account
+    market_key: tuple[object, ...]
+    report: MarginReport
+
+
+@attrs.frozen(eq=False)
+class Commitment:
+    """Incremental state-root bookkeeping (spec/40-roots.md); derived, never compared.
+
+    ``lattice`` is the LtHash sum of every leaf as of the last fold; ``leaves`` keeps the
+    32-byte digest of each mutable leaf as of that fold, so its vector can be re-expanded
+    and subtracted when the leaf changes;
+    ``dirty`` names the leaves changed since. Roots cost O(len(dirty)).
+    """
+
+    lattice: npt.NDArray[np.uint16]
+    leaves: Map[str, bytes]
+    dirty: Map[str, None]
+
+
+@attrs.frozen
+class State:
+    """The whole kernel state. Immutable: every accepted step returns a new one.
+
+    ``open_interest`` and ``holders`` are derived indexes kept for O(1) reads; they are not
+    committed by the root and INV-OPEN-INTEREST-ZERO-SUM checks them against the positions.
+    ``pending_expiries`` (per underlying, the expiry times whose settlement price is not yet
+    fixed, ascending) is derived from the instruments and ``settlement_prices``, which are
+    keyed ``<underlying>@<expiry_ms>`` (SK-EXPIRY-2); INV-EXPIRY-FINAL checks it.
+    ``commitment`` (the root's lattice) and ``margins`` (cached margin reports) are derived
+    too, and excluded from equality.
+    """
+
+    rules: RuleSet
+    accounts: Map[str, Account]
+    instruments: Map[str, Instrument]
+    prices: Map[str, IndexPrice]
+    volatilities: Map[str, IndexVolatility]
+    reports: Map[str, Map[str, IndexPrice]]
+    history: Map[str, tuple[IndexSample, ...]]
+    settlement_prices: Map[str, int]
+    trades: Map[str, Trade]
+    custody: Map[str, int]
+    clock_ms: int
+    socialized_loss: Map[str, int]
+    open_interest: Map[str, int]
+    holders: Map[str, Map[str, None]]
+    pending_expiries: Map[str, tuple[int, ...]]
+    commitment: Commitment = attrs.field(eq=False, repr=False)
+    margins: Map[str, MarginEntry] = attrs.field(eq=False, repr=False)
+
+
+def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
+    state: State,
+    *,
+    accounts: Map[str, Account] | None = None,
+    instruments: Map[str, Instrument] | None = None,
+    prices: Map[str, IndexPrice] | None = None,
+    volatilities: Map[str, IndexVolatility] | None = None,
+    reports: Map[str, Map[str, IndexPrice]] | None = None,
+    history: Map[str, tuple[IndexSample, ...]] | None = None,
+    settlement_prices: Map[str, int] | None = None,
+    trades: Map[str, Trade] | None = None,
+    custody: Map[str, int] | None = None,
+    clock_ms: int | None = None,
+    socialized_loss: Map[str, int] | None = None,
+    open_interest: Map[str, int] | None = None,
+    holders: Map[str, Map[str, None]] | None = None,
+    pending_expiries: Map[str, tuple[int, ...]] | None = None,
+    commitment: Commitment | None = None,
+    margins: Map[str, MarginEntry] | None = None,
+) -> State:
+    """Return ``state`` with the given fields replaced: ``attrs.evolve`` without its cost."""
+    return State(
+        state.rules,
+        state.accounts if accounts is None else accounts,
+        state.instruments if instruments is None else instruments,
+        state.prices if prices is None else prices,
+        state.volatilities if volatilities is None else volatilities,
+        state.reports if reports is None else reports,
+        state.history if history is None else history,
+        state.settlement_prices if settlement_prices is None else settlement_prices,
+        state.trades if trades is None else trades,
+        state.custody if custody is None else custody,
+        state.clock_ms if clock_ms is None else clock_ms,
+        state.socialized_loss if socialized_loss is None else socialized_loss,
+        state.open_interest if open_interest is None else open_interest,
+        state.holders if holders is None else holders,
+        state.pending_expiries if pending_expiries is None else pending_expiries,
+        state.commitment if commitment is None else commitment,
+        state.margins if margins is None else margins,
+    )

@@ -1,0 +1,232 @@
+"""The oracle as a total, typed state machine per underlying (spec/30-transitions.md#oracle).
+
+Sources report prices with the timestamps their events carry; the kernel keeps each
+source's latest report. At a time ``t`` a report is fresh when ``|t - ts| <= stale_after_ms``:
+not too old, and not so far ahead of the kernel clock that one source's bad timestamp could
+count for long (sources' clocks drift a little; the quorum, not one source, moves the clock).
+The validity of an underlying, in descending severity (SK-ORACLE-2):
+
+1. ``NON_POSITIVE``: the median of the fresh reports is 0 (a quorum of sources signals a
+   halt: a report of 0 is how a source says it has no price);
+2. ``INSUFFICIENT_SOURCES``: fewer than ``min_sources`` distinct sources ever reported;
+3. ``STALE``: fewer than ``min_sources`` reports are fresh;
+4. ``TOO_VOLATILE``: the median is beyond ``band_ppm`` of the last accepted index;
+5. ``VALID``.
+
+The states exclude each other: the first two are decided before there is a median. On a
+report, a ``VALID`` median becomes the accepted index; a ``TOO_VOLATILE`` one moves the
+index ``band_ppm`` towards the median, no further (SK-ORACLE-3), so no accepted update ever
+moves the index by more than the band. The median gives the last accepted index the casting
+vote when the count is even (``_median``), and the index's timestamp is the lower median of
+the fresh reports' timestamps (never earlier than the last index's): one source of two can
+neither move the index nor the clock.
+
+What each validity allows is one table, ``ADMISSIBLE`` (SK-ORACLE-4).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from settlekernel.core.arith import compute_band_move, compute_mark_ticks, compute_premium_ppm
+from settlekernel.core.model import IndexPrice, IndexSample
+from settlekernel.core.outcomes import Rejected
+from settlekernel.core.reasons import Reason
+from settlekernel.core.units import PPM
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from immutables import Map
+
+    from settlekernel.core.model import State
+    from settlekernel.core.rules import UnderlyingRules
+
+
+class Validity(enum.Enum):
+    """An underlying's oracle state. Definition order is severity order (worst first)."""
+
+    NON_POSITIVE = "non_positive"
+    INSUFFICIENT_SOURCES = "insufficient_sources"
+    STALE = "stale"
+    TOO_VOLATILE = "too_volatile"
+    VALID = "valid"
+
+
+class Action(enum.Enum):
+    """What an event needs a price for."""
+
+    TRADE = "trade"
+    MARGIN = "margin"
+    LIQUIDATION = "liquidation"
+    FUNDING = "funding"
+    VARIATION_MARGIN = "variation_margin"
+    SETTLEMENT = "settlement"
+
+
+_V = Validity
+# [SK-ORACLE-4] Which validities admit which action. Trading, margin checks, liquidation and
+# funding need a valid index; marking may follow a band-limited index; expiry settles on the
+# recorded history, so only a halt or a missing quorum stops it.
+ADMISSIBLE: Final[dict[Action, frozenset[Validity]]] = {
+    Action.TRADE: frozenset({_V.VALID}),
+    Action.MARGIN: frozenset({_V.VALID}),
+    Action.LIQUIDATION: frozenset({_V.VALID}),
+    Action.FUNDING: frozenset({_V.VALID}),
+    Action.VARIATION_MARGIN: frozenset({_V.VALID, _V.TOO_VOLATILE}),
+    Action.SETTLEMENT: frozenset({_V.VALID, _V.TOO_VOLATILE, _V.STALE}),
+}
+
+
+@attrs.frozen
+class Evaluation:
+    """The validity of an underlying at a time and what an update would do.
+
+    ``candidate`` is the index an update would accept; ``quorum_ms`` is the quorum's time (the
+    lower median of the fresh reports' timestamps), None without a quorum; ``median`` is the
+    quorum's median before the band limits it, None without a quorum.
+    """
+
+    validity: Validity
+    candidate: IndexPrice | None
+    quorum_ms: int | None
+    median: int | None = None
+
+
+def _median(prices: list[int], accepted: IndexPrice | None) -> int:
+    """Return the median of fresh prices, the last accepted index casting the even vote.
+
+    With an odd count it is the middle price. With an even count the last accepted index
+    joins the vote (before any is accepted, the lower middle price is taken). So with ``n``
+    fresh reports of which at most ``(n - 1) // 2`` lie, or ``n / 2`` lie for an even ``n``,
+    the median stays within the range of the honest reports and the last accepted index: one
+    source out of two can freeze the index but never move it (SK-ORACLE-2).
+    """
+    votes = sorted(
+        prices if len(prices) % 2 or accepted is None else [*prices, accepted.price_ticks]
+    )
+    return votes[(len(votes) - 1) // 2]
+
+
+def evaluate(
+    reports: Map[str, IndexPrice] | None,
+    accepted: IndexPrice | None,
+    now_ms: int,
+    rules: UnderlyingRules,
+) -> Evaluation:
+    """Return an underlying's validity at ``now_ms`` and the index it would accept (SK-ORACLE-2)."""
+    if reports is None or len(reports) < rules.min_sources:
+        return Evaluation(Validity.INSUFFICIENT_SOURCES, None, None)
+    fresh = [r for r in reports.values() if abs(now_ms - r.timestamp_ms) <= rules.stale_after_ms]
+    if len(fresh) < rules.min_sources:
+        return Evaluation(Validity.STALE, None, None)
+    stamp = sorted(r.timestamp_ms for r in fresh)[(len(fresh) - 1) // 2]
+    if accepted is not None:
+        # The index's time never goes back, even when an older fresh report joins the quorum.
+        stamp = max(stamp, accepted.timestamp_ms)
+    median = _median([r.price_ticks for r in fresh], accepted)
+    if median <= 0:
+        return Evaluation(Validity.NON_POSITIVE, None, stamp, median)
+    if accepted is None:
+        return Evaluation(Validity.VALID, IndexPrice(median, stamp), stamp, median)
+    # [SK-ORACLE-3] Beyond the band, move towards the median by the band, no further.
+    index = compute_band_move(accepted.price_ticks, median, rules.band_ppm)
+    if abs(median - accepted.price_ticks) * PPM > accepted.price_ticks * rules.band_ppm:
+        return Evaluation(Validity.TOO_VOLATILE, IndexPrice(index, stamp), stamp, median)
+    return Evaluation(Validity.VALID, IndexPrice(index, stamp), stamp, median)
+
+
+def validity(state: State, underlying: str) -> Validity:
+    """Return an underlying's validity now, on the kernel clock."""
+    return evaluate(
+        state.reports.get(underlying),
+        state.prices.get(underlying),
+        state.clock_ms,
+        state.rules.underlying_by_symbol[underlying],
+    ).validity
+
+
+def check_admissible(state: State, underlyings: Iterable[str], action: Action) -> Rejected | None:
+    """Reject an action that needs a price of an underlying whose oracle does not admit it."""
+    for underlying in sorted(set(underlyings)):
+        state_now = validity(state, underlying)
+        if state_now not in ADMISSIBLE[action]:
+            return Rejected(
+                Reason.ORACLE_NOT_ADMISSIBLE,
+                f"{underlying} oracle is {state_now.value}: {action.value} is not admissible",
+            )
+    return None
+
+
+def settlement_key(underlying: str, expiry_ms: int) -> str:
+    """Return the key of a fixed settlement price: ``<underlying>@<expiry_ms>`` (SK-EXPIRY-2)."""
+    return f"{underlying}@{expiry_ms}"
+
+
+def trade_premium_ppm(price_ticks: int, index_ticks: int, mark_band_ppm: int) -> int:
+    """Return a trade's premium over the index in ppm, toward zero, clamped (SK-MARK-1)."""
+    return compute_premium_ppm(price_ticks, index_ticks, mark_band_ppm)
+
+
+def mark_ticks(state: State, instrument_id: str) -> int:
+    """Return a perpetual's or future's mark: the index shifted by the last premium (SK-MARK-1).
+
+    ``index + floor(index * premium_ppm / 10**6)``, never below one tick: the mark follows the
+    index and keeps the basis the last trade showed, within the mark band.
+    """
+    instrument = state.instruments[instrument_id]
+    index = state.prices[instrument.underlying].price_ticks
+    return compute_mark_ticks(index, instrument.premium_ppm)
+
+
+def with_history(
+    history: tuple[IndexSample, ...], accepted: IndexPrice, interval_ms: int, samples_max: int
+) -> tuple[IndexSample, ...]:
+    """Record an accepted index for settlement TWAPs (SK-EXPIRY-2).
+
+    Every accepted index extends the running integral exactly. The history keeps the first
+    sample of each ``interval_ms`` bucket and the latest sample (the head): a head that was
+    not the first of its bucket is dropped when the next one arrives. At most ``samples_max``
+    samples are kept, the oldest dropped first.
+    """
+    if not history:
+        return (IndexSample(accepted.timestamp_ms, accepted.price_ticks, 0),)
+    head = history[-1]
+    sample = IndexSample(
+        accepted.timestamp_ms,
+        accepted.price_ticks,
+        head.cumulative + head.price_ticks * (accepted.timestamp_ms - head.timestamp_ms),
+    )
+    if len(history) >= 2 and (
+        head.timestamp_ms // interval_ms == history[-2].timestamp_ms // interval_ms
+    ):
+        history = history[:-1]
+    return (*history, sample)[-samples_max:]
+
+
+def _integral(samples: list[IndexSample], at_ms: int) -> int:
+    """Return the index's time integral up to ``at_ms`` from the last sample at or before it."""
+    last = next(sample for sample in reversed(samples) if sample.timestamp_ms <= at_ms)
+    return last.cumulative + last.price_ticks * (at_ms - last.timestamp_ms)
+
+
+def settlement_twap(history: tuple[IndexSample, ...], expiry_ms: int, window_ms: int) -> int | None:
+    """Return the time-weighted average index over ``[expiry - window, expiry]`` (SK-EXPIRY-2).
+
+    ``history`` is as it stood before the first index at or after expiry, so its head is the
+    index in force at expiry and the integral up to expiry is exact; at the window's start it
+    is exact to within the compacted updates of one bucket. If the history begins inside the
+    window the average runs from its first sample. Rounded down: settlement is zero-sum
+    between holders, so rounding moves nothing to anyone. None if no sample is at or before
+    expiry.
+    """
+    samples = [sample for sample in history if sample.timestamp_ms <= expiry_ms]
+    if not samples:
+        return None
+    start_ms = max(expiry_ms - window_ms, samples[0].timestamp_ms)
+    if start_ms >= expiry_ms:
+        return samples[-1].price_ticks
+    return (_integral(samples, expiry_ms) - _integral(samples, start_ms)) // (expiry_ms - start_ms)

@@ -1,0 +1,173 @@
+"""The JSON Lines wire format of events (spec/70-wire.md).
+
+One JSON object per line, with a ``"type"`` field naming the event in snake_case and the
+event's fields by name. Numbers are JSON integers (any size); enum fields are their string
+values; an optional field is omitted rather than null. Decoding is strict: invalid JSON, a
+duplicate key, a float, a numeric string, a boolean where a number belongs, an unknown or a
+missing field is a ``Rejected`` whose message names the line and the field. Decoding never
+raises.
+
+``encode_event`` writes the canonical form: sorted keys, no spaces. It is the byte string
+the journal hashes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+import attrs
+
+from settlekernel.core.events import (
+    EVENT_NAMES,
+    EVENT_TYPES,
+    FIELD_KINDS,
+    OPTIONAL_FIELDS,
+    Event,
+    FieldKind,
+)
+from settlekernel.core.guards import check_shape
+from settlekernel.core.kinds import InstrumentKind, OptionType
+from settlekernel.core.outcomes import Rejected
+from settlekernel.core.reasons import Reason
+
+# [SK-WIRE-2] A line longer than this is rejected before parsing: every input is bounded.
+LINE_BYTES_MAX: Final = 16_384
+
+_ENUM_KINDS: Final[dict[FieldKind, type[InstrumentKind | OptionType]]] = {
+    FieldKind.INSTRUMENT_KIND: InstrumentKind,
+    FieldKind.OPTION_TYPE: OptionType,
+}
+
+
+class _NonInteger:
+    """A JSON float or constant (NaN, Infinity), kept so the error can name its field."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
+def encode_event(event: Event) -> str:
+    """Return the canonical JSON line of an event (no trailing newline)."""
+    document: dict[str, Any] = {"type": EVENT_NAMES[type(event)]}
+    for field in attrs.fields(type(event)):
+        value = getattr(event, field.name)
+        if value is None:
+            continue
+        document[field.name] = (
+            value.value if isinstance(value, InstrumentKind | OptionType) else value
+        )
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def describe_event(event: object) -> str:
+    """Return the canonical line of a well-formed event, else a bounded ``repr``; never raises."""
+    if type(event) in EVENT_NAMES and check_shape(event) is None:  # type: ignore[arg-type]
+        return encode_event(event)  # type: ignore[arg-type]
+    try:
+        return repr(event)[:200]
+    except Exception:  # noqa: BLE001 (a hostile __repr__ must not stop the journal)
+        return f"<unprintable {type(event).__name__}>"
+
+
+def decode_event(line: str, line_number: int = 1) -> Event | Rejected:
+    """Decode one JSON line into an event, or a rejection naming the line and the field."""
+    where = f"line {line_number}"
+    if len(line) > LINE_BYTES_MAX:
+        return Rejected(Reason.JSON_INVALID, f"{where}: longer than {LINE_BYTES_MAX} characters")
+    try:
+        document = json.loads(
+            line,
+            parse_float=_NonInteger,
+            parse_constant=_NonInteger,
+            object_pairs_hook=_object_without_duplicates,
+        )
+    except _DuplicateKeyError as error:
+        return Rejected(Reason.JSON_INVALID, f"{where}: duplicate key {error.args[0]!r}")
+    except (ValueError, RecursionError) as error:
+        return Rejected(Reason.JSON_INVALID, f"{where}: invalid JSON ({error})")
+    if not isinstance(document, dict):
+        return Rejected(Reason.JSON_INVALID, f"{where}: expected a JSON object")
+    return _decode_document(document, where)
+
+
+def _decode_document(document: dict[str, Any], where: str) -> Event | Rejected:
+    type_name = document.get("type")
+    if type(type_name) is not str or type_name not in EVENT_TYPES:
+        shown = "missing" if type_name is None else repr(type_name)[:40]
+        return Rejected(
+            Reason.EVENT_TYPE_UNKNOWN,
+            f"{where}: type {shown} is not one of {', '.join(EVENT_TYPES)}",
+        )
+    cls = EVENT_TYPES[type_name]
+    kinds = dict(FIELD_KINDS[cls])
+    missing = [name for name in kinds if name not in document and name not in OPTIONAL_FIELDS[cls]]
+    if missing:
+        return Rejected(Reason.FIELD_MISSING, f"{where}: {type_name}.{missing[0]} is missing")
+    unknown = sorted(set(document) - set(kinds) - {"type"})
+    if unknown:
+        return Rejected(
+            Reason.FIELD_UNKNOWN, f"{where}: {type_name} has no field {unknown[0][:64]!r}"
+        )
+    values: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        if name not in document:
+            continue
+        value, problem = _decode_value(kind, document[name])
+        if problem is not None:
+            return Rejected(Reason.FIELD_TYPE_INVALID, f"{where}: {type_name}.{name}: {problem}")
+        values[name] = value
+    return cls(**values)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, _NonInteger):
+        return f"the non-integer number {value.text[:40]}"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if value is None:
+        return "null (omit an optional field instead)"
+    return f"a JSON {type(value).__name__}"
+
+
+def _decode_value(kind: FieldKind, value: object) -> tuple[object, str | None]:
+    """Return the decoded value, or a problem naming what was found instead."""
+    if kind is FieldKind.ID:
+        if type(value) is str:
+            return value, None
+        return None, f"expected a string, got {_describe(value)}"
+    if kind in _ENUM_KINDS:
+        enum_type = _ENUM_KINDS[kind]
+        choices = [member.value for member in enum_type]
+        if type(value) is str and value in choices:
+            return enum_type(value), None
+        return None, f"expected one of {choices}, got {_describe(value)}"
+    if type(value) is int:
+        return value, None
+    return None, f"expected an integer, got {_describe(value)}"
+
+
+def decode_lines(text: str) -> list[Event | Rejected]:
+    """Decode every non-blank line of a JSON Lines document; blank lines are skipped."""
+    return [
+        decode_event(line, number)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]

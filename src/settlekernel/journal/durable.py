@@ -1,0 +1,256 @@
+"""The durable journal: batches of events on a ``JournalStore`` (spec/40-roots.md#durable-journal).
+
+This is the imperative shell around the pure kernel and ``batches.execute_batch``:
+
+- ``DurableJournal.open`` creates a journal (storing its rules) or recovers one: it loads
+  the latest snapshot, checks the snapshot's root, and replays only the batches after it,
+  checking each batch's new root (SK-JOURNAL-6, SK-SNAPSHOT-3).
+- ``append`` executes a batch of wire lines and writes it, with a periodic snapshot, in one
+  transaction (SK-JOURNAL-4).
+- ``audit`` (behind ``journal verify``, ``journal replay`` and ``journal verify-batch``)
+  re-executes from genesis, or from a snapshot checked against the previous batch's root,
+  and trusts no stored root: it returns the first ``Finding`` that names the batch, the
+  record, the entry and the field that differ (SK-JOURNAL-7, SK-BATCH-5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Final
+
+from settlekernel.commitments.snapshot import SnapshotError, decode_state, encode_state
+from settlekernel.core.model import State
+from settlekernel.core.outcomes import Accepted
+from settlekernel.core.root import fold, state_root
+from settlekernel.core.rules import DEFAULT_RULES, RuleSet
+from settlekernel.core.rules_toml import RulesError, dump_rules_toml, parse_rules_toml
+from settlekernel.core.wire import decode_event
+from settlekernel.journal.batches import (
+    BATCH_LINES_MAX,
+    BatchHeader,
+    ExecutedBatch,
+    Record,
+    execute_batch,
+)
+from settlekernel.journal.store import JournalMeta, JournalStore, SqliteStore, StoredSnapshot
+from settlekernel.kernel.dispatch import genesis, step
+
+# A snapshot is taken with the first batch that brings this many entries since the last.
+SNAPSHOT_EVERY_ENTRIES: Final = 50_000
+
+
+class JournalError(Exception):
+    """A journal that cannot be opened or appended to; the message says why."""
+
+
+class RulesMismatchError(JournalError):
+    """The caller's rules are not the rules the journal was created under."""
+
+
+class DurableJournal:
+    """A journal on a store: the recovered state, the last batch, and appends."""
+
+    def __init__(  # noqa: PLR0913, PLR0917 (the recovered journal, field by field)
+        self,
+        store: JournalStore,
+        rules: RuleSet,
+        genesis_root: bytes,
+        state: State,
+        head: BatchHeader | None,
+        snapshot_every_entries: int,
+    ) -> None:
+        """Wrap a recovered journal; use ``DurableJournal.open``."""
+        self.store: Final = store
+        self.rules: Final = rules
+        self.genesis_root: Final = genesis_root
+        self.state = state
+        self.head = head
+        self.snapshot_every_entries = snapshot_every_entries
+        self._entries_at_snapshot = _entries_at_latest_snapshot(store, head)
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        rules: RuleSet | None = None,
+        snapshot_every_entries: int = SNAPSHOT_EVERY_ENTRIES,
+    ) -> DurableJournal:
+        """Open the journal at ``path``, creating it under ``rules`` (default rules) if new.
+
+        Raises:
+            JournalError: not a journal; ``rules`` differ from the journal's own; or the
+                stored data does not replay to its stored roots (run ``audit``).
+        """
+        store = SqliteStore(path)
+        try:
+            journal_rules, genesis_root = _journal_rules(store, rules)
+            state, head = recover(store, journal_rules, genesis_root)
+        except Exception:
+            store.close()
+            raise
+        return cls(store, journal_rules, genesis_root, state, head, snapshot_every_entries)
+
+    @property
+    def entry_count(self) -> int:
+        """Return the number of chained (accepted) entries."""
+        return 0 if self.head is None else _entries_through(self.head)
+
+    def append(self, lines: Sequence[str]) -> ExecutedBatch:
+        """Execute ``lines`` as one batch and commit it durably; return what was written.
+
+        Raises:
+            JournalError: the batch is empty or holds more than ``BATCH_LINES_MAX`` lines.
+        """
+        if not 1 <= len(lines) <= BATCH_LINES_MAX:
+            raise JournalError(f"a batch holds 1 to {BATCH_LINES_MAX} lines, not {len(lines)}")
+        executed = execute_batch(self.state, self.head, self.genesis_root, lines)
+        header = executed.header
+        snapshot = None
+        if _entries_through(header) - self._entries_at_snapshot >= self.snapshot_every_entries:
+            snapshot = StoredSnapshot(header.number, header.new_root, encode_state(executed.state))
+        self.store.append(header, executed.records, snapshot)
+        # Only once the transaction has committed does the journal move on.
+        self.state, self.head = executed.state, header
+        if snapshot is not None:
+            self._entries_at_snapshot = _entries_through(header)
+        return executed
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+
+def _entries_through(header: BatchHeader) -> int:
+    return header.first_sequence + header.entry_count - 1
+
+
+def _entries_at_latest_snapshot(store: JournalStore, head: BatchHeader | None) -> int:
+    if head is None:
+        return 0
+    snapshot = store.snapshot_at_or_before(head.number)
+    if snapshot is None:
+        return 0
+    return next(_entries_through(h) for h in store.batches(snapshot.batch, snapshot.batch))
+
+
+def open_for_audit(path: Path) -> tuple[SqliteStore, RuleSet, bytes]:
+    """Open an existing journal without recovering it: its store, rules and genesis root.
+
+    Raises:
+        StoreError: ``path`` is not a journal.
+        JournalError: its stored rules do not parse or do not match their digest.
+    """
+    store = SqliteStore(path, create=False)
+    if store.read_meta() is None:
+        store.close()
+        raise JournalError(f"{path}: an empty journal (nothing was ever appended)")
+    try:
+        rules, genesis_root = _journal_rules(store, None)
+    except JournalError:
+        store.close()
+        raise
+    return store, rules, genesis_root
+
+
+def _journal_rules(store: JournalStore, rules: RuleSet | None) -> tuple[RuleSet, bytes]:
+    """Return the journal's rules and genesis root, creating the journal if it is new."""
+    meta = store.read_meta()
+    if meta is None:
+        rules = DEFAULT_RULES if rules is None else rules
+        genesis_root = state_root(genesis(rules))
+        store.create(JournalMeta(dump_rules_toml(rules), rules.digest, genesis_root))
+        return rules, genesis_root
+    try:
+        stored = parse_rules_toml(meta.rules_toml)
+    except RulesError as error:
+        raise JournalError(f"the journal's stored rules do not parse: {error}") from error
+    if stored.digest != meta.rules_digest:
+        raise JournalError("the journal's stored rules do not match their digest")
+    if rules is not None and rules.digest != stored.digest:
+        raise RulesMismatchError("the journal was created under other rules")
+    return stored, meta.genesis_root
+
+
+def recover(
+    store: JournalStore, rules: RuleSet, genesis_root: bytes
+) -> tuple[State, BatchHeader | None]:
+    """Return the state after the last committed batch, replaying only the tail (SK-JOURNAL-6).
+
+    Raises:
+        JournalError: the snapshot or a tail batch does not reproduce its stored root.
+    """
+    head = store.last_batch()
+    if head is None:
+        return genesis(rules), None
+    state, after_batch = _start_state(store, rules, genesis_root, head.number)
+    for header in store.batches(after_batch + 1, head.number):
+        state = replay_accepted(state, _records_of(store, header))
+        if state_root(state) != header.new_root:
+            raise JournalError(
+                f"batch {header.number} does not replay to its stored root; "
+                "run `settlekernel journal verify` to locate the difference"
+            )
+    return state, head
+
+
+def _start_state(
+    store: JournalStore, rules: RuleSet, genesis_root: bytes, before_batch: int
+) -> tuple[State, int]:
+    """Return the latest snapshot's state at or before ``before_batch``, checked (SK-SNAPSHOT-3)."""
+    snapshot = store.snapshot_at_or_before(before_batch)
+    if snapshot is None:
+        state = genesis(rules)
+        if state_root(state) != genesis_root:
+            raise JournalError("the stored genesis root is not the rules' genesis root")
+        return state, 0
+    problem = check_snapshot(store, rules, snapshot)
+    if isinstance(problem, str):
+        raise JournalError(f"snapshot after batch {snapshot.batch}: {problem}")
+    return problem, snapshot.batch
+
+
+def check_snapshot(store: JournalStore, rules: RuleSet, snapshot: StoredSnapshot) -> State | str:
+    """Return the snapshot's state if its root is the stored one and its batch's; else why not."""
+    try:
+        state = decode_state(snapshot.encoding, rules)
+    except SnapshotError as error:
+        return str(error)
+    root = state_root(state)
+    if root != snapshot.state_root:
+        return (
+            f"encoding decodes to root {root.hex()[:16]}, stored {snapshot.state_root.hex()[:16]}"
+        )
+    batch_root = next((h.new_root for h in store.batches(snapshot.batch, snapshot.batch)), None)
+    if batch_root != root:
+        return "its root is not the new root of its batch"
+    return state
+
+
+def _records_of(store: JournalStore, header: BatchHeader) -> list[Record]:
+    return store.records(header.first_attempt, header.first_attempt + header.record_count - 1)
+
+
+def replay_accepted(state: State, records: Sequence[Record]) -> State:
+    """Apply the accepted records' events, folding once at the end (the recovery fast path).
+
+    A record whose event no longer decodes or is rejected is skipped: the root at the end of
+    the batch then differs from the stored one, which the caller checks.
+    """
+    for record in records:
+        if record.sequence is None:
+            continue
+        event = decode_event(record.line, record.attempt)
+        outcome = step(state, event)
+        if isinstance(outcome, Accepted):
+            state = outcome.state
+    return fold(state)
+
+
+def iter_batches(store: JournalStore, first: int = 1) -> Iterator[tuple[BatchHeader, list[Record]]]:
+    """Yield every batch from ``first`` on with its records, in order."""
+    head = store.last_batch()
+    if head is None:
+        return
+    for header in store.batches(first, head.number):
+        yield header, _records_of(store, header)

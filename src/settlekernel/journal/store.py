@@ -1,0 +1,303 @@
+"""Journal storage: a small interface and its SQLite implementation (SK-STORE-1).
+
+The durable journal (``durable.py``) talks to storage only through ``JournalStore``, so a
+PostgreSQL backend can be added by implementing these methods; SQLite (standard library,
+WAL, ``synchronous=FULL``) is the embedded default and the one implementation today.
+
+A batch, its records, its postings and an optional snapshot are written in one transaction
+(SK-JOURNAL-4): after a crash the database holds every committed batch and nothing of an
+uncommitted one. Amounts are stored as decimal text because they reach 2**96, beyond
+SQLite's 64-bit integers. Constraints and foreign keys refuse rows that could not have
+been written by the journal (a record that is both accepted and rejected, a posting of no
+entry, a hash of the wrong length); ``verify`` still re-checks everything, since a file can
+be edited without going through SQLite.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import attrs
+
+from settlekernel.journal.batches import MISSING_POSTING, BatchHeader, PostingRow, Record
+
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = """
+CREATE TABLE schema_version (
+    version INTEGER PRIMARY KEY
+) STRICT;
+CREATE TABLE journal (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    rules_toml TEXT NOT NULL,
+    rules_digest BLOB NOT NULL CHECK (length(rules_digest) = 32),
+    genesis_root BLOB NOT NULL CHECK (length(genesis_root) = 32)
+) STRICT;
+CREATE TABLE records (
+    attempt INTEGER PRIMARY KEY CHECK (attempt >= 1),
+    line TEXT NOT NULL,
+    sequence INTEGER UNIQUE CHECK (sequence >= 1),
+    state_root BLOB CHECK (length(state_root) = 32),
+    previous_hash BLOB CHECK (length(previous_hash) = 32),
+    entry_hash BLOB UNIQUE CHECK (length(entry_hash) = 32),
+    reason TEXT,
+    message TEXT,
+    events_chain BLOB NOT NULL CHECK (length(events_chain) = 32),
+    -- Accepted (chained) or rejected (the audit trail), never both, never neither.
+    CHECK ((sequence IS NULL) = (state_root IS NULL)
+       AND (sequence IS NULL) = (previous_hash IS NULL)
+       AND (sequence IS NULL) = (entry_hash IS NULL)
+       AND (sequence IS NULL) = (reason IS NOT NULL)
+       AND (reason IS NULL) = (message IS NULL))
+) STRICT;
+CREATE TABLE postings (
+    sequence INTEGER NOT NULL REFERENCES records (sequence),
+    position INTEGER NOT NULL CHECK (position >= 0),
+    debit_account TEXT NOT NULL,
+    credit_account TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    amount_minor TEXT NOT NULL,
+    code TEXT NOT NULL,
+    PRIMARY KEY (sequence, position)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE batches (
+    number INTEGER PRIMARY KEY CHECK (number >= 1),
+    first_attempt INTEGER NOT NULL REFERENCES records (attempt),
+    record_count INTEGER NOT NULL CHECK (record_count >= 1),
+    first_sequence INTEGER NOT NULL CHECK (first_sequence >= 1),
+    entry_count INTEGER NOT NULL CHECK (entry_count >= 0),
+    previous_batch_hash BLOB NOT NULL CHECK (length(previous_batch_hash) = 32),
+    previous_root BLOB NOT NULL CHECK (length(previous_root) = 32),
+    events_hash BLOB NOT NULL CHECK (length(events_hash) = 32),
+    postings_hash BLOB NOT NULL CHECK (length(postings_hash) = 32),
+    new_root BLOB NOT NULL CHECK (length(new_root) = 32),
+    head_hash BLOB NOT NULL CHECK (length(head_hash) = 32),
+    batch_hash BLOB NOT NULL UNIQUE CHECK (length(batch_hash) = 32)
+) STRICT;
+CREATE TABLE snapshots (
+    batch INTEGER PRIMARY KEY REFERENCES batches (number),
+    state_root BLOB NOT NULL CHECK (length(state_root) = 32),
+    encoding BLOB NOT NULL
+) STRICT;
+"""
+
+_RECORD_COLUMNS: Final = (
+    "attempt, line, sequence, state_root, previous_hash, entry_hash, reason, message, events_chain"
+)
+_BATCH_COLUMNS: Final = ", ".join(field.name for field in attrs.fields(BatchHeader))
+# Queries are built once from the constant column lists above; no value is ever formatted in.
+_CREATE: Final = f"BEGIN; {_SCHEMA} INSERT INTO schema_version VALUES ({SCHEMA_VERSION}); COMMIT;"  # noqa: S608
+_INSERT_RECORD: Final = (
+    f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+)
+_INSERT_BATCH: Final = f"INSERT INTO batches ({_BATCH_COLUMNS}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
+_SELECT_LAST_BATCH: Final = f"SELECT {_BATCH_COLUMNS} FROM batches ORDER BY number DESC LIMIT 1"  # noqa: S608
+_SELECT_BATCHES: Final = (
+    f"SELECT {_BATCH_COLUMNS} FROM batches WHERE number BETWEEN ? AND ? ORDER BY number"  # noqa: S608
+)
+_SELECT_RECORDS: Final = (
+    f"SELECT {_RECORD_COLUMNS} FROM records WHERE attempt BETWEEN ? AND ? ORDER BY attempt"  # noqa: S608
+)
+
+
+class StoreError(Exception):
+    """The storage cannot be used as a journal: wrong schema, or not a journal at all."""
+
+
+@attrs.frozen
+class JournalMeta:
+    """What a journal was created with: its rules (TOML and digest) and its genesis root."""
+
+    rules_toml: str
+    rules_digest: bytes
+    genesis_root: bytes
+
+
+@attrs.frozen
+class StoredSnapshot:
+    """A snapshot as stored: the batch it follows, the root it claims, its encoding."""
+
+    batch: int
+    state_root: bytes
+    encoding: bytes
+
+
+class JournalStore(Protocol):
+    """What the durable journal needs from storage; one implementation per database."""
+
+    def read_meta(self) -> JournalMeta | None:
+        """Return the journal's creation record, or None for an empty store."""
+
+    def create(self, meta: JournalMeta) -> None:
+        """Initialise an empty store as a journal."""
+
+    def append(
+        self, header: BatchHeader, records: Sequence[Record], snapshot: StoredSnapshot | None
+    ) -> None:
+        """Write one batch, its records and postings, and a snapshot, atomically and durably."""
+
+    def last_batch(self) -> BatchHeader | None:
+        """Return the header of the last committed batch, or None."""
+
+    def batches(self, first: int, last: int) -> Iterator[BatchHeader]:
+        """Yield the headers numbered ``first`` to ``last``, in order."""
+
+    def records(self, first_attempt: int, last_attempt: int) -> list[Record]:
+        """Return the records in the attempt range, in order, with their postings."""
+
+    def snapshot_at_or_before(self, batch: int) -> StoredSnapshot | None:
+        """Return the latest snapshot taken after a batch numbered ``batch`` or lower."""
+
+    def snapshots(self) -> list[StoredSnapshot]:
+        """Return every snapshot, by batch."""
+
+    def close(self) -> None:
+        """Release the store."""
+
+
+class SqliteStore:
+    """``JournalStore`` on one SQLite file: WAL, ``synchronous=FULL``, foreign keys on."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """Open the database at ``path``; with ``create``, make an empty one a journal.
+
+        Raises:
+            StoreError: the file is not a settlekernel journal of this schema version.
+        """
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            # WAL with synchronous=FULL: a commit is on disk when COMMIT returns, and a
+            # torn write of the WAL is discarded on the next open (SK-JOURNAL-4).
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._check_schema(create=create)
+        except (sqlite3.DatabaseError, StoreError) as error:
+            self._db.close()
+            raise StoreError(f"{path}: not a settlekernel journal ({error})") from error
+
+    def _check_schema(self, *, create: bool) -> None:
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+        if "schema_version" not in tables:
+            if tables or not create:
+                raise StoreError("a database, but without a schema_version table")
+            self._db.executescript(_CREATE)
+            return
+        versions = [row[0] for row in self._db.execute("SELECT version FROM schema_version")]
+        if versions != [SCHEMA_VERSION]:
+            raise StoreError(f"schema version {versions}, expected [{SCHEMA_VERSION}]")
+
+    def read_meta(self) -> JournalMeta | None:
+        """Return the journal's creation record, or None for an empty store."""
+        row = self._db.execute(
+            "SELECT rules_toml, rules_digest, genesis_root FROM journal WHERE id = 1"
+        ).fetchone()
+        return None if row is None else JournalMeta(*row)
+
+    def create(self, meta: JournalMeta) -> None:
+        """Initialise an empty store as a journal."""
+        with _Transaction(self._db):
+            self._db.execute(
+                "INSERT INTO journal VALUES (1, ?, ?, ?)",
+                (meta.rules_toml, meta.rules_digest, meta.genesis_root),
+            )
+
+    def append(
+        self, header: BatchHeader, records: Sequence[Record], snapshot: StoredSnapshot | None
+    ) -> None:
+        """Write one batch, its records and postings, and a snapshot, in one transaction."""
+        with _Transaction(self._db):
+            self._db.executemany(
+                _INSERT_RECORD,
+                [
+                    attrs.astuple(r, recurse=False)[:-1]  # every column but the postings
+                    for r in records
+                ],
+            )
+            self._db.executemany(
+                "INSERT INTO postings VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.sequence, position, *row)
+                    for r in records
+                    for position, row in enumerate(r.postings)
+                ],
+            )
+            self._db.execute(_INSERT_BATCH, attrs.astuple(header))
+            if snapshot is not None:
+                self._db.execute(
+                    "INSERT INTO snapshots VALUES (?, ?, ?)",
+                    (snapshot.batch, snapshot.state_root, snapshot.encoding),
+                )
+
+    def last_batch(self) -> BatchHeader | None:
+        """Return the header of the last committed batch, or None."""
+        row = self._db.execute(_SELECT_LAST_BATCH).fetchone()
+        return None if row is None else BatchHeader(*row)
+
+    def batches(self, first: int, last: int) -> Iterator[BatchHeader]:
+        """Yield the headers numbered ``first`` to ``last``, in order."""
+        for row in self._db.execute(_SELECT_BATCHES, (first, last)):
+            yield BatchHeader(*row)
+
+    def records(self, first_attempt: int, last_attempt: int) -> list[Record]:
+        """Return the records in the attempt range, in order, with their postings."""
+        rows = self._db.execute(_SELECT_RECORDS, (first_attempt, last_attempt)).fetchall()
+        sequences = [row[2] for row in rows if row[2] is not None]
+        postings = self._postings(min(sequences), max(sequences)) if sequences else {}
+        return [_record(row, tuple(postings.get(row[2], ()))) for row in rows]
+
+    def _postings(self, first: int, last: int) -> dict[int, list[PostingRow]]:
+        """Return the postings per sequence, each at its stored position (gaps marked)."""
+        by_position: dict[int, dict[int, PostingRow]] = {}
+        for sequence, position, *row in self._db.execute(
+            "SELECT sequence, position, debit_account, credit_account, asset, amount_minor, "
+            "code FROM postings WHERE sequence BETWEEN ? AND ? ORDER BY sequence, position",
+            (first, last),
+        ):
+            by_position.setdefault(sequence, {})[position] = tuple(row)
+        return {
+            sequence: [rows.get(i, MISSING_POSTING) for i in range(max(rows) + 1)]
+            for sequence, rows in by_position.items()
+        }
+
+    def snapshot_at_or_before(self, batch: int) -> StoredSnapshot | None:
+        """Return the latest snapshot taken after a batch numbered ``batch`` or lower."""
+        row = self._db.execute(
+            "SELECT batch, state_root, encoding FROM snapshots WHERE batch <= ? "
+            "ORDER BY batch DESC LIMIT 1",
+            (batch,),
+        ).fetchone()
+        return None if row is None else StoredSnapshot(*row)
+
+    def snapshots(self) -> list[StoredSnapshot]:
+        """Return every snapshot, by batch."""
+        rows = self._db.execute("SELECT batch, state_root, encoding FROM snapshots ORDER BY batch")
+        return [StoredSnapshot(*row) for row in rows]
+
+    def close(self) -> None:
+        """Close the connection (the last one checkpoints the WAL into the file)."""
+        self._db.close()
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _record(row: Any, postings: tuple[PostingRow, ...]) -> Record:  # noqa: ANN401 (a SQLite row)
+    attempt, line, sequence, root, previous_hash, entry_hash, reason, message, chain = row
+    return Record(
+        attempt, line, sequence, root, previous_hash, entry_hash, reason, message, chain, postings
+    )

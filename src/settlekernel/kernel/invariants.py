@@ -1,0 +1,923 @@
+"""The invariant catalogue as executable predicates (spec/60-invariants.md).
+
+``check_invariants(state)`` checks every state-level invariant and returns the violations
+(empty when the state is sound). ``check_step(before, event, outcome)`` checks the
+step-level ones that relate a state to its successor. Each predicate's docstring starts
+with its stable ID, so ``grep INV-...`` finds the spec entry, the predicate, the test and,
+where one exists, the proof.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter, defaultdict
+from fractions import Fraction
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from settlekernel.core.events import (
+    Expire,
+    Funding,
+    Liquidate,
+    OraclePrice,
+    Trade,
+    Transfer,
+    VariationMargin,
+    Withdraw,
+)
+from settlekernel.core.kinds import InstrumentKind, OptionType
+from settlekernel.core.model import Instrument
+from settlekernel.core.oracle import ADMISSIBLE, Action, settlement_key, validity
+from settlekernel.core.outcomes import Accepted, Outcome, PostingCode, Rejected
+from settlekernel.core.reports import MarginReport
+from settlekernel.core.root import recompute_root, state_root
+from settlekernel.core.units import (
+    CLEARING_ACCOUNT,
+    EXTERNAL_ACCOUNT,
+    INSURANCE_ACCOUNT,
+    PPM,
+    RESIDUE_ACCOUNT,
+    SYSTEM_ACCOUNTS,
+    SYSTEM_OWNER,
+    VALUE_LIMIT,
+)
+from settlekernel.margin.accounts import margin_underlyings, market_key, market_of, portfolio_of
+from settlekernel.margin.options import model_price_ticks
+from settlekernel.margin.portfolio import compute_margin
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from settlekernel.core.model import State
+
+
+class InvariantId(enum.Enum):
+    """Stable invariant IDs; the value is the ID as written in spec/ and the tests."""
+
+    CONSERVATION = "INV-CONSERVATION"
+    NONNEGATIVE_BALANCES = "INV-NONNEGATIVE-BALANCES"
+    CANONICAL_FORM = "INV-CANONICAL-FORM"
+    OPEN_INTEREST_ZERO_SUM = "INV-OPEN-INTEREST-ZERO-SUM"
+    UNIFORM_REFERENCE = "INV-UNIFORM-REFERENCE"
+    NO_DOUBLE_SETTLEMENT = "INV-NO-DOUBLE-SETTLEMENT"
+    ROUNDING_RESIDUE = "INV-ROUNDING-RESIDUE"
+    ROOT_CONSISTENT = "INV-ROOT-CONSISTENT"
+    MARGIN_CACHE_CONSISTENT = "INV-MARGIN-CACHE-CONSISTENT"
+    ATOMIC_REJECT = "INV-ATOMIC-REJECT"
+    POSTINGS_BALANCED = "INV-POSTINGS-BALANCED"
+    MARGIN_AFTER_ACCEPT = "INV-MARGIN-AFTER-ACCEPT"
+    ORACLE_ADMISSIBLE = "INV-ORACLE-ADMISSIBLE"
+    EXPIRY_FINAL = "INV-EXPIRY-FINAL"
+    INSURANCE_NONNEGATIVE = "INV-INSURANCE-NONNEGATIVE"
+    LIQUIDATE_ONLY_BELOW_MM = "INV-LIQUIDATE-ONLY-BELOW-MM"
+    LIQUIDATION_NO_WORSE = "INV-LIQUIDATION-NO-WORSE"
+    ADL_FAIRNESS = "INV-ADL-FAIRNESS"
+    MARGIN_ORDER = "INV-MARGIN-ORDER"
+    DETERMINISM = "INV-DETERMINISM"
+
+
+@attrs.frozen
+class Violation:
+    """An invariant that does not hold, and what was found."""
+
+    invariant: InvariantId
+    message: str
+
+    def __str__(self) -> str:
+        """Return ``ID: message``."""
+        return f"{self.invariant.value}: {self.message}"
+
+
+def check_conservation(state: State) -> list[Violation]:
+    """INV-CONSERVATION: per asset, all balances sum to custody (deposits minus withdrawals).
+
+    The clearing account is a transit account and holds nothing between steps.
+    """
+    totals: dict[str, int] = defaultdict(int)
+    for account in state.accounts.values():
+        for asset, amount in account.balances.items():
+            totals[asset] += amount
+    found = [
+        Violation(
+            InvariantId.CONSERVATION,
+            f"{asset}: balances sum to {totals.get(asset, 0)}, custody holds "
+            f"{state.custody.get(asset, 0)}",
+        )
+        for asset in sorted(set(totals) | set(state.custody))
+        if totals.get(asset, 0) != state.custody.get(asset, 0)
+    ]
+    if state.accounts[CLEARING_ACCOUNT].balances:
+        found.append(
+            Violation(
+                InvariantId.CONSERVATION,
+                f"clearing account holds {dict(state.accounts[CLEARING_ACCOUNT].balances)}",
+            )
+        )
+    return found
+
+
+def check_nonnegative_balances(state: State) -> list[Violation]:
+    """INV-NONNEGATIVE-BALANCES: every balance and custody total lies in [0, 2**96)."""
+    found = [
+        Violation(InvariantId.NONNEGATIVE_BALANCES, f"account {account.id} {asset}={amount}")
+        for account in state.accounts.values()
+        for asset, amount in account.balances.items()
+        if not 0 <= amount < VALUE_LIMIT
+    ]
+    found += [
+        Violation(InvariantId.NONNEGATIVE_BALANCES, f"custody {asset}={amount}")
+        for asset, amount in state.custody.items()
+        if not 0 <= amount < VALUE_LIMIT
+    ]
+    return found
+
+
+def check_canonical_form(state: State) -> list[Violation]:
+    """INV-CANONICAL-FORM: no zero balance, zero position or zero custody is stored.
+
+    Identifiers key their own records, system accounts are owned by the system and only by
+    it, and every asset named is in the rule set.
+    """
+    found: list[Violation] = []
+    assets = state.rules.asset_by_symbol
+    for account_id, account in state.accounts.items():
+        is_system = account_id in SYSTEM_ACCOUNTS
+        if account.id != account_id or is_system != (account.owner == SYSTEM_OWNER):
+            found.append(
+                Violation(
+                    InvariantId.CANONICAL_FORM,
+                    f"account key {account_id} holds {account.id}/{account.owner}",
+                )
+            )
+        found += [
+            Violation(InvariantId.CANONICAL_FORM, f"account {account_id} {asset}={amount}")
+            for asset, amount in account.balances.items()
+            if amount == 0 or asset not in assets
+        ]
+        found += [
+            Violation(
+                InvariantId.CANONICAL_FORM,
+                f"account {account_id} stores a zero position in {instrument_id}",
+            )
+            for instrument_id, position in account.positions.items()
+            if position.quantity_lots == 0
+        ]
+    found += [
+        Violation(InvariantId.CANONICAL_FORM, f"custody {asset}={amount}")
+        for asset, amount in state.custody.items()
+        if amount == 0 or asset not in assets
+    ]
+    found += [
+        Violation(InvariantId.CANONICAL_FORM, f"instrument key {key} holds {i.id}")
+        for key, i in state.instruments.items()
+        if i.id != key
+    ]
+    return found
+
+
+def check_open_interest(state: State) -> list[Violation]:
+    """INV-OPEN-INTEREST-ZERO-SUM: per instrument, positions sum to zero.
+
+    The derived indexes agree with the positions: open interest is the sum of the longs and
+    the holders are exactly the accounts with a position. Positions respect their limits.
+    """
+    net: Counter[str] = Counter()
+    longs: Counter[str] = Counter()
+    holders: dict[str, set[str]] = defaultdict(set)
+    found: list[Violation] = []
+    rules = state.rules
+    for account in state.accounts.values():
+        if len(account.positions) > rules.positions_per_account_max:
+            found.append(
+                Violation(
+                    InvariantId.OPEN_INTEREST_ZERO_SUM,
+                    f"account {account.id} holds {len(account.positions)} positions",
+                )
+            )
+        for instrument_id, position in account.positions.items():
+            net[instrument_id] += position.quantity_lots
+            longs[instrument_id] += max(position.quantity_lots, 0)
+            holders[instrument_id].add(account.id)
+            if (
+                instrument_id not in state.instruments
+                or abs(position.quantity_lots) > rules.position_lots_max
+            ):
+                found.append(
+                    Violation(
+                        InvariantId.OPEN_INTEREST_ZERO_SUM,
+                        f"account {account.id} position in {instrument_id}",
+                    )
+                )
+    for instrument_id in sorted(state.instruments):
+        if net[instrument_id] != 0:
+            found.append(
+                Violation(
+                    InvariantId.OPEN_INTEREST_ZERO_SUM,
+                    f"{instrument_id}: positions sum to {net[instrument_id]}",
+                )
+            )
+        if state.open_interest.get(instrument_id) != longs[instrument_id]:
+            found.append(
+                Violation(
+                    InvariantId.OPEN_INTEREST_ZERO_SUM,
+                    f"{instrument_id}: open interest index "
+                    f"{state.open_interest.get(instrument_id)}, longs "
+                    f"{longs[instrument_id]}",
+                )
+            )
+        indexed = set(state.holders.get(instrument_id, {}))
+        if indexed != holders[instrument_id]:
+            found.append(
+                Violation(
+                    InvariantId.OPEN_INTEREST_ZERO_SUM,
+                    f"{instrument_id}: holder index {sorted(indexed)}, "
+                    f"positions {sorted(holders[instrument_id])}",
+                )
+            )
+    return found
+
+
+def check_uniform_reference(state: State) -> list[Violation]:
+    """INV-UNIFORM-REFERENCE: every open position is settled at its instrument's reference.
+
+    A perpetual or future with open positions has a positive reference; an option's
+    reference is 0. This is what makes variation margin sum to exactly zero.
+    """
+    found: list[Violation] = []
+    for account in state.accounts.values():
+        for instrument_id, position in account.positions.items():
+            instrument = state.instruments.get(instrument_id)
+            if instrument is None:
+                continue  # Reported by INV-OPEN-INTEREST-ZERO-SUM.
+            expected = instrument.reference_ticks
+            if position.settled_price_ticks != expected or (instrument.is_linear and expected <= 0):
+                found.append(
+                    Violation(
+                        InvariantId.UNIFORM_REFERENCE,
+                        f"account {account.id} {instrument_id} settled at "
+                        f"{position.settled_price_ticks}, reference {expected}",
+                    )
+                )
+    found += [
+        Violation(InvariantId.UNIFORM_REFERENCE, f"option {i.id} reference {i.reference_ticks}")
+        for i in state.instruments.values()
+        if not i.is_linear and i.reference_ticks != 0
+    ]
+    return found
+
+
+def check_trade_registry(state: State) -> list[Violation]:
+    """INV-NO-DOUBLE-SETTLEMENT (state part): each settled trade is recorded once, by its id."""
+    return [
+        Violation(InvariantId.NO_DOUBLE_SETTLEMENT, f"trade key {key} holds {trade.trade_id}")
+        for key, trade in state.trades.items()
+        if key != trade.trade_id or trade.instrument not in state.instruments
+    ]
+
+
+def check_system_accounts(state: State) -> list[Violation]:
+    """INV-ROUNDING-RESIDUE (state part): no system account, the residue among them, trades."""
+    return [
+        Violation(InvariantId.ROUNDING_RESIDUE, f"system account {account_id} holds positions")
+        for account_id in SYSTEM_ACCOUNTS
+        if state.accounts[account_id].positions
+    ]
+
+
+def check_root(state: State) -> list[Violation]:
+    """INV-ROOT-CONSISTENT: the incremental root equals the root recomputed from scratch."""
+    incremental, scratch = state_root(state), recompute_root(state)
+    if incremental == scratch:
+        return []
+    return [
+        Violation(
+            InvariantId.ROOT_CONSISTENT,
+            f"incremental {incremental.hex()[:16]} != recomputed {scratch.hex()[:16]}",
+        )
+    ]
+
+
+def check_margin_cache(state: State) -> list[Violation]:
+    """INV-MARGIN-CACHE-CONSISTENT: a cached margin still valid equals a fresh computation."""
+    found: list[Violation] = []
+    for account_id, entry in state.margins.items():
+        account = state.accounts.get(account_id)
+        if account is not entry.account:
+            continue  # Stale: the account changed, so the entry will not be used.
+        if entry.market_key != market_key(state, account, state.instruments):
+            continue  # Stale: a market input changed.
+        fresh, cached = _fresh_margin(state, account_id), entry.report
+        if (fresh.equity_minor, fresh.maintenance_minor, fresh.initial_minor) != (
+            cached.equity_minor,
+            cached.maintenance_minor,
+            cached.initial_minor,
+        ):
+            found.append(
+                Violation(
+                    InvariantId.MARGIN_CACHE_CONSISTENT,
+                    f"{account_id}: cached {cached.initial_minor}, fresh {fresh.initial_minor}",
+                )
+            )
+    return found
+
+
+def check_margin_order(state: State) -> list[Violation]:
+    """INV-MARGIN-ORDER: every margin the kernel computed asks at least maintenance initially.
+
+    An account accepted at initial margin must not be liquidatable at once; the rule-set
+    theorem ``initial-covers-maintenance`` proves it for every requirement, this checks every
+    report the kernel has cached.
+    """
+    return [
+        Violation(
+            InvariantId.MARGIN_ORDER,
+            f"{account_id}: initial {entry.report.initial_minor} is below maintenance "
+            f"{entry.report.maintenance_minor}",
+        )
+        for account_id, entry in state.margins.items()
+        if entry.report.initial_minor < entry.report.maintenance_minor
+    ]
+
+
+def check_expiry(state: State) -> list[Violation]:
+    """INV-EXPIRY-FINAL (state part): a settled instrument has nothing left open.
+
+    Every instrument settled at expiry has no open interest and no holders, and its
+    settlement price is the one the oracle fixed. The pending expiries of each underlying are
+    exactly the listed expiries whose price is not fixed yet, ascending.
+    """
+    found = [
+        Violation(InvariantId.EXPIRY_FINAL, f"settled {i.id} still has open interest or holders")
+        for i in state.instruments.values()
+        if i.settlement_ticks is not None
+        and (state.open_interest[i.id] != 0 or len(state.holders[i.id]) != 0)
+    ]
+    found += [
+        Violation(InvariantId.EXPIRY_FINAL, f"{i.id} settled at {i.settlement_ticks}, not fixed")
+        for i in state.instruments.values()
+        if i.settlement_ticks is not None
+        and i.expiry_ms is not None
+        and state.settlement_prices.get(settlement_key(i.underlying, i.expiry_ms))
+        != i.settlement_ticks
+    ]
+    pending: dict[str, set[int]] = defaultdict(set)
+    for i in state.instruments.values():
+        if (
+            i.expiry_ms is not None
+            and settlement_key(i.underlying, i.expiry_ms) not in state.settlement_prices
+        ):
+            pending[i.underlying].add(i.expiry_ms)
+    derived = {underlying: tuple(sorted(times)) for underlying, times in pending.items()}
+    if derived != dict(state.pending_expiries):
+        found.append(
+            Violation(
+                InvariantId.EXPIRY_FINAL,
+                f"pending expiries {dict(state.pending_expiries)}, derived {derived}",
+            )
+        )
+    return found
+
+
+STATE_CHECKS: Final[tuple[Callable[[State], list[Violation]], ...]] = (
+    check_conservation,
+    check_nonnegative_balances,
+    check_canonical_form,
+    check_open_interest,
+    check_uniform_reference,
+    check_trade_registry,
+    check_system_accounts,
+    check_root,
+    check_margin_cache,
+    check_margin_order,
+    check_expiry,
+)
+
+
+def check_invariants(state: State) -> list[Violation]:
+    """Return every state-level invariant violation of ``state``; empty when sound. O(state)."""
+    return [violation for check in STATE_CHECKS for violation in check(state)]
+
+
+def check_step(before: State, event: object, outcome: Outcome) -> list[Violation]:
+    """Return every step-level invariant violation of ``before --event--> outcome``."""
+    if isinstance(outcome, Rejected):
+        return []
+    found = check_postings(before, outcome)
+    found += _check_margin_after(before, event, outcome)
+    found += _check_settled_once(before, event, outcome)
+    found += _check_residue(before, event, outcome)
+    found += _check_oracle(before, event, outcome)
+    found += _check_expiry_step(before, event, outcome)
+    found += _check_insurance(before, event, outcome)
+    found += _check_liquidation(before, event, outcome)
+    found += _check_adl(before, event, outcome)
+    return found
+
+
+def check_postings(before: State, outcome: Accepted) -> list[Violation]:
+    """INV-POSTINGS-BALANCED: postings are positive double entries that explain the balances.
+
+    Applying them to the balances before the step gives exactly the balances after it, and
+    the external account's net equals the change in custody.
+    """
+    found: list[Violation] = []
+    delta: dict[tuple[str, str], int] = defaultdict(int)
+    for posting in outcome.postings:
+        if posting.amount_minor <= 0 or posting.debit_account == posting.credit_account:
+            found.append(Violation(InvariantId.POSTINGS_BALANCED, f"malformed {posting}"))
+        delta[posting.debit_account, posting.asset] -= posting.amount_minor
+        delta[posting.credit_account, posting.asset] += posting.amount_minor
+    after = outcome.state
+    touched = {account_id for account_id, _ in delta} - {EXTERNAL_ACCOUNT}
+    for account_id in sorted(set(after.accounts) | set(before.accounts)):
+        old, new = before.accounts.get(account_id), after.accounts.get(account_id)
+        for asset in sorted(set(old.balances if old else ()) | set(new.balances if new else ())):
+            change = (new.balance(asset) if new else 0) - (old.balance(asset) if old else 0)
+            if change != delta.get((account_id, asset), 0):
+                found.append(
+                    Violation(
+                        InvariantId.POSTINGS_BALANCED,
+                        f"{account_id} {asset} changed by {change}, postings say "
+                        f"{delta.get((account_id, asset), 0)}",
+                    )
+                )
+        touched.discard(account_id)
+    found += [
+        Violation(InvariantId.POSTINGS_BALANCED, f"postings name unknown account {a}")
+        for a in sorted(touched)
+        if any(delta[a, s] for s in before.rules.asset_by_symbol)
+    ]
+    for asset in before.rules.asset_by_symbol:
+        custody_change = after.custody.get(asset, 0) - before.custody.get(asset, 0)
+        if custody_change != -delta.get((EXTERNAL_ACCOUNT, asset), 0):
+            found.append(
+                Violation(
+                    InvariantId.POSTINGS_BALANCED, f"custody {asset} changed by {custody_change}"
+                )
+            )
+    return found
+
+
+def _fresh_margin(state: State, account_id: str) -> MarginReport:
+    """Compute an account's margin from scratch, bypassing the cache (an independent check)."""
+    return compute_margin(
+        portfolio_of(state.accounts[account_id], state.instruments), market_of(state), state.rules
+    )
+
+
+def _check_margin_after(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-MARGIN-AFTER-ACCEPT: a trade, withdraw or transfer leaves its payers at margin.
+
+    A withdraw or transfer leaves the account it debits at or above initial margin. A trade
+    leaves each side at or above initial margin, or reduces that side's risk: maintenance not
+    higher than before and the equity-to-maintenance ratio not worse (SK-MARGIN-3).
+    """
+    after = outcome.state
+    if isinstance(event, Withdraw | Transfer):
+        account_id = event.account if isinstance(event, Withdraw) else event.source_account
+        report = _fresh_margin(after, account_id)
+        if report.meets_initial:
+            return []
+        return [
+            Violation(
+                InvariantId.MARGIN_AFTER_ACCEPT,
+                f"{account_id} equity {report.equity_minor} < initial {report.initial_minor}",
+            )
+        ]
+    if not isinstance(event, Trade):
+        return []
+    found: list[Violation] = []
+    for account_id in (event.buyer, event.seller):
+        now, prior = _fresh_margin(after, account_id), _fresh_margin(before, account_id)
+        reduces_risk = (
+            prior.maintenance_minor > 0
+            and now.maintenance_minor <= prior.maintenance_minor
+            and now.equity_minor * prior.maintenance_minor
+            >= prior.equity_minor * now.maintenance_minor
+        )
+        if not now.meets_initial and not reduces_risk:
+            found.append(
+                Violation(
+                    InvariantId.MARGIN_AFTER_ACCEPT,
+                    f"{account_id} equity {now.equity_minor} < initial "
+                    f"{now.initial_minor} and its risk grew",
+                )
+            )
+    return found
+
+
+def _check_settled_once(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-NO-DOUBLE-SETTLEMENT: a trade is accepted only for an id never settled before."""
+    if not isinstance(event, Trade):
+        return []
+    if event.trade_id in before.trades or outcome.state.trades.get(event.trade_id) != event:
+        return [
+            Violation(InvariantId.NO_DOUBLE_SETTLEMENT, f"trade {event.trade_id} settled twice")
+        ]
+    return []
+
+
+def _check_residue(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-ROUNDING-RESIDUE: the residue only grows, by rounding postings, and by little.
+
+    Nothing ever debits the residue. A trade's rounding is one minor unit per fee division,
+    at most two; any other step's rounding posting comes from a pro-rata split and is less
+    than the number of accounts the step pays, plus, in a liquidation, one unit per
+    underlying whose penalty it divides (SK-LIQ-3).
+    """
+    rounding = [p for p in outcome.postings if p.credit_account == RESIDUE_ACCOUNT]
+    paid = {p.credit_account for p in outcome.postings} - {RESIDUE_ACCOUNT, CLEARING_ACCOUNT}
+    limit = 1 if isinstance(event, Trade) else max(len(paid) - 1, 0)
+    if isinstance(event, Liquidate):
+        positions = before.accounts[event.account].positions
+        limit += len({before.instruments[i].underlying for i in positions})
+    found = [
+        Violation(InvariantId.ROUNDING_RESIDUE, f"residue credited by {p}")
+        for p in rounding
+        if p.code is not PostingCode.ROUNDING or not 0 < p.amount_minor <= limit
+    ]
+    found += [
+        Violation(InvariantId.ROUNDING_RESIDUE, f"residue debited by {p}")
+        for p in outcome.postings
+        if p.debit_account == RESIDUE_ACCOUNT
+    ]
+    if isinstance(event, Trade) and len(rounding) > 2:
+        found.append(
+            Violation(InvariantId.ROUNDING_RESIDUE, f"{len(rounding)} roundings in a step")
+        )
+    return found
+
+
+def _needs(before: State, event: object) -> list[tuple[str, Action]]:
+    """Return the (underlying, action) pairs an accepted event needed admitted (SK-ORACLE-5)."""
+    if isinstance(event, Trade):
+        instrument = before.instruments[event.instrument]
+        reads = set().union(
+            *(margin_underlyings(before, before.accounts[a]) for a in (event.buyer, event.seller))
+        )
+        return [(instrument.underlying, Action.TRADE)] + [(u, Action.MARGIN) for u in reads]
+    if isinstance(event, Withdraw | Transfer):
+        account = before.accounts[
+            event.account if isinstance(event, Withdraw) else event.source_account
+        ]
+        if not account.positions:
+            return []
+        return [(u, Action.MARGIN) for u in margin_underlyings(before, account)]
+    if isinstance(event, VariationMargin):
+        underlying = before.instruments[event.instrument].underlying
+        return [(underlying, Action.VARIATION_MARGIN)]
+    if isinstance(event, Funding):
+        return [(before.instruments[event.instrument].underlying, Action.FUNDING)]
+    if isinstance(event, Expire):
+        return [(before.instruments[event.instrument].underlying, Action.SETTLEMENT)]
+    if isinstance(event, Liquidate):
+        accounts = (before.accounts[event.account], before.accounts[event.liquidator])
+        reads = set().union(*(margin_underlyings(before, a) for a in accounts))
+        return [(u, Action.LIQUIDATION) for u in reads]
+    return []
+
+
+def _check_oracle(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-ORACLE-ADMISSIBLE: nothing is accepted on a price its action may not use.
+
+    Every underlying an accepted event needed had, before the event, a validity that admits
+    the action (SK-ORACLE-4, SK-ORACLE-5). An accepted report moves the index by at most the
+    band of the last accepted one and moves neither the index's time nor the clock back
+    (SK-ORACLE-3).
+    """
+    found = [
+        Violation(
+            InvariantId.ORACLE_ADMISSIBLE,
+            f"{type(event).__name__} needed {action.value} on {underlying}, which was "
+            f"{validity(before, underlying).value}",
+        )
+        for underlying, action in _needs(before, event)
+        if validity(before, underlying) not in ADMISSIBLE[action]
+    ]
+    after = outcome.state
+    if after.clock_ms < before.clock_ms:
+        found.append(Violation(InvariantId.ORACLE_ADMISSIBLE, "the clock went back"))
+    if isinstance(event, OraclePrice):
+        old, new = before.prices.get(event.underlying), after.prices.get(event.underlying)
+        band_ppm = before.rules.underlying_by_symbol[event.underlying].band_ppm
+        if (
+            old is not None
+            and new is not None
+            and (
+                abs(new.price_ticks - old.price_ticks) * PPM > old.price_ticks * band_ppm
+                or new.timestamp_ms < old.timestamp_ms
+            )
+        ):
+            found.append(
+                Violation(InvariantId.ORACLE_ADMISSIBLE, f"index moved from {old} to {new}")
+            )
+    return found
+
+
+def _check_expiry_step(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-EXPIRY-FINAL (step part): an expiry pays every holder exactly once, exactly.
+
+    Recomputed from the state before: every holder's position is closed; a payer pays in the
+    valuation asset exactly what it owes, or all it has; a receiver is paid once, at most
+    what it is due; and what the receivers are not paid is the socialised loss plus less
+    than one unit per receiver of rounding.
+    """
+    if not isinstance(event, Expire):
+        return []
+    instrument = before.instruments[event.instrument]
+    after = outcome.state
+    price = after.instruments[event.instrument].settlement_ticks
+    asset = instrument.settlement_asset
+    found: list[Violation] = []
+    paid_to: Counter[str] = Counter()
+    paid_by: Counter[str] = Counter()
+    for p in outcome.postings:
+        if p.code is PostingCode.EXPIRY_SETTLEMENT:
+            paid_to[p.credit_account] += 1 if p.debit_account == CLEARING_ACCOUNT else 0
+            paid_by[p.debit_account] += 1 if p.credit_account == CLEARING_ACCOUNT else 0
+    due_total, received_total = 0, 0
+    for holder in before.holders[event.instrument]:
+        held = before.accounts[holder]
+        flow = _independent_expiry_flow(
+            instrument, held.positions[instrument.id].quantity_lots, price
+        )
+        change = after.accounts[holder].balance(asset) - held.balance(asset)
+        if instrument.id in after.accounts[holder].positions:
+            found.append(
+                Violation(InvariantId.EXPIRY_FINAL, f"{holder} still holds {instrument.id}")
+            )
+        if flow < 0 and (change != -min(-flow, held.balance(asset)) or paid_by[holder] > 1):
+            found.append(
+                Violation(InvariantId.EXPIRY_FINAL, f"{holder} owed {-flow}, paid {-change}")
+            )
+        if flow > 0:
+            due_total += flow
+            received_total += change
+            if not 0 <= change <= flow or paid_to[holder] > 1:
+                found.append(
+                    Violation(InvariantId.EXPIRY_FINAL, f"{holder} due {flow}, got {change}")
+                )
+    socialized = after.socialized_loss.get(asset, 0) - before.socialized_loss.get(asset, 0)
+    rounding = due_total - received_total - socialized
+    if not 0 <= rounding < max(len(paid_to), 1):
+        found.append(
+            Violation(
+                InvariantId.EXPIRY_FINAL,
+                f"due {due_total}, paid {received_total}, socialised {socialized}",
+            )
+        )
+    return found
+
+
+def _independent_expiry_flow(instrument: Instrument, quantity: int, price: int | None) -> int:
+    """The expiry payoff written out again, without the kernel's helpers."""
+    assert price is not None
+    if instrument.kind is not InstrumentKind.OPTION:
+        linear: int = quantity * (price - instrument.reference_ticks) * instrument.multiplier_minor
+        return linear
+    assert instrument.strike_ticks is not None
+    gap = price - instrument.strike_ticks
+    intrinsic = max(gap if instrument.option_type is OptionType.CALL else -gap, 0)
+    option: int = quantity * intrinsic * instrument.multiplier_minor
+    return option
+
+
+def _check_insurance(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-INSURANCE-NONNEGATIVE: the insurance fund never goes negative, never pays idly.
+
+    Its balances stay at or above zero; it is debited only by ``insurance`` postings, only
+    in an expiry or a liquidation, and for no more than the shortfall: in an expiry, the
+    valuation-asset shortfall the payers left (recomputed); in a liquidation, only into an
+    account it leaves with no position and no valuation-asset balance (paying more would
+    have left it some).
+    """
+    fund_after = outcome.state.accounts[INSURANCE_ACCOUNT]
+    found = [
+        Violation(InvariantId.INSURANCE_NONNEGATIVE, f"insurance {asset}={amount}")
+        for asset, amount in fund_after.balances.items()
+        if amount < 0
+    ]
+    paid = [p for p in outcome.postings if p.debit_account == INSURANCE_ACCOUNT]
+    found += [
+        Violation(InvariantId.INSURANCE_NONNEGATIVE, f"insurance debited by {p}")
+        for p in paid
+        if p.code is not PostingCode.INSURANCE or not isinstance(event, Expire | Liquidate)
+    ]
+    total = sum(p.amount_minor for p in paid if p.code is PostingCode.INSURANCE)
+    if isinstance(event, Liquidate) and total:
+        left = outcome.state.accounts[event.account]
+        if left.positions or left.balance(before.rules.valuation_asset):
+            found.append(
+                Violation(
+                    InvariantId.INSURANCE_NONNEGATIVE,
+                    f"insurance paid {total} into {event.account}, which kept positions or cash",
+                )
+            )
+    elif total > _shortfall(before, event):
+        found.append(
+            Violation(
+                InvariantId.INSURANCE_NONNEGATIVE, f"insurance paid {total}, shortfall smaller"
+            )
+        )
+    return found
+
+
+def _shortfall(before: State, event: object) -> int:
+    """The valuation-asset shortfall an expiry's payers leave (0 for any other event)."""
+    if not isinstance(event, Expire):
+        return 0
+    instrument = before.instruments[event.instrument]
+    assert instrument.expiry_ms is not None
+    price = before.settlement_prices.get(
+        settlement_key(instrument.underlying, instrument.expiry_ms)
+    )
+    total = 0
+    for holder in before.holders[event.instrument]:
+        held = before.accounts[holder]
+        flow = _independent_expiry_flow(
+            instrument, held.positions[instrument.id].quantity_lots, price
+        )
+        total += max(-flow - held.balance(instrument.settlement_asset), 0)
+    return total
+
+
+def _check_liquidation(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-LIQUIDATE-ONLY-BELOW-MM and INV-LIQUIDATION-NO-WORSE, recomputed from scratch.
+
+    Only an account with positions and equity below maintenance is liquidated. Afterwards it
+    either holds no position and no negative equity, or it meets initial margin with a ratio
+    of equity to maintenance no worse than before (by cross-multiplication) and no more
+    maintenance than before.
+    """
+    if not isinstance(event, Liquidate):
+        return []
+    prior = _fresh_margin(before, event.account)
+    found = []
+    if (
+        not before.accounts[event.account].positions
+        or prior.equity_minor >= prior.maintenance_minor
+    ):
+        found.append(
+            Violation(
+                InvariantId.LIQUIDATE_ONLY_BELOW_MM,
+                f"{event.account} liquidated at equity "
+                f"{prior.equity_minor}, maintenance {prior.maintenance_minor}",
+            )
+        )
+    now = _fresh_margin(outcome.state, event.account)
+    if outcome.state.accounts[event.account].positions:
+        no_worse = (
+            now.meets_initial
+            and now.maintenance_minor <= prior.maintenance_minor
+            and now.equity_minor * prior.maintenance_minor
+            >= prior.equity_minor * now.maintenance_minor
+        )
+    else:
+        no_worse = now.equity_minor >= 0
+    if not no_worse:
+        found.append(
+            Violation(
+                InvariantId.LIQUIDATION_NO_WORSE,
+                f"{event.account}: equity "
+                f"{prior.equity_minor}/{now.equity_minor}, maintenance "
+                f"{prior.maintenance_minor}/{now.maintenance_minor}",
+            )
+        )
+    return found
+
+
+def _check_adl(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-ADL-FAIRNESS: deleveraging takes from the right accounts, in the right order.
+
+    Which instruments are deleveraged is recomputed: only when the account is bankrupt
+    beyond the insurance fund (its cash, the collateral sale and the close at transfer
+    prices leave a shortfall the fund cannot pay), only its losing positions. No other
+    account's position changes anywhere else (the liquidator's only by what it takes). Per
+    deleveraged instrument, only opposite-side holders are reduced, toward zero and never
+    past it, as a prefix of the ranking (profit at the transfer price x gross notional over
+    equity, non-positive equity first, ties by id; recomputed with exact fractions), all but
+    the last fully; each is paid at least 0 and less than the profit it gave up.
+    """
+    if not isinstance(event, Liquidate):
+        return []
+    after = outcome.state
+    deleveraged = _deleveraged(before, event, outcome)
+    found = [
+        Violation(InvariantId.ADL_FAIRNESS, f"{account_id} {instrument_id} changed outside ADL")
+        for account_id in sorted(after.accounts)
+        if account_id not in (event.account, event.liquidator)
+        for instrument_id in sorted(_changed(before, after, account_id) - deleveraged)
+    ]
+    adl = [p for p in outcome.postings if p.code is PostingCode.ADL]
+    if adl and not deleveraged:
+        found.append(Violation(InvariantId.ADL_FAIRNESS, "ADL payments without a bankruptcy"))
+    asset = before.rules.valuation_asset
+    if deleveraged and after.accounts[INSURANCE_ACCOUNT].balance(asset):
+        found.append(Violation(InvariantId.ADL_FAIRNESS, "deleveraged with the fund not empty"))
+    profit_given: Counter[str] = Counter()
+    for instrument_id in sorted(deleveraged):
+        found += _check_adl_instrument(before, after, event.account, instrument_id, profit_given)
+    found += [
+        Violation(
+            InvariantId.ADL_FAIRNESS,
+            f"{p.credit_account} paid {p.amount_minor} for a profit of "
+            f"{profit_given[p.credit_account]} given up",
+        )
+        for p in adl
+        if not 0 <= p.amount_minor < max(profit_given[p.credit_account], 1)
+    ]
+    return found
+
+
+def _deleveraged(before: State, event: Liquidate, outcome: Accepted) -> set[str]:
+    """The instruments a liquidation had to deleverage, recomputed from the state before."""
+    account = before.accounts[event.account]
+    if outcome.state.accounts[event.account].positions:
+        return set()
+    asset = before.rules.valuation_asset
+    cash: dict[str, int] = {}
+    for instrument_id, position in account.positions.items():
+        instrument = before.instruments[instrument_id]
+        held = position.quantity_lots
+        # What closing the position at its transfer price pays the account (SK-SETTLE-1).
+        price = _close_price(before, instrument, held)
+        cash[instrument_id] = (
+            held * (price - instrument.reference_ticks) * instrument.multiplier_minor
+        )
+    sale = sum(
+        p.amount_minor
+        for p in outcome.postings
+        if p.code is PostingCode.COLLATERAL_SALE
+        and p.asset == asset
+        and p.credit_account == account.id
+    )
+    shortfall = -(account.balance(asset) + sale + sum(cash.values()))
+    if shortfall <= 0 or before.accounts[INSURANCE_ACCOUNT].balance(asset) >= shortfall:
+        return set()
+    return {instrument_id for instrument_id, amount in cash.items() if amount < 0}
+
+
+def _close_price(before: State, instrument: Instrument, held: int) -> int:
+    """The transfer price of closing ``held`` lots: the mark, or the model value (SK-LIQ-2)."""
+    if instrument.is_linear:
+        index = before.prices[instrument.underlying].price_ticks
+        return max(index + index * instrument.premium_ppm // PPM, 1)
+    return model_price_ticks(market_of(before), instrument, round_up=held < 0)
+
+
+def _changed(before: State, after: State, account_id: str) -> set[str]:
+    old, new = before.accounts[account_id].positions, after.accounts[account_id].positions
+    return {i for i in set(old) | set(new) if old.get(i) != new.get(i)}
+
+
+def _check_adl_instrument(
+    before: State, after: State, bankrupt: str, instrument_id: str, profit_given: Counter[str]
+) -> list[Violation]:
+    instrument = before.instruments[instrument_id]
+    closed = before.accounts[bankrupt].positions.get(instrument_id)
+    if closed is None or instrument_id in after.accounts[bankrupt].positions:
+        return [Violation(InvariantId.ADL_FAIRNESS, f"{instrument_id} deleveraged, not closed")]
+    side = -1 if closed.quantity_lots > 0 else 1
+    candidates = []
+    for holder_id in before.holders[instrument_id]:
+        lots = before.accounts[holder_id].positions[instrument_id].quantity_lots
+        if holder_id == bankrupt or (lots > 0) != (side > 0):
+            continue
+        per_lot = _profit_per_lot(before, instrument, lots)
+        notional = sum(
+            abs(p.quantity_lots)
+            * before.prices[before.instruments[i].underlying].price_ticks
+            * before.instruments[i].multiplier_minor
+            for i, p in before.accounts[holder_id].positions.items()
+        )
+        weight = abs(lots) * per_lot * notional
+        equity = _fresh_margin(before, holder_id).equity_minor
+        score = (0, Fraction(-weight)) if equity <= 0 else (1, Fraction(-weight, equity))
+        candidates.append((score, holder_id, lots, per_lot))
+    candidates.sort()
+    found = []
+    seen_reduced = False
+    # From the lowest rank up: untouched holders, then at most one partial, then full ones.
+    for _, holder_id, lots, per_lot in reversed(candidates):
+        new = after.accounts[holder_id].positions.get(instrument_id)
+        new_lots = 0 if new is None else new.quantity_lots
+        given = lots - new_lots
+        if not given:
+            if seen_reduced:
+                found.append(Violation(InvariantId.ADL_FAIRNESS, f"{holder_id} skipped"))
+            continue
+        if new_lots * lots < 0 or abs(new_lots) > abs(lots) or (new_lots and seen_reduced):
+            found.append(Violation(InvariantId.ADL_FAIRNESS, f"{holder_id} reduced out of order"))
+        profit_given[holder_id] += abs(given) * per_lot
+        seen_reduced = True
+    return found
+
+
+def _profit_per_lot(before: State, instrument: Instrument, lots: int) -> int:
+    """A holder's profit per lot at the transfer price: the mark, or the option's value."""
+    if instrument.is_linear:
+        mark = _close_price(before, instrument, lots)
+        return abs(mark - instrument.reference_ticks) * instrument.multiplier_minor
+    value = _close_price(before, instrument, -lots)
+    return max(value if lots > 0 else -value, 0) * instrument.multiplier_minor

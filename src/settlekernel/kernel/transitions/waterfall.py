@@ -1,0 +1,198 @@
+"""Integer helpers of the loss waterfall: collateral at haircut value, pro-rata splits.
+
+Shared by expiry settlement (``expiry.py``) and liquidation (``liquidation.py``). Every
+function is pure integer arithmetic over the state it is given; none writes anything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, NamedTuple
+
+from settlekernel.core.arith import ceil_div, compute_collateral_value_minor, share_down, share_up
+from settlekernel.core.model import Account, State, replace_state
+from settlekernel.core.outcomes import Posting, PostingCode
+from settlekernel.core.root import account_key, touch
+from settlekernel.core.units import PPM
+from settlekernel.kernel.ledger import with_balance, with_position
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from immutables import Map
+
+
+class Books(NamedTuple):
+    """What a waterfall step is building: balance changes, position changes, postings.
+
+    ``deltas`` maps (account, asset) to a change in minor units; ``moves`` maps (account,
+    instrument) to a change in lots, booked at the instrument's reference price.
+    """
+
+    deltas: defaultdict[tuple[str, str], int]
+    moves: defaultdict[tuple[str, str], int]
+    postings: list[Posting]
+
+
+def new_books() -> Books:
+    """Return empty books."""
+    return Books(defaultdict(int), defaultdict(int), [])
+
+
+def post(books: Books, debit: str, credit: str, lot: tuple[str, int], code: PostingCode) -> None:
+    """Move ``lot = (asset, amount)`` from ``debit`` to ``credit``; nothing if not positive."""
+    asset, amount = lot
+    if amount > 0:
+        books.deltas[debit, asset] -= amount
+        books.deltas[credit, asset] += amount
+        books.postings.append(Posting(debit, credit, asset, amount, code))
+
+
+def account_after(state: State, books: Books, account_id: str) -> Account:
+    """Return an account with the books' balance and position changes applied."""
+    account = state.accounts[account_id]
+    for (holder, asset), delta in books.deltas.items():
+        if holder == account_id and delta:
+            account = with_balance(account, asset, account.balance(asset) + delta)
+    for (holder, instrument_id), lots in books.moves.items():
+        if holder == account_id and lots:
+            held = account.positions.get(instrument_id)
+            quantity = lots + (0 if held is None else held.quantity_lots)
+            reference = state.instruments[instrument_id].reference_ticks
+            account = with_position(account, instrument_id, quantity, reference)
+    return account
+
+
+def apply_books(state: State, books: Books) -> State:
+    """Return ``state`` with the books applied: balances, positions, open interest, holders."""
+    touched = sorted({a for a, _ in books.deltas} | {a for a, _ in books.moves})
+    open_interest, holders = state.open_interest, state.holders
+    with state.accounts.mutate() as accounts:
+        for account_id in touched:
+            after = account_after(state, books, account_id)
+            for instrument_id in {i for a, i in books.moves if a == account_id}:
+                open_interest, holders = _indexed(
+                    open_interest, holders, state.accounts[account_id], after, instrument_id
+                )
+            accounts[account_id] = after
+        new_accounts = accounts.finish()
+    return replace_state(
+        state,
+        accounts=new_accounts,
+        open_interest=open_interest,
+        holders=holders,
+        commitment=touch(state.commitment, *(account_key(a) for a in touched)),
+    )
+
+
+def _indexed(
+    open_interest: Map[str, int],
+    holders: Map[str, Map[str, None]],
+    before: Account,
+    after: Account,
+    instrument_id: str,
+) -> tuple[Map[str, int], Map[str, Map[str, None]]]:
+    """Update the derived open-interest and holder indexes for one position change."""
+    old = before.positions.get(instrument_id)
+    new = after.positions.get(instrument_id)
+    old_lots = 0 if old is None else old.quantity_lots
+    new_lots = 0 if new is None else new.quantity_lots
+    open_interest = open_interest.set(
+        instrument_id, open_interest[instrument_id] + max(new_lots, 0) - max(old_lots, 0)
+    )
+    members = holders[instrument_id]
+    if new is None and after.id in members:
+        members = members.delete(after.id)
+    elif new is not None:
+        members = members.set(after.id, None)
+    return open_interest, holders.set(instrument_id, members)
+
+
+class Lot(NamedTuple):
+    """Units of one collateral asset and their value at its haircut, in valuation minor units."""
+
+    asset: str
+    units_minor: int
+    value_minor: int
+
+
+def collateral_value_minor(state: State, asset: str, units_minor: int) -> int:
+    """Return ``units_minor`` of an asset at its index less its haircut (SK-COLLATERAL-1).
+
+    Rounded down; 0 for an asset that is not priced (no underlying, or no index yet).
+    """
+    rules = state.rules.asset_by_symbol[asset]
+    underlying = rules.price_underlying
+    if underlying is None or underlying not in state.prices:
+        return 0
+    return compute_collateral_value_minor(
+        units_minor,
+        state.prices[underlying].price_ticks,
+        state.rules.underlying_by_symbol[underlying].tick_value_minor,
+        rules.decimals,
+        rules.haircut_ppm,
+    )
+
+
+def units_worth(state: State, asset: str, value_minor: int) -> int | None:
+    """Return the fewest units of ``asset`` worth at least ``value_minor`` at haircut value.
+
+    ``value(u) = floor(u * X / Y)`` with ``X = price * tick_value * (1e6 - haircut)`` and
+    ``Y = 10**decimals * 1e6``, so ``value(u) >= v`` exactly when ``u >= v * Y / X``: the answer
+    is ``ceil(v * Y / X)``. None for a worthless asset (no price, or a 100 % haircut).
+    """
+    rules = state.rules.asset_by_symbol[asset]
+    underlying = rules.price_underlying
+    if underlying is None or underlying not in state.prices:
+        return None
+    per_tick = state.rules.underlying_by_symbol[underlying].tick_value_minor
+    numerator = state.prices[underlying].price_ticks * per_tick * (PPM - rules.haircut_ppm)
+    if numerator == 0:
+        return None
+    return ceil_div(value_minor * 10**rules.decimals * PPM, numerator)
+
+
+def seizable(state: State, account: Account, value_minor: int) -> list[Lot]:
+    """Return the collateral to take from ``account`` to cover ``value_minor`` (SK-WATERFALL-1).
+
+    Non-valuation assets in symbol order, each as far as needed: the fewest units worth the
+    rest of the value, or the whole balance. Worthless assets are not taken. The lots' values
+    sum to at least ``value_minor`` unless the account's priced collateral is worth less.
+    """
+    lots: list[Lot] = []
+    remaining = value_minor
+    for asset in sorted(account.balances):
+        if remaining <= 0 or asset == state.rules.valuation_asset:
+            continue
+        needed = units_worth(state, asset, remaining)
+        if needed is None:
+            continue
+        units = min(needed, account.balance(asset))
+        value = collateral_value_minor(state, asset, units)
+        lots.append(Lot(asset, units, value))
+        remaining -= value
+    return lots
+
+
+def pro_rata_floor(total: int, weights: Sequence[int]) -> list[int]:
+    """Split ``total`` in proportion to ``weights``, each share rounded down (SK-WATERFALL-2).
+
+    The shares sum to at most ``total``; the remainder, less than the number of positive
+    weights (``share_down``), is the caller's to post to the rounding residue.
+    """
+    weight_sum = sum(weights)
+    if weight_sum == 0:
+        return [0 for _ in weights]
+    return [share_down(total, weight, weight_sum) for weight in weights]
+
+
+def pro_rata_ceil(total: int, weights: Sequence[int]) -> list[int]:
+    """Split a loss ``total`` over ``weights``, each share rounded up (SK-WATERFALL-2).
+
+    The shares sum to at least ``total``, by less than one unit more per positive weight,
+    and none exceeds its weight while ``total <= sum(weights)`` (``share_up``).
+    """
+    weight_sum = sum(weights)
+    if weight_sum == 0:
+        return [0 for _ in weights]
+    return [share_up(total, weight, weight_sum) for weight in weights]
