@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from settlekernel.cli.common import require_extra
 from settlekernel.stress.sweep import GridError, parse_grid, run_sweep, sweep_report, usdc
 
 EXIT_VIOLATION = 1
@@ -65,6 +66,10 @@ def sweep(
     grid_path: Path, scheduler: str | None, workers: int | None, out: Path, *, no_plots: bool
 ) -> None:
     """Run the grid's paths under each rule set; write sweep.json and compare on the terminal."""
+    if not no_plots:
+        require_extra("matplotlib", "settlekernel sweep's plot (or pass --no-plots)")
+    if scheduler is not None:
+        require_extra("distributed", "settlekernel sweep --scheduler")
     try:
         grid = parse_grid(grid_path.read_text(encoding="utf-8"), grid_path.parent)
     except GridError as error:
