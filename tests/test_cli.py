@@ -29,7 +29,7 @@ def test_demo_runs_and_says_the_invariants_hold(tmp_path):
     summary = json.loads(replayed.stdout.splitlines()[-1])["summary"]
     assert summary["invariants"] == "ok"
     assert (
-        summary["final_root"] == "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
+        summary["final_root"] == "1052318822123059ed7200451d7c03758640f3109bd66e54e240e94d9d16cbf9"
     )
 
 

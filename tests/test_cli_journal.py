@@ -13,7 +13,7 @@ from settlekernel.cli.demo import demo_steps
 from settlekernel.core.wire import encode_event
 
 CLI = [sys.executable, "-m", "settlekernel"]
-DEMO_ROOT = "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
+DEMO_ROOT = "1052318822123059ed7200451d7c03758640f3109bd66e54e240e94d9d16cbf9"
 
 
 def run(*arguments: str) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from settlekernel.journal.store import StoreError
 from settlekernel.journal.verify import audit_batch_number, audit_journal
 
 RULES = sk.RuleSet.default()
-DEMO_ROOT = "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
+DEMO_ROOT = "1052318822123059ed7200451d7c03758640f3109bd66e54e240e94d9d16cbf9"
 BATCH = 10
 
 

@@ -7,8 +7,9 @@ import pytest
 from immutables import Map
 
 import settlekernel as sk
-from scenario import OK, USDC, mark, market, price, run_table, trade
+from scenario import OK, USDC, mark, market, price, run_table, trade, withdraw
 from settlekernel.core.model import Commitment, Position
+from settlekernel.core.oracle import Validity
 from settlekernel.core.root import touch
 from settlekernel.core.units import CLEARING_ACCOUNT, FEE_ACCOUNT
 
@@ -186,6 +187,19 @@ def test_check_step_catches_double_settlement_and_dust(sound):
     )
     event = sk.OpenAccount(principal="x", account="x")
     assert I.ROUNDING_RESIDUE in {v.invariant for v in sk.check_step(sound, event, dust)}
+
+
+def test_check_step_catches_a_price_no_fresh_majority_backs(sound, monkeypatch):
+    """Reports INV-PRICE-FRESH when a planted oracle ignores the sequencer's clock."""
+    # The sequencer's clock moves 61 s past every report: BTC goes stale.
+    tick = sk.Tick(principal="sequencer", timestamp_ms=sound.clock_ms + 61_000)
+    stale = run_table([(tick, OK), (withdraw("alice", USDC), "oracle_not_admissible")], sound)
+    # Plant the bug: the oracle calls every underlying valid, whatever the time.
+    monkeypatch.setattr("settlekernel.core.oracle.validity", lambda *_: Validity.VALID)
+    event = withdraw("alice", USDC)
+    planted = sk.step(stale, event)
+    assert isinstance(planted, sk.Accepted)
+    assert I.PRICE_FRESH in {v.invariant for v in sk.check_step(stale, event, planted)}
 
 
 def test_check_step_catches_an_inadmissible_price(sound, monkeypatch):

@@ -77,6 +77,7 @@ class TestValidity:
             "non_positive",
             "insufficient_sources",
             "stale",
+            "disputed",
             "too_volatile",
             "valid",
         ]
@@ -105,12 +106,13 @@ class TestValidity:
             assert abs(after - before) * PPM <= before * BTC_RULES.band_ppm
 
     def test_one_source_cannot_move_the_index(self):
-        """Ignores a single source's spike, however often it repeats it."""
+        """Ignores a single source's spike, however often it repeats it: the pair is disputed."""
         state = run_table([(BTC_PERP, OK), (price("BTC", 9_000_000, 1_000), OK)])
         for at_ms in range(2_000, 12_000, 1_000):
             state = run_table([(report("BTC", 90_000_000, at_ms, "oracle-a"), OK)], state)
             assert state.prices["BTC"].price_ticks == 9_000_000
-            assert validity(state, "BTC") is Validity.VALID
+            # Two live sources that disagree back no price: not valid, not moved.
+            assert validity(state, "BTC") is Validity.DISPUTED
         # A third source's crash print: three fresh reports, the median is the honest one.
         state = run_table([(report("BTC", 1, 12_000, "oracle-c"), OK)], state)
         assert state.prices["BTC"].price_ticks == 9_000_000
@@ -156,6 +158,11 @@ def test_a_minority_of_liars_cannot_push_the_index_out_of_the_honest_range(hones
     rules = attrs.evolve(BTC_RULES, min_sources=1, band_ppm=10**30)
     accepted = None if last is None else IndexPrice(last, 0)
     evaluation = evaluate(reports, accepted, 1_000, rules)
+    if evaluation.validity is Validity.DISPUTED:
+        # Only an even split can leave no majority; then nothing is accepted at all.
+        assert count % 2 == 0
+        assert evaluation.candidate is None
+        return
     assert evaluation.candidate is not None
     bounds = [*honest, *([] if votes == count else [last])]
     assert min(bounds) <= evaluation.candidate.price_ticks <= max(bounds)
@@ -171,7 +178,7 @@ def test_an_accepted_update_never_moves_the_index_beyond_the_band(last, reported
         _reports(*((p, 1_000) for p in reported)), IndexPrice(last, 0), 1_000, BTC_RULES
     )
     if evaluation.candidate is None:
-        assert evaluation.validity is Validity.NON_POSITIVE
+        assert evaluation.validity in {Validity.NON_POSITIVE, Validity.DISPUTED}
         return
     assert abs(evaluation.candidate.price_ticks - last) * PPM <= last * BTC_RULES.band_ppm
     assert evaluation.candidate.price_ticks >= 1

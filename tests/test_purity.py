@@ -65,7 +65,7 @@ def test_core_is_pure_under_an_audit_hook():
     assert result.returncode == 0, result.stderr
     count, root = result.stdout.split()
     assert int(count) == 72
-    assert root == "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
+    assert root == "1052318822123059ed7200451d7c03758640f3109bd66e54e240e94d9d16cbf9"
 
 
 PLANTS = {

@@ -48,11 +48,28 @@ def fail(what: str, result: subprocess.CompletedProcess[str]) -> None:
     raise SystemExit(1)
 
 
-def install(venv: Path) -> Path:
-    """Create a venv at ``venv`` and install the checkout with no extras; return its bin/."""
+def source_copy(target: Path) -> Path:
+    """Copy the checkout's files (tracked or new, not ignored) to ``target``; return it.
+
+    Installing from a copy keeps setuptools' build/ out of the checkout, and a stale
+    build/lib (modules that no longer exist) out of the wheel.
+    """
+    listed = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=CHECKOUT)
+    if listed.returncode != 0:
+        fail("git ls-files", listed)
+    for name in listed.stdout.splitlines():
+        source = CHECKOUT / name
+        if source.is_file() and not source.is_symlink():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+def install(venv: Path, source: Path) -> Path:
+    """Create a venv at ``venv`` and install ``source`` with no extras; return its bin/."""
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     binary = venv / "bin"
-    result = run([str(binary / "python"), "-m", "pip", "install", "--quiet", str(CHECKOUT)])
+    result = run([str(binary / "python"), "-m", "pip", "install", "--quiet", str(source)])
     if result.returncode != 0:
         fail("pip install .", result)
     return binary
@@ -101,7 +118,8 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="settlekernel-package-"))
     venv = options.venv or scratch / "venv"
     try:
-        commands = check(install(venv), scratch)
+        source = source_copy(scratch / "source")
+        commands = check(install(venv, source), scratch)
     finally:
         if not options.keep:
             shutil.rmtree(scratch, ignore_errors=True)

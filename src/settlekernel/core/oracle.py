@@ -10,16 +10,21 @@ The validity of an underlying, in descending severity (SK-ORACLE-2):
    halt: a report of 0 is how a source says it has no price);
 2. ``INSUFFICIENT_SOURCES``: fewer than ``min_sources`` distinct sources ever reported;
 3. ``STALE``: fewer than ``min_sources`` reports are fresh;
-4. ``TOO_VOLATILE``: the median is beyond ``band_ppm`` of the last accepted index;
-5. ``VALID``.
+4. ``DISPUTED``: an even number of fresh reports whose two middle prices differ by more than
+   ``dispersion_band_ppm``: no majority backs either, so the last index would decide alone;
+5. ``TOO_VOLATILE``: the median is beyond ``band_ppm`` of the last accepted index;
+6. ``VALID``.
 
+Freshness is measured at the kernel clock, which the sequencer's ``Tick`` moves whatever the
+sources do (SK-TICK): silent sources make the oracle ``STALE``, not a dead price ``VALID``.
 The states exclude each other: the first two are decided before there is a median. On a
 report, a ``VALID`` median becomes the accepted index; a ``TOO_VOLATILE`` one moves the
 index ``band_ppm`` towards the median, no further (SK-ORACLE-3), so no accepted update ever
 moves the index by more than the band. The median gives the last accepted index the casting
 vote when the count is even (``_median``), and the index's timestamp is the lower median of
 the fresh reports' timestamps (never earlier than the last index's): one source of two can
-neither move the index nor the clock.
+neither move the index nor the clock, and if it disagrees with the other beyond the
+dispersion band it cannot freeze the index as valid either: the oracle is ``DISPUTED``.
 
 What each validity allows is one table, ``ADMISSIBLE`` (SK-ORACLE-4).
 """
@@ -52,6 +57,7 @@ class Validity(enum.Enum):
     NON_POSITIVE = "non_positive"
     INSUFFICIENT_SOURCES = "insufficient_sources"
     STALE = "stale"
+    DISPUTED = "disputed"
     TOO_VOLATILE = "too_volatile"
     VALID = "valid"
 
@@ -70,14 +76,15 @@ class Action(enum.Enum):
 _V = Validity
 # [SK-ORACLE-4] Which validities admit which action. Trading, margin checks, liquidation and
 # funding need a valid index; marking may follow a band-limited index; expiry settles on the
-# recorded history, so only a halt or a missing quorum stops it.
+# recorded history, so only a halt or a missing quorum stops it. A disputed oracle admits
+# settlement only: nothing may move value on a price no majority of live sources backs.
 ADMISSIBLE: Final[dict[Action, frozenset[Validity]]] = {
     Action.TRADE: frozenset({_V.VALID}),
     Action.MARGIN: frozenset({_V.VALID}),
     Action.LIQUIDATION: frozenset({_V.VALID}),
     Action.FUNDING: frozenset({_V.VALID}),
     Action.VARIATION_MARGIN: frozenset({_V.VALID, _V.TOO_VOLATILE}),
-    Action.SETTLEMENT: frozenset({_V.VALID, _V.TOO_VOLATILE, _V.STALE}),
+    Action.SETTLEMENT: frozenset({_V.VALID, _V.TOO_VOLATILE, _V.STALE, _V.DISPUTED}),
 }
 
 
@@ -111,6 +118,22 @@ def _median(prices: list[int], accepted: IndexPrice | None) -> int:
     return votes[(len(votes) - 1) // 2]
 
 
+def is_disputed(prices: list[int], accepted: IndexPrice | None, dispersion_band_ppm: int) -> bool:
+    """Return whether an even count of fresh prices splits beyond the band (SK-ORACLE-2).
+
+    With an odd count the median is a report a majority backs. With an even count the two
+    middle prices stand against each other and the last index would cast the deciding vote
+    alone; if they differ by more than ``dispersion_band_ppm`` of that index (or of the
+    lower middle price before any index), no majority backs either.
+    """
+    if len(prices) % 2:
+        return False
+    ordered = sorted(prices)
+    low, high = ordered[len(ordered) // 2 - 1], ordered[len(ordered) // 2]
+    reference = low if accepted is None else accepted.price_ticks
+    return (high - low) * PPM > reference * dispersion_band_ppm
+
+
 def evaluate(
     reports: Map[str, IndexPrice] | None,
     accepted: IndexPrice | None,
@@ -130,6 +153,8 @@ def evaluate(
     median = _median([r.price_ticks for r in fresh], accepted)
     if median <= 0:
         return Evaluation(Validity.NON_POSITIVE, None, stamp, median)
+    if is_disputed([r.price_ticks for r in fresh], accepted, rules.dispersion_band_ppm):
+        return Evaluation(Validity.DISPUTED, None, stamp, median)
     if accepted is None:
         return Evaluation(Validity.VALID, IndexPrice(median, stamp), stamp, median)
     # [SK-ORACLE-3] Beyond the band, move towards the median by the band, no further.
