@@ -13,7 +13,7 @@ from settlekernel.cli.demo import demo_steps
 from settlekernel.core.wire import encode_event
 
 CLI = [sys.executable, "-m", "settlekernel"]
-DEMO_ROOT = "1052318822123059ed7200451d7c03758640f3109bd66e54e240e94d9d16cbf9"
+DEMO_ROOT = "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
 
 
 def run(*arguments: str) -> subprocess.CompletedProcess[str]:

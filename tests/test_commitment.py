@@ -18,7 +18,7 @@ from settlekernel.core.root import DIRTY_LEAVES_MAX, encode_account
 # Golden vectors: any change to an encoding, the lattice or the root formula changes these,
 # and must be a deliberate, versioned change (spec/40-roots.md).
 GENESIS_ROOT = "168455838abe206822da263b8bd829aaf4b4dabd2a868cd862c0190b3a7d83ae"
-DEMO_ROOT = "1052318822123059ed7200451d7c03758640f3109bd66e54e240e94d9d16cbf9"
+DEMO_ROOT = "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
 
 DEMO_ROOT_SCRIPT = """
 import settlekernel as sk

@@ -202,6 +202,22 @@ def test_check_step_catches_a_price_no_fresh_majority_backs(sound, monkeypatch):
     assert I.PRICE_FRESH in {v.invariant for v in sk.check_step(stale, event, planted)}
 
 
+def test_check_step_catches_a_settlement_price_outside_its_window(monkeypatch):
+    """Reports INV-SETTLEMENT-IN-RANGE for a planted TWAP that overshoots the window."""
+    state = run_table([(price("BTC", 9_400_000, 5_000), OK)], market())
+    monkeypatch.setattr(
+        "settlekernel.kernel.transitions.market.settlement_twap", lambda *_: 9_400_001
+    )
+    event = price("BTC", 9_400_000, 10_000)
+    for report in event[:-1]:
+        state = run_table([(report, OK)], state)
+    planted = sk.step(state, event[-1])
+    assert isinstance(planted, sk.Accepted)
+    assert planted.state.settlement_prices["BTC@10000"] == 9_400_001
+    found = {v.invariant for v in sk.check_step(state, event[-1], planted)}
+    assert I.SETTLEMENT_IN_RANGE in found
+
+
 def test_check_step_catches_an_inadmissible_price(sound, monkeypatch):
     """Reports INV-ORACLE-ADMISSIBLE for a mark on a stale index and an index jump."""
     # ETH moves the clock on by 61 s past BTC's last reports: they go stale.

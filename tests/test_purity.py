@@ -65,7 +65,7 @@ def test_core_is_pure_under_an_audit_hook():
     assert result.returncode == 0, result.stderr
     count, root = result.stdout.split()
     assert int(count) == 72
-    assert root == "1052318822123059ed7200451d7c03758640f3109bd66e54e240e94d9d16cbf9"
+    assert root == "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
 
 
 PLANTS = {

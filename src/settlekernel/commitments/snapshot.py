@@ -39,7 +39,7 @@ from settlekernel.core.oracle import settlement_key
 from settlekernel.core.root import ZERO_LATTICE, all_leaf_keys, fold
 from settlekernel.core.rules import RuleSet
 
-SNAPSHOT_VERSION: Final = 1
+SNAPSHOT_VERSION: Final = 2
 _TRADE_FIELDS: Final = (
     "principal",
     "buyer",
@@ -99,7 +99,10 @@ def encode_state(state: State) -> bytes:
             for u, reports in state.reports.items()
         },
         "history": {
-            u: [[s.timestamp_ms, s.price_ticks, s.cumulative] for s in samples]
+            u: [
+                [s.timestamp_ms, s.price_ticks, s.cumulative, s.low_ticks, s.high_ticks]
+                for s in samples
+            ]
             for u, samples in state.history.items()
         },
         "settlement_prices": dict(state.settlement_prices),
@@ -198,7 +201,10 @@ def _build_state(document: dict[str, Any], rules: RuleSet) -> State:
     )
     history = Map(
         {
-            _str(u): tuple(IndexSample(_int(t), _int(p), _int(c)) for t, p, c in samples)
+            _str(u): tuple(
+                IndexSample(_int(t), _int(p), _int(c), _int(low), _int(high))
+                for t, p, c, low, high in samples
+            )
             for u, samples in document["history"].items()
         }
     )
