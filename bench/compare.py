@@ -38,7 +38,17 @@ def kernel_view(state: State) -> View:
             for instrument_id, instrument in state.instruments.items()
         },
         "premiums": {
-            instrument_id: instrument.premium_ppm
+            instrument_id: [
+                (p.timestamp_ms, p.premium_ppm, p.lots) for p in instrument.premium_samples
+            ]
+            for instrument_id, instrument in state.instruments.items()
+        },
+        "premium_integrals": {
+            instrument_id: [
+                instrument.premium_integral,
+                instrument.premium_since_ms,
+                instrument.premium_until_ms,
+            ]
             for instrument_id, instrument in state.instruments.items()
         },
         "last_funding_ms": {
@@ -84,7 +94,8 @@ def dict_view(kernel: DictKernel) -> View:
         "positions": kernel.positions_view(),
         "custody": kernel.custody_view(),
         "references": kernel.references_view(),
-        "premiums": dict(kernel.premiums),
+        "premiums": {i: list(samples) for i, samples in kernel.premiums.items()},
+        "premium_integrals": {i: list(v) for i, v in kernel.premium_integrals.items()},
         "last_funding_ms": dict(kernel.last_funding_ms),
         "funding_index_ticks": dict(kernel.funding_index_ticks),
         "settlement_ticks": dict(kernel.settlement_ticks),

@@ -16,6 +16,7 @@ text alone, without reading or importing the kernel's modules for them.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -128,8 +129,11 @@ class DictKernel:
         self.prices: dict[str, tuple[int, int]] = {}
         # Underlying -> source -> (price_ticks, timestamp_ms): each source's latest report.
         self.reports: dict[str, dict[str, tuple[int, int]]] = {}
-        # Instrument -> the last trade's premium over the index, ppm (SK-MARK-1).
-        self.premiums: dict[str, int] = {}
+        # Instrument -> [[time, premium ppm, lots]] of recent trades between different owners,
+        # and funding's running integral of the mark premium: [value, since, until]
+        # (SK-MARK-1, SK-FUNDING-2).
+        self.premiums: dict[str, list[tuple[int, int, int]]] = {}
+        self.premium_integrals: dict[str, list[int]] = {}
         self.volatilities: dict[str, tuple[int, int]] = {}
         self.trades: dict[str, Trade] = {}
         self.custody: dict[str, int] = {}
@@ -447,7 +451,8 @@ class DictKernel:
             0,
         )
         self.references[event.instrument] = 0
-        self.premiums[event.instrument] = 0
+        self.premiums[event.instrument] = []
+        self.premium_integrals[event.instrument] = [0, self.clock_ms, self.clock_ms]
         self.open_interest[event.instrument] = 0
         self.holders[event.instrument] = set()
         # [SK-FUNDING-1] The first charge is due one interval after the listing.
@@ -657,12 +662,13 @@ class DictKernel:
                 held = self.balances[system]
                 held[asset] = held.get(asset, 0) + credit_minor
         self.references[instrument_id] = reference_ticks
-        if is_linear:
+        if is_linear and self.owners[buyer] != self.owners[seller]:
+            # [SK-MARK-2] A wash between one owner's accounts leaves no premium sample.
             index_ticks = self.prices[spec.underlying][0]
             band = self.underlyings[spec.underlying].mark_band_ppm
             gap = event.price_ticks - index_ticks
             premium = abs(gap) * 1_000_000 // index_ticks * (1 if gap >= 0 else -1)
-            self.premiums[instrument_id] = max(-band, min(band, premium))
+            self._add_premium(instrument_id, max(-band, min(band, premium)), event.quantity_lots)
         self.trades[event.trade_id] = event
         holders = self.holders[instrument_id]
         for account, old_lots, new_lots in (
@@ -711,10 +717,59 @@ class DictKernel:
 
     # Market helpers shared by funding, expiry and liquidation.
 
+    def _window(self, instrument_id: str) -> int:
+        return self.underlyings[self.instruments[instrument_id].underlying].mark_window_ms
+
+    def _premium_at(self, instrument_id: str, at_ms: int) -> int:
+        """The size-weighted median premium of the samples counting at ``at_ms`` (SK-MARK-1)."""
+        window = self._window(instrument_id)
+        weights: dict[int, int] = {}
+        for stamp, premium, lots in self.premiums[instrument_id]:
+            if stamp <= at_ms < stamp + window:
+                weights[premium] = weights.get(premium, 0) + lots
+        total = sum(weights.values())
+        if not total:
+            return 0
+        ascending = sorted(weights)
+
+        def share(keep: Callable[[int], bool]) -> int:
+            return 2 * sum(weights[q] for q in ascending if keep(q))
+
+        below = next(p for p in ascending if share(lambda q, p=p: q <= p) >= total)
+        above = next(p for p in reversed(ascending) if share(lambda q, p=p: q >= p) >= total)
+        if below <= 0 <= above:
+            return 0
+        return below if abs(below) <= abs(above) else above
+
+    def _integrate(self, instrument_id: str, start_ms: int, end_ms: int) -> int:
+        """The mark premium's integral over [start, end), piece by piece (SK-FUNDING-2)."""
+        window = self._window(instrument_id)
+        moments = {start_ms, end_ms}
+        for stamp, _, _ in self.premiums[instrument_id]:
+            moments |= {m for m in (stamp, stamp + window) if start_ms < m < end_ms}
+        ordered = sorted(moments)
+        return sum(
+            self._premium_at(instrument_id, left) * (right - left)
+            for left, right in itertools.pairwise(ordered)
+        )
+
+    def _add_premium(self, instrument_id: str, premium: int, lots: int) -> None:
+        """Integrate funding up to now, then keep the new sample, the smallest out first."""
+        integral = self.premium_integrals[instrument_id]
+        integral[0] += self._integrate(instrument_id, integral[2], self.clock_ms)
+        integral[2] = self.clock_ms
+        window = self._window(instrument_id)
+        kept = [s for s in self.premiums[instrument_id] if s[0] + window > self.clock_ms]
+        kept.append((self.clock_ms, premium, lots))
+        while len(kept) > self.rules.mark_samples_max:
+            kept.remove(min(kept, key=lambda sample: (sample[2], sample[0])))
+        self.premiums[instrument_id] = kept
+
     def _mark_ticks(self, instrument_id: str) -> int:
-        """The mark: the index shifted by the last trade's premium, at least 1 (SK-MARK-1)."""
+        """The mark: the index shifted by the mark premium, at least 1 (SK-MARK-1)."""
         index_ticks = self.prices[self.instruments[instrument_id].underlying][0]
-        return max(index_ticks + index_ticks * self.premiums[instrument_id] // PPM, 1)
+        premium = self._premium_at(instrument_id, self.clock_ms)
+        return max(index_ticks + index_ticks * premium // PPM, 1)
 
     def _market(self) -> Market:
         return Market(
@@ -810,13 +865,23 @@ class DictKernel:
         instrument_id = spec.instrument
         if self.clock_ms < self.last_funding_ms[instrument_id] + rules.funding_interval_ms:
             return Reason.FUNDING_TOO_EARLY
-        # [SK-FUNDING-2] The clamped premium, in whole ticks of the index, truncated.
+        # [SK-FUNDING-1] Every whole interval since the last one charged, up to the limit.
+        intervals = min(
+            (self.clock_ms - self.last_funding_ms[instrument_id]) // rules.funding_interval_ms,
+            self.rules.funding_intervals_max,
+        )
+        # [SK-FUNDING-2] The premium's average since the last charge, toward zero, clamped,
+        # in whole ticks of the index per interval, truncated.
+        value, since, until = self.premium_integrals[instrument_id]
+        total = value + self._integrate(instrument_id, until, self.clock_ms)
+        elapsed = self.clock_ms - since
+        average = _sign(total) * (abs(total) // elapsed) if elapsed > 0 else 0
         clamp = rules.funding_clamp_ppm
-        rate_ppm = max(-clamp, min(clamp, self.premiums[instrument_id]))
+        rate_ppm = max(-clamp, min(clamp, average))
         reference_ticks = self.references[instrument_id]
         delta_ticks = 0
         if reference_ticks:
-            delta_ticks = _sign(rate_ppm) * (price[0] * abs(rate_ppm) // PPM)
+            delta_ticks = _sign(rate_ppm) * (price[0] * abs(rate_ppm) // PPM) * intervals
             delta_ticks = max(
                 1 - reference_ticks,
                 min(delta_ticks, self.rules.price_ticks_max - reference_ticks),
@@ -825,7 +890,8 @@ class DictKernel:
         for account in self.holders[instrument_id]:
             self.positions[account][instrument_id][1] += delta_ticks
         self.funding_index_ticks[instrument_id] += delta_ticks
-        self.last_funding_ms[instrument_id] = self.clock_ms
+        self.last_funding_ms[instrument_id] += intervals * rules.funding_interval_ms
+        self.premium_integrals[instrument_id] = [0, self.clock_ms, self.clock_ms]
         return None
 
     def _fund_insurance(self, event: FundInsurance) -> Reason | None:

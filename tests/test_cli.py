@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import settlekernel as sk
+from golden import DEMO_ROOT
 from settlekernel.core.wire import encode_event
 
 CLI = [sys.executable, "-m", "settlekernel"]
@@ -29,7 +30,7 @@ def test_demo_runs_and_says_the_invariants_hold(tmp_path):
     summary = json.loads(replayed.stdout.splitlines()[-1])["summary"]
     assert summary["invariants"] == "ok"
     assert (
-        summary["final_root"] == "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
+        summary["final_root"] == DEMO_ROOT
     )
 
 

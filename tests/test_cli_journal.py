@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
+from golden import DEMO_ROOT
 from settlekernel.cli.demo import demo_steps
 from settlekernel.core.wire import encode_event
 
 CLI = [sys.executable, "-m", "settlekernel"]
-DEMO_ROOT = "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
 
 
 def run(*arguments: str) -> subprocess.CompletedProcess[str]:

@@ -11,14 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import settlekernel as sk
+from golden import DEMO_ROOT, GENESIS_ROOT
 from scenario import OK, deposit, market, open_account, run_table, trade
 from settlekernel.cli.demo import demo_steps
 from settlekernel.core.root import DIRTY_LEAVES_MAX, encode_account
 
 # Golden vectors: any change to an encoding, the lattice or the root formula changes these,
 # and must be a deliberate, versioned change (spec/40-roots.md).
-GENESIS_ROOT = "168455838abe206822da263b8bd829aaf4b4dabd2a868cd862c0190b3a7d83ae"
-DEMO_ROOT = "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
 
 DEMO_ROOT_SCRIPT = """
 import settlekernel as sk

@@ -93,9 +93,14 @@ PLANTED = {
         "return max(index_ticks + index_ticks * premium_ppm // PPM, 1)",
         "return max(index_ticks + index_ticks * premium_ppm // PPM, 1) + (premium_ppm == -31_337)",
     ),
-    "compute_funding_shift": (
-        "magnitude = index_ticks * abs(rate_ppm) // PPM",
-        "magnitude = index_ticks * abs(premium_ppm) // PPM",
+    # A charge that forgets the clamp; an average rounded away from zero.
+    "compute_funding_charge": (
+        "magnitude = index_ticks * abs(rate_ppm) // PPM * intervals",
+        "magnitude = index_ticks * abs(premium_ppm) // PPM * intervals",
+    ),
+    "compute_average_ppm": (
+        "magnitude = abs(integral_ppm_ms) // elapsed_ms",
+        "magnitude = -(-abs(integral_ppm_ms) // elapsed_ms)",
     ),
     "compute_capped_penalty": (
         "penalty = max(0, min(charged_minor, cap_minor))",

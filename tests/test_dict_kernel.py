@@ -514,7 +514,9 @@ FUNDING_TABLE = [
     # ETH alone moves the clock 70 s on: BTC's reports are stale, funding is not admitted.
     (price("ETH", 300_000, 3_731_000), OK),
     (funding("BTC-PERP"), "oracle_not_admissible"),
-    # Rates clamped to 750 ppm of the index: ETH-PERP -225 ticks, the pinned ones 0.
+    # [Modified in v4] Each rate is the premium's time-average since the listing: the
+    # trades' premiums counted for the 5-minute mark window of 3,731 s. ETH-PERP: -5,000 ppm
+    # averages -402 ppm, -120 ticks; the pinned ones 0.
     (funding("ETH-PERP"), OK),
     (funding("ETH-LOW"), OK),
     (funding("ETH-HIGH"), OK),
@@ -522,7 +524,8 @@ FUNDING_TABLE = [
     (price("BTC", 9_000_000, 3_731_000), OK),
     # No trade ever set BTC-IDLE's reference: the charge is 0, the interval restarts.
     (funding("BTC-IDLE"), OK),
-    # +6,750 ticks: every BTC-PERP position's reference moves with the instrument's.
+    # 5,555 ppm for 300 s of 3,731 s averages 446 ppm: +4,014 ticks, and every BTC-PERP
+    # position's reference moves with the instrument's.
     (funding("BTC-PERP"), OK),
     (funding("BTC-PERP"), "funding_too_early"),
     (funding("ETH-PERP"), "funding_too_early"),
@@ -533,7 +536,8 @@ FUNDING_TABLE = [
     (price("BTC", 8_100_000, 4_022_000), OK),
     (funding("BTC-PERP"), "oracle_not_admissible"),
     *walk("BTC", 8_100_000, 4_022_100, rounds=2),
-    # Three intervals later: one charge, missed ones are not caught up.
+    # Three intervals later: one charge catches up all three, at the average premium since
+    # the last charge, which no trade has confirmed: 0.
     (price("BTC", 8_100_000, 14_531_000), OK),
     (price("ETH", 300_000, 14_531_000), OK),
     (funding("BTC-PERP"), OK),
@@ -546,13 +550,14 @@ def test_funding_table_agrees():
     """Funding's guards, its clamped rate, its reference limits and its interval agree."""
     state = run_both(FUNDING_TABLE)
     perp = state.instruments["BTC-PERP"]
-    # 750 ppm of 9,000,000 and then of 8,100,000 ticks.
-    assert perp.funding_index_ticks == 6_750 + 6_075
-    assert perp.last_funding_ms == 14_531_000
-    assert state.instruments["ETH-PERP"].funding_index_ticks == -450
+    # 446 ppm of 9,000,000 ticks, then nothing: no trade's premium was in the window since.
+    assert perp.funding_index_ticks == 4_014
+    assert perp.last_funding_ms == 4 * 3_600_000
+    assert state.instruments["ETH-PERP"].funding_index_ticks == -120
     assert state.instruments["ETH-LOW"].reference_ticks == 1
     assert state.instruments["ETH-HIGH"].reference_ticks == PRICE_MAX
-    assert state.instruments["BTC-IDLE"].last_funding_ms == 3_731_000
+    # The schedule moves by whole intervals: the first charge covered [0, 3,600,000).
+    assert state.instruments["BTC-IDLE"].last_funding_ms == 3_600_000
     assert len(state.history["BTC"]) == DEFAULT_RULES.price_history_max
 
 
@@ -920,9 +925,12 @@ EDGE_TABLES = {
             (expire("BTC-FUT"), OK, {"expiry_settlement", "insurance", "collateral_seizure"}),
         ],
     ),
+    # [Modified in v4] The perpetual's premium has left the mark window by the liquidation,
+    # so it transfers at the index: x cannot pay its close and, the fund being empty, the
+    # loss is deleveraged.
     "zero maintenance, negative equity": (
         DEFAULT_RULES,
-        [*HEDGED, (liquidate("x"), OK, {"liquidation", "penalty"})],
+        [*HEDGED, (liquidate("x"), OK, {"adl"})],
     ),
     # [SK-LIQ-5] The liquidator may not end beyond the position limits.
     "liquidator over the position count": (

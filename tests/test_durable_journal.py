@@ -9,6 +9,7 @@ import attrs
 import pytest
 
 import settlekernel as sk
+from golden import DEMO_ROOT
 from settlekernel.cli.demo import demo_steps
 from settlekernel.core.wire import encode_event
 from settlekernel.journal.durable import DurableJournal, JournalError, open_for_audit
@@ -16,7 +17,6 @@ from settlekernel.journal.store import StoreError
 from settlekernel.journal.verify import audit_batch_number, audit_journal
 
 RULES = sk.RuleSet.default()
-DEMO_ROOT = "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
 BATCH = 10
 
 

@@ -1,4 +1,4 @@
-"""Funding: one charge per interval, the premium clamped, zero-sum through the reference."""
+"""Funding: whole intervals, the time-averaged premium clamped, zero-sum through the reference."""
 
 from __future__ import annotations
 
@@ -16,8 +16,49 @@ from scenario import (
     run_table,
     trade,
 )
+from settlekernel.kernel.transitions.funding import average_premium_ppm
 
 HOUR_MS = 3_600_000
+
+
+def test_missed_intervals_are_caught_up_at_the_average_premium():
+    """Charges every whole interval since the last charge, up to funding_intervals_max."""
+    state = market(
+        [
+            (trade("t1", "alice", "bob", 1_000, 9_090_000), OK),
+            (price("BTC", 9_000_000, 3 * HOUR_MS + 1_000), OK),
+            (price("ETH", 300_000, 3 * HOUR_MS + 1_000), OK),
+            (funding(), OK),
+        ]
+    )
+    instrument = state.instruments["BTC-PERP"]
+    # Three whole intervals at an average of trunc(10,000 x 300,000 / 10,801,000) = 277 ppm:
+    # 3 x trunc(9,000,000 x 277 / 1e6) = 3 x 2,493 ticks; the schedule moves three hours.
+    assert instrument.reference_ticks == 9_090_000 + 3 * 2_493
+    assert instrument.last_funding_ms == 3 * HOUR_MS
+    run_table([(funding(), "funding_too_early")], state)
+
+
+def test_a_lone_print_stops_counting_once_it_leaves_the_window():
+    """Charges nothing for an interval in which no trade's premium was in the window."""
+    state = market(
+        [
+            (trade("t1", "alice", "bob", 1_000, 9_090_000), OK),
+            (price("BTC", 9_000_000, HOUR_MS), OK),
+            (price("ETH", 300_000, HOUR_MS), OK),
+            (funding(), OK),
+        ]
+    )
+    charged = state.instruments["BTC-PERP"].reference_ticks
+    state = run_table(
+        [
+            (price("BTC", 9_000_000, 2 * HOUR_MS), OK),
+            (price("ETH", 300_000, 2 * HOUR_MS), OK),
+            (funding(), OK),
+        ],
+        state,
+    )
+    assert state.instruments["BTC-PERP"].reference_ticks == charged
 
 
 def funding(instrument: str = "BTC-PERP", principal: str = "operator") -> sk.Funding:
@@ -25,7 +66,7 @@ def funding(instrument: str = "BTC-PERP", principal: str = "operator") -> sk.Fun
 
 
 def test_longs_pay_shorts_when_the_mark_is_above_the_index():
-    """Shifts the reference by the clamped rate and realises it at the next mark."""
+    """Shifts the reference by the clamped average rate and realises it at the next mark."""
     state = market(
         [
             # 1 % over the index: the premium is clamped to the 1 % mark band.
@@ -38,17 +79,20 @@ def test_longs_pay_shorts_when_the_mark_is_above_the_index():
         ]
     )
     instrument = state.instruments["BTC-PERP"]
-    # The rate is clamped to 750 ppm: delta = 9,000,000 x 750 / 1e6 = 6,750 ticks.
+    # The +1 % print counted for the 5-minute mark window of the hour: an average of
+    # 10,000 x 300,000 / 3,600,000 = 833 ppm, clamped to 750: delta = 9,000,000 x 750 / 1e6.
     assert instrument.reference_ticks == 9_090_000 + 6_750
     assert instrument.funding_index_ticks == 6_750
     assert instrument.last_funding_ms == HOUR_MS
     assert position(state, "alice", "BTC-PERP") == (1_000, 9_096_750)
     assert position(state, "bob", "BTC-PERP") == (-1_000, 9_096_750)
-    # Nothing moved in cash; the next mark (9,090,000) realises the charge: 67.50 USDC.
+    # Nothing moved in cash; the next mark realises the charge with the price move. The
+    # print has left the mark window, so the mark is the index, 9,000,000: alice pays
+    # 1,000 x (9,096,750 - 9,000,000) x 10, the 67.50 USDC of funding included.
     before = balances(state, "alice")["USDC"], balances(state, "bob")["USDC"]
     state = run_table([(mark("BTC-PERP"), OK)], state)
-    assert balances(state, "alice")["USDC"] == before[0] - 1_000 * 6_750 * 10
-    assert balances(state, "bob")["USDC"] == before[1] + 1_000 * 6_750 * 10
+    assert balances(state, "alice")["USDC"] == before[0] - 1_000 * 96_750 * 10
+    assert balances(state, "bob")["USDC"] == before[1] + 1_000 * 96_750 * 10
 
 
 def test_shorts_pay_longs_below_the_index_and_the_charge_is_exact():
@@ -61,10 +105,11 @@ def test_shorts_pay_longs_below_the_index_and_the_charge_is_exact():
             (funding(), OK),
         ]
     )
-    # premium = trunc(-1,000 x 1e6 / 9,000,000) = -111 ppm; delta = -trunc(9,000,001 x 111
-    # / 1e6) = -999 ticks: the shorts' unrealised P&L falls by 700 x 999 x 10.
-    assert state.instruments["BTC-PERP"].premium_ppm == -111
-    assert state.instruments["BTC-PERP"].reference_ticks == 8_999_000 - 999
+    # premium = trunc(-1,000 x 1e6 / 9,000,000) = -111 ppm, for the 5-minute window of the
+    # hour: an average of trunc(-111 x 300,000 / 3,600,000) = -9 ppm; delta =
+    # -trunc(9,000,001 x 9 / 1e6) = -81 ticks: the shorts' unrealised P&L falls by 700 x 81 x 10.
+    assert state.instruments["BTC-PERP"].premium_samples[-1].premium_ppm == -111
+    assert state.instruments["BTC-PERP"].reference_ticks == 8_999_000 - 81
     assert sk.check_invariants(state) == []
 
 
@@ -130,13 +175,14 @@ def test_a_charge_is_zero_sum_and_bounded_by_the_clamp(trade_ticks, index_ticks,
         [(price("BTC", index_ticks, HOUR_MS), OK), (price("ETH", 300_000, HOUR_MS), OK)], state
     )
     before = state.instruments["BTC-PERP"]
+    average = average_premium_ppm(state, before)
     outcome = sk.step(state, funding())
     assert isinstance(outcome, sk.Accepted)
     after = outcome.state.instruments["BTC-PERP"]
     delta = after.reference_ticks - before.reference_ticks
     # |delta| <= index x clamp; its sign is the premium's.
     assert abs(delta) * 1_000_000 <= index_ticks * 750
-    assert delta == 0 or (delta > 0) == (before.premium_ppm > 0)
+    assert delta == 0 or (delta > 0) == (average > 0)
     # Each holder's unrealised P&L at the mark moves by exactly -q x delta x m, and the
     # moves sum to zero; no cash moves.
     mark_ticks = 9_000_000

@@ -12,6 +12,7 @@ from settlekernel.core.model import Commitment, Position
 from settlekernel.core.oracle import Validity
 from settlekernel.core.root import touch
 from settlekernel.core.units import CLEARING_ACCOUNT, FEE_ACCOUNT
+from settlekernel.kernel.transitions import funding, trading
 
 I = sk.InvariantId  # noqa: E741 (a short alias keeps the table readable)
 
@@ -216,6 +217,50 @@ def test_check_step_catches_a_settlement_price_outside_its_window(monkeypatch):
     assert planted.state.settlement_prices["BTC@10000"] == 9_400_001
     found = {v.invariant for v in sk.check_step(state, event[-1], planted)}
     assert I.SETTLEMENT_IN_RANGE in found
+
+
+def test_check_step_catches_a_wash_print_that_moves_the_mark(monkeypatch):
+    """Reports INV-MARK-ROBUST when a planted trade lets one owner's print set a premium."""
+    state = run_table([(sk.OpenAccount(principal="alice", account="alice-2"), OK)], market())
+    state = run_table(
+        [
+            (
+                sk.Deposit(
+                    principal="alice", account="alice-2", asset="USDC", amount_minor=USDC * 10**4
+                ),
+                OK,
+            )
+        ],
+        state,
+    )
+    real = trading.instruments_after
+    monkeypatch.setattr(
+        trading,
+        "instruments_after",
+        lambda *args, **kwargs: real(*args, **{**kwargs, "wash": False}),
+    )
+    event = trade("w1", "alice", "alice-2", 1, 9_450_000)
+    planted = sk.step(state, event)
+    assert isinstance(planted, sk.Accepted)
+    assert I.MARK_ROBUST in {v.invariant for v in sk.check_step(state, event, planted)}
+
+
+def test_check_step_catches_a_funding_charge_beyond_the_clamp(monkeypatch):
+    """Reports INV-FUNDING-BOUNDED for a planted charge that ignores the clamp."""
+    state = market([(trade("f1", "alice", "bob", 1_000, 9_090_000), OK)])
+    state = run_table(
+        [(price("BTC", 9_000_000, 3_600_000), OK), (price("ETH", 300_000, 3_600_000), OK)], state
+    )
+    real = funding.compute_funding_charge
+    monkeypatch.setattr(
+        funding,
+        "compute_funding_charge",
+        lambda index, premium, clamp, *rest: real(index, premium, 10**6, *rest),
+    )
+    event = sk.Funding(principal="operator", instrument="BTC-PERP")
+    planted = sk.step(state, event)
+    assert isinstance(planted, sk.Accepted)
+    assert I.FUNDING_BOUNDED in {v.invariant for v in sk.check_step(state, event, planted)}
 
 
 def test_check_step_catches_an_inadmissible_price(sound, monkeypatch):

@@ -263,17 +263,43 @@ class TestMark:
         assert trade_premium_ppm(8_955_000, 9_000_000, 10_000) == -5_000
         assert trade_premium_ppm(1, 9_000_000, 10_000) == -10_000
 
-    def test_the_mark_follows_the_index_with_the_last_premium(self):
-        """Marks a future at the index shifted by its last trade's premium, clamped to 1 %."""
+    def test_the_mark_follows_the_index_with_the_trades_weighted_median_premium(self):
+        """Marks at the index shifted by the size-weighted median premium of recent trades."""
         state = market([(trade("t1", "alice", "bob", 100, 9_450_000, instrument="BTC-FUT"), OK)])
-        assert state.instruments["BTC-FUT"].premium_ppm == 10_000
+        assert state.instruments["BTC-FUT"].premium_samples[-1].premium_ppm == 10_000
         assert mark_ticks(state, "BTC-FUT") == 9_090_000
         moved = run_table([(price("BTC", 9_100_000, 2_000), OK)], state)
         assert mark_ticks(moved, "BTC-FUT") == 9_191_000
+        # An exact split between +1 % and 0 takes the premium nearer zero.
         state = run_table(
             [(trade("t2", "alice", "bob", 100, 9_000_000, instrument="BTC-FUT"), OK)], state
         )
         assert mark_ticks(state, "BTC-FUT") == 9_000_000
+        # Size decides: 300 lots at -0.5 % outweigh 200 lots at 0 and +1 %.
+        state = run_table(
+            [(trade("t3", "alice", "bob", 300, 8_955_000, instrument="BTC-FUT"), OK)], state
+        )
+        assert mark_ticks(state, "BTC-FUT") == 9_000_000 - 45_000
+
+    def test_a_premium_leaves_the_mark_when_it_leaves_the_window(self):
+        """Returns the mark to the index once the mark window has passed without a trade."""
+        state = market([(trade("t1", "alice", "bob", 100, 9_450_000), OK)])
+        assert mark_ticks(state, "BTC-PERP") == 9_090_000
+        window_ms = state.rules.underlying_by_symbol["BTC"].mark_window_ms
+        later = run_table([(price("BTC", 9_000_000, 1_000 + window_ms), OK)], state)
+        assert mark_ticks(later, "BTC-PERP") == 9_000_000
+
+    def test_a_wash_print_between_one_owners_accounts_leaves_no_sample(self):
+        """Ignores a trade whose buyer and seller belong to the same owner (SK-MARK-2)."""
+        state = market(
+            [
+                (open_account("alice", "alice-2"), OK),
+                (deposit("alice-2", 10_000 * USDC), OK),
+                (trade("w1", "alice", "alice-2", 1, 9_450_000), OK),
+            ]
+        )
+        assert state.instruments["BTC-PERP"].premium_samples == ()
+        assert mark_ticks(state, "BTC-PERP") == 9_000_000
 
 
 def test_history_keeps_each_buckets_last_index_with_an_exact_integral_and_range():

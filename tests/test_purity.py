@@ -11,6 +11,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from golden import DEMO_ROOT
+
 SCRIPT = r"""
 import os, random, sys, time
 import settlekernel as sk
@@ -65,7 +67,7 @@ def test_core_is_pure_under_an_audit_hook():
     assert result.returncode == 0, result.stderr
     count, root = result.stdout.split()
     assert int(count) == 72
-    assert root == "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
+    assert root == DEMO_ROOT
 
 
 PLANTS = {

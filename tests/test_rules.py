@@ -24,6 +24,7 @@ stale_after_ms = 60000
 band_ppm = 80000
 dispersion_band_ppm = 80000
 mark_band_ppm = 10000
+mark_window_ms = 300000
 funding_interval_ms = 3600000
 funding_clamp_ppm = 750
 liquidation_penalty_ppm = 20000

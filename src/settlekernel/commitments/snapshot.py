@@ -32,6 +32,7 @@ from settlekernel.core.model import (
     IndexVolatility,
     Instrument,
     Position,
+    PremiumSample,
     State,
     replace_state,
 )
@@ -123,9 +124,10 @@ def _encode_instrument(instrument: Instrument) -> list[object]:
         instrument.strike_ticks,
         None if instrument.option_type is None else instrument.option_type.value,
         instrument.reference_ticks,
-        instrument.premium_ppm,
+        [[p.timestamp_ms, p.premium_ppm, p.lots] for p in instrument.premium_samples],
         instrument.last_funding_ms,
         instrument.funding_index_ticks,
+        [instrument.premium_integral, instrument.premium_since_ms, instrument.premium_until_ms],
         instrument.settlement_ticks,
     ]
 
@@ -244,8 +246,9 @@ def _decode_account(account_id: str, value: list[Any]) -> Account:
 
 
 def _decode_instrument(instrument_id: str, value: list[Any]) -> Instrument:
-    (kind, underlying, asset, multiplier, expiry, strike, option_type, reference, premium,
-     last_funding, funding_index, settlement) = value  # fmt: skip
+    (kind, underlying, asset, multiplier, expiry, strike, option_type, reference, samples,
+     last_funding, funding_index, integral, settlement) = value  # fmt: skip
+    premium_integral, premium_since, premium_until = integral
     return Instrument(
         id=_str(instrument_id),
         kind=InstrumentKind(kind),
@@ -256,9 +259,15 @@ def _decode_instrument(instrument_id: str, value: list[Any]) -> Instrument:
         strike_ticks=_optional_int(strike),
         option_type=None if option_type is None else OptionType(option_type),
         reference_ticks=_int(reference),
-        premium_ppm=_int(premium),
+        premium_samples=tuple(
+            PremiumSample(_int(at_ms), _int(premium), _int(lots))
+            for at_ms, premium, lots in samples
+        ),
         last_funding_ms=_int(last_funding),
         funding_index_ticks=_int(funding_index),
+        premium_integral=_int(premium_integral),
+        premium_since_ms=_int(premium_since),
+        premium_until_ms=_int(premium_until),
         settlement_ticks=_optional_int(settlement),
     )
 

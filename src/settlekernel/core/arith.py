@@ -242,26 +242,45 @@ def compute_mark_ticks(index_ticks: int, premium_ppm: int) -> int:
     return max(index_ticks + index_ticks * premium_ppm // PPM, 1)
 
 
-def compute_funding_shift(
-    index_ticks: int, premium_ppm: int, clamp_ppm: int, reference_ticks: int, price_ticks_max: int
+def compute_funding_charge(  # noqa: PLR0913, PLR0917 (one charge's figures, named one by one)
+    index_ticks: int,
+    premium_ppm: int,
+    clamp_ppm: int,
+    reference_ticks: int,
+    price_ticks_max: int,
+    intervals: int,
 ) -> int:
-    """Return one funding charge's reference shift in ticks (SK-FUNDING-2).
+    """Return the reference shift of ``intervals`` funding intervals, in ticks (SK-FUNDING-2).
 
-    The rate is the premium clamped to ``+-clamp_ppm``; the shift is
-    ``index * |rate| / 1e6`` rounded toward zero, signed as the rate, and keeps the reference
-    within ``[1, price_ticks_max]``.
+    Each interval's rate is the premium clamped to ``+-clamp_ppm`` and shifts the reference by
+    ``index * |rate| / 1e6`` ticks, rounded toward zero, signed as the rate; the total keeps
+    the reference within ``[1, price_ticks_max]``.
 
     pre: index_ticks >= 1
     pre: clamp_ppm >= 0
+    pre: intervals >= 0
     pre: 1 <= reference_ticks <= price_ticks_max
-    post: abs(__return__) * 1_000_000 <= index_ticks * clamp_ppm
+    post: abs(__return__) * 1_000_000 <= intervals * index_ticks * clamp_ppm
     post: 1 <= reference_ticks + __return__ <= price_ticks_max
     post: __return__ == 0 or (__return__ > 0) == (premium_ppm > 0)
     """
     rate_ppm = min(max(premium_ppm, -clamp_ppm), clamp_ppm)
-    magnitude = index_ticks * abs(rate_ppm) // PPM
+    magnitude = index_ticks * abs(rate_ppm) // PPM * intervals
     shifted = reference_ticks + (magnitude if rate_ppm >= 0 else -magnitude)
     return min(max(shifted, 1), price_ticks_max) - reference_ticks
+
+
+def compute_average_ppm(integral_ppm_ms: int, elapsed_ms: int) -> int:
+    """Return a time integral's average, rounded toward zero; 0 over no time (SK-FUNDING-2).
+
+    post: elapsed_ms <= 0 or abs(__return__) * elapsed_ms <= abs(integral_ppm_ms)
+    post: elapsed_ms <= 0 or abs(integral_ppm_ms) < (abs(__return__) + 1) * elapsed_ms
+    post: __return__ == 0 or (__return__ > 0) == (integral_ppm_ms > 0)
+    """
+    if elapsed_ms <= 0:
+        return 0
+    magnitude = abs(integral_ppm_ms) // elapsed_ms
+    return magnitude if integral_ppm_ms >= 0 else -magnitude
 
 
 def compute_capped_penalty(charged_minor: int, pool_minor: int, cap_minor: int) -> FeeSplit:

@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 
 
 @attrs.frozen
+class PremiumSample:
+    """A trade's premium over the index, clamped to the mark band, and its size (SK-MARK-1)."""
+
+    timestamp_ms: int
+    premium_ppm: int
+    lots: int
+
+
+@attrs.frozen
 class Instrument:
     """A listed contract and its reference price.
 
@@ -42,13 +51,18 @@ class Instrument:
     strike_ticks: int | None
     option_type: OptionType | None
     reference_ticks: int
-    # The last trade's premium over the index, in ppm, clamped to the mark band: the mark
-    # is the index shifted by it (SK-MARK-1).
-    premium_ppm: int = 0
-    # When funding was last charged (a perpetual), on the kernel clock, and the sum of the
-    # reference shifts funding has made, in ticks (SK-FUNDING).
+    # Recent trades' premiums over the index: the mark is the index shifted by their
+    # size-weighted median over the mark window (SK-MARK-1).
+    premium_samples: tuple[PremiumSample, ...] = ()
+    # Funding's schedule (a perpetual): the end of the last interval charged, on the kernel
+    # clock, and the sum of the reference shifts funding has made, in ticks (SK-FUNDING).
     last_funding_ms: int = 0
     funding_index_ticks: int = 0
+    # The mark premium's time integral, ppm x ms, from the last charge (or the listing) at
+    # premium_since_ms up to premium_until_ms: funding charges its average (SK-FUNDING-2).
+    premium_integral: int = 0
+    premium_since_ms: int = 0
+    premium_until_ms: int = 0
     # The final settlement price once the instrument has expired and settled (SK-EXPIRY).
     settlement_ticks: int | None = None
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from settlekernel.core.arith import compute_band_move, compute_mark_ticks, compute_premium_ppm
+from settlekernel.core.marks import mark_premium_ppm
 from settlekernel.core.model import IndexPrice, IndexSample
 from settlekernel.core.outcomes import Rejected
 from settlekernel.core.reasons import Reason
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
     from immutables import Map
 
-    from settlekernel.core.model import State
+    from settlekernel.core.model import Instrument, State
     from settlekernel.core.rules import UnderlyingRules
 
 
@@ -196,15 +197,22 @@ def trade_premium_ppm(price_ticks: int, index_ticks: int, mark_band_ppm: int) ->
     return compute_premium_ppm(price_ticks, index_ticks, mark_band_ppm)
 
 
-def mark_ticks(state: State, instrument_id: str) -> int:
-    """Return a perpetual's or future's mark: the index shifted by the last premium (SK-MARK-1).
+def mark_premium(state: State, instrument: Instrument) -> int:
+    """Return an instrument's mark premium now: its samples' weighted median (SK-MARK-1)."""
+    window_ms = state.rules.underlying_by_symbol[instrument.underlying].mark_window_ms
+    return mark_premium_ppm(instrument.premium_samples, state.clock_ms, window_ms)
 
-    ``index + floor(index * premium_ppm / 10**6)``, never below one tick: the mark follows the
-    index and keeps the basis the last trade showed, within the mark band.
+
+def mark_ticks(state: State, instrument_id: str) -> int:
+    """Return a perpetual's or future's mark: the index shifted by the mark premium (SK-MARK-1).
+
+    ``index + floor(index * premium_ppm / 10**6)``, never below one tick, with the premium the
+    size-weighted median of the recent trades between different owners (``marks``): the mark
+    follows the index and keeps the basis the market shows, within the mark band.
     """
     instrument = state.instruments[instrument_id]
     index = state.prices[instrument.underlying].price_ticks
-    return compute_mark_ticks(index, instrument.premium_ppm)
+    return compute_mark_ticks(index, mark_premium(state, instrument))
 
 
 def with_history(

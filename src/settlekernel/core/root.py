@@ -122,13 +122,17 @@ def encode_account(account: Account) -> bytes:
 def encode_instrument(instrument: Instrument) -> bytes:
     """Return the canonical encoding of an instrument leaf."""
     option_type = "-" if instrument.option_type is None else instrument.option_type.value
+    samples = ",".join(
+        f"{s.timestamp_ms}={s.premium_ppm}~{s.lots}" for s in instrument.premium_samples
+    )
     return (
         f"instrument|{instrument.id}|{instrument.kind.value}|{instrument.underlying}|"
         f"{instrument.settlement_asset}|{instrument.multiplier_minor}|"
         f"{_optional(instrument.expiry_ms)}|{_optional(instrument.strike_ticks)}|"
-        f"{option_type}|{instrument.reference_ticks}|{instrument.premium_ppm}|"
+        f"{option_type}|{instrument.reference_ticks}|{samples}|"
         f"{instrument.last_funding_ms}|{instrument.funding_index_ticks}|"
-        f"{_optional(instrument.settlement_ticks)}"
+        f"{instrument.premium_integral}~{instrument.premium_since_ms}~"
+        f"{instrument.premium_until_ms}|{_optional(instrument.settlement_ticks)}"
     ).encode()
 
 

@@ -29,7 +29,11 @@ _LIMITS: Final = (
     "multiplier_minor_max",
     "price_history_max",
     "price_history_interval_ms",
+    "mark_samples_max",
+    "funding_intervals_max",
 )
+# Each trade of a linear instrument reads every premium sample kept: a small bound.
+MARK_SAMPLES_LIMIT: Final = 64
 INT_SCALAR_FIELDS: Final = ("fee_rate_max_ppm", *_LIMITS)
 ASSET_INT_FIELDS: Final = ("decimals", "haircut_ppm")
 ASSET_FIELDS: Final = (*ASSET_INT_FIELDS, "price_underlying")
@@ -48,6 +52,7 @@ UNDERLYING_FIELDS: Final = (
     "band_ppm",
     "dispersion_band_ppm",
     "mark_band_ppm",
+    "mark_window_ms",
     "funding_interval_ms",
     "funding_clamp_ppm",
     "liquidation_penalty_ppm",
@@ -100,8 +105,10 @@ class UnderlyingRules:
     # With an even number of fresh reports, the two middle ones may differ by at most this
     # share of the index; beyond it no majority backs a price and the oracle is DISPUTED.
     dispersion_band_ppm: int
-    # A perpetual's or future's mark is its last trade price clamped to index +- this.
+    # A perpetual's or future's mark is the index plus the size-weighted median premium of
+    # the trades in the last mark_window_ms, each clamped to +- mark_band_ppm (SK-MARK-1).
     mark_band_ppm: int
+    mark_window_ms: int
     # Funding (SK-FUNDING): at most one charge per interval, its rate clamped to +- this.
     funding_interval_ms: int
     funding_clamp_ppm: int
@@ -155,6 +162,10 @@ class RuleSet:
     # interval, at most this many samples (SK-EXPIRY-2).
     price_history_max: int
     price_history_interval_ms: int
+    # Premium samples kept per linear instrument for its mark (SK-MARK-1), and the most
+    # funding intervals one charge catches up (SK-FUNDING-1).
+    mark_samples_max: int
+    funding_intervals_max: int
 
     @cached_property
     def asset_by_symbol(self) -> dict[str, AssetRules]:
@@ -205,6 +216,7 @@ DEFAULT_RULES: Final = RuleSet(
             band_ppm=50_000,
             dispersion_band_ppm=50_000,
             mark_band_ppm=10_000,
+            mark_window_ms=300_000,
             funding_interval_ms=3_600_000,
             funding_clamp_ppm=750,
             liquidation_penalty_ppm=15_000,
@@ -226,6 +238,7 @@ DEFAULT_RULES: Final = RuleSet(
             band_ppm=60_000,
             dispersion_band_ppm=60_000,
             mark_band_ppm=10_000,
+            mark_window_ms=300_000,
             funding_interval_ms=3_600_000,
             funding_clamp_ppm=750,
             liquidation_penalty_ppm=15_000,
@@ -245,6 +258,8 @@ DEFAULT_RULES: Final = RuleSet(
     valuation_asset="USDC",
     price_history_max=64,
     price_history_interval_ms=60_000,
+    mark_samples_max=16,
+    funding_intervals_max=24,
 )
 
 
@@ -280,6 +295,8 @@ def check_rules(rules: RuleSet) -> list[str]:
         value = getattr(rules, name)
         if not 1 <= value < VALUE_LIMIT:
             problems.append(f"{name} {value} outside [1, 2**96)")
+    if rules.mark_samples_max > MARK_SAMPLES_LIMIT:
+        problems.append(f"mark_samples_max {rules.mark_samples_max} above {MARK_SAMPLES_LIMIT}")
     return problems
 
 
@@ -360,7 +377,12 @@ def _check_oracle(underlying: UnderlyingRules, sources: int) -> list[str]:
     ]
     problems += [
         f"{name}: {field} {getattr(underlying, field)} outside [1, 2**63)"
-        for field in ("stale_after_ms", "funding_interval_ms", "settlement_window_ms")
+        for field in (
+            "stale_after_ms",
+            "funding_interval_ms",
+            "settlement_window_ms",
+            "mark_window_ms",
+        )
         if not 1 <= getattr(underlying, field) < TIMESTAMP_LIMIT_MS
     ]
     return problems

@@ -28,7 +28,7 @@ from settlekernel.core.events import (
 )
 from settlekernel.core.kinds import InstrumentKind, OptionType
 from settlekernel.core.model import Instrument
-from settlekernel.core.oracle import ADMISSIBLE, Action, settlement_key, validity
+from settlekernel.core.oracle import ADMISSIBLE, Action, mark_premium, settlement_key, validity
 from settlekernel.core.outcomes import Accepted, Outcome, PostingCode, Rejected
 from settlekernel.core.reports import MarginReport
 from settlekernel.core.root import recompute_root, state_root
@@ -76,6 +76,8 @@ class InvariantId(enum.Enum):
     MARGIN_ORDER = "INV-MARGIN-ORDER"
     PRICE_FRESH = "INV-PRICE-FRESH"
     SETTLEMENT_IN_RANGE = "INV-SETTLEMENT-IN-RANGE"
+    MARK_ROBUST = "INV-MARK-ROBUST"
+    FUNDING_BOUNDED = "INV-FUNDING-BOUNDED"
     DETERMINISM = "INV-DETERMINISM"
 
 
@@ -412,6 +414,8 @@ def check_step(before: State, event: object, outcome: Outcome) -> list[Violation
     found += _check_oracle(before, event, outcome)
     found += _check_fresh(before, event)
     found += _check_settlement_range(before, outcome)
+    found += _check_mark(before, event, outcome)
+    found += _check_funding(before, event, outcome)
     found += _check_expiry_step(before, event, outcome)
     found += _check_insurance(before, event, outcome)
     found += _check_liquidation(before, event, outcome)
@@ -691,6 +695,73 @@ def _check_settlement_range(before: State, outcome: Accepted) -> list[Violation]
     return found
 
 
+def _check_mark(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-MARK-ROBUST: a wash print leaves no premium sample; every sample is in the band.
+
+    A trade between two accounts of one owner leaves the instrument's premium samples as
+    they were (SK-MARK-2); any sample a trade adds is stamped now, within the mark band, and
+    no larger than the trade.
+    """
+    if not isinstance(event, Trade):
+        return []
+    old = before.instruments[event.instrument].premium_samples
+    new = outcome.state.instruments[event.instrument].premium_samples
+    buyer, seller = before.accounts[event.buyer], before.accounts[event.seller]
+    if buyer.owner == seller.owner:
+        if new != old:
+            message = f"wash trade {event.trade_id} moved the mark"
+            return [Violation(InvariantId.MARK_ROBUST, message)]
+        return []
+    band = before.rules.underlying_by_symbol[
+        before.instruments[event.instrument].underlying
+    ].mark_band_ppm
+    added = [sample for sample in new if sample not in old]
+    return [
+        Violation(InvariantId.MARK_ROBUST, f"trade {event.trade_id} added sample {sample}")
+        for sample in added
+        if abs(sample.premium_ppm) > band
+        or sample.timestamp_ms != before.clock_ms
+        or not 0 < sample.lots <= event.quantity_lots
+    ]
+
+
+def _check_funding(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-FUNDING-BOUNDED: a charge covers whole intervals, within the clamp, zero-sum.
+
+    It charges ``n`` whole intervals, ``1 <= n <= funding_intervals_max``, all elapsed; it
+    shifts the reference by at most ``n * index * funding_clamp_ppm / 1e6`` ticks, and every
+    position by exactly as much (so the charge is zero-sum); and with no premium sample and
+    no premium integrated since the last charge it shifts nothing.
+    """
+    if not isinstance(event, Funding):
+        return []
+    old = before.instruments[event.instrument]
+    new = outcome.state.instruments[event.instrument]
+    rules = before.rules.underlying_by_symbol[old.underlying]
+    intervals, remainder = divmod(
+        new.last_funding_ms - old.last_funding_ms, rules.funding_interval_ms
+    )
+    shift = new.reference_ticks - old.reference_ticks
+    index = before.prices[old.underlying].price_ticks
+    problems = []
+    if remainder or not 1 <= intervals <= before.rules.funding_intervals_max:
+        problems.append(f"charged {intervals} intervals and {remainder} ms")
+    if new.last_funding_ms > before.clock_ms:
+        problems.append(f"charged up to {new.last_funding_ms}, after the clock")
+    if abs(shift) * PPM > intervals * index * rules.funding_clamp_ppm:
+        problems.append(f"shift {shift} beyond {intervals} clamped intervals")
+    if shift and not old.premium_samples and old.premium_integral == 0:
+        problems.append(f"shift {shift} with no premium any trade confirmed")
+    for holder in before.holders[old.id]:
+        moved = (
+            outcome.state.accounts[holder].positions[old.id].settled_price_ticks
+            - before.accounts[holder].positions[old.id].settled_price_ticks
+        )
+        if moved != shift:
+            problems.append(f"{holder} moved {moved}, the instrument {shift}")
+    return [Violation(InvariantId.FUNDING_BOUNDED, f"{old.id}: {p}") for p in problems]
+
+
 def _check_expiry_step(before: State, event: object, outcome: Accepted) -> list[Violation]:
     """INV-EXPIRY-FINAL (step part): an expiry pays every holder exactly once, exactly.
 
@@ -938,7 +1009,7 @@ def _close_price(before: State, instrument: Instrument, held: int) -> int:
     """The transfer price of closing ``held`` lots: the mark, or the model value (SK-LIQ-2)."""
     if instrument.is_linear:
         index = before.prices[instrument.underlying].price_ticks
-        return max(index + index * instrument.premium_ppm // PPM, 1)
+        return max(index + index * mark_premium(before, instrument) // PPM, 1)
     return model_price_ticks(market_of(before), instrument, round_up=held < 0)
 
 

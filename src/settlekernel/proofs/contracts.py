@@ -38,7 +38,12 @@ INVARIANTS: Final[dict[str, tuple[InvariantId, ...]]] = {
     "share_up": (InvariantId.ROUNDING_RESIDUE, InvariantId.EXPIRY_FINAL),
     "compute_band_move": (InvariantId.ORACLE_ADMISSIBLE,),
     "compute_mark_ticks": (InvariantId.ORACLE_ADMISSIBLE,),
-    "compute_funding_shift": (InvariantId.UNIFORM_REFERENCE, InvariantId.CONSERVATION),
+    "compute_funding_charge": (
+        InvariantId.UNIFORM_REFERENCE,
+        InvariantId.CONSERVATION,
+        InvariantId.FUNDING_BOUNDED,
+    ),
+    "compute_average_ppm": (InvariantId.FUNDING_BOUNDED,),
     "compute_capped_penalty": (
         InvariantId.INSURANCE_NONNEGATIVE,
         InvariantId.LIQUIDATION_NO_WORSE,

@@ -20,7 +20,9 @@ import z3
 from settlekernel.core.events import FIELD_KINDS, FieldKind
 from settlekernel.core.kinds import InstrumentKind
 from settlekernel.core.model import State
+from settlekernel.core.oracle import mark_premium
 from settlekernel.core.units import SYSTEM_ACCOUNTS
+from settlekernel.kernel.transitions.funding import average_premium_ppm
 
 STRING: Final = z3.StringSort()
 INT: Final = z3.IntSort()
@@ -78,6 +80,7 @@ _FIELDS: Final[dict[str, tuple[Any, ...]]] = {
     "has_volatility": (STRING, BOOL),
     "index": (STRING, INT),
     "premium": (STRING, INT),
+    "funding_premium": (STRING, INT),
     "perpetual": (STRING, BOOL),
     "last_funding": (STRING, INT),
     "last_report": (STRING, z3.ArraySort(STRING, INT)),
@@ -110,6 +113,8 @@ class Ledger:
     has_volatility: Any
     index: Any
     premium: Any
+    # Funding's time-averaged premium for a charge now (SK-FUNDING-2): consulted.
+    funding_premium: Any
     perpetual: Any
     last_funding: Any
     last_report: Any
@@ -202,6 +207,38 @@ def _report_times(state: State) -> Any:
     return _array(STRING, never, rows)
 
 
+def _market_fields(state: State, per_instrument: Any) -> dict[str, Any]:
+    """Return the ledger's market arrays: index, volatility, premiums, funding, reports."""
+    return {
+        "has_price": _array(STRING, z3.BoolVal(False), {u: z3.BoolVal(True) for u in state.prices}),
+        "has_volatility": _array(
+            STRING, z3.BoolVal(False), {u: z3.BoolVal(True) for u in state.volatilities}
+        ),
+        "index": _array(
+            STRING, z3.IntVal(0), {u: z3.IntVal(p.price_ticks) for u, p in state.prices.items()}
+        ),
+        "premium": per_instrument(lambda x: z3.IntVal(mark_premium(state, x)), z3.IntVal(0)),
+        "funding_premium": per_instrument(
+            lambda x: z3.IntVal(average_premium_ppm(state, x)), z3.IntVal(0)
+        ),
+        "perpetual": per_instrument(
+            lambda x: z3.BoolVal(x.kind is InstrumentKind.PERPETUAL), z3.BoolVal(False)
+        ),
+        "last_funding": per_instrument(lambda x: z3.IntVal(x.last_funding_ms), z3.IntVal(0)),
+        "last_report": _report_times(state),
+        "volatility": _array(
+            STRING,
+            z3.IntVal(0),
+            {u: z3.IntVal(v.volatility_ppm) for u, v in state.volatilities.items()},
+        ),
+        "volatility_time": _array(
+            STRING,
+            z3.IntVal(-1),
+            {u: z3.IntVal(v.timestamp_ms) for u, v in state.volatilities.items()},
+        ),
+    }
+
+
 def concrete_ledger(state: State) -> Ledger:
     """Return the ledger of a real state: every array is a constant with stores."""
     accounts = state.accounts
@@ -242,29 +279,7 @@ def concrete_ledger(state: State) -> Ledger:
         settled=per_instrument(
             lambda x: z3.BoolVal(x.settlement_ticks is not None), z3.BoolVal(False)
         ),
-        has_price=_array(STRING, z3.BoolVal(False), {u: z3.BoolVal(True) for u in state.prices}),
-        has_volatility=_array(
-            STRING, z3.BoolVal(False), {u: z3.BoolVal(True) for u in state.volatilities}
-        ),
-        index=_array(
-            STRING, z3.IntVal(0), {u: z3.IntVal(p.price_ticks) for u, p in state.prices.items()}
-        ),
-        premium=per_instrument(lambda x: z3.IntVal(x.premium_ppm), z3.IntVal(0)),
-        perpetual=per_instrument(
-            lambda x: z3.BoolVal(x.kind is InstrumentKind.PERPETUAL), z3.BoolVal(False)
-        ),
-        last_funding=per_instrument(lambda x: z3.IntVal(x.last_funding_ms), z3.IntVal(0)),
-        last_report=_report_times(state),
-        volatility=_array(
-            STRING,
-            z3.IntVal(0),
-            {u: z3.IntVal(v.volatility_ppm) for u, v in state.volatilities.items()},
-        ),
-        volatility_time=_array(
-            STRING,
-            z3.IntVal(-1),
-            {u: z3.IntVal(v.timestamp_ms) for u, v in state.volatilities.items()},
-        ),
+        **_market_fields(state, per_instrument),
         account_count=z3.IntVal(len(accounts) - len(SYSTEM_ACCOUNTS)),
         instrument_count=z3.IntVal(len(instruments)),
         clock=z3.IntVal(state.clock_ms),

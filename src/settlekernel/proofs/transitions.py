@@ -714,15 +714,29 @@ def _funding_clamp(rules: RuleSet, underlying: Any) -> Any:
 
 
 def funding(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
-    """SK-FUNDING: one interval's charge shifts the reference; no cash moves now."""
+    """SK-FUNDING: the whole intervals due shift the reference at once; no cash moves now.
+
+    The time-averaged premium is consulted (``funding_premium``); the model clamps it per
+    interval, counts the intervals due (at most ``funding_intervals_max``) and moves the
+    schedule by them.
+    """
     instrument = e["instrument"]
     oracle: OracleConsult = c  # type: ignore[assignment]
     underlying = z3.Select(s.underlying, instrument)
     reference = z3.Select(s.reference, instrument)
     clamp = _funding_clamp(rules, underlying)
-    premium = z3.Select(s.premium, instrument)
+    interval = _funding_interval(rules, underlying)
+    last = z3.Select(s.last_funding, instrument)
+    elapsed = (s.clock - last) / interval
+    due = z3.If(
+        elapsed > rules.funding_intervals_max,
+        rules.funding_intervals_max,
+        z3.If(elapsed < 0, 0, elapsed),
+    )
+    premium = z3.Select(s.funding_premium, instrument)
     rate = z3.If(premium > clamp, clamp, z3.If(premium < -clamp, -clamp, premium))
-    magnitude = s.mul(z3.Select(s.index, underlying), z3.If(rate >= 0, rate, -rate)) / PPM
+    per_interval = s.mul(z3.Select(s.index, underlying), z3.If(rate >= 0, rate, -rate)) / PPM
+    magnitude = s.mul(per_interval, due)
     shifted = reference + z3.If(rate >= 0, magnitude, -magnitude)
     bounded = z3.If(
         shifted < 1, 1, z3.If(shifted > rules.price_ticks_max, rules.price_ticks_max, shifted)
@@ -744,7 +758,7 @@ def funding(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelSt
     post = attrs.evolve(
         s,
         reference=z3.Store(s.reference, instrument, z3.If(reference == 0, 0, bounded)),
-        last_funding=z3.Store(s.last_funding, instrument, s.clock),
+        last_funding=z3.Store(s.last_funding, instrument, last + s.mul(due, interval)),
     )
     return ModelStep(accepted, reason, post, writes=())
 

@@ -1,27 +1,31 @@
 """Funding for perpetuals, applied through the reference price (spec/30-transitions.md#funding).
 
-A perpetual has no expiry to pull its price to the index; funding does. Once per
-``funding_interval_ms`` the operator charges it: the rate is the mark's premium over the
-index (SK-MARK-1), clamped to ``± funding_clamp_ppm``, and longs pay shorts when the mark is
-above the index (shorts pay longs below it).
+A perpetual has no expiry to pull its price to the index; funding does. The operator charges
+it once a whole ``funding_interval_ms`` has passed since the last interval charged, and one
+charge catches up every whole interval since, up to ``funding_intervals_max`` (SK-FUNDING-1).
+The rate is the **time-average** of the mark premium (SK-MARK-1) since the last charge,
+clamped to ``± funding_clamp_ppm`` per interval; longs pay shorts when it is positive. The mark
+premium counts only trades between different owners, each for as long as it stays in the mark
+window and in proportion to its size, so a wash print moves nothing and a lone print stops
+counting once it leaves the window: no funding from a premium no trade still confirms.
 
 The charge moves no cash now. It shifts the instrument's reference price, at which every
-open position is settled (INV-UNIFORM-REFERENCE), by ``delta = trunc(index * rate / 1e6)``
-ticks. A long's unrealised P&L ``q * (mark - reference) * m`` falls by ``q * delta * m`` and a
-short's rises by the same, so the charge is exactly zero-sum, leaves no remainder, and is
-realised in cash by the next variation margin or trade settlement (SK-FUNDING-3): a payer
-short of cash becomes a margin question, answered by liquidation, instead of blocking the
-charge for everyone. ``funding_index_ticks`` accumulates the shifts: the cumulative funding
-index of the instrument.
+open position is settled (INV-UNIFORM-REFERENCE), by ``n * trunc(index * rate / 1e6)`` ticks
+for ``n`` intervals. A long's unrealised P&L ``q * (mark - reference) * m`` falls by
+``q * delta * m`` and a short's rises by the same, so the charge is exactly zero-sum, leaves
+no remainder, and is realised in cash by the next variation margin or trade settlement
+(SK-FUNDING-3): a payer short of cash becomes a margin question, answered by liquidation,
+instead of blocking the charge for everyone. ``funding_index_ticks`` accumulates the shifts.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from settlekernel.core.arith import compute_funding_shift
+from settlekernel.core.arith import compute_average_ppm, compute_funding_charge
 from settlekernel.core.events import Funding
 from settlekernel.core.kinds import InstrumentKind
+from settlekernel.core.marks import integrate_premium
 from settlekernel.core.model import Instrument, State, replace_state
 from settlekernel.core.oracle import Action, check_admissible
 from settlekernel.core.outcomes import Accepted, Outcome, Rejected
@@ -30,20 +34,42 @@ from settlekernel.core.root import account_key, instrument_key, touch
 from settlekernel.kernel.ledger import with_position
 
 
+def average_premium_ppm(state: State, instrument: Instrument) -> int:
+    """Return the mark premium's time-average since the last charge, toward zero (SK-FUNDING-2).
+
+    The running integral up to ``premium_until_ms`` plus the rest up to the clock, from the
+    samples as they are (a trade integrates up to its time before adding its sample).
+    """
+    window_ms = state.rules.underlying_by_symbol[instrument.underlying].mark_window_ms
+    integral = instrument.premium_integral + integrate_premium(
+        instrument.premium_samples, instrument.premium_until_ms, state.clock_ms, window_ms
+    )
+    return compute_average_ppm(integral, state.clock_ms - instrument.premium_since_ms)
+
+
+def intervals_due(state: State, instrument: Instrument) -> int:
+    """Return the whole funding intervals due now, at most ``funding_intervals_max``."""
+    interval_ms = state.rules.underlying_by_symbol[instrument.underlying].funding_interval_ms
+    elapsed = (state.clock_ms - instrument.last_funding_ms) // interval_ms
+    return max(min(elapsed, state.rules.funding_intervals_max), 0)
+
+
 def funding_shift_ticks(state: State, instrument: Instrument) -> int:
     """Return the reference shift of one charge, in ticks, toward zero (SK-FUNDING-2).
 
-    The shift keeps the reference within ``[1, price_ticks_max]``; it is 0 before the first
-    trade, when nobody holds a position.
+    Every interval due at the average premium, clamped per interval; the shift keeps the
+    reference within ``[1, price_ticks_max]``; it is 0 before the first trade, when nobody
+    holds a position.
     """
     if instrument.reference_ticks == 0:
         return 0
-    return compute_funding_shift(
+    return compute_funding_charge(
         state.prices[instrument.underlying].price_ticks,
-        instrument.premium_ppm,
+        average_premium_ppm(state, instrument),
         state.rules.underlying_by_symbol[instrument.underlying].funding_clamp_ppm,
         instrument.reference_ticks,
         state.rules.price_ticks_max,
+        intervals_due(state, instrument),
     )
 
 
@@ -101,11 +127,17 @@ def _charge(state: State, instrument: Instrument, shift_ticks: int) -> State:
                 )
                 keys.append(account_key(account_id))
             accounts = mutation.finish()
+    interval_ms = state.rules.underlying_by_symbol[instrument.underlying].funding_interval_ms
     charged = attrs.evolve(
         instrument,
         reference_ticks=reference_ticks,
-        last_funding_ms=state.clock_ms,
+        # The schedule moves by the intervals charged, so a part interval carries over.
+        last_funding_ms=instrument.last_funding_ms
+        + intervals_due(state, instrument) * interval_ms,
         funding_index_ticks=instrument.funding_index_ticks + shift_ticks,
+        premium_integral=0,
+        premium_since_ms=state.clock_ms,
+        premium_until_ms=state.clock_ms,
     )
     return replace_state(
         state,

@@ -82,6 +82,8 @@ def process_list_instrument(state: State, event: ListInstrument) -> Outcome:
         reference_ticks=0,
         # The first funding charge is due one interval after listing (SK-FUNDING-1).
         last_funding_ms=state.clock_ms,
+        premium_since_ms=state.clock_ms,
+        premium_until_ms=state.clock_ms,
     )
     return Accepted(
         replace_state(

@@ -23,7 +23,8 @@ from settlekernel.core.arith import (
 )
 from settlekernel.core.events import Trade
 from settlekernel.core.guards import check_ranges
-from settlekernel.core.model import Account, Instrument, State, replace_state
+from settlekernel.core.marks import integrate_premium, with_sample
+from settlekernel.core.model import Account, Instrument, PremiumSample, State, replace_state
 from settlekernel.core.oracle import Action, check_admissible, trade_premium_ppm
 from settlekernel.core.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
 from settlekernel.core.reasons import Reason
@@ -181,7 +182,14 @@ def _settle(
     if isinstance(legs, Rejected):
         return legs
     # Verify both accounts meet initial margin afterwards, or reduce their risk (SK-MARGIN-3).
-    instruments = instruments_after(state, instrument, event.price_ticks, reference_ticks)
+    instruments = instruments_after(
+        state,
+        instrument,
+        event.price_ticks,
+        reference_ticks,
+        event.quantity_lots,
+        wash=buyer.owner == seller.owner,
+    )
     reports = []
     for leg in legs:
         rejection, report = check_trade_margin(state, leg.before, leg.after, instruments)
@@ -195,29 +203,52 @@ def _settle(
     )
 
 
-def instruments_after(
-    state: State, instrument: Instrument, price_ticks: int, reference_ticks: int
+def instruments_after(  # noqa: PLR0913 (the traded instrument and what the trade says of it)
+    state: State,
+    instrument: Instrument,
+    price_ticks: int,
+    reference_ticks: int,
+    lots: int = 0,
+    *,
+    wash: bool = True,
 ) -> Map[str, Instrument]:
-    """Return the instruments with the traded one at its new reference and premium.
+    """Return the instruments with the traded one at its new reference and premium samples.
 
-    A linear instrument keeps the trade's premium over the index, clamped to the mark band
-    (SK-MARK-1); the margin checks of both legs read the instrument as it will be.
+    A trade of a linear instrument between accounts of different owners leaves a premium
+    sample: its premium over the index clamped to the mark band, and its size (SK-MARK-1);
+    funding's premium integral is first brought up to the clock, so the sample counts from
+    now on. A wash (one owner on both sides) leaves none (SK-MARK-2). The margin checks of
+    both legs read the instrument as it will be.
     """
-    premium_ppm = (
-        trade_premium_ppm(
-            price_ticks,
-            state.prices[instrument.underlying].price_ticks,
-            state.rules.underlying_by_symbol[instrument.underlying].mark_band_ppm,
+    changed = instrument
+    if reference_ticks != instrument.reference_ticks:
+        changed = attrs.evolve(changed, reference_ticks=reference_ticks)
+    if instrument.is_linear and not wash:
+        rules = state.rules.underlying_by_symbol[instrument.underlying]
+        premium_ppm = trade_premium_ppm(
+            price_ticks, state.prices[instrument.underlying].price_ticks, rules.mark_band_ppm
         )
-        if instrument.is_linear
-        else 0
-    )
-    if (reference_ticks, premium_ppm) == (instrument.reference_ticks, instrument.premium_ppm):
+        sample = PremiumSample(state.clock_ms, premium_ppm, lots)
+        changed = attrs.evolve(
+            changed,
+            premium_samples=with_sample(
+                instrument.premium_samples,
+                sample,
+                rules.mark_window_ms,
+                state.rules.mark_samples_max,
+            ),
+            premium_integral=instrument.premium_integral
+            + integrate_premium(
+                instrument.premium_samples,
+                instrument.premium_until_ms,
+                state.clock_ms,
+                rules.mark_window_ms,
+            ),
+            premium_until_ms=state.clock_ms,
+        )
+    if changed is instrument:
         return state.instruments
-    return state.instruments.set(
-        instrument.id,
-        attrs.evolve(instrument, reference_ticks=reference_ticks, premium_ppm=premium_ppm),
-    )
+    return state.instruments.set(instrument.id, changed)
 
 
 def _legs_after(

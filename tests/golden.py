@@ -1,0 +1,29 @@
+"""The golden roots: the state root after genesis and after the built-in demo (INV-DETERMINISM).
+
+One place for the values several tests pin. A rule change that alters them must change them
+here deliberately, with its reason in the commit and a CHANGELOG line; recompute with
+``python tests/golden.py``.
+"""
+
+from __future__ import annotations
+
+GENESIS_ROOT = "1301f7d4eec4a9de176f87263254d347dcf70db5cdaf2a5377d2352cb6847529"
+DEMO_ROOT = "8397ad8119f0bbcc5857300ed02318028a839f5ca92199c9ab9bb03775ebfa7b"
+
+
+def current_roots() -> tuple[str, str]:
+    """Return (genesis root, demo root) as the kernel computes them now."""
+    import settlekernel as sk  # noqa: PLC0415 (only when recomputing)
+    from settlekernel.cli.demo import demo_steps  # noqa: PLC0415
+
+    state = sk.genesis(sk.RuleSet.default())
+    genesis = sk.state_root(state).hex()
+    for demo_step in demo_steps():
+        outcome = sk.step(state, demo_step.event)
+        if isinstance(outcome, sk.Accepted):
+            state = outcome.state
+    return genesis, sk.state_root(state).hex()
+
+
+if __name__ == "__main__":
+    print("GENESIS_ROOT = %r\nDEMO_ROOT = %r" % current_roots())  # noqa: UP031
