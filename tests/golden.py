@@ -7,8 +7,8 @@ here deliberately, with its reason in the commit and a CHANGELOG line; recompute
 
 from __future__ import annotations
 
-GENESIS_ROOT = "1301f7d4eec4a9de176f87263254d347dcf70db5cdaf2a5377d2352cb6847529"
-DEMO_ROOT = "8397ad8119f0bbcc5857300ed02318028a839f5ca92199c9ab9bb03775ebfa7b"
+GENESIS_ROOT = "490ba8ca1859421fb02889f23e0cfd9de7248fb2ce7695af76127e3a3b6747a9"
+DEMO_ROOT = "e9d6a3a00b311e989300fcd9d76c7f70d194133175a91a2dbeabc46fa98cd7b9"
 
 
 def current_roots() -> tuple[str, str]:

@@ -873,6 +873,12 @@ ODD_RULES = attrs.evolve(
 )
 # A hedged book: long the perpetual from 100,000.00, short the future from 90,000.00. Net
 # linear exposure 0, so maintenance is 0; funding then takes the equity below 0.
+# [Modified in v4] A perpetual against a future needs no maintenance only without the
+# calendar-spread charge (SK-PM-7), which the tables using HEDGED switch off.
+NO_CALENDAR_RULES = attrs.evolve(
+    DEFAULT_RULES,
+    underlyings=tuple(attrs.evolve(u, calendar_spread_ppm=0) for u in DEFAULT_RULES.underlyings),
+)
 HEDGED = [
     *MARKET,
     (open_account("x"), OK),
@@ -929,7 +935,7 @@ EDGE_TABLES = {
     # so it transfers at the index: x cannot pay its close and, the fund being empty, the
     # loss is deleveraged.
     "zero maintenance, negative equity": (
-        DEFAULT_RULES,
+        NO_CALENDAR_RULES,
         [*HEDGED, (liquidate("x"), OK, {"adl"})],
     ),
     # [SK-LIQ-5] The liquidator may not end beyond the position limits.
@@ -977,11 +983,15 @@ def kernel_last_step(table, rules=DEFAULT_RULES):
 def test_a_hedged_book_below_zero_is_liquidatable_and_no_worse_after():
     """Liquidates a zero-maintenance book once its equity is below 0 (SK-PM-6), soundly.
 
+    [Modified in v4] Only a rule set without a calendar-spread charge (SK-PM-7) lets a
+    perpetual against a future need no maintenance; the edge case is kept under such rules.
+
     Found by this differential suite: SK-LIQ-1 admitted it while is_liquidatable refused
     it, and the accepted outcome failed INV-LIQUIDATION-NO-WORSE, which demanded strictly
     less maintenance. Both now say "equity below maintenance", and no more maintenance.
     """
-    before, event, outcome = kernel_last_step(EDGE_TABLES["zero maintenance, negative equity"][1])
+    rules, table = EDGE_TABLES["zero maintenance, negative equity"]
+    before, event, outcome = kernel_last_step(table, rules)
     assert sk.is_liquidatable(before, "x")
     assert sk.check_step(before, event, outcome) == []
 
@@ -1042,7 +1052,7 @@ UNDERWATER_LIQUIDATOR = [
 
 def test_dict_kernel_checks_the_margin_of_a_liquidator_that_takes_no_position():
     """SK-LIQ-5: the liquidator meets initial margin afterwards or reduces its risk, always."""
-    dict_kernel = DictKernel(DEFAULT_RULES)
+    dict_kernel = DictKernel(NO_CALENDAR_RULES)
     decisions = [dict_kernel.apply(event) for event, _, _ in flatten(UNDERWATER_LIQUIDATOR)]
     assert decisions[:-1] == [None] * (len(decisions) - 1)
     assert decisions[-1] is sk.Reason.MARGIN_INSUFFICIENT
@@ -1055,7 +1065,7 @@ def test_kernel_checks_the_margin_of_a_liquidator_that_takes_no_position():
     liquidator's positions did not change.
     """
     events = [event for event, _, _ in flatten(UNDERWATER_LIQUIDATOR)]
-    state = sk.genesis(DEFAULT_RULES)
+    state = sk.genesis(NO_CALENDAR_RULES)
     for event in events[:-1]:
         outcome = sk.step(state, event)
         assert isinstance(outcome, sk.Accepted), (event, outcome)

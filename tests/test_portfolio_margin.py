@@ -103,8 +103,12 @@ def test_empty_portfolio_needs_nothing(market):
 
 
 @given(books, exposures(), markets)
-def test_adding_an_exact_offset_pair_never_increases_the_requirement(book, extra, market):
-    """Needs no more for a book plus a position and its exact opposite (a twin listing)."""
+def test_adding_an_exact_offset_pair_adds_at_most_its_calendar_charge(book, extra, market):
+    """Needs no more for a position and its exact opposite in a twin listing, but the basis.
+
+    Options offset exactly. Two linear instruments each settle at their own mark, so the
+    pair adds at most its own calendar charge (SK-PM-7), plus one unit of rounding.
+    """
     twin = Exposure(
         instrument(
             extra.instrument.kind,
@@ -120,9 +124,13 @@ def test_adding_an_exact_offset_pair_never_increases_the_requirement(book, extra
     )
     base = margin(book, market)
     padded = margin([*book, extra, twin], market)
-    assert padded.maintenance_minor <= base.maintenance_minor
-    assert padded.initial_minor <= base.initial_minor
-    assert margin([extra, twin], market).initial_minor == 0
+    pair = margin([extra, twin], market)
+    basis = sum(risk.calendar_minor for risk in pair.underlyings)
+    assert (basis > 0) == extra.instrument.is_linear
+    assert pair.maintenance_minor == basis
+    assert padded.maintenance_minor <= base.maintenance_minor + basis + 1
+    initial_basis = sum(risk.initial_minor for risk in pair.underlyings)
+    assert padded.initial_minor <= base.initial_minor + initial_basis + 1
 
 
 @given(books, markets, st.integers(2, 7))
@@ -258,3 +266,22 @@ def test_collateral_is_valued_after_its_haircut_rounded_down(amount, price, hair
     report = compute_margin(Portfolio({"BTC": amount}, []), market, rules)
     exact_numerator = amount * price * 10_000 * (PPM - haircut)
     assert report.collateral_minor == exact_numerator // (10**8 * PPM)
+
+
+def test_a_calendar_spread_is_charged_for_the_basis_between_its_instruments():
+    """Charges the offset across a perpetual and a future, not an offset in one (SK-PM-7)."""
+    perpetual, future = instrument(K.PERPETUAL), instrument(K.FUTURE)
+    market = Market(0, {"BTC": 9_000_000}, {"BTC": 600_000})
+    book = [Exposure(perpetual, 100, 9_000_000), Exposure(future, -60, 9_000_000)]
+    risk = margin(book, market).underlyings[0]
+    # 60 lots offset across the two, at 2 % of their notional; the other 40 are outright.
+    assert risk.calendar_minor == 60 * 10 * 9_000_000 * 20_000 // 10**6
+    assert risk.maintenance_minor == (
+        risk.scan_loss_minor + risk.contingency_minor + risk.calendar_minor
+    )
+    outright = margin([Exposure(perpetual, 40, 9_000_000)], market).underlyings[0]
+    assert risk.scan_loss_minor == outright.scan_loss_minor
+    assert outright.calendar_minor == 0
+    # A long and a short of the one instrument are one net position: no spread.
+    same = [Exposure(perpetual, 100, 9_000_000), Exposure(perpetual, -60, 9_000_000)]
+    assert margin(same, market).underlyings[0].calendar_minor == 0

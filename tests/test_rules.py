@@ -17,6 +17,7 @@ vol_down_ppm = 300000
 extreme_multiple_ppm = 2000000
 extreme_weight_ppm = 350000
 short_option_minimum_ppm = 15000
+calendar_spread_ppm = 30000
 im_multiplier_ppm = 1300000
 lookahead_ms = 86400000
 min_sources = 2

@@ -121,17 +121,19 @@ def margin_report_tables(report: MarginReport, decimals: int, asset: str) -> lis
 
 
 def _scenario_table(risk: UnderlyingRisk, decimals: int, asset: str) -> Table:
-    scan, extra, maintenance, initial = (
+    scan, extra, calendar, maintenance, initial = (
         format_minor(value, decimals, places=2)
         for value in (
             risk.scan_loss_minor,
             risk.contingency_minor,
+            risk.calendar_minor,
             risk.maintenance_minor,
             risk.initial_minor,
         )
     )
+    spread = f" + calendar {calendar}" if risk.calendar_minor else ""
     table = Table(
-        title=f"{risk.underlying}: scan loss {scan} + contingency {extra} = maintenance "
+        title=f"{risk.underlying}: scan loss {scan} + contingency {extra}{spread} = maintenance "
         f"{maintenance}; initial {initial} {asset}",
         title_justify="left",
     )
@@ -181,6 +183,7 @@ def margin_report_json(report: MarginReport) -> dict[str, object]:
                 "worst_scenario": risk.worst_scenario,
                 "scan_loss_minor": risk.scan_loss_minor,
                 "contingency_minor": risk.contingency_minor,
+                "calendar_minor": risk.calendar_minor,
                 "maintenance_minor": risk.maintenance_minor,
                 "initial_minor": risk.initial_minor,
                 "greeks_minor": {

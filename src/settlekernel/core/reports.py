@@ -23,6 +23,8 @@ class UnderlyingRisk:
     worst_scenario: int
     scan_loss_minor: int
     contingency_minor: int
+    # The calendar-spread charge on linear positions offsetting across instruments (SK-PM-7).
+    calendar_minor: int
     maintenance_minor: int
     initial_minor: int
     # Net Greeks in settlement minor units: per tick, per tick squared, per 1.00 of

@@ -45,6 +45,7 @@ UNDERLYING_FIELDS: Final = (
     "extreme_multiple_ppm",
     "extreme_weight_ppm",
     "short_option_minimum_ppm",
+    "calendar_spread_ppm",
     "im_multiplier_ppm",
     "lookahead_ms",
     "min_sources",
@@ -93,6 +94,10 @@ class UnderlyingRules:
     extreme_weight_ppm: int
     # Short-option contingency per net short contract, a share of its underlying notional.
     short_option_minimum_ppm: int
+    # Calendar-spread charge (SK-PM-7): linear positions on this underlying that offset each
+    # other across instruments are charged this share of the offset notional, for the basis
+    # their marks can show between them.
+    calendar_spread_ppm: int
     # Initial margin is maintenance times this (>= 1,000,000: initial >= maintenance).
     im_multiplier_ppm: int
     # The scenarios look this far ahead: options are revalued this much closer to expiry.
@@ -209,6 +214,7 @@ DEFAULT_RULES: Final = RuleSet(
             extreme_multiple_ppm=2_000_000,
             extreme_weight_ppm=350_000,
             short_option_minimum_ppm=10_000,
+            calendar_spread_ppm=20_000,
             im_multiplier_ppm=1_250_000,
             lookahead_ms=86_400_000,
             min_sources=2,
@@ -231,6 +237,7 @@ DEFAULT_RULES: Final = RuleSet(
             extreme_multiple_ppm=2_000_000,
             extreme_weight_ppm=350_000,
             short_option_minimum_ppm=12_000,
+            calendar_spread_ppm=20_000,
             im_multiplier_ppm=1_250_000,
             lookahead_ms=86_400_000,
             min_sources=2,
@@ -331,7 +338,12 @@ def _check_underlying(underlying: UnderlyingRules) -> list[str]:
     name = f"underlying {underlying.symbol}"
     problems = [
         f"{name}: {field} {getattr(underlying, field)} outside [0, {PPM}]"
-        for field in ("vol_down_ppm", "extreme_weight_ppm", "short_option_minimum_ppm")
+        for field in (
+            "vol_down_ppm",
+            "extreme_weight_ppm",
+            "short_option_minimum_ppm",
+            "calendar_spread_ppm",
+        )
         if not 0 <= getattr(underlying, field) <= PPM
     ]
     problems += [

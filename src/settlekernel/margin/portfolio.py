@@ -211,6 +211,23 @@ def scenario_moves(underlying_rules: UnderlyingRules, index_ticks: int) -> tuple
     )
 
 
+def calendar_spread_exposure(exposures: Sequence[Exposure]) -> int:
+    """Return the linear exposure that offsets across instruments (SK-PM-7), lots x multiplier.
+
+    Every perpetual and future is valued at the one index, so a long in one and a short in
+    another net to nothing in the scenarios; but each settles at its own mark, and a future
+    at its own expiry. The offset part, the lesser of the long and the short totals, is what
+    only the basis between them can move.
+    """
+    net: defaultdict[str, int] = defaultdict(int)
+    for e in exposures:
+        if e.instrument.kind is not InstrumentKind.OPTION:
+            net[e.instrument.id] += e.quantity_lots * e.instrument.multiplier_minor
+    longs = sum(exposure for exposure in net.values() if exposure > 0)
+    shorts = -sum(exposure for exposure in net.values() if exposure < 0)
+    return min(longs, shorts)
+
+
 def _underlying_risk(  # noqa: PLR0913, PLR0917 (the pieces of one group's result)
     key: tuple[int, str],
     exposures: list[Exposure],
@@ -235,7 +252,13 @@ def _underlying_risk(  # noqa: PLR0913, PLR0917 (the pieces of one group's resul
         * underlying_rules.short_option_minimum_ppm,
         PPM,
     )
-    maintenance_minor = scan_loss_minor + contingency_minor
+    calendar_minor = ceil_div(
+        calendar_spread_exposure(exposures)
+        * market.index_ticks[underlying]
+        * underlying_rules.calendar_spread_ppm,
+        PPM,
+    )
+    maintenance_minor = scan_loss_minor + contingency_minor + calendar_minor
     initial_minor = ceil_div(maintenance_minor * underlying_rules.im_multiplier_ppm, PPM)
     if bounded_loss_minor is not None:
         # [SK-PM-3] Long options alone can lose no more than they are worth: as SPAN caps a
@@ -258,6 +281,7 @@ def _underlying_risk(  # noqa: PLR0913, PLR0917 (the pieces of one group's resul
         worst,
         scan_loss_minor,
         contingency_minor,
+        calendar_minor,
         maintenance_minor,
         initial_minor,
         linear_delta + delta,

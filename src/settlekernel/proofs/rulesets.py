@@ -158,6 +158,36 @@ def funding_bounded(rules: RuleSet, symbol: str) -> Instance:
     )
 
 
+def calendar_covers_basis(rules: RuleSet, symbol: str) -> Instance:
+    """The calendar charge covers the largest basis two marks can show (SK-PM-7, SK-MARK-1).
+
+    Two linear instruments on one underlying are marked at ``index + floor(index * p / 1e6)``
+    with premiums ``p`` within the mark band. A spread of ``exposure`` (lots x multiplier)
+    long one and short the other can lose, between their marks, ``exposure`` times the gap of
+    the two marks; the charge ``ceil(exposure * index * calendar_spread_ppm / 1e6)`` covers it
+    to within the marks' rounding, one tick per unit of exposure.
+    """
+    underlying = _underlying(rules, symbol)
+    band = underlying.mark_band_ppm
+    index, exposure, first, second = z3.Ints("index exposure premium_long premium_short")
+    gap = (index * first / PPM) - (index * second / PPM)
+    charge = _ceil_ppm(exposure * index * underlying.calendar_spread_ppm)
+    return Instance(
+        Obligation(
+            hypotheses=(
+                index >= 1,
+                exposure >= 0,
+                first >= -band,
+                first <= band,
+                second >= -band,
+                second <= band,
+            ),
+            claim=exposure * gap <= charge + exposure,
+            fires=z3.And(exposure > 0, gap > 0),
+        )
+    )
+
+
 def insurance_contribution(rules: RuleSet, symbol: str) -> Instance:
     """The fund's share of a penalty is never negative, for every notional (SK-LIQ-3)."""
     underlying = _underlying(rules, symbol)
@@ -255,6 +285,13 @@ _RULE_THEOREMS: Final[
         (),
         ("SK-FUNDING-2",),
         funding_bounded,
+    ),
+    (
+        "calendar-covers-basis",
+        "A calendar spread's charge covers the largest basis its two marks can show.",
+        (InvariantId.MARGIN_AFTER_ACCEPT,),
+        ("SK-PM-7", "SK-MARK-1"),
+        calendar_covers_basis,
     ),
     (
         "insurance-contribution",
