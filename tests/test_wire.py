@@ -186,6 +186,6 @@ def test_describe_event_never_raises():
         def __repr__(self) -> str:
             raise RuntimeError
 
-    assert describe_event(Hostile()) == "<unprintable Hostile>"
+    assert describe_event(Hostile()) == "<not an event: Hostile>"
     bad = sk.Deposit(principal="a", account="a", asset="USDC", amount_minor=object())
     assert describe_event(bad).startswith("Deposit(")

@@ -26,7 +26,7 @@ from settlekernel.core.events import (
     Event,
     FieldKind,
 )
-from settlekernel.core.guards import check_shape
+from settlekernel.core.guards import UNSET, check_shape, describe_value
 from settlekernel.core.kinds import InstrumentKind, OptionType
 from settlekernel.core.outcomes import Rejected
 from settlekernel.core.reasons import Reason
@@ -76,13 +76,23 @@ def encode_event(event: Event) -> str:
 
 
 def describe_event(event: object) -> str:
-    """Return the canonical line of a well-formed event, else a bounded ``repr``; never raises."""
-    if type(event) in EVENT_NAMES and check_shape(event) is None:  # type: ignore[arg-type]
+    """Return the canonical line of a well-formed event, else a bounded description.
+
+    An event that fails its shape checks is described field by field (``describe_value``:
+    unset slots, huge integers and foreign objects by kind, never by ``repr``), anything else
+    by its type alone, so the description is bounded, never raises and depends on no
+    interpreter limit.
+    """
+    cls = type(event)
+    if cls not in EVENT_NAMES:
+        return f"<not an event: {cls.__name__}>"
+    if check_shape(event) is None:  # type: ignore[arg-type]
         return encode_event(event)  # type: ignore[arg-type]
-    try:
-        return repr(event)[:200]
-    except Exception:  # noqa: BLE001 (a hostile __repr__ must not stop the journal)
-        return f"<unprintable {type(event).__name__}>"
+    fields = ", ".join(
+        f"{name}={describe_value(getattr(event, name, UNSET))}"
+        for name, _ in FIELD_KINDS[cls]
+    )
+    return f"{cls.__name__}({fields})"
 
 
 def decode_event(line: str, line_number: int = 1) -> Event | Rejected:
