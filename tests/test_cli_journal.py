@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -99,3 +100,36 @@ def test_usage_errors_exit_2(journal_db, tmp_path):
     result = run("journal", "append", str(events), "--db", str(journal_db), "--rules", str(rules))
     assert result.returncode == 2
     assert "other rules" in result.stderr
+
+
+HOSTILE_LINES = [
+    '{"type":"deposit","principal":"a","account":"a","asset":"USDC","amount_minor":' + value + "}"
+    for value in ("9" * 4_301, "-" + "9" * 5_000, "[" * 900 + "]" * 900, "1" + "0" * 4_400)
+]
+
+
+def test_verify_gives_one_verdict_under_any_integer_string_limit(tmp_path):
+    """Appends under one PYTHONINTMAXSTRDIGITS and verifies identically under every other."""
+    events = tmp_path / "hostile.jsonl"
+    events.write_text("\n".join(HOSTILE_LINES) + "\n", encoding="utf-8")
+    db = tmp_path / "hostile.db"
+    env = {**os.environ, "PYTHONINTMAXSTRDIGITS": "0"}
+    appended = subprocess.run(
+        [*CLI, "journal", "append", str(events), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert appended.returncode == 0, appended.stderr
+    verdicts = set()
+    for limit in ("0", "640", "4300"):
+        result = subprocess.run(
+            [*CLI, "journal", "verify", "--db", str(db), "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONINTMAXSTRDIGITS": limit},
+        )
+        verdicts.add((result.returncode, result.stdout))
+    assert verdicts == {(0, next(iter(verdicts))[1])}, verdicts

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import sqlite3
+import sys
 
 import attrs
 import pytest
@@ -357,3 +359,37 @@ def test_verify_batch_pinpoints_the_first_diverging_event(copy):
         assert str(finding).startswith("batch 5, record 47 (entry 40): posting 0 amount_minor")
     finally:
         store.close()
+
+
+def test_a_deeply_nested_line_replays_the_same_way_at_any_stack_depth(tmp_path):
+    """Records a deeply nested line with one reason appended deep in a stack, verified shallow."""
+    path = tmp_path / "nested.db"
+    lines = [
+        '{"type":"deposit","principal":"a","account":"a","asset":"USDC","amount_minor":'
+        + "[" * depth
+        + "]" * depth
+        + "}"
+        for depth in (20, 40, 900)
+    ]
+
+    def append_at_depth(frames):
+        if frames:
+            return append_at_depth(frames - 1)
+        journal = DurableJournal.open(path)
+        try:
+            return journal.append(lines)
+        finally:
+            journal.close()
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + 200)
+    try:
+        executed = append_at_depth(100)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert [record.reason for record in executed.records] == [
+        "field_type_invalid",
+        "json_invalid",
+        "json_invalid",
+    ]
+    assert audit(path).finding is None

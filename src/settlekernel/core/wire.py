@@ -14,6 +14,7 @@ the journal hashes.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Final
 
 import attrs
@@ -33,6 +34,16 @@ from settlekernel.core.reasons import Reason
 
 # [SK-WIRE-2] A line longer than this is rejected before parsing: every input is bounded.
 LINE_BYTES_MAX: Final = 16_384
+# [SK-WIRE-2] A line nested deeper than this (the event object is level 1) is rejected before
+# parsing. The bound is counted here, not left to the parser's recursion, so the answer does
+# not depend on the recursion limit or on how deep the caller's stack already is.
+NESTING_DEPTH_MAX: Final = 32
+# [SK-WIRE-2] An integer literal of more digits than this is never converted to an int (no
+# field admits it: SK-SHAPE-1 bounds integers below 2**256, 78 digits), so the answer does not
+# depend on Python's limit on string-to-integer conversion (PYTHONINTMAXSTRDIGITS).
+INTEGER_DIGITS_MAX: Final = 78
+# The characters that open or close a string or a level, or escape inside a string.
+_STRUCTURE: Final = re.compile(r'[\[\]{}"\\]')
 
 _ENUM_KINDS: Final[dict[FieldKind, type[InstrumentKind | OptionType]]] = {
     FieldKind.INSTRUMENT_KIND: InstrumentKind,
@@ -47,6 +58,51 @@ class _NonInteger:
 
     def __init__(self, text: str) -> None:
         self.text = text
+
+
+class _LongInteger:
+    """An integer literal beyond ``INTEGER_DIGITS_MAX`` digits, kept unconverted."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, text: str) -> None:
+        self.digits = len(text) - text.startswith("-")
+
+    def __repr__(self) -> str:
+        return f"<an integer literal of {self.digits} digits>"
+
+
+def _parse_int(text: str) -> int | _LongInteger:
+    if len(text) - text.startswith("-") > INTEGER_DIGITS_MAX:
+        return _LongInteger(text)
+    return int(text)
+
+
+def _nesting_exceeds(line: str) -> bool:
+    """Return whether ``line``'s brackets outside strings nest deeper than the bound.
+
+    One pass over the structural characters, so linear in the line's length.
+    """
+    if line.count("[") + line.count("{") <= NESTING_DEPTH_MAX:
+        return False
+    depth, in_string, escaped_at = 0, False, -1
+    for match in _STRUCTURE.finditer(line):
+        at, char = match.start(), match.group()
+        if at == escaped_at:
+            continue
+        if in_string:
+            if char == "\\":
+                escaped_at = at + 1
+            in_string = char != '"'
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > NESTING_DEPTH_MAX:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 class _DuplicateKeyError(ValueError):
@@ -89,8 +145,7 @@ def describe_event(event: object) -> str:
     if check_shape(event) is None:  # type: ignore[arg-type]
         return encode_event(event)  # type: ignore[arg-type]
     fields = ", ".join(
-        f"{name}={describe_value(getattr(event, name, UNSET))}"
-        for name, _ in FIELD_KINDS[cls]
+        f"{name}={describe_value(getattr(event, name, UNSET))}" for name, _ in FIELD_KINDS[cls]
     )
     return f"{cls.__name__}({fields})"
 
@@ -100,9 +155,14 @@ def decode_event(line: str, line_number: int = 1) -> Event | Rejected:
     where = f"line {line_number}"
     if len(line) > LINE_BYTES_MAX:
         return Rejected(Reason.JSON_INVALID, f"{where}: longer than {LINE_BYTES_MAX} characters")
+    if _nesting_exceeds(line):
+        return Rejected(
+            Reason.JSON_INVALID, f"{where}: nested deeper than {NESTING_DEPTH_MAX} levels"
+        )
     try:
         document = json.loads(
             line,
+            parse_int=_parse_int,
             parse_float=_NonInteger,
             parse_constant=_NonInteger,
             object_pairs_hook=_object_without_duplicates,
@@ -148,6 +208,8 @@ def _decode_document(document: dict[str, Any], where: str) -> Event | Rejected:
 def _describe(value: object) -> str:
     if isinstance(value, _NonInteger):
         return f"the non-integer number {value.text[:40]}"
+    if isinstance(value, _LongInteger):
+        return f"an integer literal of {value.digits} digits (at most {INTEGER_DIGITS_MAX})"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, str):
