@@ -133,3 +133,31 @@ def test_verify_gives_one_verdict_under_any_integer_string_limit(tmp_path):
         )
         verdicts.add((result.returncode, result.stdout))
     assert verdicts == {(0, next(iter(verdicts))[1])}, verdicts
+
+
+def test_commands_refuse_files_that_are_not_journals_without_writing(tmp_path):
+    """Exits 2 with one line for a foreign database, an empty file and a missing directory."""
+    other = tmp_path / "other.sqlite"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE people (name TEXT)")
+    db.commit()
+    db.close()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"type":"open_account","principal":"a","account":"a"}\n', encoding="utf-8")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    for command in (
+        ["journal", "append", str(events), "--db", str(other)],
+        ["journal", "append", str(events), "--db", str(empty)],
+        ["journal", "append", str(events), "--db", str(tmp_path / "no" / "such" / "l.db")],
+        ["journal", "verify", "--db", str(empty)],
+        ["proof", "roots", "--db", str(empty)],
+        ["proof", "roots", "--db", str(other)],
+        ["proof", "account", "alice", "--db", str(empty)],
+    ):
+        result = run(*command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, (command, result.stderr)
+        assert result.stderr.startswith("Error: "), result.stderr
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before

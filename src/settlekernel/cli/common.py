@@ -1,4 +1,4 @@
-"""What every ``settlekernel`` command shares: reading a ``--rules`` file."""
+"""What every ``settlekernel`` command shares: input errors and reading a ``--rules`` file."""
 
 from __future__ import annotations
 
@@ -8,6 +8,18 @@ import click
 
 from settlekernel.core.rules import DEFAULT_RULES, RuleSet
 from settlekernel.core.rules_toml import RulesError, parse_rules_toml
+
+EXIT_USAGE = 2
+
+
+class InputError(click.ClickException):
+    """A usage or input error: one line, ``Error: ...``, on stderr and exit 2.
+
+    Exit 1 is kept for a broken invariant or a failed verification, so a script can tell
+    "the ledger is wrong" from "the command was given something it cannot use".
+    """
+
+    exit_code = EXIT_USAGE
 
 
 def load_rules(path: Path | None, *, check: bool = True) -> RuleSet:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from settlekernel.cli.common import load_rules
+from settlekernel.cli.common import InputError, load_rules
 from settlekernel.commitments.merkle_sum import (
     MerkleSumError,
     commit,
@@ -24,6 +24,7 @@ from settlekernel.commitments.merkle_sum import (
     prove,
     verify_proof,
 )
+from settlekernel.core.model import State
 from settlekernel.core.root import state_root
 from settlekernel.core.rules import RuleSet
 from settlekernel.journal.durable import (
@@ -31,6 +32,7 @@ from settlekernel.journal.durable import (
     JournalError,
     RulesMismatchError,
     open_for_audit,
+    recover_readonly,
 )
 from settlekernel.journal.store import StoreError
 from settlekernel.journal.verify import AuditReport, audit_batch_number, audit_journal
@@ -57,8 +59,10 @@ def journal() -> None:
 def _opened(db: Path, rules: RuleSet | None = None) -> Iterator[DurableJournal]:
     try:
         opened = DurableJournal.open(db, rules)
-    except (StoreError, RulesMismatchError) as error:
-        raise click.UsageError(f"{db}: {error}") from error
+    except StoreError as error:
+        raise InputError(str(error)) from error
+    except RulesMismatchError as error:
+        raise InputError(f"{db}: {error}") from error
     except JournalError as error:
         click.echo(f"cannot open {db}: {error}; `settlekernel journal verify` locates it", err=True)
         sys.exit(EXIT_VIOLATION)
@@ -66,6 +70,18 @@ def _opened(db: Path, rules: RuleSet | None = None) -> Iterator[DurableJournal]:
         yield opened
     finally:
         opened.close()
+
+
+def _recovered(db: Path) -> tuple[State, int]:
+    """Return the journal's head state and batch number, reading the file only."""
+    try:
+        state, head = recover_readonly(db)
+    except StoreError as error:
+        raise InputError(str(error)) from error
+    except JournalError as error:
+        click.echo(f"cannot open {db}: {error}; `settlekernel journal verify` locates it", err=True)
+        sys.exit(EXIT_VIOLATION)
+    return state, 0 if head is None else head.number
 
 
 def _rules_option(path: Path | None) -> RuleSet | None:
@@ -132,12 +148,10 @@ def _echo(summary: dict[str, object], *, as_json: bool) -> None:
 
 @contextmanager
 def _audit_target(db: Path) -> Iterator[tuple[object, RuleSet, bytes]]:
-    if not db.exists():
-        raise click.UsageError(f"{db}: no such file")
     try:
         store, rules, genesis_root = open_for_audit(db)
     except StoreError as error:
-        raise click.UsageError(str(error)) from error
+        raise InputError(str(error)) from error
     except JournalError as error:
         click.echo(f"FAILED journal: rules: {error}")
         sys.exit(EXIT_VIOLATION)
@@ -211,11 +225,8 @@ def proof() -> None:
 @_DB
 def roots(db: Path) -> None:
     """Print each asset's Merkle-sum root and total liabilities (what the operator publishes)."""
-    if not db.exists():
-        raise click.UsageError(f"{db}: no such file")
-    with _opened(db) as opened:
-        trees = commit(opened.state)
-        head = 0 if opened.head is None else opened.head.number
+    state, head = _recovered(db)
+    trees = commit(state)
     published = {
         asset: {"root": tree.root.hash.hex(), "total_minor": str(tree.root.sum_minor)}
         for asset, tree in trees.items()
@@ -229,11 +240,8 @@ def roots(db: Path) -> None:
 @click.option("--asset", default=None, help="One asset only (default: every asset).")
 def account(account_id: str, db: Path, asset: str | None) -> None:
     """Print ACCOUNT_ID's inclusion proofs, with each asset's root and total, as JSON."""
-    if not db.exists():
-        raise click.UsageError(f"{db}: no such file")
-    with _opened(db) as opened:
-        trees = commit(opened.state)
-        head = 0 if opened.head is None else opened.head.number
+    state, head = _recovered(db)
+    trees = commit(state)
     if asset is not None and asset not in trees:
         raise click.UsageError(f"--asset {asset}: not an asset of the journal's rules")
     proofs = []

@@ -141,7 +141,7 @@ def open_for_audit(path: Path) -> tuple[SqliteStore, RuleSet, bytes]:
         StoreError: ``path`` is not a journal.
         JournalError: its stored rules do not parse or do not match their digest.
     """
-    store = SqliteStore(path, create=False)
+    store = SqliteStore(path, readonly=True)
     if store.read_meta() is None:
         store.close()
         raise JournalError(f"{path}: an empty journal (nothing was ever appended)")
@@ -151,6 +151,20 @@ def open_for_audit(path: Path) -> tuple[SqliteStore, RuleSet, bytes]:
         store.close()
         raise
     return store, rules, genesis_root
+
+
+def recover_readonly(path: Path) -> tuple[State, BatchHeader | None]:
+    """Return the state after the last batch of the journal at ``path``, reading it only.
+
+    Raises:
+        StoreError: ``path`` is not a journal.
+        JournalError: its rules or its stored roots do not check (run ``audit``).
+    """
+    store, rules, genesis_root = open_for_audit(path)
+    try:
+        return recover(store, rules, genesis_root)
+    finally:
+        store.close()
 
 
 def _journal_rules(store: JournalStore, rules: RuleSet | None) -> tuple[RuleSet, bytes]:

@@ -15,6 +15,8 @@ be edited without going through SQLite.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -107,6 +109,94 @@ class StoreError(Exception):
     """The storage cannot be used as a journal: wrong schema, or not a journal at all."""
 
 
+class WriterLockedError(StoreError):
+    """Another writer holds the journal (SK-STORE-2)."""
+
+
+class DamagedStoreError(StoreError):
+    """A SQLite file (by its header) that SQLite cannot read: a damaged journal, perhaps."""
+
+
+SQLITE_HEADER: Final = b"SQLite format 3\x00"
+
+
+def inspect_file(path: Path) -> bool:
+    """Return whether a journal exists at ``path`` (False: nothing there); write nothing.
+
+    Reads the file without writing it or creating anything beside it: an empty file, a file
+    without SQLite's header and a SQLite database without a ``schema_version`` table are
+    refused as they are (SK-STORE-3).
+
+    Raises:
+        StoreError: ``path`` is not a journal, or its directory does not exist.
+        DamagedStoreError: it has SQLite's header but SQLite cannot read its schema.
+    """
+    if not path.exists():
+        if not path.parent.is_dir():
+            raise StoreError(f"{path}: no such directory {path.parent}")
+        return False
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise StoreError(f"{path}: cannot be read ({error.strerror})") from error
+    if not header:
+        raise StoreError(f"{path}: an empty file, not a journal")
+    if header != SQLITE_HEADER:
+        raise StoreError(f"{path}: not a SQLite database, so not a journal")
+    if "schema_version" not in _table_names(path):
+        raise StoreError(f"{path}: a SQLite database of another application, not a journal")
+    return True
+
+
+def _table_names(path: Path) -> set[str]:
+    """Return the tables of the SQLite file at ``path``, reading it only.
+
+    Without a write-ahead log beside it the file is read as immutable, which creates no
+    ``-wal`` or ``-shm`` file; with one, SQLite must read the log, through a read-only
+    connection.
+    """
+    immutable = "" if path.with_name(path.name + "-wal").exists() else "&immutable=1"
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{immutable}", uri=True)
+        try:
+            return {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as error:
+        raise DamagedStoreError(f"{path}: the database file is damaged ({error})") from error
+
+
+class _WriterLock:
+    """An exclusive ``flock`` on ``<journal>-lock``, held while a writer has the journal open.
+
+    A separate file, because closing any descriptor of the database file itself would drop
+    SQLite's own POSIX locks on it. The kernel releases the lock when the process dies, so a
+    killed writer never leaves the journal locked; the empty lock file stays.
+    """
+
+    def __init__(self, path: Path) -> None:
+        if not path.parent.is_dir():
+            raise StoreError(f"{path}: no such directory {path.parent}")
+        lock_path = path.with_name(path.name + "-lock")
+        try:
+            self._fd: int | None = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StoreError(f"{lock_path}: cannot be opened ({error.strerror})") from error
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            os.close(self._fd)
+            self._fd = None
+            raise WriterLockedError(f"{path}: journal is locked by another writer") from error
+
+    def release(self) -> None:
+        """Release the lock (closing the descriptor releases the flock)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 @attrs.frozen
 class JournalMeta:
     """What a journal was created with: its rules (TOML and digest) and its genesis root."""
@@ -161,24 +251,56 @@ class JournalStore(Protocol):
 class SqliteStore:
     """``JournalStore`` on one SQLite file: WAL, ``synchronous=FULL``, foreign keys on."""
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
-        """Open the database at ``path``; with ``create``, make an empty one a journal.
+    def __init__(self, path: Path, *, create: bool = True, readonly: bool = False) -> None:
+        """Open the journal at ``path``; with ``create``, make a new one if nothing is there.
+
+        A writer holds ``<path>-lock`` exclusively while open (SK-STORE-2); ``readonly``
+        (audits and proofs) takes no lock and never writes. Only a path where nothing exists
+        is created; an existing file is read, never written, until it is known to be a
+        journal (SK-STORE-3).
 
         Raises:
+            WriterLockedError: another writer holds the journal.
+            DamagedStoreError: ``readonly``, and the file is SQLite's but cannot be read.
             StoreError: the file is not a settlekernel journal of this schema version.
         """
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._lock: _WriterLock | None = None
+        if not inspect_file(path) and (readonly or not create):
+            raise StoreError(f"{path}: no such file")
+        if readonly:
+            self._db = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+            )
+            self._checked(create=False, damaged=DamagedStoreError)
+            return
+        # Only a journal, or nothing yet, gets a lock file beside it. The file is looked at
+        # again under the lock: another writer may have created it in between.
+        self._lock = _WriterLock(path)
         try:
-            # WAL with synchronous=FULL: a commit is on disk when COMMIT returns, and a
-            # torn write of the WAL is discarded on the next open (SK-JOURNAL-4).
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            exists = inspect_file(path)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except BaseException:
+            self._lock.release()
+            raise
+        # WAL with synchronous=FULL: a commit is on disk when COMMIT returns, and a torn
+        # write of the WAL is discarded on the next open (SK-JOURNAL-4).
+        self._checked(create=not exists, damaged=StoreError)
+
+    def _checked(self, *, create: bool, damaged: type[StoreError]) -> None:
+        """Set the writer's pragmas (unless read-only) and check the schema; close if it fails."""
+        try:
+            if self._lock is not None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute("PRAGMA foreign_keys=ON")
             self._check_schema(create=create)
-        except (sqlite3.DatabaseError, StoreError) as error:
-            self._db.close()
-            raise StoreError(f"{path}: not a settlekernel journal ({error})") from error
+        except StoreError as error:
+            self.close()
+            raise StoreError(f"{self.path}: not a settlekernel journal ({error})") from error
+        except sqlite3.DatabaseError as error:
+            self.close()
+            raise damaged(f"{self.path}: the database file is damaged ({error})") from error
 
     def _check_schema(self, *, create: bool) -> None:
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
@@ -279,8 +401,12 @@ class SqliteStore:
         return [StoredSnapshot(*row) for row in rows]
 
     def close(self) -> None:
-        """Close the connection (the last one checkpoints the WAL into the file)."""
-        self._db.close()
+        """Close the connection (the last one checkpoints the WAL), then release the lock."""
+        try:
+            self._db.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
 
 class _Transaction:
