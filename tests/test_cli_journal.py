@@ -161,3 +161,28 @@ def test_commands_refuse_files_that_are_not_journals_without_writing(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1, (command, result.stderr)
         assert result.stderr.startswith("Error: "), result.stderr
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_verify_prints_the_head_and_checks_a_published_one(journal_db):
+    """Prints the head to publish; --expect-head passes for it and fails for another hash."""
+    report = json.loads(run("journal", "verify", "--db", str(journal_db), "--json").stdout)
+    assert report["head_batch"] == 6
+    head = report["head_batch_hash"]
+    assert len(head) == 64
+    assert run("journal", "verify", "--db", str(journal_db), "--expect-head", head).returncode == 0
+    other = run("journal", "verify", "--db", str(journal_db), "--expect-head", "ab" * 32)
+    assert other.returncode == 1
+    assert other.stdout.startswith("FAILED journal: head: the published head abababababababab")
+    malformed = run("journal", "verify", "--db", str(journal_db), "--expect-head", "xyz")
+    assert malformed.returncode == 2
+    assert malformed.stderr.strip().splitlines() == [
+        "Error: --expect-head xyz: expected a batch hash, 64 hex digits"
+    ]
+
+
+def test_verify_batch_beyond_the_journal_is_a_usage_error(journal_db):
+    """Exits 2 with one line for a batch number the journal does not have; exit 1 is kept."""
+    result = run("journal", "verify-batch", "99", "--db", str(journal_db))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["Error: batch 99: the journal has 6 batches"]
+    assert result.stdout == ""

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -34,10 +35,11 @@ from settlekernel.journal.durable import (
     open_for_audit,
     recover_readonly,
 )
-from settlekernel.journal.store import StoreError
-from settlekernel.journal.verify import AuditReport, audit_batch_number, audit_journal
+from settlekernel.journal.store import DamagedStoreError, JournalStore, StoreError
+from settlekernel.journal.verify import AuditReport, Finding, audit_batch_number, audit_journal
 
 EXIT_VIOLATION = 1
+HASH_BYTES = 32
 BATCH_LINES_DEFAULT = 1_000
 
 _DB = click.option(
@@ -147,27 +149,38 @@ def _echo(summary: dict[str, object], *, as_json: bool) -> None:
 
 
 @contextmanager
-def _audit_target(db: Path) -> Iterator[tuple[object, RuleSet, bytes]]:
+def _audit_target(db: Path, *, as_json: bool) -> Iterator[tuple[JournalStore, RuleSet, bytes]]:
+    """Open ``db`` read-only; a file that is damaged is a failed verification, not an error."""
     try:
         store, rules, genesis_root = open_for_audit(db)
+    except DamagedStoreError as error:
+        _exit_failed(Finding("database", "damaged", str(error)), as_json=as_json)
     except StoreError as error:
         raise InputError(str(error)) from error
     except JournalError as error:
-        click.echo(f"FAILED journal: rules: {error}")
-        sys.exit(EXIT_VIOLATION)
+        _exit_failed(Finding("journal", "rules", str(error)), as_json=as_json)
     try:
         yield store, rules, genesis_root
     finally:
         store.close()
 
 
+def _exit_failed(finding: Finding, *, as_json: bool) -> NoReturn:
+    """Report a journal that could not be re-executed at all, and exit 1."""
+    _print_report(AuditReport(finding, 0, 0, 0, b""), "", as_json=as_json)
+    sys.exit(EXIT_VIOLATION)
+
+
 def _print_report(report: AuditReport, verdict: str, *, as_json: bool) -> None:
-    summary = {
+    """Print the verdict and the head to pin (``head_batch_hash``); exit 1 on a finding."""
+    summary: dict[str, object] = {
         "result": "ok" if report.finding is None else "failed",
         "batches": report.batches,
         "records": report.records,
         "entries": report.entries,
         "final_root": report.final_root.hex(),
+        "head_batch": report.batches,
+        "head_batch_hash": report.head_batch_hash.hex(),
     }
     if report.finding is not None:
         summary["where"] = report.finding.where
@@ -185,23 +198,43 @@ def _print_report(report: AuditReport, verdict: str, *, as_json: bool) -> None:
         sys.exit(EXIT_VIOLATION)
 
 
+def _head_hash(text: str | None) -> bytes | None:
+    """Parse ``--expect-head``: a batch hash as 64 hexadecimal digits."""
+    if text is None:
+        return None
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != HASH_BYTES:
+        raise InputError(f"--expect-head {text[:80]}: expected a batch hash, 64 hex digits")
+    return value
+
+
 @journal.command()
 @_DB
 @_JSON
 def replay(db: Path, *, as_json: bool) -> None:
     """Re-derive every state root from the events; print the final root."""
-    with _audit_target(db) as (store, rules, genesis_root):
-        report = audit_journal(store, rules, genesis_root, full=False)  # type: ignore[arg-type]
+    with _audit_target(db, as_json=as_json) as (store, rules, genesis_root):
+        report = audit_journal(store, rules, genesis_root, full=False)
     _print_report(report, "every entry's root re-derived from its event", as_json=as_json)
 
 
 @journal.command()
 @_DB
+@click.option(
+    "--expect-head",
+    "expect_head",
+    default=None,
+    help="A batch hash published earlier: fail if the journal no longer holds that batch.",
+)
 @_JSON
-def verify(db: Path, *, as_json: bool) -> None:
+def verify(db: Path, expect_head: str | None, *, as_json: bool) -> None:
     """Check the hash chains and re-execute everything; name the first difference."""
-    with _audit_target(db) as (store, rules, genesis_root):
-        report = audit_journal(store, rules, genesis_root)  # type: ignore[arg-type]
+    expected = _head_hash(expect_head)
+    with _audit_target(db, as_json=as_json) as (store, rules, genesis_root):
+        report = audit_journal(store, rules, genesis_root, expect_head=expected)
     _print_report(report, "chains, events, postings, roots and snapshots check", as_json=as_json)
 
 
@@ -211,9 +244,20 @@ def verify(db: Path, *, as_json: bool) -> None:
 @_JSON
 def verify_batch(number: int, db: Path, *, as_json: bool) -> None:
     """Re-execute batch NUMBER from its pre-state; name the first diverging event."""
-    with _audit_target(db) as (store, rules, genesis_root):
-        report = audit_batch_number(store, rules, genesis_root, number)  # type: ignore[arg-type]
+    with _audit_target(db, as_json=as_json) as (store, rules, genesis_root):
+        last = _last_batch_number(store, as_json=as_json)
+        if number > last:
+            raise InputError(f"batch {number}: the journal has {last} batches")
+        report = audit_batch_number(store, rules, genesis_root, number)
     _print_report(report, f"batch {number} re-executes to its commitment", as_json=as_json)
+
+
+def _last_batch_number(store: JournalStore, *, as_json: bool) -> int:
+    try:
+        head = store.last_batch()
+    except DamagedStoreError as error:
+        _exit_failed(Finding("database", "damaged", str(error)), as_json=as_json)
+    return 0 if head is None else head.number
 
 
 @click.group()

@@ -73,17 +73,23 @@ class _LongInteger:
 
 
 def _parse_int(text: str) -> int | _LongInteger:
-    if len(text) - text.startswith("-") > INTEGER_DIGITS_MAX:
+    if integer_literal_too_long(text):
         return _LongInteger(text)
     return int(text)
 
 
-def _nesting_exceeds(line: str) -> bool:
-    """Return whether ``line``'s brackets outside strings nest deeper than the bound.
+def integer_literal_too_long(text: str) -> bool:
+    """Return whether a JSON integer literal has more than ``INTEGER_DIGITS_MAX`` digits."""
+    return len(text) - text.startswith("-") > INTEGER_DIGITS_MAX
 
-    One pass over the structural characters, so linear in the line's length.
+
+def json_nesting_exceeds(line: str, depth_max: int = NESTING_DEPTH_MAX) -> bool:
+    """Return whether the JSON text ``line``'s brackets outside strings nest past ``depth_max``.
+
+    One pass over the structural characters, so linear in the line's length, and no
+    recursion: the answer does not depend on the stack (SK-WIRE-5).
     """
-    if line.count("[") + line.count("{") <= NESTING_DEPTH_MAX:
+    if line.count("[") + line.count("{") <= depth_max:
         return False
     depth, in_string, escaped_at = 0, False, -1
     for match in _STRUCTURE.finditer(line):
@@ -98,7 +104,7 @@ def _nesting_exceeds(line: str) -> bool:
             in_string = True
         elif char in "[{":
             depth += 1
-            if depth > NESTING_DEPTH_MAX:
+            if depth > depth_max:
                 return True
         elif char in "]}":
             depth -= 1
@@ -155,7 +161,7 @@ def decode_event(line: str, line_number: int = 1) -> Event | Rejected:
     where = f"line {line_number}"
     if len(line) > LINE_BYTES_MAX:
         return Rejected(Reason.JSON_INVALID, f"{where}: longer than {LINE_BYTES_MAX} characters")
-    if _nesting_exceeds(line):
+    if json_nesting_exceeds(line):
         return Rejected(
             Reason.JSON_INVALID, f"{where}: nested deeper than {NESTING_DEPTH_MAX} levels"
         )
