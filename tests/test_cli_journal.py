@@ -84,7 +84,7 @@ def test_an_account_proves_its_balance_against_the_published_root(journal_db, tm
     bad = run("proof", "verify", str(proof_file), "--root", usdc["root"], "--total", "1")
     assert bad.returncode == 1
     assert "total" in bad.stdout
-    assert run("proof", "account", "nobody", "--db", str(journal_db)).returncode == 1
+    assert run("proof", "account", "nobody", "--db", str(journal_db)).returncode == 2
 
 
 def test_usage_errors_exit_2(journal_db, tmp_path):

@@ -287,15 +287,14 @@ def account(account_id: str, db: Path, asset: str | None) -> None:
     state, head = _recovered(db)
     trees = commit(state)
     if asset is not None and asset not in trees:
-        raise click.UsageError(f"--asset {asset}: not an asset of the journal's rules")
+        raise InputError(f"--asset {asset}: not an asset of the journal's rules")
     proofs = []
     for symbol, tree in trees.items():
         if asset is not None and symbol != asset:
             continue
         found = prove(tree, account_id)
         if found is None:
-            click.echo(f"account {account_id} has no leaf (unknown, or a system account)", err=True)
-            sys.exit(EXIT_VIOLATION)
+            raise InputError(f"account {account_id} has no leaf (unknown, or a system account)")
         proofs.append(
             {
                 "root": tree.root.hash.hex(),
@@ -327,10 +326,10 @@ def verify_proof_command(
         chosen = [proof_from_json(c) for c in candidates]
         root = bytes.fromhex(root_hex)
     except (OSError, ValueError, KeyError, TypeError, MerkleSumError) as error:
-        raise click.UsageError(f"{proof_file}: not a proof file ({error})") from error
+        raise InputError(f"{proof_file}: not a proof file ({error})") from error
     chosen = [p for p in chosen if asset is None or p.asset == asset]
     if len(chosen) != 1:
-        raise click.UsageError("name one proof of the file with --asset")
+        raise InputError("name one proof of the file with --asset")
     problem = verify_proof(chosen[0], root, total_minor)
     if problem is not None:
         click.echo(f"FAILED {problem}")
