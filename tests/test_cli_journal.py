@@ -70,8 +70,15 @@ def test_verify_names_the_tampered_record_and_field(journal_db, tmp_path):
 
 def test_an_account_proves_its_balance_against_the_published_root(journal_db, tmp_path):
     """Proves alice's USDC against the published root and total; a wrong total fails."""
-    published = json.loads(run("proof", "roots", "--db", str(journal_db)).stdout)["assets"]
-    result = run("proof", "account", "alice", "--db", str(journal_db), "--asset", "USDC")
+    secret = tmp_path / "operator.secret"
+    made = run("proof", "new-secret", str(secret))
+    assert made.returncode == 0, made.stderr
+    assert len(secret.read_bytes()) == 32
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert run("proof", "new-secret", str(secret)).returncode == 2  # Never overwritten.
+    keyed = ("--db", str(journal_db), "--secret-file", str(secret))
+    published = json.loads(run("proof", "roots", *keyed).stdout)["assets"]
+    result = run("proof", "account", "alice", *keyed, "--asset", "USDC")
     assert result.returncode == 0, result.stderr
     proof_file = tmp_path / "alice.json"
     proof_file.write_text(result.stdout, encoding="utf-8")
@@ -84,7 +91,14 @@ def test_an_account_proves_its_balance_against_the_published_root(journal_db, tm
     bad = run("proof", "verify", str(proof_file), "--root", usdc["root"], "--total", "1")
     assert bad.returncode == 1
     assert "total" in bad.stdout
-    assert run("proof", "account", "nobody", "--db", str(journal_db)).returncode == 2
+    assert run("proof", "account", "nobody", *keyed).returncode == 2
+    assert len(json.loads(result.stdout)["proofs"][0]["proof"]["salt"]) == 64
+    short = tmp_path / "short.secret"
+    short.write_bytes(b"x" * 31)
+    refused = run("proof", "roots", "--db", str(journal_db), "--secret-file", str(short))
+    assert refused.returncode == 2
+    assert "31 bytes, a secret holds 32 or more" in refused.stderr
+    assert run("proof", "roots", "--db", str(journal_db)).returncode == 2  # The secret is required.
 
 
 def test_usage_errors_exit_2(journal_db, tmp_path):
@@ -146,15 +160,17 @@ def test_commands_refuse_files_that_are_not_journals_without_writing(tmp_path):
     empty.touch()
     events = tmp_path / "events.jsonl"
     events.write_text('{"type":"open_account","principal":"a","account":"a"}\n', encoding="utf-8")
+    secret = tmp_path / "operator.secret"
+    secret.write_bytes(bytes(32))
     before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
     for command in (
         ["journal", "append", str(events), "--db", str(other)],
         ["journal", "append", str(events), "--db", str(empty)],
         ["journal", "append", str(events), "--db", str(tmp_path / "no" / "such" / "l.db")],
         ["journal", "verify", "--db", str(empty)],
-        ["proof", "roots", "--db", str(empty)],
-        ["proof", "roots", "--db", str(other)],
-        ["proof", "account", "alice", "--db", str(empty)],
+        ["proof", "roots", "--db", str(empty), "--secret-file", str(secret)],
+        ["proof", "roots", "--db", str(other), "--secret-file", str(secret)],
+        ["proof", "account", "alice", "--db", str(empty), "--secret-file", str(secret)],
     ):
         result = run(*command)
         assert result.returncode == 2, (command, result.stdout, result.stderr)

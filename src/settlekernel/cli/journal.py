@@ -8,6 +8,8 @@ differ from the journal's).
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,8 +18,9 @@ from typing import NoReturn
 
 import click
 
-from settlekernel.cli.common import InputError, load_rules
+from settlekernel.cli.common import InputError, describe_os_error, load_rules
 from settlekernel.commitments.merkle_sum import (
+    SECRET_BYTES_MIN,
     MerkleSumError,
     commit,
     proof_from_json,
@@ -265,12 +268,49 @@ def proof() -> None:
     """Merkle-sum proofs of liabilities: publish roots, prove and check an account."""
 
 
+_SECRET = click.option(
+    "--secret-file",
+    "secret_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The operator's secret (32 bytes or more; `proof new-secret` makes one).",
+)
+
+
+def _secret(path: Path) -> bytes:
+    """Read the operator's secret; one too short, or a missing file, is an input error."""
+    try:
+        secret = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"--secret-file {describe_os_error(error)}") from error
+    if len(secret) < SECRET_BYTES_MIN:
+        raise InputError(
+            f"--secret-file {path}: {len(secret)} bytes, a secret holds {SECRET_BYTES_MIN} or more"
+        )
+    return secret
+
+
+@proof.command("new-secret")
+@click.argument("secret_file", type=click.Path(dir_okay=False, path_type=Path))
+def new_secret(secret_file: Path) -> None:
+    """Write a new operator secret (32 random bytes, readable by its owner only) to a new file."""
+    try:
+        descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        raise InputError(describe_os_error(error)) from error
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(secrets.token_bytes(SECRET_BYTES_MIN))
+    click.echo(f"wrote {secret_file}: keep it; every salt, root and proof derives from it")
+
+
 @proof.command()
 @_DB
-def roots(db: Path) -> None:
+@_SECRET
+def roots(db: Path, secret_file: Path) -> None:
     """Print each asset's Merkle-sum root and total liabilities (what the operator publishes)."""
+    secret = _secret(secret_file)
     state, head = _recovered(db)
-    trees = commit(state)
+    trees = commit(state, secret)
     published = {
         asset: {"root": tree.root.hash.hex(), "total_minor": str(tree.root.sum_minor)}
         for asset, tree in trees.items()
@@ -281,11 +321,13 @@ def roots(db: Path) -> None:
 @proof.command()
 @click.argument("account_id")
 @_DB
+@_SECRET
 @click.option("--asset", default=None, help="One asset only (default: every asset).")
-def account(account_id: str, db: Path, asset: str | None) -> None:
-    """Print ACCOUNT_ID's inclusion proofs, with each asset's root and total, as JSON."""
+def account(account_id: str, db: Path, secret_file: Path, asset: str | None) -> None:
+    """Print ACCOUNT_ID's inclusion proofs (with its salt), each asset's root and total, as JSON."""
+    secret = _secret(secret_file)
     state, head = _recovered(db)
-    trees = commit(state)
+    trees = commit(state, secret)
     if asset is not None and asset not in trees:
         raise InputError(f"--asset {asset}: not an asset of the journal's rules")
     proofs = []
