@@ -243,9 +243,13 @@ def _decode_value(kind: FieldKind, value: object) -> tuple[object, str | None]:
 
 
 def decode_lines(text: str) -> list[Event | Rejected]:
-    """Decode every non-blank line of a JSON Lines document; blank lines are skipped."""
+    r"""Decode every non-blank line of a JSON Lines document; blank lines are skipped.
+
+    Lines end at "\n", "\r\n" or "\r", as a file read in text mode splits them (and so as
+    ``settlekernel run`` and ``journal append`` do), never at the other separators
+    ``str.splitlines`` knows ("\x0b", "\x85", "\u2028", ...), which a JSON string may hold.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return [
-        decode_event(line, number)
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip()
+        decode_event(line, number) for number, line in enumerate(lines, start=1) if line.strip()
     ]
