@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -41,11 +42,21 @@ def pristine(tmp_path_factory):
     return path
 
 
-def verify(path):
-    """Run `journal verify` in this process; return (exit code, output, exception)."""
-    result = CliRunner().invoke(main, ["journal", "verify", "--db", str(path)])
+def verify(path, *command):
+    """Run `journal verify` (or ``command``) in this process: (exit code, output, exception)."""
+    arguments = list(command) or ["journal", "verify"]
+    result = CliRunner().invoke(main, [*arguments, "--db", str(path)])
     exception = None if isinstance(result.exception, SystemExit) else result.exception
     return result.exit_code, result.output, exception
+
+
+# Every fifth damaged copy also meets the other commands that open a journal.
+OTHER_COMMANDS = (
+    ("journal", "replay"),
+    ("journal", "verify-batch", "3"),
+    ("proof", "roots", "--secret-file", str(Path(__file__))),
+    ("journal", "append", str(Path(__file__).with_name("hostile.py"))),
+)
 
 
 def test_the_pristine_journal_verifies_and_prints_its_head(pristine):
@@ -57,12 +68,12 @@ def test_the_pristine_journal_verifies_and_prints_its_head(pristine):
 
 
 def test_single_byte_edits_of_the_file_get_a_verdict_every_time(pristine, tmp_path):
-    """Gives every byte-edited copy a verdict, exit 0 or 1, and never a traceback."""
+    """Gives every byte-edited copy a verdict, never a traceback, in verify and the others."""
     rng = random.Random(20_260_513)  # noqa: S311 (which bytes to damage, not a secret)
     data = pristine.read_bytes()
     copy = tmp_path / "edited.db"
     tracebacks, verdicts = [], {0: 0, 1: 0}
-    for _ in range(BYTE_EDITS):
+    for case in range(BYTE_EDITS):
         offset = rng.randrange(len(data))
         damaged = bytearray(data)
         damaged[offset] = (damaged[offset] + rng.randrange(1, 256)) % 256
@@ -72,6 +83,10 @@ def test_single_byte_edits_of_the_file_get_a_verdict_every_time(pristine, tmp_pa
             tracebacks.append((offset, code, repr(exception), output[-300:]))
             continue
         verdicts[code] += 1
+        for command in OTHER_COMMANDS if case % 5 == 0 else ():
+            other, output, exception = verify(copy, *command)
+            if exception is not None or other not in {0, 1, 2} or not output.strip():
+                tracebacks.append((offset, command, repr(exception), output[-300:]))
     assert tracebacks == [], f"{len(tracebacks)} of {BYTE_EDITS}: {tracebacks[:5]}"
     assert verdicts[1] > 0
 

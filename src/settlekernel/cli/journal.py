@@ -64,6 +64,9 @@ def journal() -> None:
 def _opened(db: Path, rules: RuleSet | None = None) -> Iterator[DurableJournal]:
     try:
         opened = DurableJournal.open(db, rules)
+    except DamagedStoreError as error:
+        click.echo(f"cannot open {db}: {error}; `settlekernel journal verify` locates it", err=True)
+        sys.exit(EXIT_VIOLATION)
     except StoreError as error:
         raise InputError(str(error)) from error
     except RulesMismatchError as error:
@@ -81,6 +84,9 @@ def _recovered(db: Path) -> tuple[State, int]:
     """Return the journal's head state and batch number, reading the file only."""
     try:
         state, head = recover_readonly(db)
+    except DamagedStoreError as error:
+        click.echo(f"cannot open {db}: {error}; `settlekernel journal verify` locates it", err=True)
+        sys.exit(EXIT_VIOLATION)
     except StoreError as error:
         raise InputError(str(error)) from error
     except JournalError as error:
@@ -136,7 +142,10 @@ def append(
 
 
 def _append_batch(opened: DurableJournal, batch: list[str], counts: dict[str, int]) -> None:
-    executed = opened.append(batch)
+    try:
+        executed = opened.append(batch)
+    except StoreError as error:
+        raise InputError(f"batch {counts['batches'] + 1} of this append: {error}") from error
     counts["batches"] += 1
     counts["accepted"] += executed.header.entry_count
     counts["rejected"] += executed.header.record_count - executed.header.entry_count

@@ -159,6 +159,10 @@ class WriterLockedError(StoreError):
     """Another writer holds the journal (SK-STORE-2)."""
 
 
+class StoreWriteError(StoreError):
+    """SQLite refused a write (a damaged file, a full disk); nothing of it was committed."""
+
+
 class DamagedStoreError(StoreError):
     """A SQLite file (by its header) that SQLite cannot read: a damaged journal, perhaps."""
 
@@ -540,16 +544,39 @@ def _connect(target: str, failure: type[StoreError], *, uri: bool = False) -> sq
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises.
+
+    A write SQLite refuses (a damaged file, a full disk) is a ``StoreWriteError``: nothing of
+    the transaction is committed, since SQLite discards a transaction that never commits.
+    """
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except SQLITE_FAILURES as error:
+            raise StoreWriteError(f"nothing was written ({error})") from error
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            if kind is None:
+                self._db.execute("COMMIT")
+                return
+            self._db.execute("ROLLBACK")
+        except SQLITE_FAILURES as failure:
+            self._rollback_quietly()
+            raise StoreWriteError(f"nothing was written ({failure})") from failure
+        if isinstance(error, SQLITE_FAILURES):
+            raise StoreWriteError(f"nothing was written ({error})") from error
+
+    def _rollback_quietly(self) -> None:
+        """Roll back if SQLite still can; if not, closing discards the transaction anyway."""
+        try:
+            self._db.execute("ROLLBACK")
+        except SQLITE_FAILURES:
+            return
 
 
 def _record(row: Any, postings: tuple[PostingRow, ...]) -> Record:  # noqa: ANN401 (a SQLite row)
