@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Budget for the symbolic checks in `make test`; `make verify` spends more.
 CROSSHAIR_TIMEOUT ?= 4
 
-.PHONY: demo test lint typecheck unit crosshair bench crash fuzz verify clean
+.PHONY: demo test lint typecheck unit crosshair package-check bench crash fuzz verify clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(VENV)/.bench-installed: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/settlekernel demo
 
-test: lint typecheck unit crosshair
+test: lint typecheck unit crosshair package-check
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(wildcard src tests bench tools)
@@ -36,6 +36,11 @@ unit: $(STAMP)
 
 crosshair: $(STAMP)
 	$(BIN)/python tools/crosshair_check.py --timeout $(CROSSHAIR_TIMEOUT)
+
+# A fresh venv with a plain `pip install .` (no extras): every command's --help and -h, demo,
+# verify, audit, and the one-line message of each command that needs an extra.
+package-check: $(STAMP)
+	$(BIN)/python tools/package_check.py
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/margin_bench.py

@@ -60,7 +60,10 @@ def kernel_view(state: State) -> View:
             for underlying, price in state.prices.items()
         },
         "history": {
-            underlying: [(s.timestamp_ms, s.price_ticks, s.cumulative) for s in samples]
+            underlying: [
+                (s.timestamp_ms, s.price_ticks, s.cumulative, s.low_ticks, s.high_ticks)
+                for s in samples
+            ]
             for underlying, samples in state.history.items()
         },
         "settlement_prices": dict(state.settlement_prices),

@@ -37,6 +37,7 @@ from settlekernel.core.events import (
     OpenAccount,
     OraclePrice,
     OracleVolatility,
+    Tick,
     Trade,
     Transfer,
     VariationMargin,
@@ -79,7 +80,7 @@ _ADMITS = {
     "liquidation": {"valid"},
     "funding": {"valid"},
     "variation_margin": {"valid", "too_volatile"},
-    "settlement": {"valid", "too_volatile", "stale"},
+    "settlement": {"valid", "too_volatile", "stale", "disputed"},
 }
 
 # Which of expiry, strike and option type each kind must have (SK-LIST-3).
@@ -90,7 +91,7 @@ _REQUIRED_SPEC = {
 }
 
 
-def _integral(samples: list[tuple[int, int, int]], at_ms: int) -> int:
+def _integral(samples: list[tuple[int, int, int, int, int]], at_ms: int) -> int:
     """The index's time integral up to ``at_ms``, from the last sample at or before it."""
     last = next(sample for sample in reversed(samples) if sample[0] <= at_ms)
     return last[2] + last[1] * (at_ms - last[0])
@@ -138,9 +139,9 @@ class DictKernel:
         self.last_funding_ms: dict[str, int] = {}
         self.funding_index_ticks: dict[str, int] = {}
         self.settlement_ticks: dict[str, int | None] = {}
-        # Underlying -> [(timestamp_ms, price_ticks, cumulative)]: the kept index samples with
-        # the running time integral (SK-EXPIRY-2).
-        self.history: dict[str, list[tuple[int, int, int]]] = {}
+        # Underlying -> [(timestamp_ms, price_ticks, cumulative, low, high)]: the kept index
+        # samples with the running time integral and the range in force (SK-EXPIRY-2).
+        self.history: dict[str, list[tuple[int, int, int, int, int]]] = {}
         # "<underlying>@<expiry_ms>" -> fixed settlement price; underlying -> expiry times
         # listed and not fixed yet.
         self.settlement_prices: dict[str, int] = {}
@@ -161,6 +162,7 @@ class DictKernel:
             FundInsurance: self._fund_insurance,
             Expire: self._expire,
             Liquidate: self._liquidate,
+            Tick: self._tick,
         }
 
     def apply(self, event: object) -> Reason | None:
@@ -194,8 +196,8 @@ class DictKernel:
         """Return every instrument's reference price."""
         return dict(self.references)
 
-    def history_view(self) -> dict[str, list[tuple[int, int, int]]]:
-        """Return every underlying's kept index samples as (time, price, cumulative)."""
+    def history_view(self) -> dict[str, list[tuple[int, int, int, int, int]]]:
+        """Return every underlying's kept index samples as (time, price, cumulative, lo, hi)."""
         return {underlying: list(samples) for underlying, samples in self.history.items()}
 
     def pending_view(self) -> dict[str, list[int]]:
@@ -275,6 +277,12 @@ class DictKernel:
         median = votes[(len(votes) - 1) // 2]
         if median <= 0:
             return "non_positive", None, quorum_ms
+        if len(fresh) % 2 == 0:
+            # An even split beyond the dispersion band has no majority behind it.
+            middle = sorted(price for price, _ in fresh)[len(fresh) // 2 - 1 : len(fresh) // 2 + 1]
+            reference = middle[0] if last is None else last[0]
+            if (middle[1] - middle[0]) * 1_000_000 > reference * rules.dispersion_band_ppm:
+                return "disputed", None, quorum_ms
         if last is None:
             return "valid", (median, quorum_ms), quorum_ms
         band = last[0] * rules.band_ppm // 1_000_000
@@ -478,15 +486,19 @@ class DictKernel:
         """Extend the index history with an accepted index (SK-EXPIRY-2)."""
         price_ticks, at_ms = candidate
         samples = self.history.setdefault(underlying, [])
-        cumulative = 0
-        if samples:
-            last_ms, last_price, last_cumulative = samples[-1]
-            cumulative = last_cumulative + last_price * (at_ms - last_ms)
-            interval = self.rules.price_history_interval_ms
-            # The latest sample is kept only while it is the first of its bucket.
-            if len(samples) >= 2 and samples[-2][0] // interval == last_ms // interval:
-                samples.pop()
-        samples.append((at_ms, price_ticks, cumulative))
+        if not samples:
+            samples.append((at_ms, price_ticks, 0, price_ticks, price_ticks))
+            return
+        last_ms, last_price, last_cumulative, low, high = samples[-1]
+        cumulative = last_cumulative + last_price * (at_ms - last_ms)
+        interval = self.rules.price_history_interval_ms
+        if len(samples) >= 2 and last_ms // interval == at_ms // interval:
+            # The bucket's later index replaces its head; the first sample is never replaced.
+            bounds = (min(low, price_ticks), max(high, price_ticks))
+            samples[-1] = (at_ms, price_ticks, cumulative, *bounds)
+        else:
+            bounds = (min(last_price, price_ticks), max(last_price, price_ticks))
+            samples.append((at_ms, price_ticks, cumulative, *bounds))
         if len(samples) > self.rules.price_history_max:
             del samples[0]
 
@@ -502,11 +514,30 @@ class DictKernel:
             if not samples or samples[0][0] > expiry_ms:
                 fixed = price_ticks
             else:
-                start_ms = max(expiry_ms - window_ms, samples[0][0])
-                fixed = (_integral(samples, expiry_ms) - _integral(samples, start_ms)) // (
-                    expiry_ms - start_ms
+                # The window starts on the first bucket boundary at or after expiry - window.
+                interval = self.rules.price_history_interval_ms
+                boundary = -(-(expiry_ms - window_ms) // interval) * interval
+                start_ms = max(boundary, samples[0][0])
+                before = [sample for sample in samples if sample[0] <= expiry_ms]
+                fixed = (
+                    before[-1][1]
+                    if start_ms >= expiry_ms
+                    else (_integral(before, expiry_ms) - _integral(before, start_ms))
+                    // (expiry_ms - start_ms)
                 )
             self.settlement_prices[f"{underlying}@{expiry_ms}"] = fixed
+
+    def _tick(self, event: Tick) -> Reason | None:
+        """The sequencer's clock (SK-TICK): forward only."""
+        if event.principal != self.rules.roles.sequencer:
+            return Reason.PRINCIPAL_NOT_SEQUENCER
+        rejection = check_ranges(event, self.rules)
+        if rejection is not None:
+            return rejection.reason
+        if event.timestamp_ms <= self.clock_ms:
+            return Reason.TICK_NOT_NEWER
+        self.clock_ms = event.timestamp_ms
+        return None
 
     def _oracle_volatility(self, event: OracleVolatility) -> Reason | None:
         if event.principal not in self.oracles:

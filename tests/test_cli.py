@@ -31,7 +31,7 @@ def test_demo_runs_and_says_the_invariants_hold(tmp_path):
     summary = json.loads(replayed.stdout.splitlines()[-1])["summary"]
     assert summary["invariants"] == "ok"
     assert (
-        summary["final_root"] == "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
+        summary["final_root"] == "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
     )
 
 
@@ -131,8 +131,8 @@ def test_verify_proves_every_theorem_for_the_built_in_rules(tmp_path):
     result = run("verify", "--out", str(tmp_path / "cx"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Transfer.conservation" in result.stdout
-    assert "of 51 theorems proved" in result.stdout
-    assert "51 of 51" in result.stdout
+    assert "of 53 theorems proved" in result.stdout
+    assert "53 of 53" in result.stdout
     assert not (tmp_path / "cx").exists()
 
 
@@ -158,7 +158,7 @@ def test_verify_judges_a_changed_rule(tmp_path):
     result = run("verify", "--rules", str(rules), "--out", str(tmp_path / "cx"))
     assert result.returncode == 1
     assert "rules.band-below-maintenance[BTC]: counterexample" in result.stdout
-    assert "50 of 51 theorems proved" in result.stdout
+    assert "52 of 53 theorems proved" in result.stdout
 
 
 def test_audit_reports_every_invariant_with_its_proofs_and_contracts(tmp_path):

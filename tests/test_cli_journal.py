@@ -14,7 +14,7 @@ from settlekernel.cli.demo import demo_steps
 from settlekernel.core.wire import encode_event
 
 CLI = [sys.executable, "-m", "settlekernel"]
-DEMO_ROOT = "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
+DEMO_ROOT = "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
 
 
 def run(*arguments: str) -> subprocess.CompletedProcess[str]:

@@ -17,8 +17,8 @@ from settlekernel.core.root import DIRTY_LEAVES_MAX, encode_account
 
 # Golden vectors: any change to an encoding, the lattice or the root formula changes these,
 # and must be a deliberate, versioned change (spec/40-roots.md).
-GENESIS_ROOT = "ec0c705e06e2c2b359aa0c3ebbc06b1707cf9c1216e00bf49e3decf476e4e936"
-DEMO_ROOT = "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
+GENESIS_ROOT = "168455838abe206822da263b8bd829aaf4b4dabd2a868cd862c0190b3a7d83ae"
+DEMO_ROOT = "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
 
 DEMO_ROOT_SCRIPT = """
 import settlekernel as sk

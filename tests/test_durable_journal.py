@@ -18,7 +18,7 @@ from settlekernel.journal.store import StoreError
 from settlekernel.journal.verify import audit_batch_number, audit_journal
 
 RULES = sk.RuleSet.default()
-DEMO_ROOT = "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
+DEMO_ROOT = "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
 BATCH = 10
 
 

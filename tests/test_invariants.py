@@ -7,8 +7,9 @@ import pytest
 from immutables import Map
 
 import settlekernel as sk
-from scenario import OK, USDC, mark, market, price, run_table, trade
+from scenario import OK, USDC, mark, market, price, run_table, trade, withdraw
 from settlekernel.core.model import Commitment, Position
+from settlekernel.core.oracle import Validity
 from settlekernel.core.root import touch
 from settlekernel.core.units import CLEARING_ACCOUNT, FEE_ACCOUNT
 
@@ -186,6 +187,35 @@ def test_check_step_catches_double_settlement_and_dust(sound):
     )
     event = sk.OpenAccount(principal="x", account="x")
     assert I.ROUNDING_RESIDUE in {v.invariant for v in sk.check_step(sound, event, dust)}
+
+
+def test_check_step_catches_a_price_no_fresh_majority_backs(sound, monkeypatch):
+    """Reports INV-PRICE-FRESH when a planted oracle ignores the sequencer's clock."""
+    # The sequencer's clock moves 61 s past every report: BTC goes stale.
+    tick = sk.Tick(principal="sequencer", timestamp_ms=sound.clock_ms + 61_000)
+    stale = run_table([(tick, OK), (withdraw("alice", USDC), "oracle_not_admissible")], sound)
+    # Plant the bug: the oracle calls every underlying valid, whatever the time.
+    monkeypatch.setattr("settlekernel.core.oracle.validity", lambda *_: Validity.VALID)
+    event = withdraw("alice", USDC)
+    planted = sk.step(stale, event)
+    assert isinstance(planted, sk.Accepted)
+    assert I.PRICE_FRESH in {v.invariant for v in sk.check_step(stale, event, planted)}
+
+
+def test_check_step_catches_a_settlement_price_outside_its_window(monkeypatch):
+    """Reports INV-SETTLEMENT-IN-RANGE for a planted TWAP that overshoots the window."""
+    state = run_table([(price("BTC", 9_400_000, 5_000), OK)], market())
+    monkeypatch.setattr(
+        "settlekernel.kernel.transitions.market.settlement_twap", lambda *_: 9_400_001
+    )
+    event = price("BTC", 9_400_000, 10_000)
+    for report in event[:-1]:
+        state = run_table([(report, OK)], state)
+    planted = sk.step(state, event[-1])
+    assert isinstance(planted, sk.Accepted)
+    assert planted.state.settlement_prices["BTC@10000"] == 9_400_001
+    found = {v.invariant for v in sk.check_step(state, event[-1], planted)}
+    assert I.SETTLEMENT_IN_RANGE in found
 
 
 def test_check_step_catches_an_inadmissible_price(sound, monkeypatch):

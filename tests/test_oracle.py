@@ -77,6 +77,7 @@ class TestValidity:
             "non_positive",
             "insufficient_sources",
             "stale",
+            "disputed",
             "too_volatile",
             "valid",
         ]
@@ -105,12 +106,13 @@ class TestValidity:
             assert abs(after - before) * PPM <= before * BTC_RULES.band_ppm
 
     def test_one_source_cannot_move_the_index(self):
-        """Ignores a single source's spike, however often it repeats it."""
+        """Ignores a single source's spike, however often it repeats it: the pair is disputed."""
         state = run_table([(BTC_PERP, OK), (price("BTC", 9_000_000, 1_000), OK)])
         for at_ms in range(2_000, 12_000, 1_000):
             state = run_table([(report("BTC", 90_000_000, at_ms, "oracle-a"), OK)], state)
             assert state.prices["BTC"].price_ticks == 9_000_000
-            assert validity(state, "BTC") is Validity.VALID
+            # Two live sources that disagree back no price: not valid, not moved.
+            assert validity(state, "BTC") is Validity.DISPUTED
         # A third source's crash print: three fresh reports, the median is the honest one.
         state = run_table([(report("BTC", 1, 12_000, "oracle-c"), OK)], state)
         assert state.prices["BTC"].price_ticks == 9_000_000
@@ -156,6 +158,11 @@ def test_a_minority_of_liars_cannot_push_the_index_out_of_the_honest_range(hones
     rules = attrs.evolve(BTC_RULES, min_sources=1, band_ppm=10**30)
     accepted = None if last is None else IndexPrice(last, 0)
     evaluation = evaluate(reports, accepted, 1_000, rules)
+    if evaluation.validity is Validity.DISPUTED:
+        # Only an even split can leave no majority; then nothing is accepted at all.
+        assert count % 2 == 0
+        assert evaluation.candidate is None
+        return
     assert evaluation.candidate is not None
     bounds = [*honest, *([] if votes == count else [last])]
     assert min(bounds) <= evaluation.candidate.price_ticks <= max(bounds)
@@ -171,7 +178,7 @@ def test_an_accepted_update_never_moves_the_index_beyond_the_band(last, reported
         _reports(*((p, 1_000) for p in reported)), IndexPrice(last, 0), 1_000, BTC_RULES
     )
     if evaluation.candidate is None:
-        assert evaluation.validity is Validity.NON_POSITIVE
+        assert evaluation.validity in {Validity.NON_POSITIVE, Validity.DISPUTED}
         return
     assert abs(evaluation.candidate.price_ticks - last) * PPM <= last * BTC_RULES.band_ppm
     assert evaluation.candidate.price_ticks >= 1
@@ -269,15 +276,27 @@ class TestMark:
         assert mark_ticks(state, "BTC-FUT") == 9_000_000
 
 
-def test_history_keeps_bucket_firsts_and_the_head_with_an_exact_integral():
-    """Compacts the history to a sample per bucket plus the head, integrating every update."""
+def test_history_keeps_each_buckets_last_index_with_an_exact_integral_and_range():
+    """Keeps the first sample and each bucket's last, integrating every update, with ranges."""
     history = ()
     for at_ms, ticks in ((0, 10), (10, 20), (20, 30), (150, 40), (160, 50)):
         history = with_history(history, IndexPrice(ticks, at_ms), 100, 64)
-    assert [(s.timestamp_ms, s.price_ticks) for s in history] == [(0, 10), (150, 40), (160, 50)]
+    assert [(s.timestamp_ms, s.price_ticks) for s in history] == [(0, 10), (20, 30), (160, 50)]
+    assert history[1].cumulative == 10 * 10 + 20 * 10
     assert history[-1].cumulative == 10 * 10 + 20 * 10 + 30 * 130 + 40 * 10
+    # After the first sample bucket 0 saw 20 and 30; bucket 1 opened with 30, then 40, 50.
+    assert [(s.low_ticks, s.high_ticks) for s in history] == [(10, 10), (10, 30), (30, 50)]
     capped = with_history(history, IndexPrice(60, 300), 100, 2)
-    assert [s.timestamp_ms for s in capped] == [150, 300]
+    assert [s.timestamp_ms for s in capped] == [160, 300]
+
+
+def test_a_gap_after_a_compacted_bucket_settles_at_the_prices_in_force():
+    """Integrates the last index of a bucket across a gap, not the bucket's first one."""
+    history = ()
+    for at_ms, ticks in ((0, 100), (10, 200), (5_000, 200)):
+        history = with_history(history, IndexPrice(ticks, at_ms), 100, 64)
+    # The window [4000, 6000] saw 200 throughout: the first sample's 100 held for 10 ms only.
+    assert settlement_twap(history, 6_000, 2_000, 100) == 200
 
 
 class TestSettlementPrice:
@@ -288,14 +307,18 @@ class TestSettlementPrice:
             history = with_history(history, IndexPrice(ticks, at_ms), 100, 64)
         # Window [0, 1000]: 100 for 600 ms, 200 for 300 ms, 400 for 100 ms.
         assert (
-            settlement_twap(history, 1_000, 1_000) == (100 * 600 + 200 * 300 + 400 * 100) // 1_000
+            settlement_twap(history, 1_000, 1_000, 100)
+            == (100 * 600 + 200 * 300 + 400 * 100) // 1_000
         )
         # Window [500, 1000]: 100 from 500 to 600.
-        assert settlement_twap(history, 1_000, 500) == (100 * 100 + 200 * 300 + 400 * 100) // 500
+        expected = (100 * 100 + 200 * 300 + 400 * 100) // 500
+        assert settlement_twap(history, 1_000, 500, 100) == expected
+        # A window start between boundaries is rounded up to the next one: [550 -> 600, 1000].
+        assert settlement_twap(history, 1_000, 450, 100) == (200 * 300 + 400 * 100) // 400
         # Samples after expiry do not count; a sample at expiry holds for no time.
-        assert settlement_twap(history, 600, 600) == 100
-        assert settlement_twap(history, 0, 600) == 100
-        assert settlement_twap(history, -1, 600) is None
+        assert settlement_twap(history, 600, 600, 100) == 100
+        assert settlement_twap(history, 0, 600, 100) == 100
+        assert settlement_twap(history, -1, 600, 100) is None
 
     def test_the_first_index_at_or_after_expiry_fixes_the_price(self):
         """Fixes BTC-FUT's settlement price once, from the history before its expiry."""

@@ -65,7 +65,7 @@ def test_core_is_pure_under_an_audit_hook():
     assert result.returncode == 0, result.stderr
     count, root = result.stdout.split()
     assert int(count) == 72
-    assert root == "81d0bb235105c5af8e0e792ee1d736ab4ce95fd088a2838a8aafd20e7be827d0"
+    assert root == "26bf9a339a4d5e27836654c415997706e01f7ef27da27f416fdaac6487cf078f"
 
 
 PLANTS = {

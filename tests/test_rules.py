@@ -26,6 +26,7 @@ lookahead_ms = 86400000
 min_sources = 2
 stale_after_ms = 60000
 band_ppm = 80000
+dispersion_band_ppm = 80000
 mark_band_ppm = 10000
 funding_interval_ms = 3600000
 funding_clamp_ppm = 750

@@ -85,7 +85,7 @@ def _edited(state: sk.State, edit) -> bytes:
         (lambda d: d.update(clock_ms="5"), "expected an integer"),
         (lambda d: d.update(extra=1), "not a snapshot document"),
         (lambda d: d.pop("trades"), "not a snapshot document"),
-        (lambda d: d.update(version=2), "version"),
+        (lambda d: d.update(version=1), "version"),
         (lambda d: d.update(rules_digest="00" * 32), "other rules"),
         (lambda d: d["accounts"]["alice"].pop(), "does not decode"),
         (lambda d: d["instruments"]["BTC-PERP"].__setitem__(0, "swap"), "does not decode"),

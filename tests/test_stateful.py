@@ -5,7 +5,8 @@ three price sources (two honest, one that misbehaves) and two venues. Rules gene
 events and attacks: replays of settled trades with the same and with changed payloads,
 withdrawals sized to breach margin, self-trades, unknown instruments and accounts,
 unauthorised principals, oracle manipulation (single-source spikes and halts, stale replays,
-timestamps going backwards or far ahead, quiet periods that leave a price stale, 40 % gaps),
+timestamps going backwards or far ahead, quiet periods that leave a price stale, 40 % gaps,
+a lying source of two live ones), the sequencer's ticks (and forged ones),
 traders racing a price update, a crowded one-sided opening book, crashes and liquidators
 (some targeting healthy accounts), funding, expiry, wrong-typed fields, and integers biased
 to 0, 1, the bounds and the bounds +- 1.
@@ -15,7 +16,8 @@ INV-NONNEGATIVE-BALANCES, INV-CANONICAL-FORM, INV-OPEN-INTEREST-ZERO-SUM,
 INV-UNIFORM-REFERENCE, INV-NO-DOUBLE-SETTLEMENT, INV-ROUNDING-RESIDUE, INV-ROOT-CONSISTENT,
 INV-MARGIN-CACHE-CONSISTENT);
 every accepted step passes ``check_step`` (INV-POSTINGS-BALANCED, INV-MARGIN-AFTER-ACCEPT,
-INV-NO-DOUBLE-SETTLEMENT, INV-ROUNDING-RESIDUE, INV-ORACLE-ADMISSIBLE); every step,
+INV-NO-DOUBLE-SETTLEMENT, INV-ROUNDING-RESIDUE, INV-ORACLE-ADMISSIBLE, INV-PRICE-FRESH and
+the waterfall's invariants); every step,
 accepted or rejected, leaves the state it was given bit-for-bit unchanged, root and content
 (INV-ATOMIC-REJECT). At teardown the whole event log is replayed from genesis and must give
 the same outcomes and roots (INV-DETERMINISM).
@@ -54,7 +56,7 @@ RULES = attrs.evolve(
 )
 OWNERS = ("alice", "bob", "carol")
 ACCOUNTS = ("alice-1", "alice-2", "bob-1", "carol-1", "ghost-1")
-PRINCIPALS = (*OWNERS, "mallory", "operator", *SOURCES, "venue", "venue-2")
+PRINCIPALS = (*OWNERS, "mallory", "operator", *SOURCES, "venue", "venue-2", "sequencer")
 ASSETS = ("USDC", "BTC", "DOGE")
 UNDERLYINGS = ("BTC", "ETH", "DOGE")
 K = sk.InstrumentKind
@@ -340,6 +342,29 @@ class KernelMachine(RuleBasedStateMachine):
         current = self.state.prices.get(underlying)
         base = current.price_ticks if current else BASE_PRICE[underlying]
         self.advance_price(underlying, base, step_ms=61_000)
+
+    @rule(
+        advance_ms=st.sampled_from((-1, 0, 1, 1_000, 30_000, 61_000)),
+        principal=st.sampled_from(("sequencer", "sequencer", "mallory", "operator")),
+    )
+    def sequencer_tick(self, advance_ms: int, principal: str) -> None:
+        """The sequencer's heartbeat (or a forged one): time moves whether sources report."""
+        self.submit(
+            sk.Tick(principal=principal, timestamp_ms=self.state.clock_ms + advance_ms)
+        )
+
+    @rule(
+        underlying=st.sampled_from(("BTC", "ETH")),
+        move_ppm=st.sampled_from((-200_000, -60_000, 60_000, 200_000)),
+        liar=st.sampled_from(SOURCES[:2]),
+    )
+    def lying_pair(self, underlying: str, move_ppm: int, liar: str) -> None:
+        """Two live sources disagree: one follows the market, the other repeats the old price."""
+        current = self.state.prices.get(underlying)
+        base = current.price_ticks if current else BASE_PRICE[underlying]
+        honest = next(source for source in SOURCES[:2] if source != liar)
+        self.report(honest, underlying, max(base + base * move_ppm // 1_000_000, 1), 1_000)
+        self.report(liar, underlying, base, 0)
 
     @rule(
         underlying=st.sampled_from(UNDERLYINGS),

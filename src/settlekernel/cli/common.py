@@ -1,18 +1,40 @@
-"""What every ``settlekernel`` command shares: input errors and reading a ``--rules`` file."""
+"""What every ``settlekernel`` command shares: input errors, ``--rules`` files, optional extras."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 
 from settlekernel.core.rules import DEFAULT_RULES, RuleSet
 from settlekernel.core.rules_toml import RulesError, parse_rules_toml
 
-EXIT_USAGE = 2
+EXIT_USAGE: Final = 2
+# The optional extras (pyproject.toml), by the top-level module each brings.
+EXTRAS: Final = {
+    "matplotlib": "plots",
+    "dask": "dask",
+    "distributed": "dask",
+    "crosshair": "contracts",
+}
+
+
+def has_module(name: str) -> bool:
+    """Return whether a top-level module can be imported, without importing it."""
+    return importlib.util.find_spec(name) is not None
+
+
+def require_extra(module: str, needed_for: str) -> None:
+    """Stop with one line naming the extra to install when ``module`` is missing (exit 2)."""
+    if has_module(module):
+        return
+    extra = EXTRAS[module]
+    click.echo(f"error: {needed_for} needs {module}: pip install 'settlekernel[{extra}]'", err=True)
+    raise SystemExit(EXIT_USAGE)
 
 
 class InputError(click.ClickException):

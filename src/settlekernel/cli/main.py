@@ -46,14 +46,16 @@ EXIT_VIOLATION = 1
 EXIT_USAGE = 2
 
 
-@click.group(cls=CommandGroup)
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="settlekernel")
 def main() -> None:
     """Settle derivatives trades through a pure, integer-exact, verified kernel."""
 
 
 @main.command()
-@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "events", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+)
 @click.option(
     "--rules",
     "rules_path",
@@ -65,12 +67,12 @@ def main() -> None:
     "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
 )
 def run(events: Path, rules_path: Path | None, *, as_json: bool) -> None:
-    """Apply EVENTS (JSON Lines) from genesis; print each outcome and a summary."""
+    """Apply EVENTS (JSON Lines, - for standard input) from genesis; print outcomes, summary."""
     rules = load_rules(rules_path)
     journal = Journal(genesis(rules))
     console = Console()
     table = _outcome_table("Outcomes")
-    with events.open(encoding="utf-8", errors="replace") as lines:
+    with click.open_file(str(events), encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue

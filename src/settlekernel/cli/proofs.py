@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from settlekernel.cli.common import load_rules
+from settlekernel.cli.common import has_module, load_rules
 from settlekernel.core.rules import RuleSet
 from settlekernel.proofs import report as audit_report
 from settlekernel.proofs.engine import Status
@@ -188,11 +188,15 @@ def audit(rules_path: Path | None, html_path: Path | None, crosshair_timeout: in
     rules = load_rules(rules_path, check=False)
     _warn_unsound(console, rules)
     results = run_catalogue(rules, None, None, DEFAULT_TIMEOUT_MS, console)
-    crosshair = None
-    if crosshair_timeout:
+    crosshair, not_run = None, None
+    if not crosshair_timeout:
+        not_run = "skipped with --crosshair-timeout 0"
+    elif not has_module("crosshair"):
+        not_run = "CrossHair is not installed: pip install 'settlekernel[contracts]'"
+    else:
         with console.status("CrossHair over the contracts"):
             crosshair = audit_report.run_crosshair(crosshair_timeout)
-    report = audit_report.build(rules, results, crosshair)
+    report = audit_report.build(rules, results, crosshair, not_run)
     console.print(audit_table(report))
     console.print("no z3 model yet: " + ", ".join(report.unmodelled), soft_wrap=True)
     console.print(f"code      {report.code_version}")
@@ -200,6 +204,9 @@ def audit(rules_path: Path | None, html_path: Path | None, crosshair_timeout: in
     if html_path is not None:
         html_path.write_text(audit_report.to_html(report), encoding="utf-8")
         console.print(f"report    written to {html_path}")
-    console.print("verdict   " + ("all passed" if report.passed else "[red]FAILURES[/red]"))
+    console.print(f"sources   {audit_report.INDEX_SOURCE}", soft_wrap=True)
+    style = "green" if report.passed and report.crosshair_not_run is None else "yellow"
+    style = style if report.passed else "red"
+    console.print(f"verdict   [{style}]{report.verdict}[/{style}]", soft_wrap=True)
     if not report.passed:
         raise SystemExit(EXIT_FAILED)

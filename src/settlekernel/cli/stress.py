@@ -14,7 +14,7 @@ import attrs
 import click
 from rich.progress import Progress
 
-from settlekernel.cli.common import InputError, load_rules
+from settlekernel.cli.common import InputError, load_rules, require_extra
 from settlekernel.stress.cover2 import cover2_report
 from settlekernel.stress.paths import Shock, default_market, shock_problem
 from settlekernel.stress.population import USDC_MINOR
@@ -68,6 +68,8 @@ def stress(  # noqa: PLR0913, PLR0917 (click passes one parameter per option)
     cover2: bool,
 ) -> None:
     """Run Monte Carlo paths through the kernel; write summary.json and PNG plots to --out."""
+    if not no_plots:
+        require_extra("matplotlib", "settlekernel stress's plots (or pass --no-plots)")
     scenario = Scenario(
         market=default_market(steps, garch=garch, shock=parse_shock(shock_text)),
         n_accounts=accounts,

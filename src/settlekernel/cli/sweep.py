@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from settlekernel.cli.common import InputError, read_text
+from settlekernel.cli.common import InputError, read_text, require_extra
 from settlekernel.stress.sweep import GridError, parse_grid, run_sweep, sweep_report, usdc
 
 EXIT_VIOLATION = 1
@@ -86,6 +86,10 @@ def sweep(  # noqa: PLR0913 (click passes one parameter per option)
     no_plots: bool,
 ) -> None:
     """Run the grid's paths under each rule set; write sweep.json and compare on the terminal."""
+    if not no_plots:
+        require_extra("matplotlib", "settlekernel sweep's plot (or pass --no-plots)")
+    if scheduler is not None:
+        require_extra("distributed", "settlekernel sweep --scheduler")
     try:
         grid = parse_grid(read_text(grid_path, "--grid"), grid_path.parent)
     except GridError as error:

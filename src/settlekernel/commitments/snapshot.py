@@ -44,7 +44,7 @@ from settlekernel.core.wire import (
     json_nesting_exceeds,
 )
 
-SNAPSHOT_VERSION: Final = 1
+SNAPSHOT_VERSION: Final = 2
 # [SK-SNAPSHOT-2] A snapshot document nests 5 levels; one nested deeper than this is refused
 # before parsing, so decoding does not depend on the recursion limit.
 NESTING_DEPTH_MAX: Final = 16
@@ -107,7 +107,10 @@ def encode_state(state: State) -> bytes:
             for u, reports in state.reports.items()
         },
         "history": {
-            u: [[s.timestamp_ms, s.price_ticks, s.cumulative] for s in samples]
+            u: [
+                [s.timestamp_ms, s.price_ticks, s.cumulative, s.low_ticks, s.high_ticks]
+                for s in samples
+            ]
             for u, samples in state.history.items()
         },
         "settlement_prices": dict(state.settlement_prices),
@@ -223,7 +226,10 @@ def _build_state(document: dict[str, Any], rules: RuleSet) -> State:
     )
     history = Map(
         {
-            _str(u): tuple(IndexSample(_int(t), _int(p), _int(c)) for t, p, c in samples)
+            _str(u): tuple(
+                IndexSample(_int(t), _int(p), _int(c), _int(low), _int(high))
+                for t, p, c, low, high in samples
+            )
             for u, samples in document["history"].items()
         }
     )

@@ -179,6 +179,14 @@ class Liquidate:
 
 
 @attrs.frozen(kw_only=True)
+class Tick:
+    """The sequencer's heartbeat: the kernel clock moves on to ``timestamp_ms`` (SK-TICK)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    timestamp_ms: int = attrs.field(metadata=_TIMESTAMP)
+
+
+@attrs.frozen(kw_only=True)
 class Expire:
     """Settle every position of an expired future or option at once (SK-EXPIRY)."""
 
@@ -200,6 +208,7 @@ Event: TypeAlias = (
     | Expire
     | FundInsurance
     | Liquidate
+    | Tick
 )
 
 # Wire names (the JSON "type" field), in spec order.
@@ -217,6 +226,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "expire": Expire,
     "fund_insurance": FundInsurance,
     "liquidate": Liquidate,
+    "tick": Tick,
 }
 EVENT_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
 

@@ -94,15 +94,19 @@ class IndexPrice:
 
 @attrs.frozen
 class IndexSample:
-    """An accepted index in the history, with the running time integral of the index.
+    """The last accepted index of one history bucket, with the running time integral.
 
     ``cumulative`` is the sum of price x milliseconds from the first sample to this one, so
     the time-weighted average between two points is a difference of integrals (SK-EXPIRY-2).
+    ``low_ticks`` and ``high_ticks`` bound every index in force in the sample's bucket up to
+    it, the one carried in from the previous bucket included.
     """
 
     timestamp_ms: int
     price_ticks: int
     cumulative: int
+    low_ticks: int
+    high_ticks: int
 
 
 @attrs.frozen

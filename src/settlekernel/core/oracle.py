@@ -10,16 +10,21 @@ The validity of an underlying, in descending severity (SK-ORACLE-2):
    halt: a report of 0 is how a source says it has no price);
 2. ``INSUFFICIENT_SOURCES``: fewer than ``min_sources`` distinct sources ever reported;
 3. ``STALE``: fewer than ``min_sources`` reports are fresh;
-4. ``TOO_VOLATILE``: the median is beyond ``band_ppm`` of the last accepted index;
-5. ``VALID``.
+4. ``DISPUTED``: an even number of fresh reports whose two middle prices differ by more than
+   ``dispersion_band_ppm``: no majority backs either, so the last index would decide alone;
+5. ``TOO_VOLATILE``: the median is beyond ``band_ppm`` of the last accepted index;
+6. ``VALID``.
 
+Freshness is measured at the kernel clock, which the sequencer's ``Tick`` moves whatever the
+sources do (SK-TICK): silent sources make the oracle ``STALE``, not a dead price ``VALID``.
 The states exclude each other: the first two are decided before there is a median. On a
 report, a ``VALID`` median becomes the accepted index; a ``TOO_VOLATILE`` one moves the
 index ``band_ppm`` towards the median, no further (SK-ORACLE-3), so no accepted update ever
 moves the index by more than the band. The median gives the last accepted index the casting
 vote when the count is even (``_median``), and the index's timestamp is the lower median of
 the fresh reports' timestamps (never earlier than the last index's): one source of two can
-neither move the index nor the clock.
+neither move the index nor the clock, and if it disagrees with the other beyond the
+dispersion band it cannot freeze the index as valid either: the oracle is ``DISPUTED``.
 
 What each validity allows is one table, ``ADMISSIBLE`` (SK-ORACLE-4).
 """
@@ -52,6 +57,7 @@ class Validity(enum.Enum):
     NON_POSITIVE = "non_positive"
     INSUFFICIENT_SOURCES = "insufficient_sources"
     STALE = "stale"
+    DISPUTED = "disputed"
     TOO_VOLATILE = "too_volatile"
     VALID = "valid"
 
@@ -70,14 +76,15 @@ class Action(enum.Enum):
 _V = Validity
 # [SK-ORACLE-4] Which validities admit which action. Trading, margin checks, liquidation and
 # funding need a valid index; marking may follow a band-limited index; expiry settles on the
-# recorded history, so only a halt or a missing quorum stops it.
+# recorded history, so only a halt or a missing quorum stops it. A disputed oracle admits
+# settlement only: nothing may move value on a price no majority of live sources backs.
 ADMISSIBLE: Final[dict[Action, frozenset[Validity]]] = {
     Action.TRADE: frozenset({_V.VALID}),
     Action.MARGIN: frozenset({_V.VALID}),
     Action.LIQUIDATION: frozenset({_V.VALID}),
     Action.FUNDING: frozenset({_V.VALID}),
     Action.VARIATION_MARGIN: frozenset({_V.VALID, _V.TOO_VOLATILE}),
-    Action.SETTLEMENT: frozenset({_V.VALID, _V.TOO_VOLATILE, _V.STALE}),
+    Action.SETTLEMENT: frozenset({_V.VALID, _V.TOO_VOLATILE, _V.STALE, _V.DISPUTED}),
 }
 
 
@@ -111,6 +118,22 @@ def _median(prices: list[int], accepted: IndexPrice | None) -> int:
     return votes[(len(votes) - 1) // 2]
 
 
+def is_disputed(prices: list[int], accepted: IndexPrice | None, dispersion_band_ppm: int) -> bool:
+    """Return whether an even count of fresh prices splits beyond the band (SK-ORACLE-2).
+
+    With an odd count the median is a report a majority backs. With an even count the two
+    middle prices stand against each other and the last index would cast the deciding vote
+    alone; if they differ by more than ``dispersion_band_ppm`` of that index (or of the
+    lower middle price before any index), no majority backs either.
+    """
+    if len(prices) % 2:
+        return False
+    ordered = sorted(prices)
+    low, high = ordered[len(ordered) // 2 - 1], ordered[len(ordered) // 2]
+    reference = low if accepted is None else accepted.price_ticks
+    return (high - low) * PPM > reference * dispersion_band_ppm
+
+
 def evaluate(
     reports: Map[str, IndexPrice] | None,
     accepted: IndexPrice | None,
@@ -130,6 +153,8 @@ def evaluate(
     median = _median([r.price_ticks for r in fresh], accepted)
     if median <= 0:
         return Evaluation(Validity.NON_POSITIVE, None, stamp, median)
+    if is_disputed([r.price_ticks for r in fresh], accepted, rules.dispersion_band_ppm):
+        return Evaluation(Validity.DISPUTED, None, stamp, median)
     if accepted is None:
         return Evaluation(Validity.VALID, IndexPrice(median, stamp), stamp, median)
     # [SK-ORACLE-3] Beyond the band, move towards the median by the band, no further.
@@ -187,46 +212,72 @@ def with_history(
 ) -> tuple[IndexSample, ...]:
     """Record an accepted index for settlement TWAPs (SK-EXPIRY-2).
 
-    Every accepted index extends the running integral exactly. The history keeps the first
-    sample of each ``interval_ms`` bucket and the latest sample (the head): a head that was
-    not the first of its bucket is dropped when the next one arrives. At most ``samples_max``
-    samples are kept, the oldest dropped first.
+    Every accepted index extends the running integral exactly. The history keeps its first
+    sample (where the integral starts) and the *last* sample of each ``interval_ms`` bucket:
+    a new index in the head's bucket replaces the head, unless the head is the first sample.
+    So between two kept samples the index changed only inside the later one's bucket, and
+    the integral is exact at every bucket boundary and at every kept sample; each sample also
+    carries the lowest and highest index in force in its bucket since the sample before. At
+    most ``samples_max`` samples are kept, the oldest dropped first.
     """
+    price = accepted.price_ticks
     if not history:
-        return (IndexSample(accepted.timestamp_ms, accepted.price_ticks, 0),)
+        return (IndexSample(accepted.timestamp_ms, price, 0, price, price),)
     head = history[-1]
-    sample = IndexSample(
-        accepted.timestamp_ms,
-        accepted.price_ticks,
-        head.cumulative + head.price_ticks * (accepted.timestamp_ms - head.timestamp_ms),
-    )
-    if len(history) >= 2 and (
-        head.timestamp_ms // interval_ms == history[-2].timestamp_ms // interval_ms
-    ):
-        history = history[:-1]
+    cumulative = head.cumulative + head.price_ticks * (accepted.timestamp_ms - head.timestamp_ms)
+    same_bucket = head.timestamp_ms // interval_ms == accepted.timestamp_ms // interval_ms
+    if same_bucket and len(history) >= 2:
+        sample = IndexSample(
+            accepted.timestamp_ms,
+            price,
+            cumulative,
+            min(head.low_ticks, price),
+            max(head.high_ticks, price),
+        )
+        return (*history[:-1], sample)[-samples_max:]
+    # A new sample starts with the head's index in force until this one.
+    low, high = min(head.price_ticks, price), max(head.price_ticks, price)
+    sample = IndexSample(accepted.timestamp_ms, price, cumulative, low, high)
     return (*history, sample)[-samples_max:]
 
 
 def _integral(samples: list[IndexSample], at_ms: int) -> int:
-    """Return the index's time integral up to ``at_ms`` from the last sample at or before it."""
+    """Return the index's time integral up to ``at_ms`` from the last sample at or before it.
+
+    Exact when ``at_ms`` is a bucket boundary or the head's time or later (SK-EXPIRY-2).
+    """
     last = next(sample for sample in reversed(samples) if sample.timestamp_ms <= at_ms)
     return last.cumulative + last.price_ticks * (at_ms - last.timestamp_ms)
 
 
-def settlement_twap(history: tuple[IndexSample, ...], expiry_ms: int, window_ms: int) -> int | None:
-    """Return the time-weighted average index over ``[expiry - window, expiry]`` (SK-EXPIRY-2).
+def settlement_window_start(
+    history: tuple[IndexSample, ...], expiry_ms: int, window_ms: int, interval_ms: int
+) -> int:
+    """Return where the settlement window starts: a bucket boundary, or the first sample.
+
+    ``expiry - window`` rounded up to the next multiple of ``interval_ms``, where the
+    integral is exact, and never before the first sample (SK-EXPIRY-2).
+    """
+    boundary = -(-(expiry_ms - window_ms) // interval_ms) * interval_ms
+    return max(boundary, history[0].timestamp_ms)
+
+
+def settlement_twap(
+    history: tuple[IndexSample, ...], expiry_ms: int, window_ms: int, interval_ms: int
+) -> int | None:
+    """Return the exact time-weighted average index over the settlement window (SK-EXPIRY-2).
 
     ``history`` is as it stood before the first index at or after expiry, so its head is the
-    index in force at expiry and the integral up to expiry is exact; at the window's start it
-    is exact to within the compacted updates of one bucket. If the history begins inside the
-    window the average runs from its first sample. Rounded down: settlement is zero-sum
-    between holders, so rounding moves nothing to anyone. None if no sample is at or before
-    expiry.
+    index in force at expiry. The window runs from ``settlement_window_start`` to expiry;
+    both integrals are exact there, so the average is that of the indexes actually in force
+    and lies within their range. Rounded down: settlement is zero-sum between holders, so
+    rounding moves nothing to anyone. If the window is empty (shorter than the rounding to a
+    boundary) it is the index in force at expiry; None if no sample is at or before expiry.
     """
     samples = [sample for sample in history if sample.timestamp_ms <= expiry_ms]
     if not samples:
         return None
-    start_ms = max(expiry_ms - window_ms, samples[0].timestamp_ms)
+    start_ms = settlement_window_start(history, expiry_ms, window_ms, interval_ms)
     if start_ms >= expiry_ms:
         return samples[-1].price_ticks
     return (_integral(samples, expiry_ms) - _integral(samples, start_ms)) // (expiry_ms - start_ms)

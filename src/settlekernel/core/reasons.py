@@ -28,6 +28,7 @@ class Reason(enum.Enum):
     PRINCIPAL_NOT_OPERATOR = "principal_not_operator"
     PRINCIPAL_NOT_ORACLE = "principal_not_oracle"
     PRINCIPAL_NOT_MATCHER = "principal_not_matcher"
+    PRINCIPAL_NOT_SEQUENCER = "principal_not_sequencer"
     # Idempotency: a trade id settles at most once. A replay that differs in a field names
     # the first such field; an identical replay is `trade_exists`.
     TRADE_EXISTS_WITH_DIFFERENT_PRINCIPAL = "trade_exists_with_different_principal"
@@ -66,6 +67,7 @@ class Reason(enum.Enum):
     TRANSFER_OWNERS_DIFFER = "transfer_owners_differ"
     # Market state.
     ORACLE_TIMESTAMP_NOT_NEWER = "oracle_timestamp_not_newer"
+    TICK_NOT_NEWER = "tick_not_newer"
     INSTRUMENT_ALREADY_SETTLED = "instrument_already_settled"
     INSTRUMENT_EXPIRED = "instrument_expired"
     INSTRUMENT_NOT_EXPIRED = "instrument_not_expired"

@@ -153,7 +153,9 @@ def encode_reports(underlying: str, reports: Map[str, IndexPrice]) -> bytes:
 def encode_history(underlying: str, history: tuple[IndexSample, ...]) -> bytes:
     """Return the canonical encoding of an underlying's index-history leaf, in time order."""
     body = ",".join(
-        f"{sample.timestamp_ms}={sample.price_ticks}~{sample.cumulative}" for sample in history
+        f"{sample.timestamp_ms}={sample.price_ticks}~{sample.cumulative}"
+        f"~{sample.low_ticks}~{sample.high_ticks}"
+        for sample in history
     )
     return f"history|{underlying}|{body}".encode()
 

@@ -46,6 +46,7 @@ UNDERLYING_FIELDS: Final = (
     "min_sources",
     "stale_after_ms",
     "band_ppm",
+    "dispersion_band_ppm",
     "mark_band_ppm",
     "funding_interval_ms",
     "funding_clamp_ppm",
@@ -96,6 +97,9 @@ class UnderlyingRules:
     min_sources: int
     stale_after_ms: int
     band_ppm: int
+    # With an even number of fresh reports, the two middle ones may differ by at most this
+    # share of the index; beyond it no majority backs a price and the oracle is DISPUTED.
+    dispersion_band_ppm: int
     # A perpetual's or future's mark is its last trade price clamped to index +- this.
     mark_band_ppm: int
     # Funding (SK-FUNDING): at most one charge per interval, its rate clamped to +- this.
@@ -126,6 +130,9 @@ class Roles:
     operator: str
     oracles: tuple[str, ...]
     matchers: tuple[str, ...]
+    # The clock's source (SK-TICK): staleness is measured against the time it reports,
+    # whatever the oracle sources do.
+    sequencer: str = "sequencer"
 
 
 @attrs.frozen
@@ -196,6 +203,7 @@ DEFAULT_RULES: Final = RuleSet(
             min_sources=2,
             stale_after_ms=60_000,
             band_ppm=50_000,
+            dispersion_band_ppm=50_000,
             mark_band_ppm=10_000,
             funding_interval_ms=3_600_000,
             funding_clamp_ppm=750,
@@ -216,6 +224,7 @@ DEFAULT_RULES: Final = RuleSet(
             min_sources=2,
             stale_after_ms=60_000,
             band_ppm=60_000,
+            dispersion_band_ppm=60_000,
             mark_band_ppm=10_000,
             funding_interval_ms=3_600_000,
             funding_clamp_ppm=750,
@@ -257,7 +266,7 @@ def check_rules(rules: RuleSet) -> list[str]:
                 f"holds less than its settlement window ({needed} samples)"
             )
     roles = rules.roles
-    principals = [roles.operator, *roles.oracles, *roles.matchers]
+    principals = [roles.operator, *roles.oracles, *roles.matchers, roles.sequencer]
     problems += [
         f"role principal {p!r} is not an identifier" for p in principals if not is_identifier(p)
     ]
@@ -340,6 +349,10 @@ def _check_oracle(underlying: UnderlyingRules, sources: int) -> list[str]:
         )
     if not 0 < underlying.band_ppm < PPM:
         problems.append(f"{name}: band_ppm {underlying.band_ppm} outside (0, {PPM})")
+    if not 0 < underlying.dispersion_band_ppm <= PPM:
+        problems.append(
+            f"{name}: dispersion_band_ppm {underlying.dispersion_band_ppm} outside (0, {PPM}]"
+        )
     problems += [
         f"{name}: {field} {getattr(underlying, field)} outside [0, {PPM}]"
         for field in ("mark_band_ppm", "funding_clamp_ppm", "liquidation_penalty_ppm")
@@ -368,7 +381,8 @@ def encode_rules(rules: RuleSet) -> bytes:
     lines.append(
         f"roles operator={rules.roles.operator} "
         f"oracles={','.join(sorted(rules.roles.oracles))} "
-        f"matchers={','.join(sorted(rules.roles.matchers))}"
+        f"matchers={','.join(sorted(rules.roles.matchers))} "
+        f"sequencer={rules.roles.sequencer}"
     )
     lines += [f"{name}={getattr(rules, name)}" for name in INT_SCALAR_FIELDS]
     lines.append(f"valuation_asset={rules.valuation_asset}")
@@ -377,4 +391,4 @@ def encode_rules(rules: RuleSet) -> bytes:
 
 def rules_digest(rules: RuleSet) -> bytes:
     """Return the SHA-256 of the canonical encoding: the rule set's identity."""
-    return hashlib.sha256(b"settlekernel/rules/v3\n" + encode_rules(rules)).digest()
+    return hashlib.sha256(b"settlekernel/rules/v4\n" + encode_rules(rules)).digest()

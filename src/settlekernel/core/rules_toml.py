@@ -139,15 +139,21 @@ def _merged(
 def _parse_roles(table: object, current: Roles) -> Roles:
     if not isinstance(table, dict):
         raise RulesError("roles: expected a table")
-    _reject_unknown("roles", table, {"operator", "oracles", "matchers"})
+    _reject_unknown("roles", table, {"operator", "oracles", "matchers", "sequencer"})
     operator = _string("roles.operator", table.get("operator", current.operator))
+    sequencer = _string("roles.sequencer", table.get("sequencer", current.sequencer))
     lists: dict[str, tuple[str, ...]] = {}
     for name in ("oracles", "matchers"):
         value = table.get(name, list(getattr(current, name)))
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise RulesError(f"roles.{name}: expected a list of strings")
         lists[name] = tuple(value)
-    return Roles(operator=operator, oracles=lists["oracles"], matchers=lists["matchers"])
+    return Roles(
+        operator=operator,
+        oracles=lists["oracles"],
+        matchers=lists["matchers"],
+        sequencer=sequencer,
+    )
 
 
 def dump_rules_toml(rules: RuleSet) -> str:
@@ -161,6 +167,7 @@ def dump_rules_toml(rules: RuleSet) -> str:
         f'operator = "{roles.operator}"',
         "oracles = [" + ", ".join(f'"{o}"' for o in roles.oracles) + "]",
         "matchers = [" + ", ".join(f'"{m}"' for m in roles.matchers) + "]",
+        f'sequencer = "{roles.sequencer}"',
     ]
     for asset in rules.assets:
         lines += [

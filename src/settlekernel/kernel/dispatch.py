@@ -22,6 +22,7 @@ from settlekernel.core.events import (
     OpenAccount,
     OraclePrice,
     OracleVolatility,
+    Tick,
     Trade,
     Transfer,
     VariationMargin,
@@ -34,6 +35,7 @@ from settlekernel.core.reasons import Reason
 from settlekernel.core.root import DIRTY_LEAVES_MAX, ZERO_LATTICE, account_key, fold
 from settlekernel.core.rules import RuleSet
 from settlekernel.core.units import SYSTEM_ACCOUNTS, SYSTEM_OWNER
+from settlekernel.kernel.transitions.clock import process_tick
 from settlekernel.kernel.transitions.collateral import (
     process_deposit,
     process_fund_insurance,
@@ -66,6 +68,7 @@ _PROCESSORS: Final[dict[type, Callable[[State, Any], Outcome]]] = {
     Expire: process_expire,
     FundInsurance: process_fund_insurance,
     Liquidate: process_liquidate,
+    Tick: process_tick,
 }
 
 

@@ -74,6 +74,8 @@ class InvariantId(enum.Enum):
     LIQUIDATION_NO_WORSE = "INV-LIQUIDATION-NO-WORSE"
     ADL_FAIRNESS = "INV-ADL-FAIRNESS"
     MARGIN_ORDER = "INV-MARGIN-ORDER"
+    PRICE_FRESH = "INV-PRICE-FRESH"
+    SETTLEMENT_IN_RANGE = "INV-SETTLEMENT-IN-RANGE"
     DETERMINISM = "INV-DETERMINISM"
 
 
@@ -408,6 +410,8 @@ def check_step(before: State, event: object, outcome: Outcome) -> list[Violation
     found += _check_settled_once(before, event, outcome)
     found += _check_residue(before, event, outcome)
     found += _check_oracle(before, event, outcome)
+    found += _check_fresh(before, event)
+    found += _check_settlement_range(before, outcome)
     found += _check_expiry_step(before, event, outcome)
     found += _check_insurance(before, event, outcome)
     found += _check_liquidation(before, event, outcome)
@@ -611,6 +615,78 @@ def _check_oracle(before: State, event: object, outcome: Accepted) -> list[Viola
         ):
             found.append(
                 Violation(InvariantId.ORACLE_ADMISSIBLE, f"index moved from {old} to {new}")
+            )
+    return found
+
+
+def _check_fresh(before: State, event: object) -> list[Violation]:
+    """INV-PRICE-FRESH: nothing moves value on a price no fresh majority backs (SK-TICK).
+
+    Recomputed from the reports alone, not through the oracle's evaluation: every
+    underlying an accepted event needed for anything but settlement had, at the kernel
+    clock before it (which the sequencer's ticks move), at least ``min_sources`` reports no
+    further than ``stale_after_ms`` from the clock, and, for an even count, two middle
+    reports within the dispersion band of the last index.
+    """
+    found = []
+    for underlying, action in _needs(before, event):
+        if action is Action.SETTLEMENT:
+            continue
+        rules = before.rules.underlying_by_symbol[underlying]
+        reports = before.reports.get(underlying)
+        fresh = sorted(
+            report.price_ticks
+            for report in ([] if reports is None else reports.values())
+            if abs(before.clock_ms - report.timestamp_ms) <= rules.stale_after_ms
+        )
+        problem = None
+        if len(fresh) < rules.min_sources:
+            problem = f"{len(fresh)} fresh reports at clock {before.clock_ms}"
+        elif len(fresh) % 2 == 0 and underlying in before.prices:
+            low, high = fresh[len(fresh) // 2 - 1], fresh[len(fresh) // 2]
+            if (high - low) * PPM > before.prices[underlying].price_ticks * (
+                rules.dispersion_band_ppm
+            ):
+                problem = f"the live reports split {low} / {high}"
+        if problem is not None:
+            found.append(
+                Violation(
+                    InvariantId.PRICE_FRESH,
+                    f"{type(event).__name__} needed {action.value} on {underlying}: {problem}",
+                )
+            )
+    return found
+
+
+def _check_settlement_range(before: State, outcome: Accepted) -> list[Violation]:
+    """INV-SETTLEMENT-IN-RANGE: a fixed settlement price lies within its window's indexes.
+
+    For every settlement price the step fixed: within the lowest and highest index in force
+    in ``[expiry - settlement_window_ms, expiry]``, read off the history before the step
+    (the index in force at the window's start, and each later sample's range), or equal to
+    the fixing index when no index was in force before the expiry (SK-EXPIRY-2).
+    """
+    found = []
+    for key, fixed in outcome.state.settlement_prices.items():
+        if key in before.settlement_prices:
+            continue
+        underlying, expiry_text = key.rsplit("@", 1)
+        expiry_ms = int(expiry_text)
+        window_ms = before.rules.underlying_by_symbol[underlying].settlement_window_ms
+        samples = [s for s in before.history.get(underlying, ()) if s.timestamp_ms <= expiry_ms]
+        start_ms = expiry_ms - window_ms
+        in_force = [s.price_ticks for s in samples if s.timestamp_ms <= start_ms][-1:]
+        later = [s for s in samples if s.timestamp_ms > start_ms]
+        prices = in_force + [s.low_ticks for s in later] + [s.high_ticks for s in later]
+        if not samples:
+            prices = [outcome.state.prices[underlying].price_ticks]
+        if not min(prices) <= fixed <= max(prices):
+            found.append(
+                Violation(
+                    InvariantId.SETTLEMENT_IN_RANGE,
+                    f"{key} fixed at {fixed}, outside its window's [{min(prices)}, "
+                    f"{max(prices)}]",
+                )
             )
     return found
 

@@ -209,6 +209,18 @@ def oracle_band(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str
     )
 
 
+def clock_tick(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
+    """INV-PRICE-FRESH's clock: an accepted tick moves the clock strictly forward, to its time.
+
+    So staleness, measured on this clock, only grows while sources are silent (SK-TICK).
+    """
+    del rules
+    return z3.Implies(
+        step.accepted,
+        z3.And(step.post.clock > pre.clock, step.post.clock == event["timestamp_ms"]),
+    )
+
+
 def listed_empty(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
     """INV-OPEN-INTEREST-ZERO-SUM and INV-UNIFORM-REFERENCE hold for a new instrument.
 

@@ -27,6 +27,7 @@ from settlekernel.core.events import (
     OpenAccount,
     OraclePrice,
     OracleVolatility,
+    Tick,
     Trade,
     Transfer,
     VariationMargin,
@@ -226,7 +227,7 @@ def _account(rng: random.Random) -> str:
 _SIBLINGS: Final = {"a1": "a2", "a2": "a1", "b1": "c1", "c1": "b1", "ghost": "a1"}
 
 
-_MARKET_KINDS: Final = ("mark", "fund", "report", "list", "volatility")
+_MARKET_KINDS: Final = ("mark", "fund", "report", "list", "volatility", "tick")
 
 
 def _market_event(rng: random.Random, state: State, kind: str, number: int) -> object:
@@ -236,6 +237,11 @@ def _market_event(rng: random.Random, state: State, kind: str, number: int) -> o
         return _report(rng, state)
     if kind == "list":
         return _listing(rng, state, number)
+    if kind == "tick":
+        return Tick(
+            principal=rng.choice([rules.roles.sequencer] * 2 + [rules.roles.operator]),
+            timestamp_ms=state.clock_ms + rng.choice([-1, 0, 1, 1_000, 30_000, 61_000]),
+        )
     if kind == "volatility":
         current = state.volatilities.get("BTC")
         return OracleVolatility(

@@ -11,24 +11,30 @@ what was verified.
 from __future__ import annotations
 
 import html
+import json
 import re
 import subprocess
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
 from settlekernel.core.events import EVENT_TYPES
 from settlekernel.core.rules import RuleSet
-from settlekernel.kernel import invariants
 from settlekernel.kernel.invariants import InvariantId
 from settlekernel.proofs import contracts
 from settlekernel.proofs.runner import Result
 
 PACKAGE: Final = Path(__file__).resolve().parent.parent
 CHECKOUT: Final = PACKAGE.parent.parent
+INDEX_FILE: Final = PACKAGE / "data" / "audit_index.json"
+# Where the statement, predicate and test columns come from, said on every report.
+INDEX_SOURCE: Final = (
+    "statements, predicates and tests: spec/60-invariants.md and tests/ of this version, "
+    "shipped in the package as data/audit_index.json"
+)
 _ROW: Final = re.compile(r"^\| (INV-[A-Z-]+) \| ([^|]+) \| (.+) \| ([^|]+) \| ([^|]+) \|$")
 
 
@@ -89,6 +95,8 @@ class Report:
     assumptions: tuple[str, ...]
     rules_digest: str
     code_version: str
+    # Why the CrossHair contracts were not checked; None when they were.
+    crosshair_not_run: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -97,14 +105,26 @@ class Report:
             e.proof_status != "FAILED" and e.contract_status != "FAILED" for e in self.entries
         )
 
+    @property
+    def verdict(self) -> str:
+        """Return the one-line verdict: what passed, and what was not checked at all."""
+        if not self.passed:
+            return "FAILURES: see the rows marked FAILED"
+        said = ["every z3 theorem proved"]
+        if self.crosshair_not_run is None:
+            said.append("every CrossHair contract confirmed")
+        else:
+            said.append(f"CrossHair contracts NOT checked ({self.crosshair_not_run})")
+        if self.unmodelled:
+            said.append("no z3 model yet for " + ", ".join(self.unmodelled))
+        return "; ".join(said)
 
-def spec_rows() -> dict[str, tuple[str, str, str, str]]:
-    """Return {INV id: (level, statement, predicate, tests)} from spec/60, when shipped."""
-    path = CHECKOUT / "spec" / "60-invariants.md"
-    if not path.exists():
-        return {}
+
+def spec_rows(checkout: Path) -> dict[str, tuple[str, str, str, str]]:
+    """Return {INV id: (level, statement, predicate, tests)} read from a checkout's spec/60."""
     rows = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    text = (checkout / "spec" / "60-invariants.md").read_text(encoding="utf-8")
+    for line in text.splitlines():
         match = _ROW.match(line)
         if match:
             rows[match[1]] = (
@@ -116,24 +136,37 @@ def spec_rows() -> dict[str, tuple[str, str, str, str]]:
     return rows
 
 
-def _docstring_row(invariant: InvariantId) -> tuple[str, str, str, str]:
-    """Return a row from the predicate's docstring when spec/ is not installed."""
-    for name in dir(invariants):
-        doc = getattr(getattr(invariants, name), "__doc__", None) or ""
-        if name.startswith("check_") and doc.startswith(invariant.value):
-            return ("", doc.split("\n")[0], f"`{name}`", "")
-    return ("", "", "", "")
+def build_index(checkout: Path) -> dict[str, dict[str, object]]:
+    """Return the audit index of a source checkout: per invariant, its spec row and tests.
+
+    The installed package has no spec/ or tests/, so this index ships in its data
+    (``data/audit_index.json``); ``tests/test_audit.py`` keeps it equal to the checkout.
+    """
+    rows = spec_rows(checkout)
+    tests = sorted((checkout / "tests").glob("test_*.py"))
+    texts = {path.name: path.read_text(encoding="utf-8") for path in tests}
+    index: dict[str, dict[str, object]] = {}
+    for invariant in InvariantId:
+        level, statement, predicate, named_in = rows.get(invariant.value, ("", "", "", ""))
+        index[invariant.value] = {
+            "level": level,
+            "statement": statement,
+            "predicate": predicate,
+            "tests": named_in,
+            "test_files": [name for name, text in texts.items() if invariant.value in text],
+        }
+    return index
 
 
-def _test_files(invariant: InvariantId) -> tuple[str, ...]:
-    tests = CHECKOUT / "tests"
-    if not tests.is_dir():
-        return ()
-    return tuple(
-        path.name
-        for path in sorted(tests.glob("test_*.py"))
-        if invariant.value in path.read_text(encoding="utf-8")
-    )
+def index_text(index: dict[str, dict[str, object]]) -> str:
+    """Return the canonical text of an audit index (sorted keys, one trailing newline)."""
+    return json.dumps(index, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def shipped_index() -> dict[str, dict[str, Any]]:
+    """Return the audit index that ships with the package."""
+    loaded: dict[str, dict[str, Any]] = json.loads(INDEX_FILE.read_text(encoding="utf-8"))
+    return loaded
 
 
 def code_version() -> str:
@@ -159,22 +192,23 @@ def build(
     rules: RuleSet,
     results: Iterable[Result],
     crosshair: dict[str, str] | None,
+    crosshair_not_run: str | None = None,
 ) -> Report:
-    """Assemble the report from proof results and CrossHair verdicts (None: not run)."""
+    """Assemble the report from proof results and CrossHair verdicts (None: not run, why)."""
     results = list(results)
-    rows = spec_rows()
+    index = shipped_index()
     entries = []
     for invariant in InvariantId:
-        level, statement, predicate, tests = rows.get(invariant.value) or _docstring_row(invariant)
+        row = index.get(invariant.value, {})
         proving = [r for r in results if invariant in r.theorem.invariants]
         cited = sorted({s for r in proving for s in r.theorem.spec})
         functions = sorted(f for f, ids in contracts.INVARIANTS.items() if invariant in ids)
         entries.append(
             Entry(
                 invariant=invariant,
-                level=level,
-                statement=statement,
-                predicate=predicate,
+                level=row.get("level", ""),
+                statement=row.get("statement", ""),
+                predicate=row.get("predicate", ""),
                 spec=("spec/60-invariants.md", *cited),
                 proofs=tuple(
                     (r.theorem.name, r.verdict.status.value, r.verdict.seconds) for r in proving
@@ -183,8 +217,8 @@ def build(
                     (f, "not run" if crosshair is None else crosshair.get(f, "NOT CONFIRMED"))
                     for f in functions
                 ),
-                tests=tests,
-                test_files=_test_files(invariant),
+                tests=row.get("tests", ""),
+                test_files=tuple(row.get("test_files", ())),
                 transitions=tuple(sorted({r.theorem.transition for r in proving} - {"RuleSet"})),
             )
         )
@@ -212,6 +246,7 @@ def build(
         tuple(assumptions),
         rules.digest.hex(),
         code_version(),
+        crosshair_not_run if crosshair is None else None,
     )
 
 
@@ -276,7 +311,7 @@ def _theorem_html(row: TheoremRow) -> str:
 
 def to_html(report: Report) -> str:
     """Return the report as one self-contained HTML page."""
-    verdict = "every proof and contract passed" if report.passed else "FAILURES: see below"
+    verdict = report.verdict
     header = "".join(
         f"<th>{h}</th>"
         for h in ("invariant", "statement", "spec", "z3 proofs", "CrossHair", "tests")
@@ -292,7 +327,8 @@ def to_html(report: Report) -> str:
         "<h1>settlekernel: machine-checked invariants</h1>"
         f"<p>Code: <code>{html.escape(report.code_version)}</code><br>"
         f"Rule set SHA-256: <code>{report.rules_digest}</code><br>"
-        f"Verdict: {_status('proved' if report.passed else 'FAILED')} ({verdict})</p>"
+        f"Verdict: {_status('passed' if report.passed else 'FAILED')} "
+        f"({html.escape(verdict)})<br><small>{html.escape(INDEX_SOURCE)}</small></p>"
         f"<table><tr>{header}</tr>"
         + "".join(_entry_html(entry) for entry in report.entries)
         + "</table><p>A transition without a z3 model is covered by the predicates and the "

@@ -26,6 +26,7 @@ from settlekernel.core.events import (
     OpenAccount,
     OraclePrice,
     OracleVolatility,
+    Tick,
     Trade,
     Transfer,
     VariationMargin,
@@ -113,6 +114,7 @@ MODELS: Final[dict[type, transitions.Model]] = {
     OraclePrice: transitions.oracle_price,
     ListInstrument: transitions.list_instrument,
     OracleVolatility: transitions.oracle_volatility,
+    Tick: transitions.tick,
 }
 _SPEC: Final = {
     OpenAccount: "SK-OPEN",
@@ -127,6 +129,7 @@ _SPEC: Final = {
     OraclePrice: "SK-ORACLE-3",
     ListInstrument: "SK-LIST",
     OracleVolatility: "SK-VOL",
+    Tick: "SK-TICK",
 }
 
 
@@ -308,6 +311,15 @@ _CLAIMS: Final[dict[type, tuple[tuple[str, str, tuple[InvariantId, ...], ClaimFn
             claims.volatility_report,
         ),
     ),
+    Tick: (
+        _CONSERVATION,
+        (
+            "clock-forward",
+            "An accepted tick moves the clock strictly forward, to the sequencer's time.",
+            (InvariantId.PRICE_FRESH, InvariantId.ORACLE_ADMISSIBLE),
+            claims.clock_tick,
+        ),
+    ),
     ListInstrument: (
         _CONSERVATION,
         (
@@ -397,8 +409,10 @@ def transition_theorems(
                 assumptions=COMMON_ASSUMPTIONS + extra,
                 build=_instance(cls, claim, models),
                 transition=cls.__name__,
-                region=None if cls in {Liquidate, ListInstrument, OracleVolatility} else _region,
-                realise=None if cls in {ListInstrument, OracleVolatility} else _realise,
+                region=None
+                if cls in {Liquidate, ListInstrument, OracleVolatility, Tick}
+                else _region,
+                realise=None if cls in {ListInstrument, OracleVolatility, Tick} else _realise,
             )
             for name, statement, invariants, claim in rows
         ]

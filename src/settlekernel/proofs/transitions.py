@@ -829,6 +829,20 @@ def oracle_volatility(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) 
     return ModelStep(accepted, reason, post, writes=())
 
 
+def tick(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """SK-TICK: the sequencer moves the clock strictly forward; nothing else changes."""
+    del c
+    timestamp = e["timestamp_ms"]
+    accepted, reason = cascade(
+        [
+            (e["principal"] != z3.StringVal(rules.roles.sequencer), Reason.PRINCIPAL_NOT_SEQUENCER),
+            (z3.Or(timestamp < 0, timestamp > 2**63 - 1), Reason.TIMESTAMP_OUT_OF_RANGE),
+            (timestamp <= s.clock, Reason.TICK_NOT_NEWER),
+        ]
+    )
+    return ModelStep(accepted, reason, attrs.evolve(s, clock=timestamp), writes=())
+
+
 # Which of (expiry, strike, option type) each kind requires (SK-LIST-3).
 _REQUIRED: Final = {
     "perpetual": (False, False, False),

@@ -264,9 +264,10 @@ def _fix_settlements(
     pending = state.pending_expiries.get(underlying, ())
     settlement_prices = state.settlement_prices
     window_ms = state.rules.underlying_by_symbol[underlying].settlement_window_ms
+    interval_ms = state.rules.price_history_interval_ms
     reached = [expiry_ms for expiry_ms in pending if expiry_ms <= accepted.timestamp_ms]
     for expiry_ms in reached:
-        twap = settlement_twap(history, expiry_ms, window_ms)
+        twap = settlement_twap(history, expiry_ms, window_ms, interval_ms)
         key = settlement_key(underlying, expiry_ms)
         settlement_prices = settlement_prices.set(
             key, accepted.price_ticks if twap is None else twap
