@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import settlekernel as sk
@@ -195,3 +197,81 @@ def test_audit_fails_on_an_unsound_rule_set(tmp_path):
     assert "rules.initial-covers-maintenance[ETH]: <span" in row
     conservation = text[text.index("<b>INV-CONSERVATION</b>") :].split("</tr>")[0]
     assert "FAILED" not in conservation
+
+
+NOT_UTF8 = b"\xff\xfe\x00not text"
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """Return the single line a usage or input error prints, checking exit 2 and no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-600:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: "), lines
+    return lines[0]
+
+
+def test_unusable_paths_and_inputs_are_one_line_errors(tmp_path):
+    """Exits 2 with one line for a missing directory, an unwritable path or a non-UTF-8 file."""
+    binary = tmp_path / "binary"
+    binary.write_bytes(NOT_UTF8)
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[scenario]\npaths = 1\nsteps = 2\naccounts = 2\n[rulesets.a]\n")
+    cases = [
+        (["demo", "--events-out", str(tmp_path / "no" / "dir" / "x.jsonl")], "No such file"),
+        (["stress", "--paths", "1", "--steps", "2", "--no-plots", "--out", "/proc/x"], "/proc/x"),
+        (["verify", "--fault", "fee-not-credited", "--out", "/proc/x"], "/proc/x"),
+        (["rules", "--rules", str(binary)], "not UTF-8"),
+        (["margin", str(binary)], "not UTF-8"),
+        (["sweep", "--grid", str(binary)], "not UTF-8"),
+        (["stress", "--rules", str(binary), "--paths", "1"], "not UTF-8"),
+    ]
+    for arguments, fragment in cases:
+        line = one_line_error(run(*arguments))
+        assert fragment in line, (arguments, line)
+
+
+def test_a_shock_to_an_asset_the_market_lacks_is_a_usage_error(tmp_path):
+    """Exits 2 naming the assets a shock may hit, for the stress command and a sweep grid."""
+    for symbol in ("DOGE", "USDC"):
+        line = one_line_error(run("stress", "--paths", "1", "--shock", f"{symbol}:100:3"))
+        assert line.endswith(f"--shock {symbol}:100:3: the market's assets are BTC, ETH"), line
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[scenario]\nshock = "DOGE:100:3"\n[rulesets.a]\n', encoding="utf-8")
+    line = one_line_error(run("sweep", "--grid", str(grid)))
+    assert "the market's assets are BTC, ETH" in line
+
+
+def test_an_unreachable_scheduler_is_a_usage_error_within_its_timeout(tmp_path):
+    """Exits 2 with one line when no Dask scheduler answers, after --connect-timeout seconds."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[scenario]\npaths = 1\nsteps = 2\naccounts = 2\n[rulesets.a]\n")
+    started = time.monotonic()
+    result = run(
+        "sweep",
+        "--grid",
+        str(grid),
+        "--scheduler",
+        "tcp://127.0.0.1:1",
+        "--connect-timeout",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert "tcp://127.0.0.1:1" in one_line_error(result)
+    assert time.monotonic() - started < 25
+
+
+def test_output_that_the_terminal_cannot_encode_is_escaped_not_fatal(tmp_path):
+    """Prints a non-ASCII rejection message escaped when stdout is ASCII-only, and exits 0."""
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"type":"d\u00e9p\u00f4t"}\n', encoding="utf-8")
+    result = subprocess.run(
+        [*CLI, "run", str(events)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "d\\xe9p\\xf4t" in result.stdout

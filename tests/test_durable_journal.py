@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import sqlite3
+import sys
 
 import attrs
 import pytest
@@ -357,3 +359,162 @@ def test_verify_batch_pinpoints_the_first_diverging_event(copy):
         assert str(finding).startswith("batch 5, record 47 (entry 40): posting 0 amount_minor")
     finally:
         store.close()
+
+
+def test_a_deeply_nested_line_replays_the_same_way_at_any_stack_depth(tmp_path):
+    """Records a deeply nested line with one reason appended deep in a stack, verified shallow."""
+    path = tmp_path / "nested.db"
+    lines = [
+        '{"type":"deposit","principal":"a","account":"a","asset":"USDC","amount_minor":'
+        + "[" * depth
+        + "]" * depth
+        + "}"
+        for depth in (20, 40, 900)
+    ]
+
+    def append_at_depth(frames):
+        if frames:
+            return append_at_depth(frames - 1)
+        journal = DurableJournal.open(path)
+        try:
+            return journal.append(lines)
+        finally:
+            journal.close()
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + 200)
+    try:
+        executed = append_at_depth(100)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert [record.reason for record in executed.records] == [
+        "field_type_invalid",
+        "json_invalid",
+        "json_invalid",
+    ]
+    assert audit(path).finding is None
+
+
+def _finding(path, **options):
+    store, rules, genesis_root = open_for_audit(path)
+    try:
+        report = audit_journal(store, rules, genesis_root, **options)
+    finally:
+        store.close()
+    return None if report.finding is None else str(report.finding)
+
+
+def test_verify_finds_a_deleted_snapshot_and_one_out_of_schedule(copy):
+    """Names a snapshot missing from the stored schedule, and one the schedule does not take."""
+    assert sql(copy, "SELECT batch FROM snapshots") == [(3,), (6,)]
+    sql(copy, "DELETE FROM snapshots WHERE batch = 6")
+    assert _finding(copy) == (
+        "snapshot after batch 6: snapshot: missing: the journal snapshots every 20 entries"
+    )
+    sql(copy, "INSERT INTO snapshots SELECT 5, state_root, encoding FROM snapshots WHERE batch = 3")
+    assert _finding(copy).startswith("snapshot after batch 5: snapshot: not due")
+
+
+def test_verify_finds_a_changed_snapshot_interval_that_moves_the_schedule(copy):
+    """Names the first snapshot the changed interval no longer allows."""
+    sql(copy, "UPDATE journal SET snapshot_every_entries = 40")
+    assert _finding(copy) == (
+        "snapshot after batch 3: snapshot: not due: the journal snapshots every 40 entries"
+    )
+
+
+@pytest.mark.parametrize(
+    ("statement", "finding"),
+    [
+        (
+            (
+                "INSERT INTO postings SELECT 73, 0, debit_account, credit_account, asset, "
+                "amount_minor, code FROM postings LIMIT 1"
+            ),
+            "database: stray row: posting 73 0 belongs to no entry",
+        ),
+        (
+            (
+                "INSERT INTO postings SELECT 0, 0, debit_account, credit_account, asset, "
+                "amount_minor, code FROM postings LIMIT 1"
+            ),
+            "database: stray row: posting 0 0 belongs to no entry",
+        ),
+        (
+            "INSERT INTO snapshots SELECT 10, state_root, encoding FROM snapshots WHERE batch = 6",
+            "database: stray row: snapshot after batch 10: there is no such batch",
+        ),
+        (
+            (
+                "INSERT INTO journal SELECT 2, rules_toml, rules_digest, genesis_root, "
+                "snapshot_every_entries FROM journal"
+            ),
+            "database: stray row: creation record 2 is not the one",
+        ),
+    ],
+    ids=["posting-after-the-last-entry", "posting-0", "snapshot-of-no-batch", "journal"],
+)
+def test_verify_finds_rows_that_belong_to_no_part_of_the_chain(copy, statement, finding):
+    """Names a posting of no entry, a snapshot of no batch and a second creation record."""
+    sql(copy, statement)
+    assert _finding(copy) == finding
+
+
+def test_a_journal_cut_short_is_found_against_its_published_head(copy):
+    """Verifies a journal without its last batch, but not against the head published before."""
+    published = _report(copy).head_batch_hash
+    assert published == sql(copy, "SELECT batch_hash FROM batches WHERE number = 9")[0][0]
+    (first_attempt,) = sql(copy, "SELECT first_attempt FROM batches WHERE number = 9")[0]
+    (first_sequence,) = sql(copy, "SELECT first_sequence FROM batches WHERE number = 9")[0]
+    sql(copy, "DELETE FROM postings WHERE sequence >= ?", first_sequence)
+    sql(copy, "DELETE FROM records WHERE attempt >= ?", first_attempt)
+    sql(copy, "DELETE FROM batches WHERE number = 9")
+    assert _finding(copy) is None  # Without a published head, a shorter journal is honest.
+    assert _report(copy).batches == 8
+    finding = _finding(copy, expect_head=published)
+    assert finding.startswith(f"journal: head: the published head {published.hex()[:16]} is not")
+    earlier = sql(copy, "SELECT batch_hash FROM batches WHERE number = 4")[0][0]
+    assert _finding(copy, expect_head=earlier) is None  # A head published earlier still holds.
+
+
+def _report(path):
+    store, rules, genesis_root = open_for_audit(path)
+    try:
+        return audit_journal(store, rules, genesis_root)
+    finally:
+        store.close()
+
+
+def test_verify_runs_sqlites_own_checks_on_the_file(copy):
+    """Reports integrity_check's first problem for a damaged page, before any replay."""
+    data = bytearray(copy.read_bytes())
+    data[3 * 4096 + 5] ^= 0x55  # The start of the page's cell content area.
+    copy.write_bytes(bytes(data))
+    finding = _finding(copy)
+    assert finding.startswith("database: file: integrity_check: Page 4: free space corruption")
+
+
+def test_foreign_key_check_names_a_dangling_reference(copy):
+    """Finds a posting of a sequence no record has through foreign_key_check alone."""
+    from settlekernel.journal.integrity import reference_problem  # noqa: PLC0415
+
+    db = sqlite3.connect(copy)
+    try:
+        assert reference_problem(db) is None
+        db.execute("INSERT INTO postings VALUES (999, 0, 'a', 'b', 'USDC', '1', 'fee')")
+        assert reference_problem(db) == (
+            "foreign_key_check: a row of postings refers to no row of records"
+        )
+    finally:
+        db.close()
+
+
+def test_a_rejection_and_an_entry_keep_their_forms(copy):
+    """Names a rejection reason stored on an entry and a root stored on a rejection."""
+    sql(copy, "UPDATE records SET reason = 'amount_too_large' WHERE attempt = 3")
+    assert _finding(copy) == (
+        "batch 1, record 3 (entry 3): reason: an accepted record holds a reason"
+    )
+    sql(copy, "UPDATE records SET reason = NULL WHERE attempt = 3")
+    sql(copy, "UPDATE records SET state_root = zeroblob(32) WHERE attempt = 6")
+    assert _finding(copy) == "batch 1, record 6: state_root: a rejected record holds a state_root"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import attrs
 import pytest
 
@@ -98,3 +102,25 @@ def test_genesis_refuses_unsound_rules():
     rules = attrs.evolve(sk.RuleSet.default(), underlyings=(btc,))
     with pytest.raises(ValueError, match="initial margin would fall below maintenance"):
         sk.genesis(rules)
+
+
+def test_a_rules_file_with_a_huge_number_is_refused_under_any_limit():
+    """Refuses a number of more than 78 digits before TOML converts it, whatever the limit."""
+    script = (
+        "from settlekernel.core.rules_toml import RulesError, parse_rules_toml\n"
+        "try:\n"
+        "    parse_rules_toml('fee_rate_max_ppm = ' + '9' * 5000)\n"
+        "except RulesError as error:\n"
+        "    print(error)\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONINTMAXSTRDIGITS": limit},
+        ).stdout
+        for limit in ("0", "4300")
+    }
+    assert outputs == {"rules file holds a number of more than 78 digits\n"}

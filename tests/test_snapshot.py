@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import attrs
 import pytest
@@ -113,3 +116,38 @@ def test_refuses_a_snapshot_under_other_rules():
     other = attrs.evolve(RULES, fee_rate_max_ppm=RULES.fee_rate_max_ppm + 1)
     with pytest.raises(SnapshotError, match="other rules"):
         decode_state(encode_state(STATES[-1]), other)
+
+
+SNAPSHOT_SCRIPT = """
+import sys
+from settlekernel.commitments.snapshot import SnapshotError, decode_state
+from settlekernel.core.rules import DEFAULT_RULES
+for text in sys.stdin.read().splitlines():
+    try:
+        decode_state(text.encode(), DEFAULT_RULES)
+    except SnapshotError as error:
+        print(error)
+"""
+
+
+def test_a_snapshot_is_refused_the_same_way_under_any_interpreter_limit():
+    """Refuses huge integer literals and deep nesting with one message under every limit."""
+    good = json.loads(encode_state(STATES[-1]))
+    huge = json.dumps({**good, "clock_ms": 0}).replace('"clock_ms":0', '"clock_ms":' + "9" * 5000)
+    huge = huge.replace('"clock_ms": 0', '"clock_ms": ' + "9" * 5000)
+    texts = [huge, "[" * 5_000 + "]" * 5_000, '{"a":' * 40 + "1" + "}" * 40]
+    outputs = set()
+    for limit in ("0", "640", "4300"):
+        result = subprocess.run(
+            [sys.executable, "-c", SNAPSHOT_SCRIPT],
+            input="\n".join(texts),
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONINTMAXSTRDIGITS": limit},
+        )
+        outputs.add(result.stdout)
+    assert len(outputs) == 1, outputs
+    lines = next(iter(outputs)).splitlines()
+    assert lines[0] == "snapshot holds an integer literal of 5000 digits (at most 78)"
+    assert lines[1:] == ["snapshot is nested deeper than 16 levels"] * 2

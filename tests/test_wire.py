@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import attrs
@@ -15,7 +19,14 @@ import settlekernel as sk
 from settlekernel.cli.demo import demo_steps
 from settlekernel.core.events import EVENT_TYPES
 from settlekernel.core.schema import event_schema
-from settlekernel.core.wire import decode_event, decode_lines, describe_event, encode_event
+from settlekernel.core.wire import (
+    INTEGER_DIGITS_MAX,
+    NESTING_DEPTH_MAX,
+    decode_event,
+    decode_lines,
+    describe_event,
+    encode_event,
+)
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "src/settlekernel/data/events.schema.json"
 DEPOSIT = '{"type":"deposit","principal":"a","account":"a","asset":"USDC","amount_minor":%s}'
@@ -186,6 +197,89 @@ def test_describe_event_never_raises():
         def __repr__(self) -> str:
             raise RuntimeError
 
-    assert describe_event(Hostile()) == "<unprintable Hostile>"
+    assert describe_event(Hostile()) == "<not an event: Hostile>"
     bad = sk.Deposit(principal="a", account="a", asset="USDC", amount_minor=object())
     assert describe_event(bad).startswith("Deposit(")
+
+
+def _nested(depth: int) -> str:
+    """Return a deposit whose amount is ``depth - 1`` nested arrays (the object is level 1)."""
+    return DEPOSIT % ("[" * (depth - 1) + "]" * (depth - 1))
+
+
+def _decode_at_recursion_limit(line: str, headroom: int) -> sk.Rejected:
+    """Decode ``line`` with the recursion limit ``headroom`` frames above the current depth."""
+    depth = len(inspect.stack(0))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + headroom)
+    try:
+        decoded = decode_event(line)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert isinstance(decoded, sk.Rejected)
+    return decoded
+
+
+@pytest.mark.parametrize("depth", [NESTING_DEPTH_MAX, NESTING_DEPTH_MAX + 1, 900, 5_000])
+def test_nesting_is_bounded_the_same_way_under_any_recursion_limit(depth):
+    """Decodes a line within the nesting bound, rejects one beyond it, whatever the stack."""
+    line = _nested(depth)
+    outcomes = {
+        _decode_at_recursion_limit(line, headroom) for headroom in (NESTING_DEPTH_MAX + 20, 20_000)
+    }
+    assert len(outcomes) == 1, outcomes
+    (outcome,) = outcomes
+    if depth <= NESTING_DEPTH_MAX:
+        assert outcome.reason is sk.Reason.FIELD_TYPE_INVALID
+    else:
+        assert outcome == sk.Rejected(
+            sk.Reason.JSON_INVALID, f"line 1: nested deeper than {NESTING_DEPTH_MAX} levels"
+        )
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    """Counts only the structure of the JSON text, not brackets inside its strings."""
+    line = DEPOSIT.replace('"principal":"a"', '"principal":"' + "[{" * 100 + '"') % 1
+    decoded = decode_event(line)
+    assert isinstance(decoded, sk.Deposit)
+
+
+@pytest.mark.parametrize("digits", [INTEGER_DIGITS_MAX + 1, 4_301, 16_000])
+def test_long_integer_literals_are_rejected_without_conversion(digits):
+    """Rejects an integer literal beyond the digit bound before converting it to an int."""
+    for sign in ("", "-"):
+        decoded = decode_event(DEPOSIT % (sign + "9" * digits))
+        assert decoded == sk.Rejected(
+            sk.Reason.FIELD_TYPE_INVALID,
+            "line 1: deposit.amount_minor: expected an integer, "
+            f"got an integer literal of {digits} digits (at most {INTEGER_DIGITS_MAX})",
+        )
+    decoded = decode_event(DEPOSIT % ("9" * INTEGER_DIGITS_MAX))
+    assert isinstance(decoded, sk.Deposit)
+
+
+DECODE_SCRIPT = """
+import json, sys
+from settlekernel.core.wire import decode_event
+for line in sys.stdin.read().splitlines():
+    decoded = decode_event(line)
+    print(json.dumps(getattr(decoded, "message", None) or "event"))
+"""
+
+
+def test_decoding_is_the_same_under_any_integer_string_limit():
+    """Decodes identically with Python's integer-to-string limit off, at its minimum, default."""
+    lines = [DEPOSIT % ("7" * digits) for digits in (78, 79, 640, 641, 4_300, 4_301, 16_000)]
+    lines += [DEPOSIT % ("1" + "0" * 5_000 + ".5"), _nested(NESTING_DEPTH_MAX + 1)]
+    outputs = set()
+    for limit in ("0", "640", "4300", "100000"):
+        result = subprocess.run(
+            [sys.executable, "-c", DECODE_SCRIPT],
+            input="\n".join(lines),
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONINTMAXSTRDIGITS": limit},
+        )
+        outputs.add(result.stdout)
+    assert len(outputs) == 1, outputs

@@ -8,15 +8,19 @@ differ from the journal's).
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from settlekernel.cli.common import load_rules
+from settlekernel.cli.common import InputError, describe_os_error, load_rules
 from settlekernel.commitments.merkle_sum import (
+    SECRET_BYTES_MIN,
     MerkleSumError,
     commit,
     proof_from_json,
@@ -24,6 +28,7 @@ from settlekernel.commitments.merkle_sum import (
     prove,
     verify_proof,
 )
+from settlekernel.core.model import State
 from settlekernel.core.root import state_root
 from settlekernel.core.rules import RuleSet
 from settlekernel.journal.durable import (
@@ -31,11 +36,13 @@ from settlekernel.journal.durable import (
     JournalError,
     RulesMismatchError,
     open_for_audit,
+    recover_readonly,
 )
-from settlekernel.journal.store import StoreError
-from settlekernel.journal.verify import AuditReport, audit_batch_number, audit_journal
+from settlekernel.journal.store import DamagedStoreError, JournalStore, StoreError
+from settlekernel.journal.verify import AuditReport, Finding, audit_batch_number, audit_journal
 
 EXIT_VIOLATION = 1
+HASH_BYTES = 32
 BATCH_LINES_DEFAULT = 1_000
 
 _DB = click.option(
@@ -57,8 +64,13 @@ def journal() -> None:
 def _opened(db: Path, rules: RuleSet | None = None) -> Iterator[DurableJournal]:
     try:
         opened = DurableJournal.open(db, rules)
-    except (StoreError, RulesMismatchError) as error:
-        raise click.UsageError(f"{db}: {error}") from error
+    except DamagedStoreError as error:
+        click.echo(f"cannot open {db}: {error}; `settlekernel journal verify` locates it", err=True)
+        sys.exit(EXIT_VIOLATION)
+    except StoreError as error:
+        raise InputError(str(error)) from error
+    except RulesMismatchError as error:
+        raise InputError(f"{db}: {error}") from error
     except JournalError as error:
         click.echo(f"cannot open {db}: {error}; `settlekernel journal verify` locates it", err=True)
         sys.exit(EXIT_VIOLATION)
@@ -66,6 +78,21 @@ def _opened(db: Path, rules: RuleSet | None = None) -> Iterator[DurableJournal]:
         yield opened
     finally:
         opened.close()
+
+
+def _recovered(db: Path) -> tuple[State, int]:
+    """Return the journal's head state and batch number, reading the file only."""
+    try:
+        state, head = recover_readonly(db)
+    except DamagedStoreError as error:
+        click.echo(f"cannot open {db}: {error}; `settlekernel journal verify` locates it", err=True)
+        sys.exit(EXIT_VIOLATION)
+    except StoreError as error:
+        raise InputError(str(error)) from error
+    except JournalError as error:
+        click.echo(f"cannot open {db}: {error}; `settlekernel journal verify` locates it", err=True)
+        sys.exit(EXIT_VIOLATION)
+    return state, 0 if head is None else head.number
 
 
 def _rules_option(path: Path | None) -> RuleSet | None:
@@ -115,7 +142,10 @@ def append(
 
 
 def _append_batch(opened: DurableJournal, batch: list[str], counts: dict[str, int]) -> None:
-    executed = opened.append(batch)
+    try:
+        executed = opened.append(batch)
+    except StoreError as error:
+        raise InputError(f"batch {counts['batches'] + 1} of this append: {error}") from error
     counts["batches"] += 1
     counts["accepted"] += executed.header.entry_count
     counts["rejected"] += executed.header.record_count - executed.header.entry_count
@@ -131,29 +161,38 @@ def _echo(summary: dict[str, object], *, as_json: bool) -> None:
 
 
 @contextmanager
-def _audit_target(db: Path) -> Iterator[tuple[object, RuleSet, bytes]]:
-    if not db.exists():
-        raise click.UsageError(f"{db}: no such file")
+def _audit_target(db: Path, *, as_json: bool) -> Iterator[tuple[JournalStore, RuleSet, bytes]]:
+    """Open ``db`` read-only; a file that is damaged is a failed verification, not an error."""
     try:
         store, rules, genesis_root = open_for_audit(db)
+    except DamagedStoreError as error:
+        _exit_failed(Finding("database", "damaged", str(error)), as_json=as_json)
     except StoreError as error:
-        raise click.UsageError(str(error)) from error
+        raise InputError(str(error)) from error
     except JournalError as error:
-        click.echo(f"FAILED journal: rules: {error}")
-        sys.exit(EXIT_VIOLATION)
+        _exit_failed(Finding("journal", "rules", str(error)), as_json=as_json)
     try:
         yield store, rules, genesis_root
     finally:
         store.close()
 
 
+def _exit_failed(finding: Finding, *, as_json: bool) -> NoReturn:
+    """Report a journal that could not be re-executed at all, and exit 1."""
+    _print_report(AuditReport(finding, 0, 0, 0, b""), "", as_json=as_json)
+    sys.exit(EXIT_VIOLATION)
+
+
 def _print_report(report: AuditReport, verdict: str, *, as_json: bool) -> None:
-    summary = {
+    """Print the verdict and the head to pin (``head_batch_hash``); exit 1 on a finding."""
+    summary: dict[str, object] = {
         "result": "ok" if report.finding is None else "failed",
         "batches": report.batches,
         "records": report.records,
         "entries": report.entries,
         "final_root": report.final_root.hex(),
+        "head_batch": report.batches,
+        "head_batch_hash": report.head_batch_hash.hex(),
     }
     if report.finding is not None:
         summary["where"] = report.finding.where
@@ -171,23 +210,43 @@ def _print_report(report: AuditReport, verdict: str, *, as_json: bool) -> None:
         sys.exit(EXIT_VIOLATION)
 
 
+def _head_hash(text: str | None) -> bytes | None:
+    """Parse ``--expect-head``: a batch hash as 64 hexadecimal digits."""
+    if text is None:
+        return None
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != HASH_BYTES:
+        raise InputError(f"--expect-head {text[:80]}: expected a batch hash, 64 hex digits")
+    return value
+
+
 @journal.command()
 @_DB
 @_JSON
 def replay(db: Path, *, as_json: bool) -> None:
     """Re-derive every state root from the events; print the final root."""
-    with _audit_target(db) as (store, rules, genesis_root):
-        report = audit_journal(store, rules, genesis_root, full=False)  # type: ignore[arg-type]
+    with _audit_target(db, as_json=as_json) as (store, rules, genesis_root):
+        report = audit_journal(store, rules, genesis_root, full=False)
     _print_report(report, "every entry's root re-derived from its event", as_json=as_json)
 
 
 @journal.command()
 @_DB
+@click.option(
+    "--expect-head",
+    "expect_head",
+    default=None,
+    help="A batch hash published earlier: fail if the journal no longer holds that batch.",
+)
 @_JSON
-def verify(db: Path, *, as_json: bool) -> None:
+def verify(db: Path, expect_head: str | None, *, as_json: bool) -> None:
     """Check the hash chains and re-execute everything; name the first difference."""
-    with _audit_target(db) as (store, rules, genesis_root):
-        report = audit_journal(store, rules, genesis_root)  # type: ignore[arg-type]
+    expected = _head_hash(expect_head)
+    with _audit_target(db, as_json=as_json) as (store, rules, genesis_root):
+        report = audit_journal(store, rules, genesis_root, expect_head=expected)
     _print_report(report, "chains, events, postings, roots and snapshots check", as_json=as_json)
 
 
@@ -197,9 +256,20 @@ def verify(db: Path, *, as_json: bool) -> None:
 @_JSON
 def verify_batch(number: int, db: Path, *, as_json: bool) -> None:
     """Re-execute batch NUMBER from its pre-state; name the first diverging event."""
-    with _audit_target(db) as (store, rules, genesis_root):
-        report = audit_batch_number(store, rules, genesis_root, number)  # type: ignore[arg-type]
+    with _audit_target(db, as_json=as_json) as (store, rules, genesis_root):
+        last = _last_batch_number(store, as_json=as_json)
+        if number > last:
+            raise InputError(f"batch {number}: the journal has {last} batches")
+        report = audit_batch_number(store, rules, genesis_root, number)
     _print_report(report, f"batch {number} re-executes to its commitment", as_json=as_json)
+
+
+def _last_batch_number(store: JournalStore, *, as_json: bool) -> int:
+    try:
+        head = store.last_batch()
+    except DamagedStoreError as error:
+        _exit_failed(Finding("database", "damaged", str(error)), as_json=as_json)
+    return 0 if head is None else head.number
 
 
 @click.group()
@@ -207,15 +277,49 @@ def proof() -> None:
     """Merkle-sum proofs of liabilities: publish roots, prove and check an account."""
 
 
+_SECRET = click.option(
+    "--secret-file",
+    "secret_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The operator's secret (32 bytes or more; `proof new-secret` makes one).",
+)
+
+
+def _secret(path: Path) -> bytes:
+    """Read the operator's secret; one too short, or a missing file, is an input error."""
+    try:
+        secret = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"--secret-file {describe_os_error(error)}") from error
+    if len(secret) < SECRET_BYTES_MIN:
+        raise InputError(
+            f"--secret-file {path}: {len(secret)} bytes, a secret holds {SECRET_BYTES_MIN} or more"
+        )
+    return secret
+
+
+@proof.command("new-secret")
+@click.argument("secret_file", type=click.Path(dir_okay=False, path_type=Path))
+def new_secret(secret_file: Path) -> None:
+    """Write a new operator secret (32 random bytes, readable by its owner only) to a new file."""
+    try:
+        descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        raise InputError(describe_os_error(error)) from error
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(secrets.token_bytes(SECRET_BYTES_MIN))
+    click.echo(f"wrote {secret_file}: keep it; every salt, root and proof derives from it")
+
+
 @proof.command()
 @_DB
-def roots(db: Path) -> None:
+@_SECRET
+def roots(db: Path, secret_file: Path) -> None:
     """Print each asset's Merkle-sum root and total liabilities (what the operator publishes)."""
-    if not db.exists():
-        raise click.UsageError(f"{db}: no such file")
-    with _opened(db) as opened:
-        trees = commit(opened.state)
-        head = 0 if opened.head is None else opened.head.number
+    secret = _secret(secret_file)
+    state, head = _recovered(db)
+    trees = commit(state, secret)
     published = {
         asset: {"root": tree.root.hash.hex(), "total_minor": str(tree.root.sum_minor)}
         for asset, tree in trees.items()
@@ -226,24 +330,22 @@ def roots(db: Path) -> None:
 @proof.command()
 @click.argument("account_id")
 @_DB
+@_SECRET
 @click.option("--asset", default=None, help="One asset only (default: every asset).")
-def account(account_id: str, db: Path, asset: str | None) -> None:
-    """Print ACCOUNT_ID's inclusion proofs, with each asset's root and total, as JSON."""
-    if not db.exists():
-        raise click.UsageError(f"{db}: no such file")
-    with _opened(db) as opened:
-        trees = commit(opened.state)
-        head = 0 if opened.head is None else opened.head.number
+def account(account_id: str, db: Path, secret_file: Path, asset: str | None) -> None:
+    """Print ACCOUNT_ID's inclusion proofs (with its salt), each asset's root and total, as JSON."""
+    secret = _secret(secret_file)
+    state, head = _recovered(db)
+    trees = commit(state, secret)
     if asset is not None and asset not in trees:
-        raise click.UsageError(f"--asset {asset}: not an asset of the journal's rules")
+        raise InputError(f"--asset {asset}: not an asset of the journal's rules")
     proofs = []
     for symbol, tree in trees.items():
         if asset is not None and symbol != asset:
             continue
         found = prove(tree, account_id)
         if found is None:
-            click.echo(f"account {account_id} has no leaf (unknown, or a system account)", err=True)
-            sys.exit(EXIT_VIOLATION)
+            raise InputError(f"account {account_id} has no leaf (unknown, or a system account)")
         proofs.append(
             {
                 "root": tree.root.hash.hex(),
@@ -275,10 +377,10 @@ def verify_proof_command(
         chosen = [proof_from_json(c) for c in candidates]
         root = bytes.fromhex(root_hex)
     except (OSError, ValueError, KeyError, TypeError, MerkleSumError) as error:
-        raise click.UsageError(f"{proof_file}: not a proof file ({error})") from error
+        raise InputError(f"{proof_file}: not a proof file ({error})") from error
     chosen = [p for p in chosen if asset is None or p.asset == asset]
     if len(chosen) != 1:
-        raise click.UsageError("name one proof of the file with --asset")
+        raise InputError("name one proof of the file with --asset")
     problem = verify_proof(chosen[0], root, total_minor)
     if problem is not None:
         click.echo(f"FAILED {problem}")

@@ -1,7 +1,9 @@
 """The ``settlekernel`` command line: the imperative shell around the pure kernel.
 
-Exit codes: 0 success; 1 an invariant is violated; 2 a usage error (a missing file or an
-unusable rules file). A malformed event line is a rejection, never an error: the run goes on.
+Exit codes: 0 success; 1 an invariant is violated or a verification fails; 2 a usage or input
+error (a missing or unwritable path, a file that is not UTF-8, an unusable rules file), one
+line on stderr (``CommandGroup``). A malformed event line is a rejection, never an error: the
+run goes on.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from settlekernel.cli.common import load_rules
+from settlekernel.cli.common import CommandGroup, InputError, load_rules, read_text
 from settlekernel.cli.demo import demo_steps
 from settlekernel.cli.display import (
     accounts_table,
@@ -44,7 +46,7 @@ EXIT_VIOLATION = 1
 EXIT_USAGE = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="settlekernel")
 def main() -> None:
     """Settle derivatives trades through a pure, integer-exact, verified kernel."""
@@ -239,9 +241,9 @@ def margin(portfolio: Path, rules_path: Path | None, *, as_json: bool) -> None:
     """Margin PORTFOLIO (a JSON book and market): requirement, scenarios, Greeks."""
     rules = load_rules(rules_path)
     try:
-        book, market = parse_portfolio(portfolio.read_text(encoding="utf-8"), rules)
-    except (OSError, PortfolioError) as error:
-        raise click.UsageError(f"{portfolio}: {error}") from error
+        book, market = parse_portfolio(read_text(portfolio, "portfolio"), rules)
+    except PortfolioError as error:
+        raise InputError(f"{portfolio}: {error}") from error
     report = compute_margin(book, market, rules, with_greeks=True)
     decimals = rules.asset_by_symbol[rules.valuation_asset].decimals
     if as_json:

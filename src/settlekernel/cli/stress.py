@@ -14,9 +14,9 @@ import attrs
 import click
 from rich.progress import Progress
 
-from settlekernel.cli.common import load_rules, require_extra
+from settlekernel.cli.common import InputError, load_rules, require_extra
 from settlekernel.stress.cover2 import cover2_report
-from settlekernel.stress.paths import Shock, default_market
+from settlekernel.stress.paths import Shock, default_market, shock_problem
 from settlekernel.stress.population import USDC_MINOR
 from settlekernel.stress.runner import PathMetrics, Scenario, path_seed, run_path
 from settlekernel.stress.summary import summarize
@@ -35,6 +35,9 @@ def parse_shock(text: str | None) -> Shock | None:
         raise click.UsageError(f"--shock {text}: expected ASSET:DROP_PPM:STEP") from error
     if not 0 < shock.drop_ppm < 1_000_000 or shock.at_step < 1:
         raise click.UsageError(f"--shock {text}: drop in (0, 1,000,000) ppm, step >= 1")
+    problem = shock_problem(default_market(), shock)
+    if problem is not None:
+        raise InputError(f"--shock {text}: {problem}")
     return shock
 
 

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from settlekernel.cli.common import require_extra
+from settlekernel.cli.common import InputError, read_text, require_extra
 from settlekernel.stress.sweep import GridError, parse_grid, run_sweep, sweep_report, usdc
 
 EXIT_VIOLATION = 1
@@ -31,8 +31,14 @@ TABLE_WIDTH = 160
 
 
 @contextmanager
-def open_executor(scheduler: str | None, workers: int | None) -> Iterator[Executor]:
-    """Yield a local process pool, or an executor on the Dask scheduler at ``scheduler``."""
+def open_executor(
+    scheduler: str | None, workers: int | None, connect_timeout_s: int = 10
+) -> Iterator[Executor]:
+    """Yield a local process pool, or an executor on the Dask scheduler at ``scheduler``.
+
+    Raises:
+        OSError: no scheduler answers at ``scheduler`` within ``connect_timeout_s``.
+    """
     if scheduler is None:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             yield pool
@@ -40,7 +46,7 @@ def open_executor(scheduler: str | None, workers: int | None) -> Iterator[Execut
     from dask.distributed import Client  # noqa: PLC0415 (Dask is slow to import, and optional)
 
     # distributed's Client constructor is unannotated upstream.
-    with Client(scheduler) as client:  # type: ignore[no-untyped-call]
+    with Client(scheduler, timeout=connect_timeout_s) as client:  # type: ignore[no-untyped-call]
         # pure=False: a task is a pure function, but Dask need not hash its arguments.
         yield client.get_executor(pure=False)
 
@@ -60,10 +66,24 @@ def open_executor(scheduler: str | None, workers: int | None) -> Iterator[Execut
     default=None,
     help="Local pool size; default: one per CPU.",
 )
+@click.option(
+    "--connect-timeout",
+    "connect_timeout_s",
+    type=click.IntRange(1, 600),
+    default=10,
+    show_default=True,
+    help="Seconds to wait for the --scheduler to answer.",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("sweep-out"))
 @click.option("--no-plots", is_flag=True, help="Write sweep.json only.")
-def sweep(
-    grid_path: Path, scheduler: str | None, workers: int | None, out: Path, *, no_plots: bool
+def sweep(  # noqa: PLR0913 (click passes one parameter per option)
+    grid_path: Path,
+    scheduler: str | None,
+    workers: int | None,
+    connect_timeout_s: int,
+    out: Path,
+    *,
+    no_plots: bool,
 ) -> None:
     """Run the grid's paths under each rule set; write sweep.json and compare on the terminal."""
     if not no_plots:
@@ -71,12 +91,12 @@ def sweep(
     if scheduler is not None:
         require_extra("distributed", "settlekernel sweep --scheduler")
     try:
-        grid = parse_grid(grid_path.read_text(encoding="utf-8"), grid_path.parent)
+        grid = parse_grid(read_text(grid_path, "--grid"), grid_path.parent)
     except GridError as error:
-        raise click.UsageError(f"--grid {grid_path}: {error}") from error
+        raise InputError(f"--grid {grid_path}: {error}") from error
     started = time.perf_counter()
     with (
-        open_executor(scheduler, workers) as executor,
+        open_executor(scheduler, workers, connect_timeout_s) as executor,
         Progress(transient=True) as progress,
     ):
         task = progress.add_task("tasks", total=grid.n_paths * len(grid.rule_sets))

@@ -4,25 +4,31 @@ Each tree commits to every customer account's balance of one asset and to their 
 an account holder given a proof can check that their balance is counted and that the total
 the operator publishes includes it, without seeing any other account's id (SK-MSUM-1..5).
 
-- A leaf is ``SHA-256(leaf domain | length | "<asset>|<account>|" | balance as 16 bytes)``
-  with its balance as the leaf's sum (SK-MSUM-1).
+- A leaf is ``SHA-256(leaf domain | length | "<asset>|<account>|" | balance as 16 bytes |
+  salt)`` with its balance as the leaf's sum (SK-MSUM-1). The salt is the account's own,
+  ``HMAC-SHA-256(operator secret, salt domain | account)``: the operator holds the secret,
+  the account receives its salt with its proof, and nobody else can recompute a leaf.
 - A parent hashes both children's hashes and both children's sums, never only their total,
   so a dishonest operator cannot shift value between siblings (SK-MSUM-2).
 - Sums are non-negative and below ``SUM_LIMIT``; a negative value or an overflow is refused
   (SK-MSUM-3).
-- Leaves are the non-system accounts, sorted by id, every one of them in every asset's tree
-  (a zero balance too, so the tree does not reveal who holds what); the leaf count is padded
-  to a power of two with empty leaves of sum zero (SK-MSUM-4).
+- Leaves are the non-system accounts, ordered by their salts (so a leaf's place says nothing
+  of its id), every one of them in every asset's tree (a zero balance too, so the tree does
+  not reveal who holds what); the leaf count is padded to a power of two with empty leaves
+  of sum zero (SK-MSUM-4).
 
 What a proof reveals (SK-MSUM-5): the account's own balance, the tree's depth (so the number
-of accounts to within a factor of two), and one hash and one sum per level. The sum of the
-sibling at the bottom level is exactly one other account's balance; its id is hidden only
-as well as a hash of a guessable id hides it, since leaves carry no secret nonce.
+of accounts to within a factor of two), and one hash and one sum per level. A sibling hash
+confirms no guess of another account's id or balance without that account's salt. The sums
+remain: the bottom-level sibling's sum is the exact balance of one other account, unnamed,
+and the higher ones are totals of groups; hiding them needs homomorphic commitments with
+range proofs, which this tree does not have.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from typing import Final
 
 import attrs
@@ -30,7 +36,12 @@ import attrs
 from settlekernel.core.model import State
 from settlekernel.core.units import SYSTEM_OWNER
 
-LEAF_DOMAIN: Final = b"settlekernel/msum-leaf/v1\n"
+# v2: the leaf carries the account's salt (v1 leaves had none).
+LEAF_DOMAIN: Final = b"settlekernel/msum-leaf/v2\n"
+SALT_DOMAIN: Final = b"settlekernel/msum-salt/v1\n"
+SALT_BYTES: Final = 32
+# [SK-MSUM-6] The operator's secret has at least 256 bits.
+SECRET_BYTES_MIN: Final = 32
 NODE_DOMAIN: Final = b"settlekernel/msum-node/v1\n"
 EMPTY_DOMAIN: Final = b"settlekernel/msum-empty/v1\n"
 SUM_BYTES: Final = 16
@@ -68,15 +79,17 @@ class InclusionProof:
     account: str
     balance_minor: int
     path: tuple[ProofStep, ...]
+    salt: bytes = b""
 
 
 @attrs.frozen
 class SumTree:
-    """A Merkle-sum tree over one asset: its levels from the leaves up, and its leaf order."""
+    """A Merkle-sum tree over one asset: its levels from the leaves up, its leaf order, salts."""
 
     asset: str
     accounts: tuple[str, ...]
     levels: tuple[tuple[Node, ...], ...]
+    salts: tuple[bytes, ...] = ()
 
     @property
     def root(self) -> Node:
@@ -90,10 +103,23 @@ def _checked_sum(value: int) -> int:
     return value
 
 
-def compute_leaf(asset: str, account: str, balance_minor: int) -> Node:
-    """Return the leaf of ``account``'s balance of ``asset`` (SK-MSUM-1)."""
+def compute_salt(secret: bytes, account: str) -> bytes:
+    """Return ``account``'s salt under the operator's ``secret`` (SK-MSUM-6).
+
+    Raises:
+        MerkleSumError: the secret is shorter than ``SECRET_BYTES_MIN``.
+    """
+    if len(secret) < SECRET_BYTES_MIN:
+        raise MerkleSumError(f"the operator secret must hold at least {SECRET_BYTES_MIN} bytes")
+    return hmac.new(secret, SALT_DOMAIN + account.encode(), hashlib.sha256).digest()
+
+
+def compute_leaf(asset: str, account: str, balance_minor: int, salt: bytes) -> Node:
+    """Return the leaf of ``account``'s balance of ``asset``, under its salt (SK-MSUM-1)."""
     _checked_sum(balance_minor)
-    encoded = f"{asset}|{account}|".encode() + balance_minor.to_bytes(SUM_BYTES, "big")
+    if len(salt) != SALT_BYTES:
+        raise MerkleSumError(f"a salt is {SALT_BYTES} bytes, not {len(salt)}")
+    encoded = f"{asset}|{account}|".encode() + balance_minor.to_bytes(SUM_BYTES, "big") + salt
     digest = hashlib.sha256(LEAF_DOMAIN + len(encoded).to_bytes(8, "big") + encoded).digest()
     return Node(digest, balance_minor)
 
@@ -123,9 +149,12 @@ def liabilities(state: State, asset: str) -> list[tuple[str, int]]:
     )
 
 
-def build_tree(asset: str, balances: list[tuple[str, int]]) -> SumTree:
-    """Return the tree over ``balances`` (account, balance) in the order given."""
-    level = [compute_leaf(asset, account, balance) for account, balance in balances]
+def build_tree(asset: str, balances: list[tuple[str, int]], secret: bytes) -> SumTree:
+    """Return the tree over ``balances`` (account, balance), leaves ordered by salt."""
+    salted = sorted(
+        (compute_salt(secret, account), account, balance) for account, balance in balances
+    )
+    level = [compute_leaf(asset, account, balance, salt) for salt, account, balance in salted]
     width = 1
     while width < len(level):
         width *= 2
@@ -134,13 +163,14 @@ def build_tree(asset: str, balances: list[tuple[str, int]]) -> SumTree:
     while len(level) > 1:
         level = [compute_parent(level[i], level[i + 1]) for i in range(0, len(level), 2)]
         levels.append(tuple(level))
-    return SumTree(asset, tuple(account for account, _ in balances), tuple(levels))
+    accounts = tuple(account for _, account, _ in salted)
+    return SumTree(asset, accounts, tuple(levels), tuple(salt for salt, _, _ in salted))
 
 
-def commit(state: State) -> dict[str, SumTree]:
-    """Return the Merkle-sum tree of every asset of the rules, keyed by asset."""
+def commit(state: State, secret: bytes) -> dict[str, SumTree]:
+    """Return the Merkle-sum tree of every asset of the rules under ``secret``, by asset."""
     return {
-        asset.symbol: build_tree(asset.symbol, liabilities(state, asset.symbol))
+        asset.symbol: build_tree(asset.symbol, liabilities(state, asset.symbol), secret)
         for asset in state.rules.assets
     }
 
@@ -148,7 +178,7 @@ def commit(state: State) -> dict[str, SumTree]:
 def prove(tree: SumTree, account: str) -> InclusionProof | None:
     """Return the inclusion proof of ``account`` in ``tree``, or None if it has no leaf."""
     try:
-        index = tree.accounts.index(account)
+        index = tree_index = tree.accounts.index(account)
     except ValueError:
         return None
     balance = tree.levels[0][index].sum_minor
@@ -157,7 +187,7 @@ def prove(tree: SumTree, account: str) -> InclusionProof | None:
         sibling = level[index ^ 1]
         path.append(ProofStep(sibling.hash, sibling.sum_minor, sibling_is_left=index % 2 == 1))
         index //= 2
-    return InclusionProof(tree.asset, account, balance, tuple(path))
+    return InclusionProof(tree.asset, account, balance, tuple(path), tree.salts[tree_index])
 
 
 def verify_proof(proof: InclusionProof, root_hash: bytes, total_minor: int) -> str | None:
@@ -169,7 +199,7 @@ def verify_proof(proof: InclusionProof, root_hash: bytes, total_minor: int) -> s
     if len(proof.path) > DEPTH_MAX:
         return f"proof is deeper than {DEPTH_MAX} levels"
     try:
-        node = compute_leaf(proof.asset, proof.account, proof.balance_minor)
+        node = compute_leaf(proof.asset, proof.account, proof.balance_minor, proof.salt)
         for step in proof.path:
             sibling = Node(step.sibling_hash, step.sibling_sum_minor)
             node = (
@@ -192,6 +222,7 @@ def proof_to_json(proof: InclusionProof) -> dict[str, object]:
         "asset": proof.asset,
         "account": proof.account,
         "balance_minor": str(proof.balance_minor),
+        "salt": proof.salt.hex(),
         "path": [
             {
                 "sibling_hash": step.sibling_hash.hex(),
@@ -224,6 +255,7 @@ def proof_from_json(document: object) -> InclusionProof:
             str(document["account"]),
             _decimal(document["balance_minor"]),
             steps,
+            bytes.fromhex(document["salt"]),
         )
     except (AssertionError, KeyError, TypeError, ValueError) as error:
         raise MerkleSumError(f"not a proof document: {error!s:.120}") from error

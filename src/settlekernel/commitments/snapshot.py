@@ -39,8 +39,16 @@ from settlekernel.core.model import (
 from settlekernel.core.oracle import settlement_key
 from settlekernel.core.root import ZERO_LATTICE, all_leaf_keys, fold
 from settlekernel.core.rules import RuleSet
+from settlekernel.core.wire import (
+    INTEGER_DIGITS_MAX,
+    integer_literal_too_long,
+    json_nesting_exceeds,
+)
 
 SNAPSHOT_VERSION: Final = 2
+# [SK-SNAPSHOT-2] A snapshot document nests 5 levels; one nested deeper than this is refused
+# before parsing, so decoding does not depend on the recursion limit.
+NESTING_DEPTH_MAX: Final = 16
 _TRADE_FIELDS: Final = (
     "principal",
     "buyer",
@@ -139,12 +147,29 @@ def decode_state(data: bytes, rules: RuleSet) -> State:
         SnapshotError: ``data`` is not a snapshot of a state under ``rules``.
     """
     try:
-        document = json.loads(data, parse_float=_no_float, parse_constant=_no_float)
-        return _build_state(_checked_header(document, rules), rules)
+        return _build_state(_checked_header(_parsed(data), rules), rules)
     except SnapshotError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
         raise SnapshotError(f"snapshot does not decode: {error!s:.200}") from error
+
+
+def _parsed(data: bytes) -> object:
+    """Parse the snapshot's JSON with both bounds counted first (SK-SNAPSHOT-2)."""
+    text = data.decode("ascii")  # encode_state writes ASCII only.
+    if json_nesting_exceeds(text, NESTING_DEPTH_MAX):
+        raise SnapshotError(f"snapshot is nested deeper than {NESTING_DEPTH_MAX} levels")
+    return json.loads(text, parse_int=_bounded_int, parse_float=_no_float, parse_constant=_no_float)
+
+
+def _bounded_int(text: str) -> int:
+    """Convert an integer literal of at most 78 digits; refuse a longer one unconverted."""
+    if integer_literal_too_long(text):
+        digits = len(text) - text.startswith("-")
+        raise SnapshotError(
+            f"snapshot holds an integer literal of {digits} digits (at most {INTEGER_DIGITS_MAX})"
+        )
+    return int(text)
 
 
 def _checked_header(document: object, rules: RuleSet) -> dict[str, Any]:

@@ -57,16 +57,40 @@ _ID_FIELDS: Final = {
 }
 
 
+# [SK-SHAPE-1] An integer field holds an int of magnitude below 2**256: far above every
+# bound of SK-UNIT, and small enough that no message ever formats more than 78 digits, so no
+# message depends on Python's limit for converting integers to strings.
+FIELD_INT_BITS_MAX: Final = 256
+# What a slot never assigned reads as (an event built with ``object.__new__``).
+UNSET: Final = object()
+
+
+def describe_value(value: object) -> str:
+    """Return a bounded, deterministic description of a field value; never raises."""
+    if value is UNSET:
+        return "<unset>"
+    if type(value) is int:
+        if value.bit_length() > FIELD_INT_BITS_MAX:
+            return f"<an int of {value.bit_length()} bits>"
+        return str(value)
+    if type(value) is str:
+        return repr(value[:80])
+    if type(value) in {InstrumentKind, OptionType}:
+        return repr(value.value)  # type: ignore[attr-defined]
+    if value is None or type(value) is bool:
+        return repr(value)
+    return f"<{type(value).__name__}>"
+
+
 def check_shape(event: Event) -> Rejected | None:
-    """Reject a field of the wrong type, then an identifier of the wrong form (SK-SHAPE-1,2)."""
+    """Reject an unset field, then a wrong type, then an identifier's form (SK-SHAPE-1,2)."""
     cls = type(event)
-    for field, admitted, expected in _TYPED_FIELDS[cls]:
-        value = getattr(event, field)
-        if type(value) not in admitted:
-            return Rejected(
-                Reason.FIELD_TYPE_INVALID,
-                f"{EVENT_NAMES[cls]}.{field}: expected {expected}, got {type(value).__name__}",
-            )
+    for field, admitted, _ in _TYPED_FIELDS[cls]:
+        value = getattr(event, field, UNSET)
+        if type(value) not in admitted or (
+            type(value) is int and value.bit_length() > FIELD_INT_BITS_MAX
+        ):
+            return _shape_rejection(event)
     for field in _ID_FIELDS[cls]:
         value = getattr(event, field)
         if not is_identifier(value):
@@ -76,6 +100,26 @@ def check_shape(event: Event) -> Rejected | None:
                 "(1-64 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit)",
             )
     return None
+
+
+def _shape_rejection(event: Event) -> Rejected:
+    """Return the first unset field's rejection if any, else the first mistyped field's."""
+    name = EVENT_NAMES[type(event)]
+    fields = _TYPED_FIELDS[type(event)]
+    values = [getattr(event, field, UNSET) for field, _, _ in fields]
+    for (field, _, _), value in zip(fields, values, strict=True):
+        if value is UNSET:
+            return Rejected(Reason.FIELD_MISSING, f"{name}.{field} is not set")
+    problem = "no problem found"  # Not reached: the caller found one.
+    for (field, admitted, expected), value in zip(fields, values, strict=True):
+        if type(value) not in admitted:
+            problem = f"{field}: expected {expected}, got {type(value).__name__}"
+            break
+        if type(value) is int and value.bit_length() > FIELD_INT_BITS_MAX:
+            bound = f"int of magnitude below 2**{FIELD_INT_BITS_MAX}"
+            problem = f"{field}: expected {bound}, got {describe_value(value)[1:-1]}"
+            break
+    return Rejected(Reason.FIELD_TYPE_INVALID, f"{name}.{problem}")
 
 
 # [SK-RANGE-1] Range rules per kind: the reasons below and above the bounds, the fixed low

@@ -8,8 +8,9 @@ strings where a number belongs are errors, never silently ignored.
 
 from __future__ import annotations
 
+import re
 import tomllib
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -26,6 +27,11 @@ from settlekernel.core.rules import (
     check_rules,
 )
 
+# [SK-RULES-3] A run of more digits than this (underscores included) anywhere in a rules file
+# refuses it; no rule holds a number of 2**96 or more (29 digits).
+NUMBER_DIGITS_MAX: Final = 78
+_LONG_NUMBER: Final = re.compile(rf"[0-9_]{{{NUMBER_DIGITS_MAX + 1},}}")
+
 
 class RulesError(ValueError):
     """A rules file or rule set that cannot be used; the message names the key."""
@@ -37,6 +43,10 @@ def parse_rules_toml(text: str, base: RuleSet = DEFAULT_RULES, *, check: bool = 
     With ``check=False`` a well-formed but unsound rule set (SK-RULES) is returned anyway:
     ``settlekernel verify`` loads it so that the theorems can show what it breaks.
     """
+    if _LONG_NUMBER.search(text) is not None:
+        # Refused before TOML converts it, so the answer does not depend on Python's limit
+        # on string-to-integer conversion (SK-RULES-3).
+        raise RulesError(f"rules file holds a number of more than {NUMBER_DIGITS_MAX} digits")
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -74,22 +74,28 @@ class DurableJournal:
         cls,
         path: Path,
         rules: RuleSet | None = None,
-        snapshot_every_entries: int = SNAPSHOT_EVERY_ENTRIES,
+        snapshot_every_entries: int | None = None,
     ) -> DurableJournal:
         """Open the journal at ``path``, creating it under ``rules`` (default rules) if new.
 
+        ``snapshot_every_entries`` is fixed when the journal is created (by default
+        ``SNAPSHOT_EVERY_ENTRIES``) and stored with it, so that ``verify`` knows where every
+        snapshot must be (SK-SNAPSHOT-1).
+
         Raises:
-            JournalError: not a journal; ``rules`` differ from the journal's own; or the
-                stored data does not replay to its stored roots (run ``audit``).
+            StoreError: not a journal, or another writer holds it.
+            JournalError: ``rules`` or ``snapshot_every_entries`` differ from the journal's
+                own; or the stored data does not replay to its stored roots (run ``audit``).
         """
         store = SqliteStore(path)
         try:
-            journal_rules, genesis_root = _journal_rules(store, rules)
+            journal_rules, genesis_root = _journal_rules(store, rules, snapshot_every_entries)
+            every = _snapshot_interval(store, snapshot_every_entries)
             state, head = recover(store, journal_rules, genesis_root)
         except Exception:
             store.close()
             raise
-        return cls(store, journal_rules, genesis_root, state, head, snapshot_every_entries)
+        return cls(store, journal_rules, genesis_root, state, head, every)
 
     @property
     def entry_count(self) -> int:
@@ -141,7 +147,7 @@ def open_for_audit(path: Path) -> tuple[SqliteStore, RuleSet, bytes]:
         StoreError: ``path`` is not a journal.
         JournalError: its stored rules do not parse or do not match their digest.
     """
-    store = SqliteStore(path, create=False)
+    store = SqliteStore(path, readonly=True)
     if store.read_meta() is None:
         store.close()
         raise JournalError(f"{path}: an empty journal (nothing was ever appended)")
@@ -153,13 +159,41 @@ def open_for_audit(path: Path) -> tuple[SqliteStore, RuleSet, bytes]:
     return store, rules, genesis_root
 
 
-def _journal_rules(store: JournalStore, rules: RuleSet | None) -> tuple[RuleSet, bytes]:
+def recover_readonly(path: Path) -> tuple[State, BatchHeader | None]:
+    """Return the state after the last batch of the journal at ``path``, reading it only.
+
+    Raises:
+        StoreError: ``path`` is not a journal.
+        JournalError: its rules or its stored roots do not check (run ``audit``).
+    """
+    store, rules, genesis_root = open_for_audit(path)
+    try:
+        return recover(store, rules, genesis_root)
+    finally:
+        store.close()
+
+
+def _snapshot_interval(store: JournalStore, requested: int | None) -> int:
+    """Return the journal's stored snapshot interval, which a caller may only restate."""
+    meta = store.read_meta()
+    stored = SNAPSHOT_EVERY_ENTRIES if meta is None else meta.snapshot_every_entries
+    if requested not in {None, stored}:
+        raise JournalError(f"the journal snapshots every {stored} entries, not {requested}")
+    return stored
+
+
+def _journal_rules(
+    store: JournalStore, rules: RuleSet | None, snapshot_every_entries: int | None = None
+) -> tuple[RuleSet, bytes]:
     """Return the journal's rules and genesis root, creating the journal if it is new."""
     meta = store.read_meta()
     if meta is None:
         rules = DEFAULT_RULES if rules is None else rules
         genesis_root = state_root(genesis(rules))
-        store.create(JournalMeta(dump_rules_toml(rules), rules.digest, genesis_root))
+        every = SNAPSHOT_EVERY_ENTRIES if snapshot_every_entries is None else snapshot_every_entries
+        if every < 1:
+            raise JournalError(f"a journal snapshots every 1 or more entries, not {every}")
+        store.create(JournalMeta(dump_rules_toml(rules), rules.digest, genesis_root, every))
         return rules, genesis_root
     try:
         stored = parse_rules_toml(meta.rules_toml)

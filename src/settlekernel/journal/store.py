@@ -15,6 +15,8 @@ be edited without going through SQLite.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,8 +25,21 @@ from typing import Any, Final, Protocol
 import attrs
 
 from settlekernel.journal.batches import MISSING_POSTING, BatchHeader, PostingRow, Record
+from settlekernel.journal.integrity import (
+    BLOB,
+    BLOB_OR_NULL,
+    COUNT,
+    COUNT_OR_NULL,
+    TEXT,
+    TEXT_OR_NULL,
+    file_problem,
+    reference_problem,
+    row_problem,
+    stray_problem,
+)
 
-SCHEMA_VERSION: Final = 1
+# Version 2 added the snapshot interval to the creation record (SK-SNAPSHOT-1).
+SCHEMA_VERSION: Final = 2
 
 _SCHEMA: Final = """
 CREATE TABLE schema_version (
@@ -34,7 +49,8 @@ CREATE TABLE journal (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     rules_toml TEXT NOT NULL,
     rules_digest BLOB NOT NULL CHECK (length(rules_digest) = 32),
-    genesis_root BLOB NOT NULL CHECK (length(genesis_root) = 32)
+    genesis_root BLOB NOT NULL CHECK (length(genesis_root) = 32),
+    snapshot_every_entries INTEGER NOT NULL CHECK (snapshot_every_entries >= 1)
 ) STRICT;
 CREATE TABLE records (
     attempt INTEGER PRIMARY KEY CHECK (attempt >= 1),
@@ -101,19 +117,170 @@ _SELECT_BATCHES: Final = (
 _SELECT_RECORDS: Final = (
     f"SELECT {_RECORD_COLUMNS} FROM records WHERE attempt BETWEEN ? AND ? ORDER BY attempt"  # noqa: S608
 )
+_SELECT_POSTINGS: Final = (
+    "SELECT sequence, position, debit_account, credit_account, asset, amount_minor, code "
+    "FROM postings WHERE sequence BETWEEN ? AND ? ORDER BY sequence, position"
+)
+_SELECT_META: Final = (
+    "SELECT rules_toml, rules_digest, genesis_root, snapshot_every_entries FROM journal "
+    "WHERE id = 1"
+)
+_SELECT_SNAPSHOT_AT: Final = (
+    "SELECT batch, state_root, encoding FROM snapshots WHERE batch <= ? ORDER BY batch DESC LIMIT 1"
+)
+_SELECT_SNAPSHOTS: Final = "SELECT batch, state_root, encoding FROM snapshots ORDER BY batch"
+# What each read's columns must hold (SK-JOURNAL-8): a file edited byte by byte may hold any
+# value a column decodes to, and nothing is used before its type is checked.
+_RECORD_KINDS: Final = (
+    COUNT,
+    TEXT,
+    COUNT_OR_NULL,
+    BLOB_OR_NULL,
+    BLOB_OR_NULL,
+    BLOB_OR_NULL,
+    TEXT_OR_NULL,
+    TEXT_OR_NULL,
+    BLOB,
+)
+_HEADER_KINDS: Final = (COUNT,) * 5 + (BLOB,) * 7
+_POSTING_KINDS: Final = (COUNT, COUNT, TEXT, TEXT, TEXT, TEXT, TEXT)
+_SNAPSHOT_KINDS: Final = (COUNT, BLOB, BLOB)
+_META_KINDS: Final = (TEXT, BLOB, BLOB, COUNT)
+# No entry makes more postings than a batch has lines times this; a larger position is junk
+# (and would make the list of positions absurdly long).
+_POSITION_MAX: Final = 1_000_000
 
 
 class StoreError(Exception):
     """The storage cannot be used as a journal: wrong schema, or not a journal at all."""
 
 
+class WriterLockedError(StoreError):
+    """Another writer holds the journal (SK-STORE-2)."""
+
+
+class StoreWriteError(StoreError):
+    """SQLite refused a write (a damaged file, a full disk); nothing of it was committed."""
+
+
+class DamagedStoreError(StoreError):
+    """A SQLite file (by its header) that SQLite cannot read: a damaged journal, perhaps."""
+
+
+SQLITE_HEADER: Final = b"SQLite format 3\x00"
+# What reading a damaged file can raise: SQLite's errors, a UnicodeDecodeError when the text
+# SQLite returns (a value, or its own error message quoting the file) is not UTF-8, and an
+# OverflowError when a value read from the file, passed back as a parameter, exceeds 64 bits.
+SQLITE_FAILURES: Final = (sqlite3.Error, UnicodeDecodeError, OverflowError)
+
+
+def inspect_file(path: Path, *, empty_is_absent: bool = False, required: bool = False) -> bool:
+    """Return whether a journal exists at ``path`` (False: nothing there); write nothing.
+
+    Reads the file without writing it or creating anything beside it: an empty file, a file
+    without SQLite's header and a SQLite database without a ``schema_version`` table are
+    refused as they are (SK-STORE-3).
+
+    ``empty_is_absent`` treats a zero-byte file as nothing there (a writer holding the lock
+    of a journal whose creation was cut short); ``required`` refuses a path with nothing.
+
+    Raises:
+        StoreError: ``path`` is not a journal, or its directory does not exist.
+        DamagedStoreError: it has SQLite's header but SQLite cannot read its schema.
+    """
+    if not path.exists():
+        if not path.parent.is_dir():
+            raise StoreError(f"{path}: no such directory {path.parent}")
+        if required:
+            raise StoreError(f"{path}: no such file")
+        return False
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise StoreError(f"{path}: cannot be read ({error.strerror})") from error
+    if not header:
+        if empty_is_absent:
+            return False
+        raise StoreError(f"{path}: an empty file, not a journal")
+    if header != SQLITE_HEADER:
+        if _near_miss(header, SQLITE_HEADER):
+            raise DamagedStoreError(f"{path}: the database file is damaged (its SQLite header)")
+        raise StoreError(f"{path}: not a SQLite database, so not a journal")
+    if "schema_version" not in _table_names(path):
+        raise StoreError(f"{path}: a SQLite database of another application, not a journal")
+    return True
+
+
+def _near_miss(found: bytes, expected: bytes) -> bool:
+    """Return whether ``found`` is ``expected`` with one or two bytes changed."""
+    return (
+        len(found) == len(expected)
+        and sum(a != b for a, b in zip(found, expected, strict=True)) <= 2
+    )
+
+
+def _table_names(path: Path) -> set[str]:
+    """Return the tables of the SQLite file at ``path``, reading it only.
+
+    Without a write-ahead log beside it the file is read as immutable, which creates no
+    ``-wal`` or ``-shm`` file; with one, SQLite must read the log, through a read-only
+    connection.
+    """
+    immutable = "" if path.with_name(path.name + "-wal").exists() else "&immutable=1"
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{immutable}", uri=True)
+        try:
+            return {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        finally:
+            db.close()
+    except SQLITE_FAILURES as error:
+        raise DamagedStoreError(f"{path}: the database file is damaged ({error})") from error
+
+
+class _WriterLock:
+    """An exclusive ``flock`` on ``<journal>-lock``, held while a writer has the journal open.
+
+    A separate file, because closing any descriptor of the database file itself would drop
+    SQLite's own POSIX locks on it. The kernel releases the lock when the process dies, so a
+    killed writer never leaves the journal locked; the empty lock file stays.
+    """
+
+    def __init__(self, path: Path) -> None:
+        if not path.parent.is_dir():
+            raise StoreError(f"{path}: no such directory {path.parent}")
+        lock_path = path.with_name(path.name + "-lock")
+        try:
+            self._fd: int | None = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StoreError(f"{lock_path}: cannot be opened ({error.strerror})") from error
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            os.close(self._fd)
+            self._fd = None
+            raise WriterLockedError(f"{path}: journal is locked by another writer") from error
+
+    @staticmethod
+    def exists_beside(path: Path) -> bool:
+        """Return whether a writer ever opened the journal at ``path`` (its lock file exists)."""
+        return path.with_name(path.name + "-lock").exists()
+
+    def release(self) -> None:
+        """Release the lock (closing the descriptor releases the flock)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 @attrs.frozen
 class JournalMeta:
-    """What a journal was created with: its rules (TOML and digest) and its genesis root."""
+    """What a journal was created with: rules (TOML, digest), genesis root, snapshot interval."""
 
     rules_toml: str
     rules_digest: bytes
     genesis_root: bytes
+    snapshot_every_entries: int
 
 
 @attrs.frozen
@@ -154,6 +321,15 @@ class JournalStore(Protocol):
     def snapshots(self) -> list[StoredSnapshot]:
         """Return every snapshot, by batch."""
 
+    def file_problem(self) -> str | None:
+        """Return the first problem of the storage itself (a damaged file), or None."""
+
+    def reference_problem(self) -> str | None:
+        """Return the first stored reference to a row that does not exist, or None."""
+
+    def stray_problem(self, next_attempt: int, next_sequence: int, batch_count: int) -> str | None:
+        """Return the first stored row outside the chain of the given extent, or None."""
+
     def close(self) -> None:
         """Release the store."""
 
@@ -161,24 +337,56 @@ class JournalStore(Protocol):
 class SqliteStore:
     """``JournalStore`` on one SQLite file: WAL, ``synchronous=FULL``, foreign keys on."""
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
-        """Open the database at ``path``; with ``create``, make an empty one a journal.
+    def __init__(self, path: Path, *, create: bool = True, readonly: bool = False) -> None:
+        """Open the journal at ``path``; with ``create``, make a new one if nothing is there.
+
+        A writer holds ``<path>-lock`` exclusively while open (SK-STORE-2); ``readonly``
+        (audits and proofs) takes no lock and never writes. Only a path where nothing exists
+        is created; an existing file is read, never written, until it is known to be a
+        journal (SK-STORE-3).
 
         Raises:
+            WriterLockedError: another writer holds the journal.
+            DamagedStoreError: ``readonly``, and the file is SQLite's but cannot be read.
             StoreError: the file is not a settlekernel journal of this schema version.
         """
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._lock: _WriterLock | None = None
+        if readonly or not _WriterLock.exists_beside(path):
+            # Nothing shows this is a journal: read it before anything is created beside it.
+            inspect_file(path, required=readonly or not create)
+        if readonly:
+            self._db = _connect(f"{path.resolve().as_uri()}?mode=ro", DamagedStoreError, uri=True)
+            self._checked(create=False, damaged=DamagedStoreError)
+            return
+        # Only a journal, or nothing yet, gets a lock file beside it. The file is looked at
+        # again under the lock: another writer may have created it in between. Beside a lock
+        # file, an empty file is a journal whose creation was cut short, and is created.
+        self._lock = _WriterLock(path)
         try:
-            # WAL with synchronous=FULL: a commit is on disk when COMMIT returns, and a
-            # torn write of the WAL is discarded on the next open (SK-JOURNAL-4).
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            exists = inspect_file(path, empty_is_absent=True, required=not create)
+            self._db = _connect(str(path), StoreError)
+        except BaseException:
+            self._lock.release()
+            raise
+        # WAL with synchronous=FULL: a commit is on disk when COMMIT returns, and a torn
+        # write of the WAL is discarded on the next open (SK-JOURNAL-4).
+        self._checked(create=not exists, damaged=StoreError)
+
+    def _checked(self, *, create: bool, damaged: type[StoreError]) -> None:
+        """Set the writer's pragmas (unless read-only) and check the schema; close if it fails."""
+        try:
+            if self._lock is not None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute("PRAGMA foreign_keys=ON")
             self._check_schema(create=create)
-        except (sqlite3.DatabaseError, StoreError) as error:
-            self._db.close()
-            raise StoreError(f"{path}: not a settlekernel journal ({error})") from error
+        except StoreError as error:
+            self.close()
+            raise StoreError(f"{self.path}: not a settlekernel journal ({error})") from error
+        except SQLITE_FAILURES as error:
+            self.close()
+            raise damaged(f"{self.path}: the database file is damaged ({error})") from error
 
     def _check_schema(self, *, create: bool) -> None:
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
@@ -191,19 +399,37 @@ class SqliteStore:
         if versions != [SCHEMA_VERSION]:
             raise StoreError(f"schema version {versions}, expected [{SCHEMA_VERSION}]")
 
+    def _rows(
+        self, query: str, parameters: tuple[object, ...], table: str, kinds: tuple[str, ...]
+    ) -> list[tuple[Any, ...]]:
+        """Run a read, checking each row's types; a file SQLite cannot read is damaged."""
+        try:
+            rows = self._db.execute(query, parameters).fetchall()
+        except SQLITE_FAILURES as error:
+            raise DamagedStoreError(f"the database file is damaged ({error})") from error
+        columns = query.split("SELECT ", 1)[1].split(" FROM ", 1)[0].split(", ")
+        for row in rows:
+            problem = row_problem(table, columns, kinds, row)
+            if problem is not None:
+                raise DamagedStoreError(problem)
+        return [tuple(row) for row in rows]
+
     def read_meta(self) -> JournalMeta | None:
         """Return the journal's creation record, or None for an empty store."""
-        row = self._db.execute(
-            "SELECT rules_toml, rules_digest, genesis_root FROM journal WHERE id = 1"
-        ).fetchone()
-        return None if row is None else JournalMeta(*row)
+        rows = self._rows(_SELECT_META, (), "journal", _META_KINDS)
+        return JournalMeta(*rows[0]) if rows else None
 
     def create(self, meta: JournalMeta) -> None:
         """Initialise an empty store as a journal."""
         with _Transaction(self._db):
             self._db.execute(
-                "INSERT INTO journal VALUES (1, ?, ?, ?)",
-                (meta.rules_toml, meta.rules_digest, meta.genesis_root),
+                "INSERT INTO journal VALUES (1, ?, ?, ?, ?)",
+                (
+                    meta.rules_toml,
+                    meta.rules_digest,
+                    meta.genesis_root,
+                    meta.snapshot_every_entries,
+                ),
             )
 
     def append(
@@ -235,17 +461,17 @@ class SqliteStore:
 
     def last_batch(self) -> BatchHeader | None:
         """Return the header of the last committed batch, or None."""
-        row = self._db.execute(_SELECT_LAST_BATCH).fetchone()
-        return None if row is None else BatchHeader(*row)
+        rows = self._rows(_SELECT_LAST_BATCH, (), "batches", _HEADER_KINDS)
+        return BatchHeader(*rows[0]) if rows else None
 
     def batches(self, first: int, last: int) -> Iterator[BatchHeader]:
         """Yield the headers numbered ``first`` to ``last``, in order."""
-        for row in self._db.execute(_SELECT_BATCHES, (first, last)):
-            yield BatchHeader(*row)
+        rows = self._rows(_SELECT_BATCHES, (first, last), "batches", _HEADER_KINDS)
+        return iter([BatchHeader(*row) for row in rows])
 
     def records(self, first_attempt: int, last_attempt: int) -> list[Record]:
         """Return the records in the attempt range, in order, with their postings."""
-        rows = self._db.execute(_SELECT_RECORDS, (first_attempt, last_attempt)).fetchall()
+        rows = self._rows(_SELECT_RECORDS, (first_attempt, last_attempt), "records", _RECORD_KINDS)
         sequences = [row[2] for row in rows if row[2] is not None]
         postings = self._postings(min(sequences), max(sequences)) if sequences else {}
         return [_record(row, tuple(postings.get(row[2], ()))) for row in rows]
@@ -253,11 +479,11 @@ class SqliteStore:
     def _postings(self, first: int, last: int) -> dict[int, list[PostingRow]]:
         """Return the postings per sequence, each at its stored position (gaps marked)."""
         by_position: dict[int, dict[int, PostingRow]] = {}
-        for sequence, position, *row in self._db.execute(
-            "SELECT sequence, position, debit_account, credit_account, asset, amount_minor, "
-            "code FROM postings WHERE sequence BETWEEN ? AND ? ORDER BY sequence, position",
-            (first, last),
+        for sequence, position, *row in self._rows(
+            _SELECT_POSTINGS, (first, last), "postings", _POSTING_KINDS
         ):
+            if position > _POSITION_MAX:
+                raise DamagedStoreError(f"postings row {sequence}: position {position} is absurd")
             by_position.setdefault(sequence, {})[position] = tuple(row)
         return {
             sequence: [rows.get(i, MISSING_POSTING) for i in range(max(rows) + 1)]
@@ -266,34 +492,91 @@ class SqliteStore:
 
     def snapshot_at_or_before(self, batch: int) -> StoredSnapshot | None:
         """Return the latest snapshot taken after a batch numbered ``batch`` or lower."""
-        row = self._db.execute(
-            "SELECT batch, state_root, encoding FROM snapshots WHERE batch <= ? "
-            "ORDER BY batch DESC LIMIT 1",
-            (batch,),
-        ).fetchone()
-        return None if row is None else StoredSnapshot(*row)
+        rows = self._rows(_SELECT_SNAPSHOT_AT, (batch,), "snapshots", _SNAPSHOT_KINDS)
+        return StoredSnapshot(*rows[0]) if rows else None
 
     def snapshots(self) -> list[StoredSnapshot]:
         """Return every snapshot, by batch."""
-        rows = self._db.execute("SELECT batch, state_root, encoding FROM snapshots ORDER BY batch")
+        rows = self._rows(_SELECT_SNAPSHOTS, (), "snapshots", _SNAPSHOT_KINDS)
         return [StoredSnapshot(*row) for row in rows]
 
+    def file_problem(self) -> str | None:
+        """Return the first problem SQLite's ``integrity_check`` finds, or None."""
+        try:
+            return file_problem(self._db)
+        except SQLITE_FAILURES as error:
+            return f"the database file is damaged ({error})"
+
+    def reference_problem(self) -> str | None:
+        """Return the first row ``foreign_key_check`` finds referring to nothing, or None."""
+        try:
+            return reference_problem(self._db)
+        except SQLITE_FAILURES as error:
+            return f"the database file is damaged ({error})"
+
+    def stray_problem(self, next_attempt: int, next_sequence: int, batch_count: int) -> str | None:
+        """Return the first stored row outside the chain of the given extent, or None."""
+        try:
+            return stray_problem(self._db, next_attempt, next_sequence, batch_count)
+        except SQLITE_FAILURES as error:
+            return f"the database file is damaged ({error})"
+
     def close(self) -> None:
-        """Close the connection (the last one checkpoints the WAL into the file)."""
-        self._db.close()
+        """Close the connection (the last one checkpoints the WAL), then release the lock."""
+        try:
+            self._db.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+
+def _connect(target: str, failure: type[StoreError], *, uri: bool = False) -> sqlite3.Connection:
+    """Connect to a journal file (a path, or a ``file:`` URI); SQLite's refusal is ``failure``."""
+    try:
+        return sqlite3.connect(
+            target,
+            uri=uri,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except SQLITE_FAILURES as error:
+        raise failure(f"{target}: cannot be opened ({error})") from error
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises.
+
+    A write SQLite refuses (a damaged file, a full disk) is a ``StoreWriteError``: nothing of
+    the transaction is committed, since SQLite discards a transaction that never commits.
+    """
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except SQLITE_FAILURES as error:
+            raise StoreWriteError(f"nothing was written ({error})") from error
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            if kind is None:
+                self._db.execute("COMMIT")
+                return
+            self._db.execute("ROLLBACK")
+        except SQLITE_FAILURES as failure:
+            self._rollback_quietly()
+            raise StoreWriteError(f"nothing was written ({failure})") from failure
+        if isinstance(error, SQLITE_FAILURES):
+            raise StoreWriteError(f"nothing was written ({error})") from error
+
+    def _rollback_quietly(self) -> None:
+        """Roll back if SQLite still can; if not, closing discards the transaction anyway."""
+        try:
+            self._db.execute("ROLLBACK")
+        except SQLITE_FAILURES:
+            return
 
 
 def _record(row: Any, postings: tuple[PostingRow, ...]) -> Record:  # noqa: ANN401 (a SQLite row)

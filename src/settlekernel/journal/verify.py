@@ -34,9 +34,14 @@ from settlekernel.journal.batches import (
     execute_line,
     first_position,
 )
-from settlekernel.journal.durable import check_snapshot, iter_batches, replay_accepted
+from settlekernel.journal.durable import (
+    SNAPSHOT_EVERY_ENTRIES,
+    check_snapshot,
+    iter_batches,
+    replay_accepted,
+)
 from settlekernel.journal.memory import compute_entry_hash
-from settlekernel.journal.store import JournalStore
+from settlekernel.journal.store import DamagedStoreError, JournalStore
 from settlekernel.kernel.dispatch import genesis
 
 # The most records any one audit reads at a time is one batch; this bounds the trailing scan.
@@ -58,13 +63,18 @@ class Finding:
 
 @attrs.frozen
 class AuditReport:
-    """What an audit re-executed, the root it reached, and its first finding (or None)."""
+    """What an audit re-executed, the root and head it reached, and its first finding (or None).
+
+    ``head_batch_hash`` is the hash of the last batch re-executed without a finding (the
+    genesis root before any): the value to publish, and to pin with ``expect_head``.
+    """
 
     finding: Finding | None
     batches: int
     records: int
     entries: int
     final_root: bytes
+    head_batch_hash: bytes = b""
 
 
 @attrs.define
@@ -76,6 +86,10 @@ class _Cursor:
     at: ChainPosition
     batch_hash: bytes
     records: int = 0
+    # The snapshot schedule (SK-SNAPSHOT-1): entries at the last snapshot due, and the
+    # hashes of the batches re-executed so far (a published head must be one of them).
+    entries_at_snapshot: int = 0
+    batch_hashes: set[bytes] = attrs.field(factory=set)
 
 
 def _hex(value: bytes | None) -> str:
@@ -92,15 +106,41 @@ def _record_where(number: int, record: Record) -> str:
 
 
 def audit_journal(
-    store: JournalStore, rules: RuleSet, genesis_root: bytes, *, full: bool = True
+    store: JournalStore,
+    rules: RuleSet,
+    genesis_root: bytes,
+    *,
+    full: bool = True,
+    expect_head: bytes | None = None,
 ) -> AuditReport:
-    """Re-execute the whole journal; ``full=False`` compares only accepted-ness and roots."""
-    state = genesis(rules)
-    cursor = _Cursor(state, 0, first_position(None, genesis_root), genesis_root)
-    if state_root(state) != genesis_root:
-        return _report(
-            cursor, Finding("journal", "genesis_root", "is not the root of the rules' genesis")
-        )
+    """Re-execute the whole journal; ``full=False`` compares only accepted-ness and roots.
+
+    ``expect_head`` is a batch hash published earlier: the journal must still hold that
+    batch, which is how a journal cut short is told from one that is merely short
+    (SK-JOURNAL-8). No content of the store makes this raise: a file SQLite cannot read,
+    or a row of the wrong type, is a finding too.
+    """
+    cursor = _Cursor(genesis(rules), 0, first_position(None, genesis_root), genesis_root)
+    try:
+        finding = _audit_all(store, rules, cursor, full=full)
+        if finding is None and expect_head is not None:
+            finding = _check_expected_head(cursor, expect_head)
+    except DamagedStoreError as error:
+        finding = Finding("database", "damaged", str(error))
+    return _report(cursor, finding)
+
+
+def _audit_all(
+    store: JournalStore, rules: RuleSet, cursor: _Cursor, *, full: bool
+) -> Finding | None:
+    """Check the file, then every batch in order, then that no row lies outside the chain."""
+    problem = store.file_problem() if full else None
+    if problem is not None:
+        return Finding("database", "file", problem)
+    if state_root(cursor.state) != cursor.batch_hash:
+        return Finding("journal", "genesis_root", "is not the root of the rules' genesis")
+    meta = store.read_meta()
+    every = SNAPSHOT_EVERY_ENTRIES if meta is None else meta.snapshot_every_entries
     batches = iter_batches(store)
     current = next(batches, None)
     while current is not None:
@@ -109,29 +149,63 @@ def audit_journal(
         boundary = following[0].first_attempt if following is not None else None
         finding: Finding | None = audit_batch(store, cursor, header, records, boundary, full=full)
         if finding is None and full:
-            finding = _audit_snapshot(store, rules, cursor)
+            finding = _audit_snapshot(store, rules, cursor, every)
         if finding is not None:
-            return _report(cursor, finding)
+            return finding
         current = following
     trailing = store.records(cursor.at.attempt, ATTEMPT_MAX)
     if trailing:
         where = f"record {trailing[0].attempt}"
-        return _report(cursor, Finding(where, "batch", "is stored after the last batch"))
-    return _report(cursor, None)
+        return Finding(where, "batch", "is stored after the last batch")
+    if not full:
+        return None
+    stray = store.stray_problem(cursor.at.attempt, cursor.at.sequence, cursor.number)
+    if stray is not None:
+        return Finding("database", "stray row", stray)
+    problem = store.reference_problem()
+    return None if problem is None else Finding("database", "reference", problem)
+
+
+def _check_expected_head(cursor: _Cursor, expect_head: bytes) -> Finding | None:
+    """Find the published head among the batches re-executed, or say the journal lost it."""
+    if expect_head in cursor.batch_hashes:
+        return None
+    detail = (
+        f"the published head {_hex(expect_head)} is not a batch of this journal, whose head is "
+        f"batch {cursor.number} ({_hex(cursor.batch_hash)}): it was cut short or rewritten"
+    )
+    return Finding("journal", "head", detail)
 
 
 def _report(cursor: _Cursor, finding: Finding | None) -> AuditReport:
     return AuditReport(
-        finding, cursor.number, cursor.records, cursor.at.sequence - 1, state_root(cursor.state)
+        finding,
+        cursor.number,
+        cursor.records,
+        cursor.at.sequence - 1,
+        state_root(cursor.state),
+        cursor.batch_hash,
     )
 
 
-def _audit_snapshot(store: JournalStore, rules: RuleSet, cursor: _Cursor) -> Finding | None:
-    """Check the snapshot taken after the batch just audited, if any, against replay."""
+def _audit_snapshot(
+    store: JournalStore, rules: RuleSet, cursor: _Cursor, every: int
+) -> Finding | None:
+    """Check the snapshot after the batch just audited: there if and only if due, and right."""
     snapshot = store.snapshot_at_or_before(cursor.number)
-    if snapshot is None or snapshot.batch != cursor.number:
-        return None
+    present = snapshot is not None and snapshot.batch == cursor.number
+    entries = cursor.at.sequence - 1
+    due = entries - cursor.entries_at_snapshot >= every
+    if due:
+        cursor.entries_at_snapshot = entries
     where = f"snapshot after batch {cursor.number}"
+    if due and not present:
+        return Finding(where, "snapshot", f"missing: the journal snapshots every {every} entries")
+    if snapshot is None or not present:
+        return None
+    if not due:
+        detail = f"not due: the journal snapshots every {every} entries"
+        return Finding(where, "snapshot", detail)
     root = state_root(cursor.state)
     if snapshot.state_root != root:
         detail = f"stored {_hex(snapshot.state_root)}, replay {_hex(root)}"
@@ -176,6 +250,7 @@ def audit_batch(  # noqa: PLR0913 (the store, the cursor, the batch and its neig
     if found is not None:
         return found
     cursor.number, cursor.batch_hash = header.number, header.batch_hash
+    cursor.batch_hashes.add(header.batch_hash)
     return None
 
 
@@ -274,13 +349,32 @@ def _compare_record(
             detail = "stored as rejected, accepted on replay"
         return Finding(where, "event", detail)
     if expected.sequence is None:
-        return _compare_rejection(where, stored, expected) if full else None
+        if not full:
+            return None
+        return _compare_rejection(where, stored, expected) or _check_form(where, stored)
     if not full:
         if stored.state_root != expected.state_root:
             return Finding(where, "state_root", _differs(stored.state_root, expected.state_root))
         return None
     found = _diagnose_entry(where, stored, expected, next_link)
-    return found if found is not None else _compare_postings(where, stored, expected)
+    if found is None:
+        found = _compare_postings(where, stored, expected)
+    return found if found is not None else _check_form(where, stored)
+
+
+def _check_form(where: str, stored: Record) -> Finding | None:
+    """An entry carries no rejection, a rejection no place in the chain (SK-STORE-1's check)."""
+    fields: tuple[str, ...]
+    if stored.sequence is None:
+        fields = ("state_root", "previous_hash", "entry_hash")
+        kind = "a rejected record holds"
+    else:
+        fields = ("reason", "message")
+        kind = "an accepted record holds"
+    for field in fields:
+        if getattr(stored, field) is not None:
+            return Finding(where, field, f"{kind} a {field}")
+    return None
 
 
 def _next_links(records: list[Record], head_hash: bytes) -> list[bytes]:
@@ -357,7 +451,17 @@ def _compare_postings(where: str, stored: Record, expected: Record) -> Finding |
 def audit_batch_number(
     store: JournalStore, rules: RuleSet, genesis_root: bytes, number: int
 ) -> AuditReport:
-    """Re-execute batch ``number`` alone from its pre-state (SK-BATCH-5)."""
+    """Re-execute batch ``number`` alone from its pre-state (SK-BATCH-5); never raises."""
+    try:
+        return _audit_batch_number(store, rules, genesis_root, number)
+    except DamagedStoreError as error:
+        cursor = _Cursor(genesis(rules), 0, first_position(None, genesis_root), genesis_root)
+        return _report(cursor, Finding("database", "damaged", str(error)))
+
+
+def _audit_batch_number(
+    store: JournalStore, rules: RuleSet, genesis_root: bytes, number: int
+) -> AuditReport:
     headers = list(store.batches(max(number - 1, 1), number + 1))
     current = [h for h in headers if h.number == number]
     if not current:
@@ -380,6 +484,7 @@ def audit_batch_number(
         cursor.records,
         cursor.at.sequence - header.first_sequence,
         state_root(cursor.state),
+        cursor.batch_hash,
     )
 
 

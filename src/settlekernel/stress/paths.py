@@ -75,6 +75,14 @@ class MarketParams:
     shock: Shock | None = None
 
 
+def shock_problem(market: MarketParams, shock: Shock) -> str | None:
+    """Return why ``shock`` cannot hit ``market`` (it names no simulated asset), or None."""
+    symbols = [asset.symbol for asset in market.assets]
+    if shock.symbol in symbols:
+        return None
+    return f"the market's assets are {', '.join(symbols)}"
+
+
 def default_market(
     steps: int = 24, *, garch: bool = False, shock: Shock | None = None
 ) -> MarketParams:

@@ -22,7 +22,7 @@ import attrs
 
 from settlekernel.core.rules import DEFAULT_RULES, RuleSet, check_rules, rules_digest
 from settlekernel.core.rules_toml import RulesError, parse_rules_toml
-from settlekernel.stress.paths import Shock, default_market
+from settlekernel.stress.paths import Shock, default_market, shock_problem
 from settlekernel.stress.population import USDC_MINOR
 from settlekernel.stress.runner import PathMetrics, Scenario, path_seed, run_path
 from settlekernel.stress.summary import summarize
@@ -198,6 +198,9 @@ def _shock(text: object) -> Shock | None:
         raise GridError(f"scenario.shock {text}: expected ASSET:DROP_PPM:STEP") from error
     if not 0 < shock.drop_ppm < 1_000_000 or shock.at_step < 1:
         raise GridError(f"scenario.shock {text}: drop in (0, 1,000,000) ppm, step >= 1")
+    problem = shock_problem(default_market(), shock)
+    if problem is not None:
+        raise GridError(f"scenario.shock {text}: {problem}")
     return shock
 
 

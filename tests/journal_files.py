@@ -1,0 +1,46 @@
+"""Real journal files for the tests: the demo session appended in batches, with snapshots."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from settlekernel.cli.demo import demo_steps
+from settlekernel.core.wire import encode_event
+from settlekernel.journal.durable import DurableJournal
+
+BATCH = 10
+# `make fuzz` sets this to run the long corpora; `make test` runs samples.
+FUZZ = os.environ.get("SETTLEKERNEL_FUZZ") == "1"
+
+
+def demo_lines() -> list[str]:
+    """The demo's events, with a line that is not JSON and one that misses fields."""
+    lines = [encode_event(demo_step.event) for demo_step in demo_steps()]
+    lines.insert(5, "not json")
+    lines.insert(30, '{"type":"deposit"}')
+    return lines
+
+
+def build(path: Path, lines: list[str], snapshot_every_entries: int = 20) -> None:
+    """Append ``lines`` to a new journal at ``path`` in batches of ``BATCH``."""
+    journal = DurableJournal.open(path, snapshot_every_entries=snapshot_every_entries)
+    try:
+        for start in range(0, len(lines), BATCH):
+            journal.append(lines[start : start + BATCH])
+    finally:
+        journal.close()
+
+
+def sql(path: Path, statement: str, *parameters: object) -> list[tuple[object, ...]]:
+    """Run one statement as a forger would: no check constraints, no foreign keys."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA ignore_check_constraints=ON")
+        db.execute("PRAGMA foreign_keys=OFF")
+        rows = db.execute(statement, parameters).fetchall()
+        db.commit()
+        return rows
+    finally:
+        db.close()
