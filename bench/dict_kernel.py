@@ -782,8 +782,11 @@ class DictKernel:
         if delta_minor:
             self._set_balance(account, asset, self.balances[account].get(asset, 0) + delta_minor)
 
-    def _collateral_worth(self, asset: str, amount_minor: int) -> int | None:
-        """Haircut value of a non-valuation balance (SK-COLLATERAL-1); None if unpriced."""
+    def _collateral_worth(
+        self, asset: str, amount_minor: int, *, sale: bool = True
+    ) -> int | None:
+        """A non-valuation balance at its liquidation price (SK-WATERFALL-1), or, with
+        ``sale=False``, at its haircut value (SK-COLLATERAL-1); None if unpriced."""
         asset_rules = self.rules.asset_by_symbol[asset]
         underlying = asset_rules.price_underlying
         if underlying is None or underlying not in self.prices:
@@ -793,19 +796,66 @@ class DictKernel:
             self.prices[underlying][0],
             self.underlyings[underlying].tick_value_minor,
             asset_rules.decimals,
-            asset_rules.haircut_ppm,
+            asset_rules.liquidation_discount_ppm if sale else asset_rules.haircut_ppm,
         )
 
     def _other_collateral(self, balances: dict[str, int]) -> int:
-        """The haircut value of every balance but the valuation asset's."""
+        """What every balance but the valuation asset's raises at its liquidation price."""
         total_minor = 0
         for asset, amount_minor in balances.items():
             if asset != self.rules.valuation_asset:
                 total_minor += self._collateral_worth(asset, amount_minor) or 0
         return total_minor
 
-    def _take_value(self, balances: dict[str, int], value_minor: int) -> dict[str, int]:
-        """Units of collateral to take for ``value_minor`` at haircut value (SK-WATERFALL-1).
+    def _affordable(self, asset: str, units: int, budget_minor: int) -> int:
+        """The most of ``units`` whose sale price is within ``budget_minor`` (by search)."""
+        low, high = 0, max(units, 0)
+        if budget_minor <= 0:
+            return 0
+        while low < high:
+            middle = (low + high + 1) // 2
+            if (self._collateral_worth(asset, middle) or 0) <= budget_minor:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    def _sell(
+        self, plan: _Plan, account: str, buyers: list[tuple[str, int | None]], taken: dict[str, int]
+    ) -> dict[str, int]:
+        """Sell ``taken`` to the buyers in order, each within its budget (None: unbounded).
+
+        Budgets are the buyers' valuation cash as the plan stands, less their reserve; each
+        purchase is priced on its own, rounded down. Returns what nobody bought.
+        """
+        asset = self.rules.valuation_asset
+        unsold: dict[str, int] = {}
+        for other, offered in sorted(taken.items()):
+            left = offered
+            for buyer, reserve in buyers:
+                if not left:
+                    break
+                planned = plan.balances.get(buyer, {}).get(asset, 0)
+                cash = self.balances[buyer].get(asset, 0) + planned
+                budget = None if reserve is None else cash - reserve
+                bought = left if budget is None else self._affordable(other, left, budget)
+                if not bought:
+                    continue
+                price = self._collateral_worth(other, bought) or 0
+                plan.add(account, other, -bought)
+                plan.add(buyer, other, bought)
+                plan.add(buyer, asset, -price)
+                plan.add(account, asset, price)
+                left -= bought
+            if left:
+                unsold[other] = left
+        return unsold
+
+    def _take_value(
+        self, balances: dict[str, int], value_minor: int, *, sale: bool = True
+    ) -> dict[str, int]:
+        """Units of collateral to take for ``value_minor`` at the liquidation price
+        (SK-WATERFALL-1).
 
         Non-valuation assets in symbol order, each the fewest units worth at least the rest,
         or its whole balance; assets without an index are worth nothing and are not taken.
@@ -821,10 +871,11 @@ class DictKernel:
             underlying = asset_rules.price_underlying
             if underlying is None or underlying not in self.prices:
                 continue
+            cut = asset_rules.liquidation_discount_ppm if sale else asset_rules.haircut_ppm
             per_unit = (
                 self.prices[underlying][0]
                 * self.underlyings[underlying].tick_value_minor
-                * (PPM - asset_rules.haircut_ppm)
+                * (PPM - cut)
             )
             if per_unit <= 0:
                 continue
@@ -832,7 +883,7 @@ class DictKernel:
                 ceil_div(rest_minor * 10**asset_rules.decimals * PPM, per_unit), balances[asset]
             )
             taken[asset] = units
-            rest_minor -= self._collateral_worth(asset, units) or 0
+            rest_minor -= self._collateral_worth(asset, units, sale=sale) or 0
         return taken
 
     def _transfer_price(self, instrument_id: str, lots: int) -> int:
@@ -992,12 +1043,16 @@ class DictKernel:
                 continue
             fund_minor = min(shortfall_minor, self.balances[INSURANCE_ACCOUNT].get(asset, 0))
             self._add_balance(INSURANCE_ACCOUNT, asset, -fund_minor)
-            for other, units in self._take_value(self.balances[account], fund_minor).items():
+            for other, units in self._take_value(
+                self.balances[account], fund_minor, sale=False
+            ).items():
                 self._add_balance(account, other, -units)
                 self._add_balance(INSURANCE_ACCOUNT, other, units)
             left_minor = shortfall_minor - fund_minor
             uncovered_minor += left_minor
-            for other, units in self._take_value(self.balances[account], left_minor).items():
+            for other, units in self._take_value(
+                self.balances[account], left_minor, sale=False
+            ).items():
                 self._add_balance(account, other, -units)
                 recovered[other] = recovered.get(other, 0) + units
         return uncovered_minor, recovered
@@ -1125,30 +1180,30 @@ class DictKernel:
         capped = penalty_minor > cap_minor
         if capped:
             penalty_minor = max(cap_minor, 0)
-        sold: dict[str, int] = {}
+        plan = _Plan()
+        plan.add(account, asset, sum(flows.values()))
+        plan.add(liquidator, asset, -sum(flows.values()))
         proceeds_minor = 0
         if penalty_minor > cash_minor:
             sold = self._take_value(balances, penalty_minor - cash_minor)
-            proceeds_minor = sum(self._collateral_worth(a, u) or 0 for a, u in sold.items())
+            buyers = [(liquidator, 0), (INSURANCE_ACCOUNT, 0), (liquidator, None)]
+            self._sell(plan, account, buyers, sold)
+            proceeds_minor = plan.balances[account][asset] - sum(flows.values())
             if proceeds_minor < penalty_minor - cash_minor:
                 return None
         after_minor = cash_minor - penalty_minor + proceeds_minor
         if not last:
-            after_balances = _with(balances, asset, after_minor)
-            for other, units in sold.items():
-                after_balances = _with(after_balances, other, after_balances[other] - units)
+            after_balances = dict(balances)
+            for other, delta in plan.balances[account].items():
+                after_balances = _with(after_balances, other, after_balances.get(other, 0) + delta)
+            after_balances = _with(after_balances, asset, after_minor)
             after = self._margin(after_balances, remaining)
             if after.equity_minor < after.initial_minor or (
                 after.equity_minor * before.maintenance_minor
                 < before.equity_minor * after.maintenance_minor
             ):
                 return None
-        plan = _Plan()
-        plan.add(account, asset, after_minor - balances.get(asset, 0))
-        plan.add(liquidator, asset, -sum(flows.values()) - proceeds_minor)
-        for other, units in sold.items():
-            plan.add(account, other, -units)
-            plan.add(liquidator, other, units)
+        plan.add(account, asset, -penalty_minor)
         if capped:
             plan.add(INSURANCE_ACCOUNT, asset, penalty_minor)
         else:
@@ -1165,20 +1220,24 @@ class DictKernel:
         balances = self.balances[account]
         positions = self.positions[account]
         plan = _Plan()
-        proceeds_minor = 0
-        for other, units in balances.items():
-            worth = None if other == asset else self._collateral_worth(other, units)
-            if worth:  # Worth nothing (no index, or a 100 % haircut): not taken (SK-LIQ-4).
-                proceeds_minor += worth
-                plan.add(account, other, -units)
-                plan.add(liquidator, other, units)
-        plan.add(liquidator, asset, -proceeds_minor)
         flows = {
             i: compute_settlement_minor(p[0], prices[i], p[1], self.specs[i].multiplier_minor)
             for i, p in positions.items()
         }
+        # Everything of value is offered: the liquidator (keeping what its gains cost it),
+        # then the fund, each within its cash; what is left goes in kind (SK-LIQ-4).
+        offered = {
+            other: units
+            for other, units in balances.items()
+            if other != asset and self._collateral_worth(other, units)
+        }
+        reserve = sum(flow for flow in flows.values() if flow > 0)
+        unsold = self._sell(plan, account, [(liquidator, reserve), (INSURANCE_ACCOUNT, 0)], offered)
+        proceeds_minor = plan.balances.get(account, {}).get(asset, 0)
         cash_minor = balances.get(asset, 0) + proceeds_minor + sum(flows.values())
-        fund_minor = self.balances[INSURANCE_ACCOUNT].get(asset, 0)
+        fund_minor = self.balances[INSURANCE_ACCOUNT].get(asset, 0) + plan.balances.get(
+            INSURANCE_ACCOUNT, {}
+        ).get(asset, 0)
         if fund_minor >= -cash_minor:
             taken = set(flows)
             fund_minor = -cash_minor
@@ -1201,10 +1260,11 @@ class DictKernel:
                 prices=prices,
                 cash_minor=cash_minor,
                 plan=plan,
+                unsold=unsold,
             )
         else:
             assert cash_minor == 0, cash_minor
-        plan.add(account, asset, -balances.get(asset, 0))
+        plan.add(account, asset, -balances.get(asset, 0) - proceeds_minor)
         return plan
 
     def _deleverage(
@@ -1216,8 +1276,10 @@ class DictKernel:
         prices: dict[str, int],
         cash_minor: int,
         plan: _Plan,
+        unsold: dict[str, int],
     ) -> None:
-        """Close each losing position against the opposite side, ranked (SK-ADL)."""
+        """Close each losing position against the opposite side, ranked (SK-ADL); pay them
+        what the account has, and the collateral nobody bought in kind, pro rata."""
         weights: dict[str, Fraction] = {}
         for i in losing:
             lots = self.positions[account][i][0]
@@ -1251,6 +1313,15 @@ class DictKernel:
             plan.add(holder, asset, pay_minor)
             paid_minor += pay_minor
         plan.add(RESIDUE_ACCOUNT, asset, cash_minor - paid_minor)
+        for other, units in sorted(unsold.items()):
+            given_units = 0
+            for holder, weight in weights.items():
+                share = units * weight / total
+                part = share.numerator // share.denominator
+                plan.add(holder, other, part)
+                given_units += part
+            plan.add(account, other, -units)
+            plan.add(RESIDUE_ACCOUNT, other, units - given_units)
 
     def _adl_rank(self, holder: str, instrument_id: str, price_ticks: int) -> tuple[Any, ...]:
         """Sort key: unbounded leverage first, then profit x leverage, descending; then id."""

@@ -7,8 +7,8 @@ here deliberately, with its reason in the commit and a CHANGELOG line; recompute
 
 from __future__ import annotations
 
-GENESIS_ROOT = "490ba8ca1859421fb02889f23e0cfd9de7248fb2ce7695af76127e3a3b6747a9"
-DEMO_ROOT = "e9d6a3a00b311e989300fcd9d76c7f70d194133175a91a2dbeabc46fa98cd7b9"
+GENESIS_ROOT = "2b563250a54f32c94802dee4e03a4fa1d6afb457a53e0d03b52997b94a991065"
+DEMO_ROOT = "d528d922928b4c75b3515a7fac97f2d14f560b9b2d50dad43c65611462bbefab"
 
 
 def current_roots() -> tuple[str, str]:

@@ -861,13 +861,20 @@ def test_liquidation_tables_agree(name):
 # tests after it pin what this suite found: five places where the kernel and the spec
 # disagreed or the kernel's own checks rejected its outcome, each settled in kernel and spec.
 
-# VOID is priced (by BTC) but fully haircut, so it is worth nothing; WOOD has no price at all.
+# VOID is priced (by BTC) but fully haircut and fully discounted in a sale, so it is worth
+# nothing; WOOD has no price at all.
 # Both sort after USDC, so taking collateral walks past the valuation asset to them.
 ODD_RULES = attrs.evolve(
     DEFAULT_RULES,
     assets=(
         *DEFAULT_RULES.assets,
-        sk.AssetRules(symbol="VOID", decimals=6, haircut_ppm=1_000_000, price_underlying="BTC"),
+        sk.AssetRules(
+            symbol="VOID",
+            decimals=6,
+            haircut_ppm=1_000_000,
+            price_underlying="BTC",
+            liquidation_discount_ppm=1_000_000,
+        ),
         sk.AssetRules(symbol="WOOD", decimals=0, haircut_ppm=0, price_underlying=None),
     ),
 )

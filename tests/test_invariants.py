@@ -12,7 +12,7 @@ from settlekernel.core.model import Commitment, Position
 from settlekernel.core.oracle import Validity
 from settlekernel.core.root import touch
 from settlekernel.core.units import CLEARING_ACCOUNT, FEE_ACCOUNT
-from settlekernel.kernel.transitions import funding, trading
+from settlekernel.kernel.transitions import funding, trading, waterfall
 
 I = sk.InvariantId  # noqa: E741 (a short alias keeps the table readable)
 
@@ -261,6 +261,39 @@ def test_check_step_catches_a_funding_charge_beyond_the_clamp(monkeypatch):
     planted = sk.step(state, event)
     assert isinstance(planted, sk.Accepted)
     assert I.FUNDING_BOUNDED in {v.invariant for v in sk.check_step(state, event, planted)}
+
+
+def test_check_step_catches_collateral_sold_at_the_haircut(monkeypatch):
+    """Reports INV-LIQUIDATOR-GAIN for a planted sale at the haircut, not the discount."""
+    state = market(
+        [
+            (sk.OpenAccount(principal="thin", account="thin"), OK),
+            (
+                sk.Deposit(principal="thin", account="thin", asset="USDC", amount_minor=100 * USDC),
+                OK,
+            ),
+            (sk.Deposit(principal="thin", account="thin", asset="BTC", amount_minor=10**7), OK),
+            (sk.OpenAccount(principal="keeper", account="keeper"), OK),
+            (
+                sk.Deposit(
+                    principal="keeper", account="keeper", asset="USDC", amount_minor=10**5 * USDC
+                ),
+                OK,
+            ),
+            (trade("t1", "thin", "alice", 500, 9_000_000), OK),
+        ]
+    )
+    for number, ticks in enumerate((8_600_000, 8_200_000, 7_800_000, 7_500_000)):
+        state = run_table([(price("BTC", ticks, 2_000 + number * 100), OK)], state)
+    monkeypatch.setattr(
+        waterfall,
+        "_cut_ppm",
+        lambda state, asset, *, sale: state.rules.asset_by_symbol[asset].haircut_ppm,
+    )
+    event = sk.Liquidate(principal="keeper", account="thin", liquidator="keeper")
+    planted = sk.step(state, event)
+    assert isinstance(planted, sk.Accepted)
+    assert I.LIQUIDATOR_GAIN in {v.invariant for v in sk.check_step(state, event, planted)}
 
 
 def test_check_step_catches_an_inadmissible_price(sound, monkeypatch):

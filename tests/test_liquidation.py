@@ -183,8 +183,8 @@ def test_auto_deleveraging_hits_the_most_levered_winners_first():
     assert balances(state, "thin") == {}
 
 
-def test_collateral_is_sold_to_the_liquidator_at_haircut_value():
-    """Sells BTC collateral to the liquidator to pay a loss the USDC balance cannot."""
+def test_collateral_is_sold_to_the_liquidator_at_its_liquidation_price():
+    """Sells BTC collateral to the liquidator, 2 % under its index, to pay what USDC cannot."""
     state = market(
         [
             (open_account("btcer"), OK),
@@ -205,12 +205,25 @@ def test_collateral_is_sold_to_the_liquidator_at_haircut_value():
         ],
         state,
     )
+    before = state
     state = run_table([(liquidate("btcer"), OK)], state)
-    # The liquidator paid for the BTC at its haircut value: 90 % of the BTC index.
+    # The liquidator paid for the BTC at its liquidation price: 98 % of the BTC index.
     bought = balances(state, "liq")["BTC"]
     assert bought > 0
     assert balances(state, "btcer").get("BTC", 0) == 6_000_000 - bought
     assert balances(state, "btcer").get("USDC", 0) >= 0
+    sales = [
+        p for p in state_postings(before, liquidate("btcer")) if p.code.value == "collateral_sale"
+    ]
+    price = sum(p.amount_minor for p in sales if p.asset == "USDC")
+    assert price == bought * 9_000_000 * 10_000 * 980_000 // (10**8 * 10**6)
+
+
+def state_postings(state, event):
+    """The postings of one step."""
+    outcome = sk.step(state, event)
+    assert isinstance(outcome, sk.Accepted)
+    return outcome.postings
 
 
 def test_a_short_option_is_bought_back_at_model_value():

@@ -47,7 +47,10 @@ def test_dump_then_parse_round_trips():
     text = (
         "fee_rate_max_ppm = 77\n"
         + NEW_UNDERLYING
-        + ('\n[assets.SOL]\ndecimals = 9\nhaircut_ppm = 250000\nprice_underlying = "SOL"\n')
+        + (
+            '\n[assets.SOL]\ndecimals = 9\nhaircut_ppm = 250000\nprice_underlying = "SOL"\n'
+            "liquidation_discount_ppm = 50000\n"
+        )
     )
     rules = parse_rules_toml(text)
     assert parse_rules_toml(dump_rules_toml(rules)) == rules
@@ -85,7 +88,10 @@ def test_one_changed_rule_changes_the_digest():
         ("price_history_max = 10", "holds less than its settlement window (32 samples)"),
         ("[roles]\noracles = []", "roles.oracles is empty"),
         ("fee_rate_max_ppm = 2000000", "fee_rate_max_ppm 2000000 outside"),
-        ("[assets.DOGE]\ndecimals = 31\nhaircut_ppm = 0", "decimals 31 outside"),
+        (
+            "[assets.DOGE]\ndecimals = 31\nhaircut_ppm = 0\nliquidation_discount_ppm = 0",
+            "decimals 31 outside",
+        ),
         ("this is not toml", "not valid TOML"),
     ],
 )

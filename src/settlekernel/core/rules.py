@@ -35,7 +35,7 @@ _LIMITS: Final = (
 # Each trade of a linear instrument reads every premium sample kept: a small bound.
 MARK_SAMPLES_LIMIT: Final = 64
 INT_SCALAR_FIELDS: Final = ("fee_rate_max_ppm", *_LIMITS)
-ASSET_INT_FIELDS: Final = ("decimals", "haircut_ppm")
+ASSET_INT_FIELDS: Final = ("decimals", "haircut_ppm", "liquidation_discount_ppm")
 ASSET_FIELDS: Final = (*ASSET_INT_FIELDS, "price_underlying")
 UNDERLYING_FIELDS: Final = (
     "tick_value_minor",
@@ -72,6 +72,10 @@ class AssetRules:
     # The underlying whose index prices one whole unit of the asset; None for the
     # valuation asset itself (worth 1) or an asset that is not collateral.
     price_underlying: str | None = None
+    # A liquidation sells the asset at its index less this share (SK-WATERFALL-1): the most a
+    # liquidator or the fund gains on it. At most the haircut, so a sale raises at least the
+    # value margin counted.
+    liquidation_discount_ppm: int = 0
 
 
 @attrs.frozen
@@ -199,8 +203,20 @@ class RuleSet:
 
 DEFAULT_RULES: Final = RuleSet(
     assets=(
-        AssetRules(symbol="BTC", decimals=8, haircut_ppm=100_000, price_underlying="BTC"),
-        AssetRules(symbol="ETH", decimals=18, haircut_ppm=150_000, price_underlying="ETH"),
+        AssetRules(
+            symbol="BTC",
+            decimals=8,
+            haircut_ppm=100_000,
+            price_underlying="BTC",
+            liquidation_discount_ppm=20_000,
+        ),
+        AssetRules(
+            symbol="ETH",
+            decimals=18,
+            haircut_ppm=150_000,
+            price_underlying="ETH",
+            liquidation_discount_ppm=30_000,
+        ),
         AssetRules(symbol="USDC", decimals=6, haircut_ppm=0, price_underlying=None),
     ),
     underlyings=(
@@ -323,6 +339,11 @@ def _check_asset(asset: AssetRules, rules: RuleSet) -> list[str]:
         problems.append(f"{name}: decimals {asset.decimals} outside [0, {DECIMALS_MAX}]")
     if not 0 <= asset.haircut_ppm <= PPM:
         problems.append(f"{name}: haircut_ppm {asset.haircut_ppm} outside [0, {PPM}]")
+    if not 0 <= asset.liquidation_discount_ppm <= asset.haircut_ppm:
+        problems.append(
+            f"{name}: liquidation_discount_ppm {asset.liquidation_discount_ppm} outside "
+            f"[0, haircut_ppm {asset.haircut_ppm}]"
+        )
     # [SK-RULES-3] The valuation asset is worth exactly itself: no price, no haircut.
     if asset.symbol == rules.valuation_asset:
         if asset.price_underlying is not None or asset.haircut_ppm != 0:
@@ -404,6 +425,7 @@ def encode_rules(rules: RuleSet) -> bytes:
     """Return the canonical byte encoding of a rule set (sorted, one line per entry)."""
     lines = [
         f"asset {a.symbol} decimals={a.decimals} haircut_ppm={a.haircut_ppm} "
+        f"liquidation_discount_ppm={a.liquidation_discount_ppm} "
         f"price_underlying={a.price_underlying or '-'}"
         for a in sorted(rules.assets, key=lambda a: a.symbol)
     ]

@@ -175,6 +175,7 @@ def dump_rules_toml(rules: RuleSet) -> str:
             f"[assets.{asset.symbol}]",
             f"decimals = {asset.decimals}",
             f"haircut_ppm = {asset.haircut_ppm}",
+            f"liquidation_discount_ppm = {asset.liquidation_discount_ppm}",
             f'price_underlying = "{asset.price_underlying or ""}"',
         ]
     for u in rules.underlyings:

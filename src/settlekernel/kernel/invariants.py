@@ -75,6 +75,7 @@ class InvariantId(enum.Enum):
     ADL_FAIRNESS = "INV-ADL-FAIRNESS"
     MARGIN_ORDER = "INV-MARGIN-ORDER"
     PRICE_FRESH = "INV-PRICE-FRESH"
+    LIQUIDATOR_GAIN = "INV-LIQUIDATOR-GAIN"
     SETTLEMENT_IN_RANGE = "INV-SETTLEMENT-IN-RANGE"
     MARK_ROBUST = "INV-MARK-ROBUST"
     FUNDING_BOUNDED = "INV-FUNDING-BOUNDED"
@@ -415,6 +416,7 @@ def check_step(before: State, event: object, outcome: Outcome) -> list[Violation
     found += _check_fresh(before, event)
     found += _check_settlement_range(before, outcome)
     found += _check_mark(before, event, outcome)
+    found += _check_sale_prices(before, event, outcome)
     found += _check_funding(before, event, outcome)
     found += _check_expiry_step(before, event, outcome)
     found += _check_insurance(before, event, outcome)
@@ -695,6 +697,42 @@ def _check_settlement_range(before: State, outcome: Accepted) -> list[Violation]
     return found
 
 
+def _check_sale_prices(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-LIQUIDATOR-GAIN: collateral sold in a liquidation fetches its stated price.
+
+    Every buyer (the liquidator or the fund) pays for the collateral it takes at least its
+    index value less the asset's ``liquidation_discount_ppm``, rounded down per asset, so
+    none gains more on it than the discount the rules state (SK-WATERFALL-1); recomputed
+    from the postings and the index before the step.
+    """
+    if not isinstance(event, Liquidate):
+        return []
+    valuation = before.rules.valuation_asset
+    owed: defaultdict[str, int] = defaultdict(int)
+    paid: defaultdict[str, int] = defaultdict(int)
+    for posting in outcome.postings:
+        if posting.code is not PostingCode.COLLATERAL_SALE:
+            continue
+        if posting.asset == valuation:
+            paid[posting.debit_account] += posting.amount_minor
+            continue
+        rules = before.rules.asset_by_symbol[posting.asset]
+        assert rules.price_underlying is not None
+        index = before.prices[rules.price_underlying].price_ticks
+        tick = before.rules.underlying_by_symbol[rules.price_underlying].tick_value_minor
+        owed[posting.credit_account] += (
+            posting.amount_minor * index * tick * (PPM - rules.liquidation_discount_ppm)
+        ) // (10**rules.decimals * PPM)
+    return [
+        Violation(
+            InvariantId.LIQUIDATOR_GAIN,
+            f"{buyer} paid {paid[buyer]} for collateral worth {value} at its liquidation price",
+        )
+        for buyer, value in sorted(owed.items())
+        if paid[buyer] < value - len(before.rules.assets)
+    ]
+
+
 def _check_mark(before: State, event: object, outcome: Accepted) -> list[Violation]:
     """INV-MARK-ROBUST: a wash print leaves no premium sample; every sample is in the band.
 
@@ -846,10 +884,16 @@ def _check_insurance(before: State, event: object, outcome: Accepted) -> list[Vi
         if amount < 0
     ]
     paid = [p for p in outcome.postings if p.debit_account == INSURANCE_ACCOUNT]
+    # [Modified in v4] The fund may also buy a liquidated account's collateral, paying no
+    # more than its liquidation price (INV-LIQUIDATOR-GAIN checks the price).
+    bought = isinstance(event, Liquidate)
     found += [
         Violation(InvariantId.INSURANCE_NONNEGATIVE, f"insurance debited by {p}")
         for p in paid
-        if p.code is not PostingCode.INSURANCE or not isinstance(event, Expire | Liquidate)
+        if not (
+            (p.code is PostingCode.INSURANCE and isinstance(event, Expire | Liquidate))
+            or (p.code is PostingCode.COLLATERAL_SALE and bought)
+        )
     ]
     total = sum(p.amount_minor for p in paid if p.code is PostingCode.INSURANCE)
     if isinstance(event, Liquidate) and total:

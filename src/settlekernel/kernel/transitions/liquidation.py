@@ -46,7 +46,9 @@ from settlekernel.kernel.ledger import with_position
 from settlekernel.kernel.transitions.waterfall import (
     Books,
     account_after,
+    affordable_units,
     apply_books,
+    collateral_value_minor,
     new_books,
     post,
     pro_rata_floor,
@@ -181,26 +183,44 @@ def _take(books: Books, account_id: str, liquidator_id: str, close: Close, asset
         post(books, account_id, liquidator_id, (asset, -close.cash_minor), PostingCode.LIQUIDATION)
 
 
-def _sell_collateral(
-    state: State, books: Books, account: Account, liquidator_id: str, value_minor: int
+def _sell_collateral(  # noqa: PLR0913 (the sale, and what the liquidator must keep)
+    state: State,
+    books: Books,
+    account: Account,
+    liquidator_id: str,
+    value_minor: int,
+    *,
+    reserve_minor: int = 0,
+    forced: bool = True,
 ) -> int:
-    """Sell the account's collateral worth ``value_minor`` to the liquidator at haircut value.
+    """Sell the account's collateral worth ``value_minor`` at its liquidation price.
 
-    Returns the valuation-asset amount the liquidator paid (SK-WATERFALL-1).
+    The liquidator buys first, as far as its valuation cash as the books stand allows (less
+    ``reserve_minor`` it must keep for the positions it takes), then the insurance fund as
+    far as its cash allows (SK-WATERFALL-1): the discount, the most either gains, is the
+    rule's, not the haircut. A ``forced`` sale (an account that can pay) leaves the rest to
+    the liquidator whatever its cash, so a liquidator that cannot pay is refused (SK-LIQ-5);
+    a bankruptcy's sale is not forced, and what nobody buys goes in kind to the deleveraged
+    holders (SK-LIQ-4). Returns the valuation-asset amount raised.
     """
     asset = state.rules.valuation_asset
-    paid = 0
-    for lot in seizable(state, account, value_minor):
-        post(
-            books,
-            account.id,
-            liquidator_id,
-            (lot.asset, lot.units_minor),
-            PostingCode.COLLATERAL_SALE,
-        )
-        paid += lot.value_minor
-    post(books, liquidator_id, account.id, (asset, paid), PostingCode.COLLATERAL_SALE)
-    return paid
+    raised = 0
+    for lot in seizable(state, account, value_minor, sale=True):
+        left = lot.units_minor
+        buyers = [(liquidator_id, reserve_minor), (INSURANCE_ACCOUNT, 0)]
+        if forced:
+            buyers.append((liquidator_id, -(2**200)))
+        for buyer, reserve in buyers:
+            cash = state.accounts[buyer].balance(asset) + books.deltas.get((buyer, asset), 0)
+            units = affordable_units(state, lot.asset, left, cash - reserve)
+            if units == 0:
+                continue
+            price = collateral_value_minor(state, lot.asset, units, sale=True)
+            post(books, account.id, buyer, (lot.asset, units), PostingCode.COLLATERAL_SALE)
+            post(books, buyer, account.id, (asset, price), PostingCode.COLLATERAL_SALE)
+            raised += price
+            left -= units
+    return raised
 
 
 def _penalty(state: State, taken: list[Close]) -> tuple[int, int, int]:
@@ -245,7 +265,7 @@ def penalty_cap(
     report = account_margin(state, moved)
     received = sum(close.cash_minor for close in taken)
     cash = account.balance(asset) + received
-    other = report.collateral_minor - account.balance(asset)
+    other = sale_value_minor(state, account)
     if cash + other < 0:
         return None
     cap = min(cash + other, report.equity_minor + received)
@@ -256,6 +276,15 @@ def penalty_cap(
         # Selling collateral may lose one unit of value per asset to rounding.
         cap = min(cap, report.equity_minor + received - floor_equity - len(account.balances))
     return cap, moved
+
+
+def sale_value_minor(state: State, account: Account) -> int:
+    """Return what all the account's other collateral raises at its liquidation price."""
+    return sum(
+        collateral_value_minor(state, asset, units, sale=True)
+        for asset, units in sorted(account.balances.items())
+        if asset != state.rules.valuation_asset
+    )
 
 
 def _rung(
@@ -299,9 +328,16 @@ def _bankrupt(state: State, account: Account, liquidator_id: str, taken: list[Cl
     """Close everything of an account that cannot pay: the fund, then ADL (SK-LIQ-4)."""
     asset = state.rules.valuation_asset
     books = new_books()
-    sale = _sell_collateral(state, books, account, liquidator_id, _ALL)
+    # The liquidator keeps what taking the positions in the account's favour costs it.
+    reserve = sum(close.cash_minor for close in taken if close.cash_minor > 0)
+    sale = _sell_collateral(
+        state, books, account, liquidator_id, _ALL, reserve_minor=reserve, forced=False
+    )
     shortfall = -(account.balance(asset) + sale + sum(close.cash_minor for close in taken))
-    fund = state.accounts[INSURANCE_ACCOUNT].balance(asset)
+    # The fund's cash after what it paid for collateral.
+    fund = state.accounts[INSURANCE_ACCOUNT].balance(asset) + books.deltas.get(
+        (INSURANCE_ACCOUNT, asset), 0
+    )
     if fund >= shortfall:
         for close in taken:
             _take(books, account.id, liquidator_id, close, asset)
@@ -343,10 +379,33 @@ def _deleverage(
             if remaining == 0:
                 break
     holders = sorted(weights)
-    pays = pro_rata_floor(available, [weights[holder] for holder in holders])
+    shares = [weights[holder] for holder in holders]
+    pays = pro_rata_floor(available, shares)
     for holder, pay in zip(holders, pays, strict=True):
         post(books, account.id, holder, (asset, pay), PostingCode.ADL)
     post(books, account.id, RESIDUE_ACCOUNT, (asset, available - sum(pays)), PostingCode.ROUNDING)
+    _recover_in_kind(state, books, account, holders, shares)
+
+
+def _recover_in_kind(
+    state: State, books: Books, account: Account, holders: list[str], shares: list[int]
+) -> None:
+    """Give the deleveraged holders the collateral nobody could buy, in kind (SK-LIQ-4).
+
+    In proportion to the profit each gave up, rounded down, the remainder to the residue:
+    what the bankrupt account still holds of value goes to those who bore its loss.
+    """
+    for collateral in sorted(account.balances):
+        left = account.balance(collateral) + books.deltas.get((account.id, collateral), 0)
+        if collateral == state.rules.valuation_asset or left <= 0:
+            continue
+        if collateral_value_minor(state, collateral, left, sale=True) == 0:
+            continue  # Worth nothing: it stays where it is (SK-WATERFALL-1).
+        parts = pro_rata_floor(left, shares)
+        for holder, part in zip(holders, parts, strict=True):
+            post(books, account.id, holder, (collateral, part), PostingCode.COLLATERAL_RECOVERY)
+        remainder = (collateral, left - sum(parts))
+        post(books, account.id, RESIDUE_ACCOUNT, remainder, PostingCode.ROUNDING)
 
 
 def ranking(

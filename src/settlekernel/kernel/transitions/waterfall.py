@@ -109,17 +109,30 @@ def _indexed(
 
 
 class Lot(NamedTuple):
-    """Units of one collateral asset and their value at its haircut, in valuation minor units."""
+    """Units of one collateral asset and their value, in valuation minor units.
+
+    The value is at the haircut for a seizure, at the liquidation price for a sale.
+    """
 
     asset: str
     units_minor: int
     value_minor: int
 
 
-def collateral_value_minor(state: State, asset: str, units_minor: int) -> int:
+def _cut_ppm(state: State, asset: str, *, sale: bool) -> int:
+    """Return the asset's haircut, or its liquidation discount for a sale (SK-WATERFALL-1)."""
+    rules = state.rules.asset_by_symbol[asset]
+    return rules.liquidation_discount_ppm if sale else rules.haircut_ppm
+
+
+def collateral_value_minor(
+    state: State, asset: str, units_minor: int, *, sale: bool = False
+) -> int:
     """Return ``units_minor`` of an asset at its index less its haircut (SK-COLLATERAL-1).
 
-    Rounded down; 0 for an asset that is not priced (no underlying, or no index yet).
+    With ``sale``, less its liquidation discount instead: the price a liquidation sells it
+    at (SK-WATERFALL-1). Rounded down; 0 for an asset that is not priced (no underlying,
+    or no index yet).
     """
     rules = state.rules.asset_by_symbol[asset]
     underlying = rules.price_underlying
@@ -130,11 +143,11 @@ def collateral_value_minor(state: State, asset: str, units_minor: int) -> int:
         state.prices[underlying].price_ticks,
         state.rules.underlying_by_symbol[underlying].tick_value_minor,
         rules.decimals,
-        rules.haircut_ppm,
+        _cut_ppm(state, asset, sale=sale),
     )
 
 
-def units_worth(state: State, asset: str, value_minor: int) -> int | None:
+def units_worth(state: State, asset: str, value_minor: int, *, sale: bool = False) -> int | None:
     """Return the fewest units of ``asset`` worth at least ``value_minor`` at haircut value.
 
     ``value(u) = floor(u * X / Y)`` with ``X = price * tick_value * (1e6 - haircut)`` and
@@ -146,13 +159,16 @@ def units_worth(state: State, asset: str, value_minor: int) -> int | None:
     if underlying is None or underlying not in state.prices:
         return None
     per_tick = state.rules.underlying_by_symbol[underlying].tick_value_minor
-    numerator = state.prices[underlying].price_ticks * per_tick * (PPM - rules.haircut_ppm)
+    cut = _cut_ppm(state, asset, sale=sale)
+    numerator = state.prices[underlying].price_ticks * per_tick * (PPM - cut)
     if numerator == 0:
         return None
     return ceil_div(value_minor * 10**rules.decimals * PPM, numerator)
 
 
-def seizable(state: State, account: Account, value_minor: int) -> list[Lot]:
+def seizable(
+    state: State, account: Account, value_minor: int, *, sale: bool = False
+) -> list[Lot]:
     """Return the collateral to take from ``account`` to cover ``value_minor`` (SK-WATERFALL-1).
 
     Non-valuation assets in symbol order, each as far as needed: the fewest units worth the
@@ -164,14 +180,31 @@ def seizable(state: State, account: Account, value_minor: int) -> list[Lot]:
     for asset in sorted(account.balances):
         if remaining <= 0 or asset == state.rules.valuation_asset:
             continue
-        needed = units_worth(state, asset, remaining)
+        needed = units_worth(state, asset, remaining, sale=sale)
         if needed is None:
             continue
         units = min(needed, account.balance(asset))
-        value = collateral_value_minor(state, asset, units)
+        value = collateral_value_minor(state, asset, units, sale=sale)
         lots.append(Lot(asset, units, value))
         remaining -= value
     return lots
+
+
+def affordable_units(state: State, asset: str, units_max: int, budget_minor: int) -> int:
+    """Return the most units, up to ``units_max``, whose sale price is within a budget.
+
+    The sale price is ``floor(u * X / Y)`` (``collateral_value_minor`` with ``sale``), so it
+    is at most ``b`` exactly when ``u * X < (b + 1) * Y``.
+    """
+    if budget_minor <= 0 or units_max <= 0:
+        return 0
+    worth = units_worth(state, asset, budget_minor + 1, sale=True)
+    if worth is None:
+        return 0
+    units = min(units_max, worth - 1)
+    while units > 0 and collateral_value_minor(state, asset, units, sale=True) > budget_minor:
+        units -= 1
+    return units
 
 
 def pro_rata_floor(total: int, weights: Sequence[int]) -> list[int]:
