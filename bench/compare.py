@@ -81,6 +81,8 @@ def kernel_view(state: State) -> View:
             underlying: list(times) for underlying, times in state.pending_expiries.items() if times
         },
         "socialized_loss": dict(state.socialized_loss),
+        "debts": {a: x.debt_minor for a, x in state.accounts.items() if x.debt_minor},
+        "claims": {a: x.claim_minor for a, x in state.accounts.items() if x.claim_minor},
         "clock_ms": state.clock_ms,
         "trades": dict(state.trades),
     }
@@ -106,6 +108,8 @@ def dict_view(kernel: DictKernel) -> View:
         "settlement_prices": dict(kernel.settlement_prices),
         "pending_expiries": kernel.pending_view(),
         "socialized_loss": dict(kernel.socialized_loss),
+        "debts": dict(kernel.debts),
+        "claims": dict(kernel.claims),
         "clock_ms": kernel.clock_ms,
         "trades": dict(kernel.trades),
     }

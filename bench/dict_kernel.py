@@ -152,6 +152,9 @@ class DictKernel:
         self.pending_expiries: dict[str, set[int]] = {}
         # Asset -> total expiry losses spread over receivers (SK-EXPIRY-3).
         self.socialized_loss: dict[str, int] = {}
+        # Account -> what it owes the insurance fund, and what the fund owes it (SK-DEBT).
+        self.debts: dict[str, int] = {}
+        self.claims: dict[str, int] = {}
         self._dispatch: dict[type, Callable[[Any], Reason | None]] = {
             OpenAccount: self._open_account,
             Deposit: self._deposit,
@@ -177,7 +180,88 @@ class DictKernel:
         rejection = check_shape(event)  # type: ignore[arg-type]
         if rejection is not None:
             return rejection.reason
-        return handler(event)
+        reason = handler(event)
+        if reason is None and (self.debts or self.claims):
+            self._settle_debts()
+        return reason
+
+    def _credit(self, account: str) -> int:
+        """An account's claim on the fund less its debt to it (SK-DEBT)."""
+        return self.claims.get(account, 0) - self.debts.get(account, 0)
+
+    def _move_credit(self, account: str, change_minor: int) -> None:
+        """Move an account's claim less debt; a debt and a claim on one account net."""
+        net = self._credit(account) + change_minor
+        self.debts.pop(account, None)
+        self.claims.pop(account, None)
+        if net < 0:
+            self.debts[account] = -net
+        elif net > 0:
+            self.claims[account] = net
+
+    def _settle_debts(self) -> None:
+        """[SK-DEBT-2, 3] Debtors repay from cash, the fund pays claims, unbacked ones are cut."""
+        asset = self.rules.valuation_asset
+        for debtor in sorted(self.debts):
+            repaid = min(self.debts[debtor], self.balances[debtor].get(asset, 0))
+            self._add_balance(debtor, asset, -repaid)
+            self._add_balance(INSURANCE_ACCOUNT, asset, repaid)
+            self._move_credit(debtor, repaid)
+        claimants = sorted(self.claims)
+        owed = sum(self.claims.values())
+        paying = min(self.balances[INSURANCE_ACCOUNT].get(asset, 0), owed)
+        if paying:
+            for claimant in claimants:
+                pay = paying * self.claims[claimant] // owed
+                self._add_balance(INSURANCE_ACCOUNT, asset, -pay)
+                self._add_balance(claimant, asset, pay)
+                self._move_credit(claimant, -pay)
+        owed = sum(self.claims.values())
+        excess = owed - self.balances[INSURANCE_ACCOUNT].get(asset, 0) - sum(self.debts.values())
+        if excess > 0:
+            cut_total = 0
+            for claimant in sorted(self.claims):
+                cut = ceil_div(excess * self.claims[claimant], owed)
+                cut_total += cut
+                self._move_credit(claimant, -cut)
+            self.socialized_loss[asset] = self.socialized_loss.get(asset, 0) + cut_total
+
+    def _settle_flows(
+        self, flows: dict[str, int], deficits: dict[str, int]
+    ) -> int:
+        """Pay a mark's or an expiry's flows through the tiers of SK-DEBT-1; return the loss.
+
+        Cash, then the fund covers a true deficit (the rest of it is socialised), then the
+        fund advances what it can and defers the rest, owed by the payer; receivers are cut,
+        rounded up, by the socialised and deferred total, and claim the deferred part,
+        rounded down; the rounding goes to the residue.
+        """
+        asset = self.rules.valuation_asset
+        fund = self.balances[INSURANCE_ACCOUNT].get(asset, 0)
+        lost_total = deferred_total = 0
+        for payer in sorted(a for a, flow in flows.items() if flow < 0):
+            owed = -flows[payer]
+            paid = min(owed, self.balances[payer].get(asset, 0))
+            self._add_balance(payer, asset, -paid)
+            short = owed - paid
+            lost = min(short, deficits.get(payer, 0))
+            covered = min(lost, fund)
+            advanced = min(short - lost, fund - covered)
+            fund -= covered + advanced
+            self._add_balance(INSURANCE_ACCOUNT, asset, -(covered + advanced))
+            self._move_credit(payer, -(short - lost))
+            lost_total += lost - covered
+            deferred_total += short - lost - advanced
+        due = {a: flow for a, flow in flows.items() if flow > 0}
+        due_minor = sum(due.values())
+        cut_sum = 0
+        for receiver, due_to in sorted(due.items()):
+            cut = ceil_div((lost_total + deferred_total) * due_to, due_minor)
+            cut_sum += cut
+            self._add_balance(receiver, asset, due_to - cut)
+            self._move_credit(receiver, deferred_total * due_to // due_minor)
+        self._add_balance(RESIDUE_ACCOUNT, asset, cut_sum - lost_total - deferred_total)
+        return lost_total
 
     # Comparable views of the final state.
 
@@ -224,7 +308,9 @@ class DictKernel:
         else:
             self.custody.pop(asset, None)
 
-    def _margin(self, balances: dict[str, int], positions: dict[str, list[int]]) -> MarginReport:
+    def _margin(
+        self, balances: dict[str, int], positions: dict[str, list[int]], credit: int = 0
+    ) -> MarginReport:
         """Return the engine's margin for would-be balances and positions (SK-PM)."""
         market = Market(
             self.clock_ms,
@@ -234,7 +320,7 @@ class DictKernel:
         exposures = [
             Exposure(self.specs[i], lots, settled) for i, (lots, settled) in positions.items()
         ]
-        return compute_margin(Portfolio(balances, exposures), market, self.rules)
+        return compute_margin(Portfolio(balances, exposures, credit), market, self.rules)
 
     def _meets_trade_margin(
         self,
@@ -243,10 +329,11 @@ class DictKernel:
         positions: dict[str, list[int]],
     ) -> bool:
         """Initial margin after the trade, or a risk-reducing trade (SK-MARGIN-3)."""
-        after = self._margin(balances, positions)
+        credit = self._credit(account)
+        after = self._margin(balances, positions, credit)
         if after.equity_minor >= after.initial_minor:
             return True
-        before = self._margin(self.balances[account], self.positions[account])
+        before = self._margin(self.balances[account], self.positions[account], credit)
         return (
             before.maintenance_minor > 0
             and after.maintenance_minor <= before.maintenance_minor
@@ -321,7 +408,7 @@ class DictKernel:
         balances[asset] = balance_minor
         if not balance_minor:
             del balances[asset]
-        report = self._margin(balances, self.positions[account])
+        report = self._margin(balances, self.positions[account], self._credit(account))
         return report.equity_minor >= report.initial_minor
 
     # Transitions, one per event class, guards in the spec's order.
@@ -700,17 +787,22 @@ class DictKernel:
         mark_ticks = self._mark_ticks(spec.instrument)
         asset = spec.settlement_asset
         instrument_id = spec.instrument
-        flows: list[tuple[str, int]] = []
+        asset_of_mark = asset
+        flows: dict[str, int] = {}
         for account in sorted(self.holders[instrument_id]):
             quantity_lots, settled_ticks = self.positions[account][instrument_id]
-            flow_minor = compute_settlement_minor(
+            flows[account] = compute_settlement_minor(
                 quantity_lots, mark_ticks, settled_ticks, spec.multiplier_minor
             )
-            if self.balances[account].get(asset, 0) + flow_minor < 0:
+        # [SK-VM-3] A loser that all its account could not cover stops the mark.
+        for account, flow in flows.items():
+            if -flow > self.balances[account].get(asset_of_mark, 0) and (
+                -flow > self._worth_at_index(account, without=instrument_id)
+            ):
                 return Reason.VARIATION_MARGIN_SHORTFALL
-            flows.append((account, flow_minor))
-        for account, flow_minor in flows:
-            self._set_balance(account, asset, self.balances[account].get(asset, 0) + flow_minor)
+        # [SK-DEBT-1] A loser merely short of cash owes the fund.
+        self._settle_flows(flows, {})
+        for account in flows:
             self.positions[account][instrument_id][1] = mark_ticks
         self.references[instrument_id] = mark_ticks
         return None
@@ -984,30 +1076,35 @@ class DictKernel:
         instrument_id = spec.instrument
         asset = self.rules.valuation_asset
         amounts = self._expiry_amounts(spec, settlement_ticks)
-        uncovered_minor, recovered = self._collect_from_payers(amounts)
-        # Receivers: cut pro rata, rounded up; recovered collateral pro rata, rounded down.
-        due = {account: amount for account, amount in amounts.items() if amount > 0}
-        due_minor = sum(due.values())
-        residue: dict[str, int] = dict(recovered)
-        if due:
-            cuts = {a: ceil_div(uncovered_minor * d, due_minor) for a, d in due.items()}
-            for account, due_to in due.items():
-                self._add_balance(account, asset, due_to - cuts[account])
-            residue = {asset: sum(cuts.values()) - uncovered_minor}
-            for other, units in recovered.items():
-                shares = {a: units * d // due_minor for a, d in due.items()}
-                for account, share in shares.items():
-                    self._add_balance(account, other, share)
-                residue[other] = residue.get(other, 0) + units - sum(shares.values())
-        for other, units in residue.items():
-            self._add_balance(RESIDUE_ACCOUNT, other, units)
-        if uncovered_minor:
-            self.socialized_loss[asset] = self.socialized_loss.get(asset, 0) + uncovered_minor
+        deficits = {}
+        for account, amount in amounts.items():
+            if -amount > self.balances[account].get(asset, 0):
+                worth = self._worth_at_index(account, without=instrument_id)
+                deficits[account] = max(-amount - worth, 0)
+        lost_minor = self._settle_flows(amounts, deficits)
+        if lost_minor:
+            self.socialized_loss[asset] = self.socialized_loss.get(asset, 0) + lost_minor
         for account in self.holders[instrument_id]:
             del self.positions[account][instrument_id]
         self.holders[instrument_id] = set()
         self.open_interest[instrument_id] = 0
         self.settlement_ticks[instrument_id] = settlement_ticks
+
+    def _worth_at_index(self, account: str, *, without: str) -> int:
+        """An account at liquidation, one position left out (SK-DEBT-1): its cash, its
+        collateral at the liquidation price, its credit, its positions at the index."""
+        asset = self.rules.valuation_asset
+        worth = self._credit(account) + self.balances[account].get(asset, 0)
+        for other, units in self.balances[account].items():
+            rules = self.rules.asset_by_symbol[other]
+            underlying = rules.price_underlying
+            if other != asset and underlying is not None and underlying in self.prices:
+                worth += self._collateral_worth(other, units) or 0
+        rest = {i: p for i, p in self.positions[account].items() if i != without}
+        if rest:
+            report = self._margin({}, rest)
+            worth += report.unrealized_minor + report.option_value_minor
+        return worth
 
     def _expiry_amounts(self, spec: ListInstrument, settlement_ticks: int) -> dict[str, int]:
         """[SK-EXPIRY-1] What each holder receives (negative: pays), in account-id order."""
@@ -1027,36 +1124,6 @@ class DictKernel:
                 )
         return amounts
 
-    def _collect_from_payers(self, amounts: dict[str, int]) -> tuple[int, dict[str, int]]:
-        """Payers pay, the fund covers, collateral is seized; return (uncovered, recovered)."""
-        asset = self.rules.valuation_asset
-        uncovered_minor = 0
-        recovered: dict[str, int] = {}
-        for account, amount_minor in amounts.items():
-            if amount_minor >= 0:
-                continue
-            owed_minor = -amount_minor
-            paid_minor = min(owed_minor, self.balances[account].get(asset, 0))
-            self._add_balance(account, asset, -paid_minor)
-            shortfall_minor = owed_minor - paid_minor
-            if not shortfall_minor:
-                continue
-            fund_minor = min(shortfall_minor, self.balances[INSURANCE_ACCOUNT].get(asset, 0))
-            self._add_balance(INSURANCE_ACCOUNT, asset, -fund_minor)
-            for other, units in self._take_value(
-                self.balances[account], fund_minor, sale=False
-            ).items():
-                self._add_balance(account, other, -units)
-                self._add_balance(INSURANCE_ACCOUNT, other, units)
-            left_minor = shortfall_minor - fund_minor
-            uncovered_minor += left_minor
-            for other, units in self._take_value(
-                self.balances[account], left_minor, sale=False
-            ).items():
-                self._add_balance(account, other, -units)
-                recovered[other] = recovered.get(other, 0) + units
-        return uncovered_minor, recovered
-
     def _liquidate(self, event: Liquidate) -> Reason | None:
         account, liquidator = event.account, event.liquidator
         if account == liquidator:
@@ -1067,11 +1134,12 @@ class DictKernel:
             return Reason.PRINCIPAL_NOT_OWNER
         if not self._admits(self._reads(account) | self._reads(liquidator), "liquidation"):
             return Reason.ORACLE_NOT_ADMISSIBLE
-        if not self.positions[account]:
+        debt = self.debts.get(account, 0)
+        if not self.positions[account] and not debt:
             return Reason.NOTHING_TO_LIQUIDATE
-        # [SK-LIQ-1] Below maintenance, computed now.
-        before = self._margin(self.balances[account], self.positions[account])
-        if before.equity_minor >= before.maintenance_minor:
+        # [SK-LIQ-1] Below maintenance, computed now, or in debt to the fund.
+        before = self._margin(self.balances[account], self.positions[account], -debt)
+        if before.equity_minor >= before.maintenance_minor and not debt:
             return Reason.NOT_LIQUIDATABLE
         plan = self._liquidation_plan(account, liquidator, before)
         # [SK-LIQ-5] The liquidator stays within the position limits, can pay its part of
@@ -1103,6 +1171,8 @@ class DictKernel:
 
     def _apply_plan(self, plan: _Plan) -> None:
         """Book the plan's balance and position changes, open interest and holders with them."""
+        for account, change_minor in plan.credits.items():
+            self._move_credit(account, change_minor)
         for account, deltas in plan.balances.items():
             for asset, delta_minor in deltas.items():
                 self._add_balance(account, asset, delta_minor)
@@ -1125,7 +1195,8 @@ class DictKernel:
         """The first resolving rung of the ladder, else everything, else bankruptcy."""
         positions = self.positions[account]
         prices = {i: self._transfer_price(i, p[0]) for i, p in positions.items()}
-        for rung in range(1, 11):
+        # A debtor is first offered rung 0: its collateral alone, sold to repay the debt.
+        for rung in range(0 if self.debts.get(account) else 1, 11):
             closes = {i: _sign(p[0]) * ceil_div(abs(p[0]) * rung, 10) for i, p in positions.items()}
             plan = self._rung_plan(account, liquidator, closes, prices, before, last=rung == 10)
             if plan is not None:
@@ -1151,7 +1222,8 @@ class DictKernel:
             )
             for i, lots in closes.items()
         }
-        cash_minor = balances.get(asset, 0) + sum(flows.values())
+        # A debt is cash already owed to the fund (SK-DEBT-1).
+        cash_minor = balances.get(asset, 0) - self.debts.get(account, 0) + sum(flows.values())
         other_minor = self._other_collateral(balances)
         if cash_minor + other_minor < 0:
             return None
@@ -1234,7 +1306,8 @@ class DictKernel:
         reserve = sum(flow for flow in flows.values() if flow > 0)
         unsold = self._sell(plan, account, [(liquidator, reserve), (INSURANCE_ACCOUNT, 0)], offered)
         proceeds_minor = plan.balances.get(account, {}).get(asset, 0)
-        cash_minor = balances.get(asset, 0) + proceeds_minor + sum(flows.values())
+        debt = self.debts.get(account, 0)
+        cash_minor = balances.get(asset, 0) - debt + proceeds_minor + sum(flows.values())
         fund_minor = self.balances[INSURANCE_ACCOUNT].get(asset, 0) + plan.balances.get(
             INSURANCE_ACCOUNT, {}
         ).get(asset, 0)
@@ -1249,8 +1322,17 @@ class DictKernel:
             plan.move(account, i, -positions[i][0])
             plan.move(liquidator, i, positions[i][0])
         cash_minor = (
-            balances.get(asset, 0) + proceeds_minor + fund_minor + sum(flows[i] for i in taken)
+            balances.get(asset, 0)
+            - debt
+            + proceeds_minor
+            + fund_minor
+            + sum(flows[i] for i in taken)
         )
+        if cash_minor < 0:
+            # [SK-DEBT-3] What it cannot repay of its debt is written off.
+            plan.credits[account] = -cash_minor
+            debt += cash_minor
+            cash_minor = 0
         losing = sorted(i for i in flows if i not in taken)
         if losing:
             self._deleverage(
@@ -1264,7 +1346,8 @@ class DictKernel:
             )
         else:
             assert cash_minor == 0, cash_minor
-        plan.add(account, asset, -balances.get(asset, 0) - proceeds_minor)
+        # What is left of the debt is repaid from the cash the account keeps (SK-DEBT-2).
+        plan.add(account, asset, -balances.get(asset, 0) - proceeds_minor + debt)
         return plan
 
     def _deleverage(
@@ -1333,7 +1416,9 @@ class DictKernel:
             abs(p[0]) * self.prices[self.specs[i].underlying][0] * self.specs[i].multiplier_minor
             for i, p in self.positions[holder].items()
         )
-        equity_minor = self._margin(self.balances[holder], self.positions[holder]).equity_minor
+        equity_minor = self._margin(
+            self.balances[holder], self.positions[holder], self._credit(holder)
+        ).equity_minor
         if equity_minor <= 0:
             return (0, -profit_minor * notional_minor, holder)
         return (1, -Fraction(profit_minor * notional_minor, equity_minor), holder)
@@ -1345,6 +1430,8 @@ class _Plan:
     def __init__(self) -> None:
         self.balances: dict[str, dict[str, int]] = {}
         self.lots: dict[str, dict[str, int]] = {}
+        # Account -> change of its claim less debt: a debt written off (SK-DEBT-3).
+        self.credits: dict[str, int] = {}
 
     def add(self, account: str, asset: str, delta_minor: int) -> None:
         held = self.balances.setdefault(account, {})

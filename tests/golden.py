@@ -7,8 +7,8 @@ here deliberately, with its reason in the commit and a CHANGELOG line; recompute
 
 from __future__ import annotations
 
-GENESIS_ROOT = "2b563250a54f32c94802dee4e03a4fa1d6afb457a53e0d03b52997b94a991065"
-DEMO_ROOT = "d528d922928b4c75b3515a7fac97f2d14f560b9b2d50dad43c65611462bbefab"
+GENESIS_ROOT = "92c82494b06935d8cfe3da36c04c8794ebc07106d7d89852bb29dfe07cd0593c"
+DEMO_ROOT = "014de2cae020b341ada594e5b7209828569a296e4661d0bfd2ad5cb74b78d3c8"
 
 
 def current_roots() -> tuple[str, str]:

@@ -285,6 +285,7 @@ TABLE = [
     (price("BTC", 8_000_000, 2_500), OK),
     # t5 traded 1.1 % over the index: the mark keeps a 1 % premium (SK-MARK-1).
     (price("BTC", 7_950_000, 3_000), OK),
+    # carol cannot pay her mark with all she holds: nobody is marked (SK-VM-3).
     (mark("BTC-PERP"), "variation_margin_shortfall"),
     (withdraw("carol-1", 1), "margin_insufficient"),
     (deposit("carol-1", 10_000 * USDC), OK),
@@ -645,9 +646,10 @@ EXPIRY_TABLES = {
         *RALLY,
         (expire("BTC-FUT"), OK, {"expiry_settlement", "insurance", "rounding"}),
     ],
-    # thin also holds 0.1 BTC: the fund takes BTC worth what it paid, the receivers get the
-    # BTC worth the uncovered rest in kind (pro rata, rounded down), thin keeps the remainder.
-    "collateral in kind": [
+    # [Modified in v4] thin also holds 0.1 BTC, which covers what its USDC does not: it is
+    # solvent, so nothing is socialised (SK-DEBT-1). The fund advances its 500 USDC, thin owes
+    # the fund the rest and keeps its BTC, and the receivers hold claims for what is deferred.
+    "a solvent payer owes the fund": [
         *MARKET,
         (fund_insurance(500 * USDC + 1), OK, {"deposit"}),
         *THIN_SHORT,
@@ -656,13 +658,7 @@ EXPIRY_TABLES = {
         (
             expire("BTC-FUT"),
             OK,
-            {
-                "expiry_settlement",
-                "insurance",
-                "collateral_seizure",
-                "collateral_recovery",
-                "rounding",
-            },
+            {"expiry_settlement", "advance", "rounding"},
         ),
     ],
 }
@@ -675,13 +671,13 @@ def test_expiry_tables_agree(name):
     assert state.instruments["BTC-FUT"].settlement_ticks == state.settlement_prices["BTC@10000"]
     assert state.open_interest["BTC-FUT"] == 0
     loss = state.socialized_loss.get("USDC", 0)
-    assert (loss > 0) == (name in ("socialised loss", "collateral in kind"))
+    assert (loss > 0) == (name == "socialised loss")
     if name == "guards":
         assert state.settlement_prices["BTC@500"] == 9_000_000
-    if name == "collateral in kind":
-        assert state.accounts["@insurance"].balance("BTC") > 0
-        assert state.accounts["alice"].balance("BTC") > state.accounts["carol"].balance("BTC") > 0
-        assert state.accounts["thin"].balance("BTC") > 0
+    if name == "a solvent payer owes the fund":
+        assert state.accounts["thin"].balance("BTC") == 10_000_000
+        assert state.accounts["thin"].debt_minor > 0
+        assert state.accounts["alice"].claim_minor > state.accounts["carol"].claim_minor > 0
 
 
 # thin (10,000 USDC) buys 1,000 lots of BTC-PERP at 90,000 from alice; liq has 100,000 USDC.
@@ -924,7 +920,9 @@ ADL_ROWS = [
     *walk("BTC", 7_500_000, 2_000, rounds=6),
 ]
 EDGE_TABLES = {
-    # The payer's BTC does not cover the fund's payment: VOID and WOOD are skipped.
+    # [Modified in v4] The payer's BTC covers almost nothing and VOID and WOOD would raise
+    # nothing: its deficit is paid by the fund as far as it goes and socialised; it keeps
+    # its collateral and owes what its BTC would raise.
     "worthless collateral at expiry": (
         ODD_RULES,
         [
@@ -935,7 +933,7 @@ EDGE_TABLES = {
             (deposit("thin", 10**6, asset="VOID"), OK),
             (deposit("thin", 7, asset="WOOD"), OK),
             *RALLY,
-            (expire("BTC-FUT"), OK, {"expiry_settlement", "insurance", "collateral_seizure"}),
+            (expire("BTC-FUT"), OK, {"expiry_settlement", "insurance"}),
         ],
     ),
     # [Modified in v4] The perpetual's premium has left the mark window by the liquidation,

@@ -176,23 +176,41 @@ def test_an_empty_fund_socialises_the_rest_pro_rata():
     assert balances(state, "@residue").get("USDC", 0) - residue == cut_alice + cut_carol - loss
 
 
-def test_a_defaulters_collateral_goes_to_the_fund_and_in_kind_to_the_receivers():
-    """Gives the fund collateral worth what it paid, and the receivers the rest in kind."""
+def test_a_solvent_payer_short_of_cash_owes_the_fund_and_a_keeper_collects_it():
+    """Nets the payer's whole account (SK-DEBT-1): no loss is socialised, the receivers claim.
+
+    thin owes more than its USDC but holds BTC worth more than the rest: the fund advances
+    what it has, thin owes the fund the rest and alice and carol claim it. A keeper then
+    liquidates thin, which sells its BTC at the liquidation price; the proceeds repay the
+    debt and the fund pays the claims, so the receivers end with all they were due.
+    """
     state = _thin_short(
         [(deposit("thin", 10_000_000, asset="BTC"), OK), (fund_insurance(500 * USDC), OK)]
     )
+    cash = {name: balances(state, name)["USDC"] for name in ("alice", "carol")}
     state = settle(state)
-    fund_btc = balances(state, "@insurance").get("BTC", 0)
-    in_kind = balances(state, "alice").get("BTC", 0) + balances(state, "carol").get("BTC", 0)
-    residue_btc = balances(state, "@residue").get("BTC", 0)
-    assert fund_btc > 0
-    assert in_kind > 0
-    assert fund_btc + in_kind + residue_btc + balances(state, "thin").get("BTC", 0) == 10_000_000
-    # thin kept what was not needed; nothing was socialised beyond what the fund could not pay.
-    assert balances(state, "thin").get("BTC", 0) > 0
-    assert balances(state, "alice")["BTC"] * 400 // 600 in range(
-        balances(state, "carol")["BTC"] - 1, balances(state, "carol")["BTC"] + 2
+    owed = 1_000 * (state.settlement_prices["BTC@10000"] - 9_000_000) * 10
+    thin = state.accounts["thin"]
+    assert thin.debt_minor == owed - 10_000 * USDC
+    assert thin.balance("BTC") == 10_000_000
+    assert state.socialized_loss.get("USDC", 0) == 0
+    assert balances(state, "@insurance").get("USDC", 0) == 0
+    claims = state.accounts["alice"].claim_minor + state.accounts["carol"].claim_minor
+    assert owed - (10_000 + 500) * USDC - 2 < claims <= owed - (10_000 + 500) * USDC
+    state = run_table(
+        [
+            (open_account("keeper"), OK),
+            (deposit("keeper", 50_000 * USDC), OK),
+            (sk.Liquidate(principal="keeper", account="thin", liquidator="keeper"), OK),
+        ],
+        state,
     )
+    assert state.accounts["thin"].debt_minor == 0
+    assert state.accounts["alice"].claim_minor == state.accounts["carol"].claim_minor == 0
+    for name, share in (("alice", 600), ("carol", 400)):
+        received = balances(state, name)["USDC"] - cash[name]
+        assert owed * share // 1_000 - 2 <= received <= owed * share // 1_000
+    assert state.socialized_loss.get("USDC", 0) == 0
 
 
 @given(

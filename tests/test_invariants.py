@@ -12,7 +12,7 @@ from settlekernel.core.model import Commitment, Position
 from settlekernel.core.oracle import Validity
 from settlekernel.core.root import touch
 from settlekernel.core.units import CLEARING_ACCOUNT, FEE_ACCOUNT
-from settlekernel.kernel.transitions import funding, trading, waterfall
+from settlekernel.kernel.transitions import expiry, funding, trading, waterfall
 
 I = sk.InvariantId  # noqa: E741 (a short alias keeps the table readable)
 
@@ -294,6 +294,46 @@ def test_check_step_catches_collateral_sold_at_the_haircut(monkeypatch):
     planted = sk.step(state, event)
     assert isinstance(planted, sk.Accepted)
     assert I.LIQUIDATOR_GAIN in {v.invariant for v in sk.check_step(state, event, planted)}
+
+
+def _solvent_short_expiry():
+    """carol (1 BTC, no USDC) is short the future to dave; BTC rallies; it has expired."""
+    state = market(
+        [
+            (sk.OpenAccount(principal="carol", account="carol"), OK),
+            (sk.Deposit(principal="carol", account="carol", asset="BTC", amount_minor=10**8), OK),
+            (trade("c1", "alice", "carol", 10, 9_000_000, instrument="BTC-FUT"), OK),
+            (price("BTC", 9_400_000, 5_000), OK),
+        ]
+    )
+    return run_table([(price("BTC", 9_400_000, 10_000), OK)], state)
+
+
+def test_check_step_catches_a_solvent_payer_socialised(monkeypatch):
+    """Reports INV-SOCIALISE-ONLY-DEFICIT for a planted expiry that socialises carol's debt."""
+    state = _solvent_short_expiry()
+    monkeypatch.setattr(expiry, "true_deficit_minor", lambda state, account, i, owed: owed)
+    event = sk.Expire(principal="operator", instrument="BTC-FUT")
+    planted = sk.step(state, event)
+    assert isinstance(planted, sk.Accepted)
+    assert planted.state.socialized_loss["USDC"] > 0
+    found = {v.invariant for v in sk.check_step(state, event, planted)}
+    assert I.SOCIALISE_ONLY_DEFICIT in found
+
+
+def test_check_invariants_catches_claims_the_fund_cannot_back():
+    """Reports INV-DEBT-BACKED for a forged claim with no cash or debt behind it."""
+    state = run_table(
+        [(sk.Expire(principal="operator", instrument="BTC-FUT"), OK)], (_solvent_short_expiry())
+    )
+    assert sk.check_invariants(state) == []
+    assert state.accounts["carol"].debt_minor > 0
+    forged = attrs.evolve(
+        state,
+        accounts=state.accounts.set("carol", attrs.evolve(state.accounts["carol"], debt_minor=0)),
+        debtors=state.debtors.delete("carol"),
+    )
+    assert I.DEBT_BACKED in {v.invariant for v in sk.check_invariants(forged)}
 
 
 def test_check_step_catches_an_inadmissible_price(sound, monkeypatch):

@@ -95,6 +95,7 @@ def encode_state(state: State) -> bytes:
                 a.owner,
                 dict(a.balances),
                 {i: [p.quantity_lots, p.settled_price_ticks] for i, p in a.positions.items()},
+                [a.debt_minor, a.claim_minor],
             ]
             for a in state.accounts.values()
         },
@@ -254,6 +255,8 @@ def _build_state(document: dict[str, Any], rules: RuleSet) -> State:
         open_interest=open_interest,
         holders=holders,
         pending_expiries=_pending_expiries(instruments, settlement_prices),
+        debtors=Map({a: None for a, x in accounts.items() if x.debt_minor}),
+        claimants=Map({a: None for a, x in accounts.items() if x.claim_minor}),
         commitment=Commitment(ZERO_LATTICE, Map(), Map()),
         margins=Map(),
     )
@@ -261,12 +264,14 @@ def _build_state(document: dict[str, Any], rules: RuleSet) -> State:
 
 
 def _decode_account(account_id: str, value: list[Any]) -> Account:
-    owner, balances, positions = value
+    owner, balances, positions, (debt, claim) = value
     return Account(
         _str(account_id),
         _str(owner),
         _int_map(balances) if balances else EMPTY_BALANCES,
         Map({_str(i): Position(_int(q), _int(p)) for i, (q, p) in positions.items()}),
+        _int(debt),
+        _int(claim),
     )
 
 

@@ -86,12 +86,20 @@ EMPTY_POSITIONS: Final[Map[str, Position]] = Map()
 
 @attrs.frozen
 class Account:
-    """Collateral balances per asset and positions per instrument of one owner."""
+    """Collateral balances per asset and positions per instrument of one owner.
+
+    ``debt_minor`` is what the account owes the insurance fund and ``claim_minor`` what the
+    fund owes it, both in the valuation asset (SK-DEBT): a settlement it could not pay in
+    cash, and a settlement it was due but not paid. Never both at once; both count in its
+    margin equity.
+    """
 
     id: str
     owner: str
     balances: Map[str, int]
     positions: Map[str, Position]
+    debt_minor: int = 0
+    claim_minor: int = 0
 
     def balance(self, asset: str) -> int:
         """Return the balance of ``asset`` in minor units (0 when never held)."""
@@ -187,6 +195,9 @@ class State:
     open_interest: Map[str, int]
     holders: Map[str, Map[str, None]]
     pending_expiries: Map[str, tuple[int, ...]]
+    # Derived indexes of the accounts with a debt and with a claim (SK-DEBT), like holders.
+    debtors: Map[str, None]
+    claimants: Map[str, None]
     commitment: Commitment = attrs.field(eq=False, repr=False)
     margins: Map[str, MarginEntry] = attrs.field(eq=False, repr=False)
 
@@ -208,6 +219,8 @@ def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
     open_interest: Map[str, int] | None = None,
     holders: Map[str, Map[str, None]] | None = None,
     pending_expiries: Map[str, tuple[int, ...]] | None = None,
+    debtors: Map[str, None] | None = None,
+    claimants: Map[str, None] | None = None,
     commitment: Commitment | None = None,
     margins: Map[str, MarginEntry] | None = None,
 ) -> State:
@@ -228,6 +241,8 @@ def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
         state.open_interest if open_interest is None else open_interest,
         state.holders if holders is None else holders,
         state.pending_expiries if pending_expiries is None else pending_expiries,
+        state.debtors if debtors is None else debtors,
+        state.claimants if claimants is None else claimants,
         state.commitment if commitment is None else commitment,
         state.margins if margins is None else margins,
     )

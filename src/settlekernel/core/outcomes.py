@@ -30,6 +30,9 @@ class PostingCode(enum.Enum):
     PENALTY = "penalty"
     COLLATERAL_SALE = "collateral_sale"
     ADL = "adl"
+    ADVANCE = "advance"
+    DEBT_REPAYMENT = "debt_repayment"
+    CLAIM_PAYMENT = "claim_payment"
 
 
 @attrs.frozen

@@ -37,7 +37,11 @@ class UnderlyingRisk:
 
 @attrs.frozen(eq=False)
 class MarginReport:
-    """An account's margin: equity, requirements and the breakdown that produced them."""
+    """An account's margin: equity, requirements and the breakdown that produced them.
+
+    Equity is the collateral value, plus the account's claims on the insurance fund less its
+    debts to it (SK-DEBT), plus the unrealised P&L and the options' value.
+    """
 
     collateral_minor: int
     unrealized_minor: int

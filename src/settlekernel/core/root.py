@@ -116,7 +116,10 @@ def encode_account(account: Account) -> bytes:
         f"{instrument}={position.quantity_lots}@{position.settled_price_ticks}"
         for instrument, position in sorted(account.positions.items())
     )
-    return f"account|{account.id}|{account.owner}|{balances}|{positions}".encode()
+    return (
+        f"account|{account.id}|{account.owner}|{balances}|{positions}|"
+        f"{account.debt_minor}|{account.claim_minor}"
+    ).encode()
 
 
 def encode_instrument(instrument: Instrument) -> bytes:

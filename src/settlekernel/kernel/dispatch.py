@@ -43,6 +43,7 @@ from settlekernel.kernel.transitions.collateral import (
     process_transfer,
     process_withdraw,
 )
+from settlekernel.kernel.transitions.debt import settle_debts
 from settlekernel.kernel.transitions.expiry import process_expire
 from settlekernel.kernel.transitions.funding import process_funding
 from settlekernel.kernel.transitions.liquidation import process_liquidate
@@ -104,6 +105,8 @@ def genesis(rules: RuleSet) -> State:
         open_interest=Map(),
         holders=Map(),
         pending_expiries=Map(),
+        debtors=Map(),
+        claimants=Map(),
         commitment=Commitment(
             ZERO_LATTICE, Map(), Map({account_key(a): None for a in SYSTEM_ACCOUNTS})
         ),
@@ -124,6 +127,9 @@ def step(state: State, event: object) -> Outcome:
     if rejection is not None:
         return rejection
     outcome = processor(state, event)
+    if type(outcome) is Accepted and (outcome.state.debtors or outcome.state.claimants):
+        # [SK-DEBT-2] Debts are repaid and claims paid as soon as the cash is there.
+        outcome = settle_debts(outcome)
     if type(outcome) is Accepted and len(outcome.state.commitment.dirty) > DIRTY_LEAVES_MAX:
         # Bound the cost of any later root (SK-ROOT-4).
         return Accepted(fold(outcome.state), outcome.postings)

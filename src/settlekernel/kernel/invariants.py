@@ -27,7 +27,7 @@ from settlekernel.core.events import (
     Withdraw,
 )
 from settlekernel.core.kinds import InstrumentKind, OptionType
-from settlekernel.core.model import Instrument
+from settlekernel.core.model import Account, Instrument
 from settlekernel.core.oracle import ADMISSIBLE, Action, mark_premium, settlement_key, validity
 from settlekernel.core.outcomes import Accepted, Outcome, PostingCode, Rejected
 from settlekernel.core.reports import MarginReport
@@ -76,6 +76,8 @@ class InvariantId(enum.Enum):
     MARGIN_ORDER = "INV-MARGIN-ORDER"
     PRICE_FRESH = "INV-PRICE-FRESH"
     LIQUIDATOR_GAIN = "INV-LIQUIDATOR-GAIN"
+    DEBT_BACKED = "INV-DEBT-BACKED"
+    SOCIALISE_ONLY_DEFICIT = "INV-SOCIALISE-ONLY-DEFICIT"
     SETTLEMENT_IN_RANGE = "INV-SETTLEMENT-IN-RANGE"
     MARK_ROBUST = "INV-MARK-ROBUST"
     FUNDING_BOUNDED = "INV-FUNDING-BOUNDED"
@@ -384,6 +386,45 @@ def check_expiry(state: State) -> list[Violation]:
     return found
 
 
+def check_debts(state: State) -> list[Violation]:
+    """INV-DEBT-BACKED: the fund never owes more than it holds and is owed (SK-DEBT).
+
+    Debts and claims are non-negative and never both on one account, never on a system
+    account; a debtor holds no valuation-asset cash (it repays at once, SK-DEBT-2); the
+    debtor and claimant indexes are exactly the accounts with a debt and with a claim; and
+    the claims sum to at most the fund's valuation-asset cash plus the debts.
+    """
+    found: list[Violation] = []
+    asset = state.rules.valuation_asset
+    debts = claims = 0
+    for account_id, account in state.accounts.items():
+        debts, claims = debts + account.debt_minor, claims + account.claim_minor
+        problem = None
+        if account.debt_minor < 0 or account.claim_minor < 0:
+            problem = "a negative debt or claim"
+        elif account.debt_minor and account.claim_minor:
+            problem = "both a debt and a claim"
+        elif account_id in SYSTEM_ACCOUNTS and (account.debt_minor or account.claim_minor):
+            problem = "a system account with a debt or claim"
+        elif account.debt_minor and account.balance(asset):
+            problem = f"a debt of {account.debt_minor} beside {account.balance(asset)} cash"
+        elif (account_id in state.debtors) != (account.debt_minor > 0) or (
+            account_id in state.claimants
+        ) != (account.claim_minor > 0):
+            problem = "the debtor or claimant index disagrees"
+        if problem is not None:
+            found.append(Violation(InvariantId.DEBT_BACKED, f"account {account_id}: {problem}"))
+    fund = state.accounts[INSURANCE_ACCOUNT].balance(asset)
+    if claims > fund + debts:
+        found.append(
+            Violation(
+                InvariantId.DEBT_BACKED,
+                f"claims {claims} exceed the fund's {fund} cash and {debts} of debts",
+            )
+        )
+    return found
+
+
 STATE_CHECKS: Final[tuple[Callable[[State], list[Violation]], ...]] = (
     check_conservation,
     check_nonnegative_balances,
@@ -396,6 +437,7 @@ STATE_CHECKS: Final[tuple[Callable[[State], list[Violation]], ...]] = (
     check_margin_cache,
     check_margin_order,
     check_expiry,
+    check_debts,
 )
 
 
@@ -417,6 +459,7 @@ def check_step(before: State, event: object, outcome: Outcome) -> list[Violation
     found += _check_settlement_range(before, outcome)
     found += _check_mark(before, event, outcome)
     found += _check_sale_prices(before, event, outcome)
+    found += _check_socialised(before, event, outcome)
     found += _check_funding(before, event, outcome)
     found += _check_expiry_step(before, event, outcome)
     found += _check_insurance(before, event, outcome)
@@ -697,6 +740,67 @@ def _check_settlement_range(before: State, outcome: Accepted) -> list[Violation]
     return found
 
 
+def _liquidation_value(state: State, account: Account) -> int:
+    """An account at liquidation: cash, collateral less its discount, credit, positions."""
+    value = account.claim_minor - account.debt_minor
+    for asset, units in account.balances.items():
+        rules = state.rules.asset_by_symbol[asset]
+        if rules.price_underlying is None:
+            value += units if asset == state.rules.valuation_asset else 0
+        elif rules.price_underlying in state.prices:
+            tick = state.rules.underlying_by_symbol[rules.price_underlying].tick_value_minor
+            index = state.prices[rules.price_underlying].price_ticks
+            cut = PPM - rules.liquidation_discount_ppm
+            value += units * index * tick * cut // (10**rules.decimals * PPM)
+    for instrument_id, position in account.positions.items():
+        instrument = state.instruments[instrument_id]
+        if instrument.is_linear:
+            index = state.prices[instrument.underlying].price_ticks
+            value += position.quantity_lots * (index - position.settled_price_ticks) * (
+                instrument.multiplier_minor
+            )
+    if any(not state.instruments[i].is_linear for i in account.positions):
+        report = compute_margin(
+            portfolio_of(account, state.instruments), market_of(state), state.rules
+        )
+        value += report.option_value_minor
+    return value
+
+
+def _check_socialised(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-SOCIALISE-ONLY-DEFICIT: a loss is socialised only where no value is left to pay it.
+
+    ``socialized_loss`` grows only in an expiry, by at most what each payer owed beyond all
+    its account would raise at liquidation without the expiring position (recomputed), or in a
+    liquidation whose write-off left the fund's claims unbacked, by at most those claims; a
+    solvent payer short of cash becomes a debtor, never a socialised loss (SK-DEBT).
+    """
+    asset = before.rules.valuation_asset
+    grown = outcome.state.socialized_loss.get(asset, 0) - before.socialized_loss.get(asset, 0)
+    if grown == 0:
+        return []
+    limit = 0
+    if isinstance(event, Expire):
+        instrument = before.instruments[event.instrument]
+        price = outcome.state.instruments[event.instrument].settlement_ticks
+        for holder in before.holders[event.instrument]:
+            account = before.accounts[holder]
+            quantity = account.positions[instrument.id].quantity_lots
+            owed = -_independent_expiry_flow(instrument, quantity, price)
+            rest = attrs.evolve(account, positions=account.positions.delete(instrument.id))
+            limit += max(owed - _liquidation_value(before, rest), 0) if owed > 0 else 0
+    elif isinstance(event, Liquidate):
+        limit = sum(account.claim_minor for account in before.accounts.values())
+    if not 0 < grown <= limit:
+        return [
+            Violation(
+                InvariantId.SOCIALISE_ONLY_DEFICIT,
+                f"{type(event).__name__} socialised {grown}; no more than {limit} was lost",
+            )
+        ]
+    return []
+
+
 def _check_sale_prices(before: State, event: object, outcome: Accepted) -> list[Violation]:
     """INV-LIQUIDATOR-GAIN: collateral sold in a liquidation fetches its stated price.
 
@@ -800,13 +904,22 @@ def _check_funding(before: State, event: object, outcome: Accepted) -> list[Viol
     return [Violation(InvariantId.FUNDING_BOUNDED, f"{old.id}: {p}") for p in problems]
 
 
-def _check_expiry_step(before: State, event: object, outcome: Accepted) -> list[Violation]:
-    """INV-EXPIRY-FINAL (step part): an expiry pays every holder exactly once, exactly.
+def _settled_value(before: State, after: State, holder: str, asset: str) -> int:
+    """An account's valuation-asset cash plus its credit with the fund, after less before."""
+    old, new = before.accounts[holder], after.accounts[holder]
+    return (new.balance(asset) + new.claim_minor - new.debt_minor) - (
+        old.balance(asset) + old.claim_minor - old.debt_minor
+    )
 
-    Recomputed from the state before: every holder's position is closed; a payer pays in the
-    valuation asset exactly what it owes, or all it has; a receiver is paid once, at most
-    what it is due; and what the receivers are not paid is the socialised loss plus less
-    than one unit per receiver of rounding.
+
+def _check_expiry_step(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-EXPIRY-FINAL (step part): an expiry settles every holder exactly once, exactly.
+
+    [Modified in v4] Recomputed from the state before, in settled value (cash plus claims
+    less debts on the fund, SK-DEBT): every holder's position is closed; a payer is charged
+    at most what it owes; a receiver is credited at most what it is due; what the payers
+    were not charged is what the fund paid of their deficits plus the socialised loss; and
+    the receivers bear the socialised loss with less than one unit each of rounding.
     """
     if not isinstance(event, Expire):
         return []
@@ -815,41 +928,40 @@ def _check_expiry_step(before: State, event: object, outcome: Accepted) -> list[
     price = after.instruments[event.instrument].settlement_ticks
     asset = instrument.settlement_asset
     found: list[Violation] = []
-    paid_to: Counter[str] = Counter()
-    paid_by: Counter[str] = Counter()
-    for p in outcome.postings:
-        if p.code is PostingCode.EXPIRY_SETTLEMENT:
-            paid_to[p.credit_account] += 1 if p.debit_account == CLEARING_ACCOUNT else 0
-            paid_by[p.debit_account] += 1 if p.credit_account == CLEARING_ACCOUNT else 0
-    due_total, received_total = 0, 0
+    owed_total = charged_total = due_total = credited_total = receivers = 0
     for holder in before.holders[event.instrument]:
         held = before.accounts[holder]
         flow = _independent_expiry_flow(
             instrument, held.positions[instrument.id].quantity_lots, price
         )
-        change = after.accounts[holder].balance(asset) - held.balance(asset)
+        change = _settled_value(before, after, holder, asset)
         if instrument.id in after.accounts[holder].positions:
             found.append(
                 Violation(InvariantId.EXPIRY_FINAL, f"{holder} still holds {instrument.id}")
             )
-        if flow < 0 and (change != -min(-flow, held.balance(asset)) or paid_by[holder] > 1):
-            found.append(
-                Violation(InvariantId.EXPIRY_FINAL, f"{holder} owed {-flow}, paid {-change}")
-            )
-        if flow > 0:
-            due_total += flow
-            received_total += change
-            if not 0 <= change <= flow or paid_to[holder] > 1:
+        if flow < 0:
+            owed_total, charged_total = owed_total - flow, charged_total - change
+            if not 0 <= -change <= -flow:
+                found.append(
+                    Violation(InvariantId.EXPIRY_FINAL, f"{holder} owed {-flow}, charged {-change}")
+                )
+        elif flow > 0:
+            due_total, credited_total = due_total + flow, credited_total + change
+            receivers += 1
+            if not 0 <= change <= flow:
                 found.append(
                     Violation(InvariantId.EXPIRY_FINAL, f"{holder} due {flow}, got {change}")
                 )
     socialized = after.socialized_loss.get(asset, 0) - before.socialized_loss.get(asset, 0)
-    rounding = due_total - received_total - socialized
-    if not 0 <= rounding < max(len(paid_to), 1):
+    insured = sum(p.amount_minor for p in outcome.postings if p.code is PostingCode.INSURANCE)
+    rounding = due_total - credited_total - socialized
+    uncharged = owed_total - charged_total
+    if uncharged != socialized + insured or not 0 <= rounding < max(receivers, 1):
         found.append(
             Violation(
                 InvariantId.EXPIRY_FINAL,
-                f"due {due_total}, paid {received_total}, socialised {socialized}",
+                f"owed {owed_total}, charged {charged_total}, due {due_total}, credited "
+                f"{credited_total}, socialised {socialized}",
             )
         )
     return found
@@ -871,11 +983,12 @@ def _independent_expiry_flow(instrument: Instrument, quantity: int, price: int |
 def _check_insurance(before: State, event: object, outcome: Accepted) -> list[Violation]:
     """INV-INSURANCE-NONNEGATIVE: the insurance fund never goes negative, never pays idly.
 
-    Its balances stay at or above zero; it is debited only by ``insurance`` postings, only
-    in an expiry or a liquidation, and for no more than the shortfall: in an expiry, the
-    valuation-asset shortfall the payers left (recomputed); in a liquidation, only into an
-    account it leaves with no position and no valuation-asset balance (paying more would
-    have left it some).
+    Its balances stay at or above zero. [Modified in v4] It is debited only by ``insurance``
+    postings in a liquidation, into an account it leaves with no position and no
+    valuation-asset balance (paying more would have left it some); by its purchases of a
+    liquidated account's collateral (``collateral_sale``); by ``advance`` postings in a mark
+    or an expiry, for no more than the payers' cash shortfall (recomputed); and by
+    ``claim_payment`` postings, for no more than the claims it owed (SK-DEBT).
     """
     fund_after = outcome.state.accounts[INSURANCE_ACCOUNT]
     found = [
@@ -883,52 +996,71 @@ def _check_insurance(before: State, event: object, outcome: Accepted) -> list[Vi
         for asset, amount in fund_after.balances.items()
         if amount < 0
     ]
+    allowed = {PostingCode.CLAIM_PAYMENT}
+    if isinstance(event, Liquidate):
+        allowed |= {PostingCode.INSURANCE, PostingCode.COLLATERAL_SALE}
+    if isinstance(event, Expire | VariationMargin):
+        allowed |= {PostingCode.INSURANCE, PostingCode.ADVANCE}
     paid = [p for p in outcome.postings if p.debit_account == INSURANCE_ACCOUNT]
-    # [Modified in v4] The fund may also buy a liquidated account's collateral, paying no
-    # more than its liquidation price (INV-LIQUIDATOR-GAIN checks the price).
-    bought = isinstance(event, Liquidate)
     found += [
         Violation(InvariantId.INSURANCE_NONNEGATIVE, f"insurance debited by {p}")
         for p in paid
-        if not (
-            (p.code is PostingCode.INSURANCE and isinstance(event, Expire | Liquidate))
-            or (p.code is PostingCode.COLLATERAL_SALE and bought)
-        )
+        if p.code not in allowed
     ]
     total = sum(p.amount_minor for p in paid if p.code is PostingCode.INSURANCE)
-    if isinstance(event, Liquidate) and total:
-        left = outcome.state.accounts[event.account]
-        if left.positions or left.balance(before.rules.valuation_asset):
-            found.append(
-                Violation(
-                    InvariantId.INSURANCE_NONNEGATIVE,
-                    f"insurance paid {total} into {event.account}, which kept positions or cash",
-                )
-            )
-    elif total > _shortfall(before, event):
+    left = outcome.state.accounts.get(event.account) if isinstance(event, Liquidate) else None
+    if total and left is not None and (
+        left.positions or left.balance(before.rules.valuation_asset)
+    ):
         found.append(
             Violation(
-                InvariantId.INSURANCE_NONNEGATIVE, f"insurance paid {total}, shortfall smaller"
+                InvariantId.INSURANCE_NONNEGATIVE,
+                f"insurance paid {total} into {left.id}, which kept positions or cash",
             )
+        )
+    advanced = sum(
+        p.amount_minor
+        for p in paid
+        if p.code is PostingCode.ADVANCE
+        or (p.code is PostingCode.INSURANCE and not isinstance(event, Liquidate))
+    )
+    if advanced > _shortfall(before, event):
+        found.append(
+            Violation(InvariantId.INSURANCE_NONNEGATIVE, f"advanced {advanced}, shortfall smaller")
+        )
+    claimed = sum(p.amount_minor for p in paid if p.code is PostingCode.CLAIM_PAYMENT)
+    if claimed > sum(account.claim_minor for account in before.accounts.values()) + sum(
+        p.amount_minor for p in outcome.postings if p.code is PostingCode.ADVANCE
+    ) + _shortfall(before, event):
+        found.append(
+            Violation(InvariantId.INSURANCE_NONNEGATIVE, f"paid {claimed} of claims not owed")
         )
     return found
 
 
 def _shortfall(before: State, event: object) -> int:
-    """The valuation-asset shortfall an expiry's payers leave (0 for any other event)."""
-    if not isinstance(event, Expire):
+    """The valuation-asset shortfall a mark's or an expiry's payers leave (0 otherwise)."""
+    if not isinstance(event, Expire | VariationMargin):
         return 0
     instrument = before.instruments[event.instrument]
-    assert instrument.expiry_ms is not None
-    price = before.settlement_prices.get(
-        settlement_key(instrument.underlying, instrument.expiry_ms)
-    )
+    if isinstance(event, Expire):
+        assert instrument.expiry_ms is not None
+        price = before.settlement_prices.get(
+            settlement_key(instrument.underlying, instrument.expiry_ms)
+        )
+    else:
+        price = _close_price(before, instrument, 0)
     total = 0
     for holder in before.holders[event.instrument]:
         held = before.accounts[holder]
-        flow = _independent_expiry_flow(
-            instrument, held.positions[instrument.id].quantity_lots, price
-        )
+        position = held.positions[instrument.id]
+        if isinstance(event, Expire):
+            flow = _independent_expiry_flow(instrument, position.quantity_lots, price)
+        else:
+            assert price is not None
+            flow = position.quantity_lots * (price - position.settled_price_ticks) * (
+                instrument.multiplier_minor
+            )
         total += max(-flow - held.balance(instrument.settlement_asset), 0)
     return total
 
@@ -936,18 +1068,18 @@ def _shortfall(before: State, event: object) -> int:
 def _check_liquidation(before: State, event: object, outcome: Accepted) -> list[Violation]:
     """INV-LIQUIDATE-ONLY-BELOW-MM and INV-LIQUIDATION-NO-WORSE, recomputed from scratch.
 
-    Only an account with positions and equity below maintenance is liquidated. Afterwards it
-    either holds no position and no negative equity, or it meets initial margin with a ratio
-    of equity to maintenance no worse than before (by cross-multiplication) and no more
-    maintenance than before.
+    Only an account with positions and equity below maintenance, or [Modified in v4] one in
+    debt to the fund (SK-LIQ-1), is liquidated. Afterwards it either holds no position and no
+    negative equity, or it meets initial margin with a ratio of equity to maintenance no
+    worse than before (by cross-multiplication) and no more maintenance than before.
     """
     if not isinstance(event, Liquidate):
         return []
     prior = _fresh_margin(before, event.account)
     found = []
-    if (
-        not before.accounts[event.account].positions
-        or prior.equity_minor >= prior.maintenance_minor
+    held = before.accounts[event.account]
+    if not held.debt_minor and (
+        not held.positions or prior.equity_minor >= prior.maintenance_minor
     ):
         found.append(
             Violation(

@@ -23,7 +23,14 @@ def with_balance(account: Account, asset: str, amount_minor: int) -> Account:
         )
     else:
         balances = account.balances.set(asset, amount_minor)
-    return Account(account.id, account.owner, balances, account.positions)
+    return Account(
+        account.id,
+        account.owner,
+        balances,
+        account.positions,
+        account.debt_minor,
+        account.claim_minor,
+    )
 
 
 def with_position(
@@ -40,7 +47,14 @@ def with_position(
         positions = account.positions.set(
             instrument_id, Position(quantity_lots, settled_price_ticks)
         )
-    return Account(account.id, account.owner, account.balances, positions)
+    return Account(
+        account.id,
+        account.owner,
+        account.balances,
+        positions,
+        account.debt_minor,
+        account.claim_minor,
+    )
 
 
 def with_settlement(  # noqa: PLR0913 (one account change, named field by field)
@@ -64,7 +78,31 @@ def with_settlement(  # noqa: PLR0913 (one account change, named field by field)
         positions = positions.set(instrument_id, Position(quantity_lots, settled_price_ticks))
     elif instrument_id in positions:
         positions = positions.delete(instrument_id)
-    return Account(account.id, account.owner, balances, positions)
+    return Account(
+        account.id,
+        account.owner,
+        balances,
+        positions,
+        account.debt_minor,
+        account.claim_minor,
+    )
+
+
+def with_credit(account: Account, change_minor: int) -> Account:
+    """Return ``account`` with its claim less its debt moved by ``change_minor`` (SK-DEBT-1).
+
+    A debt and a claim on one account net: what it owes and is owed is one signed amount,
+    kept as a debt when negative and a claim when positive.
+    """
+    net = account.claim_minor - account.debt_minor + change_minor
+    return Account(
+        account.id,
+        account.owner,
+        account.balances,
+        account.positions,
+        max(-net, 0),
+        max(net, 0),
+    )
 
 
 def with_custody(custody: Map[str, int], asset: str, amount_minor: int) -> Map[str, int]:

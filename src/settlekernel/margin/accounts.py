@@ -34,7 +34,7 @@ def market_of(state: State) -> Market:
 
 
 def portfolio_of(account: Account, instruments: Map[str, Instrument]) -> Portfolio:
-    """Return the engine's view of an account: balances and exposures."""
+    """Return the engine's view of an account: balances, exposures, credit with the fund."""
     return Portfolio(
         account.balances,
         [
@@ -43,6 +43,7 @@ def portfolio_of(account: Account, instruments: Map[str, Instrument]) -> Portfol
             )
             for instrument_id, position in account.positions.items()
         ],
+        account.claim_minor - account.debt_minor,
     )
 
 

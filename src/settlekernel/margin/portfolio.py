@@ -12,8 +12,9 @@ is the maintenance requirement; initial is maintenance times ``im_multiplier_ppm
 up. An account's requirements are the sums over its underlyings (cross-margin: all positions
 net in one computation per underlying, against one pool of collateral).
 
-Equity = collateral value after haircuts + unrealised P&L of linear positions at the index +
-the value of options at their current Black-76 price (rounded against the account).
+Equity = collateral value after haircuts + the account's credit with the fund (claims less
+debts, SK-DEBT) + unrealised P&L of linear positions at the index + the value of options at
+their current Black-76 price (rounded against the account).
 
 The engine is vectorised across all the accounts it is given (the benchmark margins 10k
 accounts in one call); the kernel calls it with one account. Nothing here reads the kernel's
@@ -65,10 +66,15 @@ class Market:
 
 @attrs.frozen
 class Portfolio:
-    """An account's collateral balances and positions."""
+    """An account's collateral balances and positions, and its credit with the fund.
+
+    ``credit_minor`` is its claim on the insurance fund less its debt to it, in the
+    valuation asset (SK-DEBT): it counts in equity at par and asks no margin.
+    """
 
     balances: Mapping[str, int]
     exposures: Sequence[Exposure]
+    credit_minor: int = 0
 
 
 def compute_margin(
@@ -139,7 +145,7 @@ def _account_report(  # noqa: PLR0913, PLR0917 (one account's slice of the batch
         collateral_minor,
         unrealized_minor,
         option_value_minor,
-        collateral_minor + unrealized_minor + option_value_minor,
+        collateral_minor + portfolio.credit_minor + unrealized_minor + option_value_minor,
         sum(risk.maintenance_minor for risk in risks),
         sum(risk.initial_minor for risk in risks),
         risks,

@@ -14,12 +14,14 @@ from typing import Any
 import z3
 from immutables import Map
 
+from settlekernel.core.arith import compute_settlement_minor
 from settlekernel.core.events import Trade
 from settlekernel.core.model import Account, IndexPrice, State
-from settlekernel.core.oracle import Action, check_admissible
+from settlekernel.core.oracle import Action, check_admissible, mark_ticks
 from settlekernel.core.oracle import evaluate as evaluate_oracle
 from settlekernel.core.outcomes import PostingCode
 from settlekernel.kernel.ledger import with_balance, with_settlement
+from settlekernel.kernel.transitions.debt import true_deficit_minor
 from settlekernel.kernel.transitions.liquidation import (
     _check_liquidator,
     first_rung,
@@ -172,6 +174,28 @@ class KernelConsult:
         if symbol not in self.state.rules.underlying_by_symbol:
             return z3.BoolVal(False)
         return z3.BoolVal(check_admissible(self.state, (symbol,), Action(action)) is None)
+
+    def vm_solvent(self, instrument: Any) -> Any:
+        """Return the kernel's SK-VM-3 answer: no holder owes more than it could raise."""
+        state = self.state
+        listed = state.instruments.get(str(_ground(instrument)))
+        if listed is None or not listed.is_linear or listed.underlying not in state.prices:
+            return z3.BoolVal(True)
+        mark = mark_ticks(state, listed.id)
+        for holder in state.holders[listed.id]:
+            account = state.accounts[holder]
+            position = account.positions[listed.id]
+            owed = -compute_settlement_minor(
+                position.quantity_lots,
+                mark,
+                position.settled_price_ticks,
+                listed.multiplier_minor,
+            )
+            if owed > account.balance(listed.settlement_asset) and (
+                true_deficit_minor(state, account, listed.id, owed) > 0
+            ):
+                return z3.BoolVal(False)
+        return z3.BoolVal(True)
 
     def quorum(
         self, underlying: Any, source: Any, price: Any, timestamp: Any

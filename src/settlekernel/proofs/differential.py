@@ -36,7 +36,7 @@ from settlekernel.core.events import (
 from settlekernel.core.guards import check_shape
 from settlekernel.core.kinds import InstrumentKind, OptionType
 from settlekernel.core.model import State
-from settlekernel.core.outcomes import Accepted, Outcome
+from settlekernel.core.outcomes import Accepted, Outcome, PostingCode
 from settlekernel.core.rules import RuleSet
 from settlekernel.core.units import VALUE_LIMIT
 from settlekernel.kernel.dispatch import genesis, step
@@ -138,6 +138,22 @@ class Comparison:
     outside: bool = False
 
 
+_DEBT_CODES: Final = frozenset(
+    {PostingCode.ADVANCE, PostingCode.DEBT_REPAYMENT, PostingCode.CLAIM_PAYMENT}
+)
+
+
+def _settles_debts(state: State, event: object, outcome: Accepted) -> bool:
+    """Whether a step touches a debtor or a claimant (SK-DEBT), which the models leave out."""
+    if any(posting.code in _DEBT_CODES for posting in outcome.postings):
+        return True
+    named = {value for value in attrs.asdict(event).values() if isinstance(value, str)}  # type: ignore[arg-type]
+    touched = named | {p.debit_account for p in outcome.postings} | {
+        p.credit_account for p in outcome.postings
+    }
+    return bool(touched & (set(state.debtors) | set(state.claimants)))
+
+
 def compare(
     state: State, event: object, ledger: Ledger | None = None, model: Model | None = None
 ) -> Comparison:
@@ -155,7 +171,7 @@ def compare(
         )
         found = [] if same else [f"model says {reason or 'accepted'}, kernel: {kernel_reason}"]
         return Comparison(found, outcome)
-    if reason == OUTSIDE_REASON:
+    if reason == OUTSIDE_REASON or _settles_debts(state, event, outcome):
         return Comparison([], outcome, outside=True)  # A plan the model does not cover.
     if not accepted:
         return Comparison([f"model rejects with {reason}, kernel accepts"], outcome)

@@ -381,7 +381,14 @@ _MARK_ASSUMPTION: Final = (
     "Variation margin pays each holder position x (mark - instrument reference): every "
     "position is settled at its instrument's reference (INV-UNIFORM-REFERENCE) and the "
     "positions of an instrument sum to zero (INV-OPEN-INTEREST-ZERO-SUM), so the payments "
-    "sum to the per-lot amount times zero."
+    "sum to the per-lot amount times zero. A mark in which a holder is short of cash (its "
+    "advance, debt and claims, SK-DEBT-1) is outside the model."
+)
+_DEBT_ASSUMPTION: Final = (
+    "Settling debts and claims after a step (SK-DEBT-2: a touched debtor repays the fund, "
+    "the fund pays its claimants) is outside the transition models; INV-DEBT-BACKED and the "
+    "conservation predicates check it, and the differential checks skip steps that touch a "
+    "debtor or a claimant."
 )
 
 
@@ -393,7 +400,7 @@ def transition_theorems(
     for cls, rows in _CLAIMS.items():
         extra: tuple[str, ...] = (
             (NONLINEAR_ASSUMPTION,) if cls in {Trade, Liquidate, VariationMargin, Funding} else ()
-        )
+        ) + (_DEBT_ASSUMPTION,)
         if cls is Liquidate:
             extra += (_LIQUIDATION_ASSUMPTION,)
         if cls is VariationMargin:

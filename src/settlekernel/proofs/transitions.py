@@ -62,6 +62,9 @@ class OracleConsult(Protocol):
     def admits(self, underlying: Any, action: str) -> Any:
         """Return whether ``underlying``'s validity admits ``action`` (an ``Action`` value)."""
 
+    def vm_solvent(self, instrument: Any) -> Any:
+        """Return whether every holder's mark is covered by all it holds (SK-VM-3)."""
+
 
 class QuorumConsult(Protocol):
     """The oracle's evaluation of the reports once a new one is stored (SK-ORACLE-2)."""
@@ -106,6 +109,7 @@ class SymbolicConsult:
         )
         self._liquidatable = z3.Function("liquidatable", STRING, boolean)
         self._admits = z3.Function("admits", STRING, STRING, boolean)
+        self._vm_solvent = z3.Function("vm_solvent", STRING, boolean)
         self._quorum = tuple(
             z3.Function(f"quorum.{name}", STRING, STRING, integer, integer, sort)
             for name, sort in (("candidate", boolean), ("median", integer), ("time", integer))
@@ -125,6 +129,10 @@ class SymbolicConsult:
     def admits(self, underlying: Any, action: str) -> Any:
         """Return the admissibility predicate of ``underlying`` for ``action``."""
         return self._admits(underlying, z3.StringVal(action))
+
+    def vm_solvent(self, instrument: Any) -> Any:
+        """Return the SK-VM-3 predicate of ``instrument``."""
+        return self._vm_solvent(instrument)
 
     def quorum(
         self, underlying: Any, source: Any, price: Any, timestamp: Any
@@ -680,10 +688,10 @@ def variation_margin(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -
                 z3.Not(oracle.admits(underlying, "variation_margin")),
                 Reason.ORACLE_NOT_ADMISSIBLE,
             ),
-            (
-                z3.Not(s.every_account(lambda a: s.bal(a, asset) + flow(a) >= 0)),
-                Reason.VARIATION_MARGIN_SHORTFALL,
-            ),
+            # [SK-VM-3] A holder that cannot pay with all it holds stops the mark (consulted);
+            # [SK-DEBT-1] one merely short of cash becomes a debtor: outside the model.
+            (z3.Not(oracle.vm_solvent(instrument)), Reason.VARIATION_MARGIN_SHORTFALL),
+            (z3.Not(s.every_account(lambda a: s.bal(a, asset) + flow(a) >= 0)), OUTSIDE),
         ]
     )
     account = z3.String("vm.account")

@@ -5,43 +5,30 @@ At expiry every position is closed at the settlement price the oracle fixed from
 ``q * intrinsic(S) * m`` (its reference is 0). Positions sum to zero and share one reference,
 so what the payers owe is exactly what the receivers are due.
 
-A payer that cannot pay in the valuation asset leaves a shortfall, which the loss waterfall
-absorbs in order (SK-EXPIRY-3):
-
-1. the insurance fund pays it, as far as the fund's valuation-asset balance goes, and takes
-   the payer's other collateral worth up to what it paid, at haircut value;
-2. what the fund cannot pay is socialised: each receiver's payment is cut in proportion to
-   what it is due (rounded up, the excess to the residue), and the total is recorded in
-   ``socialized_loss``; the payer's remaining collateral, worth up to that loss at haircut
-   value, is shared among the receivers in kind, in the same proportions.
+[Modified in v4] A payer short of the valuation asset pays what cash it has; the rest goes
+through the waterfall of SK-DEBT-1 (``debt.collect``): the part its whole account, valued at
+the index, cannot cover is its true deficit, which the insurance fund pays as far as it can
+and the rest of which is socialised pro rata over the receivers and recorded in
+``socialized_loss``; the fund advances what it can of the remainder, and the payer owes the
+fund what it advanced and what it could not, for which the receivers hold a claim on it. A
+solvent payer short of cash is never socialised: it is a debtor, whose debt counts against
+its margin and is repaid from its next cash or by liquidation.
 """
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 import attrs
 
 from settlekernel.core.arith import compute_intrinsic_ticks, compute_settlement_minor
 from settlekernel.core.events import Expire
 from settlekernel.core.kinds import OptionType
-from settlekernel.core.model import Account, Instrument, State, replace_state
+from settlekernel.core.model import Instrument, State, replace_state
 from settlekernel.core.oracle import Action, check_admissible, settlement_key
 from settlekernel.core.outcomes import Accepted, Outcome, PostingCode, Rejected
 from settlekernel.core.reasons import Reason
 from settlekernel.core.root import instrument_key, touch
-from settlekernel.core.units import CLEARING_ACCOUNT, INSURANCE_ACCOUNT, RESIDUE_ACCOUNT
-from settlekernel.kernel.ledger import with_balance
-from settlekernel.kernel.transitions.waterfall import (
-    Books,
-    Lot,
-    apply_books,
-    new_books,
-    post,
-    pro_rata_ceil,
-    pro_rata_floor,
-    seizable,
-)
+from settlekernel.kernel.transitions.debt import collect, true_deficit_minor
+from settlekernel.kernel.transitions.waterfall import Books, apply_books, new_books
 
 
 def expiry_flow_minor(instrument: Instrument, quantity_lots: int, settlement_ticks: int) -> int:
@@ -101,6 +88,8 @@ def process_expire(state: State, event: Expire) -> Outcome:
 
 
 def _settle(state: State, instrument: Instrument, settlement_ticks: int) -> Accepted:
+    """Close every holder at the settlement price and pay the flows through SK-DEBT-1."""
+    asset = instrument.settlement_asset
     holders = sorted(state.holders[instrument.id])
     flows = {
         holder: expiry_flow_minor(
@@ -111,97 +100,19 @@ def _settle(state: State, instrument: Instrument, settlement_ticks: int) -> Acce
         for holder in holders
     }
     books = new_books()
+    deficits: dict[str, int] = {}
     for holder in holders:
-        books.moves[holder, instrument.id] -= (
-            state.accounts[holder].positions[instrument.id].quantity_lots
-        )
-    uncovered, recovered = _collect(state, instrument.settlement_asset, flows, books)
-    receivers = [holder for holder in holders if flows[holder] > 0]
-    _pay(instrument.settlement_asset, receivers, flows, uncovered, recovered, books)
-    return Accepted(
-        _commit(state, instrument, settlement_ticks, books, uncovered), tuple(books.postings)
-    )
-
-
-def _collect(
-    state: State, asset: str, flows: dict[str, int], books: Books
-) -> tuple[int, list[Lot]]:
-    """Collect from the payers in account order (SK-EXPIRY-3).
-
-    Return the loss nobody could pay and the collateral taken for the receivers.
-    """
-    fund_cash = state.accounts[INSURANCE_ACCOUNT].balance(asset)
-    uncovered = 0
-    recovered: list[Lot] = []
-    for holder, flow in flows.items():
-        if flow >= 0:
-            continue
         account = state.accounts[holder]
-        paid = min(-flow, account.balance(asset))
-        post(books, holder, CLEARING_ACCOUNT, (asset, paid), PostingCode.EXPIRY_SETTLEMENT)
-        shortfall = -flow - paid
-        if shortfall == 0:
-            continue
-        cover = min(shortfall, fund_cash)
-        fund_cash -= cover
-        post(books, INSURANCE_ACCOUNT, CLEARING_ACCOUNT, (asset, cover), PostingCode.INSURANCE)
-        to_fund = seizable(state, account, cover)
-        for lot in to_fund:
-            post(books, holder, INSURANCE_ACCOUNT, lot[:2], PostingCode.COLLATERAL_SEIZURE)
-        rest = _after_lots(account, to_fund)
-        for lot in seizable(state, rest, shortfall - cover):
-            post(books, holder, CLEARING_ACCOUNT, lot[:2], PostingCode.COLLATERAL_SEIZURE)
-            recovered.append(lot)
-        uncovered += shortfall - cover
-    return uncovered, recovered
-
-
-def _after_lots(account: Account, lots: list[Lot]) -> Account:
-    """Return ``account`` without the collateral in ``lots`` (to take more from what is left)."""
-    for lot in lots:
-        account = with_balance(account, lot.asset, account.balance(lot.asset) - lot.units_minor)
-    return account
-
-
-def _pay(  # noqa: PLR0913, PLR0917 (the receivers' side of one settlement)
-    asset: str,
-    receivers: list[str],
-    flows: dict[str, int],
-    uncovered: int,
-    recovered: list[Lot],
-    books: Books,
-) -> None:
-    """Pay the receivers, less their share of the uncovered loss (SK-EXPIRY-3).
-
-    Shares are in proportion to what each is due; the recovered collateral is shared among
-    them in the same proportions.
-    """
-    dues = [flows[receiver] for receiver in receivers]
-    cuts = pro_rata_ceil(uncovered, dues)
-    for receiver, due, cut in zip(receivers, dues, cuts, strict=True):
-        post(books, CLEARING_ACCOUNT, receiver, (asset, due - cut), PostingCode.EXPIRY_SETTLEMENT)
-    post(
-        books,
-        CLEARING_ACCOUNT,
-        RESIDUE_ACCOUNT,
-        (asset, sum(cuts) - uncovered),
-        PostingCode.ROUNDING,
+        books.moves[holder, instrument.id] -= account.positions[instrument.id].quantity_lots
+        owed = -flows[holder]
+        if owed > account.balance(asset):
+            # [SK-EXPIRY-3] Only what the whole account cannot cover is a true deficit.
+            deficits[holder] = true_deficit_minor(state, account, instrument.id, owed)
+    settled = collect(state, books, flows, deficits, PostingCode.EXPIRY_SETTLEMENT)
+    return Accepted(
+        _commit(state, instrument, settlement_ticks, books, settled.socialised_minor),
+        tuple(books.postings),
     )
-    pooled: defaultdict[str, int] = defaultdict(int)
-    for lot in recovered:
-        pooled[lot.asset] += lot.units_minor
-    for collateral, units in sorted(pooled.items()):
-        shares = pro_rata_floor(units, dues)
-        for receiver, share in zip(receivers, shares, strict=True):
-            post(
-                books,
-                CLEARING_ACCOUNT,
-                receiver,
-                (collateral, share),
-                PostingCode.COLLATERAL_RECOVERY,
-            )
-        remainder = (collateral, units - sum(shares))
-        post(books, CLEARING_ACCOUNT, RESIDUE_ACCOUNT, remainder, PostingCode.ROUNDING)
 
 
 def _commit(

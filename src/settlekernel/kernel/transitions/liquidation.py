@@ -94,7 +94,12 @@ def transfer_price_ticks(state: State, instrument: Instrument, lots: int) -> int
 
 
 def closes(state: State, account: Account, rung: int) -> list[Close]:
-    """Return the closes of ``rung``/10 of every position, rounded up in lots (SK-LIQ-3)."""
+    """Return the closes of ``rung``/10 of every position, rounded up in lots (SK-LIQ-3).
+
+    Rung 0 closes nothing: a debtor's collateral alone is sold to repay its debt.
+    """
+    if rung == 0:
+        return []
     found = []
     for instrument_id, position in sorted(account.positions.items()):
         quantity = position.quantity_lots
@@ -130,11 +135,12 @@ def process_liquidate(state: State, event: Liquidate) -> Outcome:
     rejection = check_admissible(state, underlyings, Action.LIQUIDATION)
     if rejection is not None:
         return rejection
-    # Verify there is something to close and the account is below maintenance (SK-LIQ-1).
-    if not account.positions:
+    # Verify there is something to close and the account is below maintenance, or owes the
+    # fund (SK-LIQ-1 [Modified in v4]): a debtor's collateral is sold to repay its debt.
+    if not account.positions and not account.debt_minor:
         return Rejected(Reason.NOTHING_TO_LIQUIDATE, f"account {account.id} holds no position")
     before = account_margin(state, account)
-    if not before.is_liquidatable:
+    if not before.is_liquidatable and not account.debt_minor:
         return Rejected(
             Reason.NOT_LIQUIDATABLE,
             f"account {account.id}: equity {before.equity_minor} is not below maintenance "
@@ -162,10 +168,11 @@ def first_rung(
 ) -> tuple[Books, list[Close]] | None:
     """Return the books and closes of the first rung that resolves the account (SK-LIQ-3).
 
-    Rungs 1 to 9 close that many tenths of every position, rung 10 closes everything; None
-    when even the full close cannot be paid: the account is bankrupt.
+    Rungs 1 to 9 close that many tenths of every position, rung 10 closes everything, and a
+    debtor is first offered rung 0, which only sells collateral to repay the debt; None when
+    even the full close cannot be paid: the account is bankrupt.
     """
-    for rung in range(1, RUNGS + 1):
+    for rung in range(0 if account.debt_minor else 1, RUNGS + 1):
         taken = closes(state, account, rung)
         books = _rung(state, account, liquidator_id, before, taken)
         if books is not None:
@@ -264,7 +271,8 @@ def penalty_cap(
         )
     report = account_margin(state, moved)
     received = sum(close.cash_minor for close in taken)
-    cash = account.balance(asset) + received
+    # A debt is cash the account already owes the fund (SK-DEBT-1): it comes first.
+    cash = account.balance(asset) - account.debt_minor + received
     other = sale_value_minor(state, account)
     if cash + other < 0:
         return None
@@ -301,7 +309,7 @@ def _rung(
     if capped is None:
         return None
     cap, moved = capped
-    cash = account.balance(asset) + sum(close.cash_minor for close in taken)
+    cash = account.balance(asset) - account.debt_minor + sum(close.cash_minor for close in taken)
     charged, pool, _ = _penalty(state, taken)
     penalty, pool, residue = compute_capped_penalty(charged, pool, cap)
     books = new_books()
@@ -333,7 +341,9 @@ def _bankrupt(state: State, account: Account, liquidator_id: str, taken: list[Cl
     sale = _sell_collateral(
         state, books, account, liquidator_id, _ALL, reserve_minor=reserve, forced=False
     )
-    shortfall = -(account.balance(asset) + sale + sum(close.cash_minor for close in taken))
+    # The debt is part of what the account must pay (SK-DEBT-1); it is repaid after the step.
+    owned = account.balance(asset) - account.debt_minor
+    shortfall = -(owned + sale + sum(close.cash_minor for close in taken))
     # The fund's cash after what it paid for collateral.
     fund = state.accounts[INSURANCE_ACCOUNT].balance(asset) + books.deltas.get(
         (INSURANCE_ACCOUNT, asset), 0
@@ -347,9 +357,15 @@ def _bankrupt(state: State, account: Account, liquidator_id: str, taken: list[Cl
     gains = [close for close in taken if close.cash_minor >= 0]
     for close in gains:
         _take(books, account.id, liquidator_id, close, asset)
-    available = account.balance(asset) + sale + fund + sum(close.cash_minor for close in gains)
+    available = owned + sale + fund + sum(close.cash_minor for close in gains)
+    if available < 0:
+        # [SK-DEBT-3] What the account cannot repay of its debt is written off; the fund's
+        # claims are then cut if its cash and debts no longer back them.
+        books.credits[account.id] -= available
+        available = 0
     losses = [close for close in taken if close.cash_minor < 0]
-    _deleverage(state, books, account, losses, available)
+    if losses:
+        _deleverage(state, books, account, losses, available)
     return books
 
 

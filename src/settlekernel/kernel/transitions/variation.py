@@ -5,6 +5,11 @@ Every holder of a perpetual or future receives ``quantity * (mark - settled) * m
 open position of an instrument is settled at the same reference (INV-UNIFORM-REFERENCE) and
 positions sum to zero (INV-OPEN-INTEREST-ZERO-SUM), the payments sum to zero exactly: losers
 pay the clearing account, the clearing account pays the winners, and it ends at zero.
+[Modified in v4] A loser merely short of cash no longer blocks the mark: it owes the
+insurance fund the rest, which the fund advances or the winners hold as a claim on it
+(SK-DEBT-1). Only a loser whose whole account would not cover its payment at liquidation
+stops the mark; it is then below maintenance, hence liquidatable, and its loss goes down the
+liquidation's waterfall.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from settlekernel.core.events import VariationMargin
 from settlekernel.core.model import Account, Instrument, State, replace_state
 from settlekernel.core.oracle import Action, check_admissible
 from settlekernel.core.oracle import mark_ticks as compute_mark_ticks
-from settlekernel.core.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
+from settlekernel.core.outcomes import Accepted, Outcome, PostingCode, Rejected
 from settlekernel.core.reasons import Reason
 from settlekernel.core.root import account_key, instrument_key, touch
-from settlekernel.core.units import CLEARING_ACCOUNT
-from settlekernel.kernel.ledger import with_balance, with_position
+from settlekernel.kernel.ledger import with_position
+from settlekernel.kernel.transitions.debt import collect, true_deficit_minor
+from settlekernel.kernel.transitions.waterfall import apply_books, new_books
 
 
 def process_variation_margin(state: State, event: VariationMargin) -> Outcome:
@@ -54,21 +60,30 @@ def process_variation_margin(state: State, event: VariationMargin) -> Outcome:
     if rejection is not None:
         return rejection
     mark_ticks = compute_mark_ticks(state, instrument.id)
-    # Verify every holder can pay its variation margin in cash.
-    holders = [state.accounts[account_id] for account_id in sorted(state.holders[instrument.id])]
-    flows = [_flow_minor(holder, instrument, mark_ticks) for holder in holders]
-    asset = instrument.settlement_asset
-    for holder, flow_minor in zip(holders, flows, strict=True):
-        if holder.balance(asset) + flow_minor < 0:
+    holders = sorted(state.holders[instrument.id])
+    flows = {
+        holder: _flow_minor(state.accounts[holder], instrument, mark_ticks) for holder in holders
+    }
+    # Verify no holder owes more than all its account would raise at liquidation: such a
+    # holder is insolvent, hence liquidatable, and its loss goes down the liquidation's
+    # waterfall (the fund, then ADL), not to the other holders (SK-VM-3 [Modified in v4]).
+    for holder in holders:
+        owed = -flows[holder]
+        account = state.accounts[holder]
+        if owed > account.balance(instrument.settlement_asset) and (
+            true_deficit_minor(state, account, instrument.id, owed) > 0
+        ):
             return Rejected(
                 Reason.VARIATION_MARGIN_SHORTFALL,
-                f"account {holder.id} holds {holder.balance(asset)} {asset} and owes "
-                f"{-flow_minor}; it must be liquidated before {instrument.id} is marked",
+                f"account {holder} owes {owed} and all it holds would not cover it; it must "
+                f"be liquidated before {instrument.id} is marked",
             )
-    # From here the event must succeed.
+    # From here the event must succeed: a holder short of cash owes the fund (SK-DEBT-1).
+    books = new_books()
+    collect(state, books, flows, {}, PostingCode.VARIATION_MARGIN)
     return Accepted(
-        _commit(state, instrument, mark_ticks, holders, flows),
-        _postings(asset, holders, flows),
+        _rereference(apply_books(state, books), instrument, mark_ticks, holders),
+        tuple(books.postings),
     )
 
 
@@ -82,26 +97,17 @@ def _flow_minor(holder: Account, instrument: Instrument, mark_ticks: int) -> int
     )
 
 
-def _commit(
-    state: State,
-    instrument: Instrument,
-    mark_ticks: int,
-    holders: list[Account],
-    flows: list[int],
+def _rereference(
+    state: State, instrument: Instrument, mark_ticks: int, holders: list[str]
 ) -> State:
-    asset = instrument.settlement_asset
+    """Settle every holder's position and the instrument at the mark (SK-VM)."""
     keys = [instrument_key(instrument.id)]
     with state.accounts.mutate() as accounts:
-        for holder, flow_minor in zip(holders, flows, strict=True):
-            position = holder.positions[instrument.id]
-            marked = with_position(
-                with_balance(holder, asset, holder.balance(asset) + flow_minor),
-                instrument.id,
-                position.quantity_lots,
-                mark_ticks,
-            )
-            accounts[holder.id] = marked
-            keys.append(account_key(holder.id))
+        for holder_id in holders:
+            holder = accounts[holder_id]
+            quantity = holder.positions[instrument.id].quantity_lots
+            accounts[holder_id] = with_position(holder, instrument.id, quantity, mark_ticks)
+            keys.append(account_key(holder_id))
         new_accounts = accounts.finish()
     return replace_state(
         state,
@@ -111,18 +117,3 @@ def _commit(
         ),
         commitment=touch(state.commitment, *keys),
     )
-
-
-def _postings(asset: str, holders: list[Account], flows: list[int]) -> tuple[Posting, ...]:
-    """Losers pay the clearing account first, then it pays the winners (SK-VM-4)."""
-    payments = [
-        Posting(holder.id, CLEARING_ACCOUNT, asset, -flow_minor, PostingCode.VARIATION_MARGIN)
-        for holder, flow_minor in zip(holders, flows, strict=True)
-        if flow_minor < 0
-    ]
-    receipts = [
-        Posting(CLEARING_ACCOUNT, holder.id, asset, flow_minor, PostingCode.VARIATION_MARGIN)
-        for holder, flow_minor in zip(holders, flows, strict=True)
-        if flow_minor > 0
-    ]
-    return tuple(payments + receipts)

@@ -14,7 +14,7 @@ from settlekernel.core.model import Account, State, replace_state
 from settlekernel.core.outcomes import Posting, PostingCode
 from settlekernel.core.root import account_key, touch
 from settlekernel.core.units import PPM
-from settlekernel.kernel.ledger import with_balance, with_position
+from settlekernel.kernel.ledger import with_balance, with_credit, with_position
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,17 +26,19 @@ class Books(NamedTuple):
     """What a waterfall step is building: balance changes, position changes, postings.
 
     ``deltas`` maps (account, asset) to a change in minor units; ``moves`` maps (account,
-    instrument) to a change in lots, booked at the instrument's reference price.
+    instrument) to a change in lots, booked at the instrument's reference price; ``credits``
+    maps an account to a change of its claim less its debt on the insurance fund (SK-DEBT).
     """
 
     deltas: defaultdict[tuple[str, str], int]
     moves: defaultdict[tuple[str, str], int]
     postings: list[Posting]
+    credits: defaultdict[str, int]
 
 
 def new_books() -> Books:
     """Return empty books."""
-    return Books(defaultdict(int), defaultdict(int), [])
+    return Books(defaultdict(int), defaultdict(int), [], defaultdict(int))
 
 
 def post(books: Books, debit: str, credit: str, lot: tuple[str, int], code: PostingCode) -> None:
@@ -60,13 +62,18 @@ def account_after(state: State, books: Books, account_id: str) -> Account:
             quantity = lots + (0 if held is None else held.quantity_lots)
             reference = state.instruments[instrument_id].reference_ticks
             account = with_position(account, instrument_id, quantity, reference)
+    if books.credits.get(account_id):
+        account = with_credit(account, books.credits[account_id])
     return account
 
 
 def apply_books(state: State, books: Books) -> State:
     """Return ``state`` with the books applied: balances, positions, open interest, holders."""
-    touched = sorted({a for a, _ in books.deltas} | {a for a, _ in books.moves})
+    touched = sorted(
+        {a for a, _ in books.deltas} | {a for a, _ in books.moves} | set(books.credits)
+    )
     open_interest, holders = state.open_interest, state.holders
+    debtors, claimants = state.debtors, state.claimants
     with state.accounts.mutate() as accounts:
         for account_id in touched:
             after = account_after(state, books, account_id)
@@ -74,6 +81,8 @@ def apply_books(state: State, books: Books) -> State:
                 open_interest, holders = _indexed(
                     open_interest, holders, state.accounts[account_id], after, instrument_id
                 )
+            debtors = indexed_member(debtors, account_id, member=after.debt_minor > 0)
+            claimants = indexed_member(claimants, account_id, member=after.claim_minor > 0)
             accounts[account_id] = after
         new_accounts = accounts.finish()
     return replace_state(
@@ -81,8 +90,17 @@ def apply_books(state: State, books: Books) -> State:
         accounts=new_accounts,
         open_interest=open_interest,
         holders=holders,
+        debtors=debtors,
+        claimants=claimants,
         commitment=touch(state.commitment, *(account_key(a) for a in touched)),
     )
+
+
+def indexed_member(index: Map[str, None], key: str, *, member: bool) -> Map[str, None]:
+    """Return a set-like index with ``key`` in it or not (derived indexes, SK-DEBT)."""
+    if member:
+        return index if key in index else index.set(key, None)
+    return index.delete(key) if key in index else index
 
 
 def _indexed(
