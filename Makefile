@@ -48,11 +48,13 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/journal_bench.py
 	$(BIN)/python bench/stress_bench.py
 
-# Long adversarial fuzzing: the CI stateful suite with many more examples and steps, the
+# Long adversarial fuzzing: the CI stateful suite and the attacker search (issue 12) with many
+# more examples and steps, the
 # hostile corpus at full size (over 10,000 lines through the library, `run` and the journal,
 # 2,000 hostile objects) and 1,000 byte edits and 600 row edits of a real journal file.
 fuzz: $(STAMP)
 	$(BIN)/pytest -q --hypothesis-profile=fuzz tests/test_stateful.py
+	SETTLEKERNEL_FUZZ=1 $(BIN)/pytest -q --hypothesis-profile=fuzz tests/test_attacker.py
 	SETTLEKERNEL_FUZZ=1 $(BIN)/pytest -q tests/test_hostile.py tests/test_corruption.py
 
 # The long crash loop: a journal writer killed with SIGKILL 200 times (`make test` does 50).
