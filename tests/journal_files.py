@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Final
 
-from settlekernel.cli.demo import demo_steps
+from settlekernel.cli.demo import DemoStep, demo_steps
 from settlekernel.core.wire import encode_event
 from settlekernel.journal.durable import DurableJournal
 
@@ -15,9 +16,28 @@ BATCH = 10
 FUZZ = os.environ.get("SETTLEKERNEL_FUZZ") == "1"
 
 
+# The journal tests pin positions in the file (batch 9, record 81, entry 72): they were
+# written against the demo as it stood before hal and ivy (the calendar spread and the netted
+# expiry, issue 12) joined it, and keep that session; its final root is JOURNAL_ROOT.
+LATER_ACCOUNTS: Final = frozenset({"hal", "ivy"})
+
+
+def journal_steps() -> list[DemoStep]:
+    """Return the demo's steps without those of the accounts that joined it later."""
+    return [
+        demo_step
+        for demo_step in demo_steps()
+        if not LATER_ACCOUNTS
+        & {
+            getattr(demo_step.event, field, None)
+            for field in ("principal", "account", "buyer", "seller", "liquidator")
+        }
+    ]
+
+
 def demo_lines() -> list[str]:
-    """The demo's events, with a line that is not JSON and one that misses fields."""
-    lines = [encode_event(demo_step.event) for demo_step in demo_steps()]
+    """The journal session's events, with a line that is not JSON and one that misses fields."""
+    lines = [encode_event(demo_step.event) for demo_step in journal_steps()]
     lines.insert(5, "not json")
     lines.insert(30, '{"type":"deposit"}')
     return lines

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from golden import DEMO_ROOT
-from settlekernel.cli.demo import demo_steps
+from golden import JOURNAL_ROOT
+from journal_files import journal_steps
 from settlekernel.core.wire import encode_event
 
 CLI = [sys.executable, "-m", "settlekernel"]
@@ -23,10 +23,10 @@ def run(*arguments: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def journal_db(tmp_path_factory):
-    """The demo's events (and one junk line) appended in batches of 16."""
+    """The journal session's events (and one junk line) appended in batches of 16."""
     folder = tmp_path_factory.mktemp("cli")
     events = folder / "demo.jsonl"
-    lines = [encode_event(demo_step.event) for demo_step in demo_steps()]
+    lines = [encode_event(demo_step.event) for demo_step in journal_steps()]
     events.write_text("\n".join([*lines[:40], "junk", "", *lines[40:]]) + "\n", encoding="utf-8")
     db = folder / "demo.db"
     result = run("journal", "append", str(events), "--db", str(db), "--batch-size", "16", "--json")
@@ -35,7 +35,7 @@ def journal_db(tmp_path_factory):
     assert summary["accepted"] == 72
     assert summary["rejected"] == len(lines) - 72 + 1
     assert summary["batches"] == summary["head_batch"] == 6
-    assert summary["final_root"] == DEMO_ROOT
+    assert summary["final_root"] == JOURNAL_ROOT
     return db
 
 
@@ -45,7 +45,11 @@ def test_replay_and_verify_an_honest_journal(journal_db):
         result = run("journal", command, "--db", str(journal_db), "--json")
         assert result.returncode == 0, result.stdout + result.stderr
         report = json.loads(result.stdout)
-        assert (report["result"], report["final_root"], report["entries"]) == ("ok", DEMO_ROOT, 72)
+        assert (report["result"], report["final_root"], report["entries"]) == (
+            "ok",
+            JOURNAL_ROOT,
+            72,
+        )
     result = run("journal", "verify-batch", "3", "--db", str(journal_db))
     assert result.returncode == 0
     assert result.stdout.startswith("ok: batch 3 re-executes")

@@ -48,7 +48,9 @@ def test_the_crash_goes_down_the_waterfall():
     assert deleveraged == {"fay", "mm"}
     after = adl.state
     assert "BTC-PERP" not in after.accounts["fay"].positions  # The most levered, in full.
-    assert after.accounts["mm"].positions["BTC-PERP"].quantity_lots == -500  # In part.
+    # In part: mm, short 2,500 lots, gives up the 1,000 the most levered could not.
+    assert before.accounts["mm"].positions["BTC-PERP"].quantity_lots == -2_500
+    assert after.accounts["mm"].positions["BTC-PERP"].quantity_lots == -1_500
     assert after.accounts["gus"].positions == before.accounts["gus"].positions  # Spared.
     assert after.accounts[INSURANCE_ACCOUNT].balance("USDC") == 0
     assert after.socialized_loss.get("USDC", 0) == 0
@@ -63,3 +65,34 @@ def test_christmas_settles_everything_once_at_the_twap():
         assert STATE.open_interest[instrument] == 0
     _, again = _outcome_of("settle the future again")
     assert again.reason is sk.Reason.INSTRUMENT_ALREADY_SETTLED
+
+
+def test_a_calendar_spread_keeps_its_basis_margin():
+    """ivy's perpetual against the future frees most collateral, but not the calendar charge."""
+    _, freed = _outcome_of("ivy withdraws 9,000 USDC")
+    assert isinstance(freed, sk.Accepted)
+    before, refused = _outcome_of("ivy tries to withdraw 1,000 more")
+    assert refused.reason is sk.Reason.MARGIN_INSUFFICIENT
+    (risk,) = sk.margin_report(before, "ivy").underlyings
+    assert risk.scan_loss_minor == 0  # The grid nets the legs to nothing ...
+    assert risk.calendar_minor == 1_920 * 10**6  # ... the charge, 2 % of 96,000, does not.
+
+
+def test_christmas_nets_a_solvent_payer_across_her_collateral():
+    """hal owes more USDC than she has: a debt and a claim, then a keeper; nothing socialised."""
+    before, settled = _outcome_of("settle the December future")
+    assert isinstance(settled, sk.Accepted)
+    hal = settled.state.accounts["hal"]
+    assert hal.debt_minor > 0
+    assert hal.balance("USDC") == 0
+    # The fund was empty after the crash: the shorts, alice and ivy, hold claims for it all.
+    claims = {a: settled.state.accounts[a].claim_minor for a in settled.state.claimants}
+    assert set(claims) == {"alice", "ivy"}
+    assert sum(claims.values()) == hal.debt_minor
+    _, collected = _outcome_of("a keeper collects hal's debt")
+    assert isinstance(collected, sk.Accepted)
+    after = collected.state
+    assert after.accounts["hal"].debt_minor == 0
+    assert not after.claimants
+    assert 0 < after.accounts["hal"].balance("BTC") < before.accounts["hal"].balance("BTC")
+    assert after.socialized_loss.get("USDC", 0) == 0

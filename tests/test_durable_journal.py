@@ -11,30 +11,14 @@ import attrs
 import pytest
 
 import settlekernel as sk
-from golden import DEMO_ROOT
-from settlekernel.cli.demo import demo_steps
+from golden import JOURNAL_ROOT
+from journal_files import build, demo_lines
 from settlekernel.core.wire import encode_event
 from settlekernel.journal.durable import DurableJournal, JournalError, open_for_audit
 from settlekernel.journal.store import StoreError
 from settlekernel.journal.verify import audit_batch_number, audit_journal
 
 RULES = sk.RuleSet.default()
-BATCH = 10
-
-
-def demo_lines() -> list[str]:
-    """The demo's events, with a line that is not JSON and one that misses fields."""
-    lines = [encode_event(demo_step.event) for demo_step in demo_steps()]
-    lines.insert(5, "not json")
-    lines.insert(30, '{"type":"deposit"}')
-    return lines
-
-
-def build(path, lines, snapshot_every_entries=20):
-    journal = DurableJournal.open(path, snapshot_every_entries=snapshot_every_entries)
-    for start in range(0, len(lines), BATCH):
-        journal.append(lines[start : start + BATCH])
-    journal.close()
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +63,7 @@ def test_reopening_recovers_the_last_committed_batch(pristine):
         assert journal.head is not None
         assert journal.head.number == 9
         assert journal.entry_count == 72
-        assert sk.state_root(journal.state).hex() == DEMO_ROOT
+        assert sk.state_root(journal.state).hex() == JOURNAL_ROOT
         assert sk.check_invariants(journal.state) == []
     finally:
         journal.close()
@@ -101,7 +85,7 @@ def test_an_honest_journal_verifies_and_every_batch_checks_alone(pristine):
     report = audit(pristine)
     assert report.finding is None
     assert (report.batches, report.records, report.entries) == (9, len(demo_lines()), 72)
-    assert report.final_root.hex() == DEMO_ROOT
+    assert report.final_root.hex() == JOURNAL_ROOT
     store, rules, genesis_root = open_for_audit(pristine)
     try:
         for number in range(1, 10):

@@ -33,6 +33,8 @@ from scenario import (
     walk,
 )
 
+BTC_MINOR = 10**8
+
 
 def usd(minor: int) -> str:
     return format_minor(minor, 6, places=2)
@@ -266,6 +268,117 @@ def expiry_example() -> list[str]:
     ]
 
 
+def netted_expiry_example() -> list[str]:
+    """A solvent payer with no settlement cash: an advance, a claim, a debt, a keeper."""
+    state = market(
+        [
+            (open_account("carol"), OK),
+            (deposit("carol", BTC_MINOR, asset="BTC"), OK),
+            (open_account("dave"), OK),
+            (deposit("dave", 10_000 * USDC), OK),
+            (open_account("keeper"), OK),
+            (deposit("keeper", 100_000 * USDC), OK),
+            (fund_insurance(200 * USDC), OK),
+            (trade("c1", "dave", "carol", 100, 9_000_000, instrument="BTC-FUT"), OK),
+            *walk("BTC", 9_400_000, 1_500),
+            (price("BTC", 9_400_000, 11_000), OK),
+        ]
+    )
+    settlement = state.settlement_prices["BTC@10000"]
+    owed = 100 * (settlement - 9_000_000) * 10
+    expiry = step(state, expire("BTC-FUT"))
+    settled = expiry.state
+    advance = sum(p.amount_minor for p in expiry.postings if p.code is sk.PostingCode.ADVANCE)
+    claim = settled.accounts["dave"].claim_minor
+    debt = settled.accounts["carol"].debt_minor
+    keeper = step(
+        settled, sk.Liquidate(principal="keeper", account="carol", liquidator="keeper")
+    )
+    sold = sum(
+        p.amount_minor
+        for p in keeper.postings
+        if p.code is sk.PostingCode.COLLATERAL_SALE and p.asset == "BTC"
+    )
+    paid = sum(
+        p.amount_minor
+        for p in keeper.postings
+        if p.code is sk.PostingCode.COLLATERAL_SALE and p.asset == "USDC"
+    )
+    repaid = sum(
+        p.amount_minor for p in keeper.postings if p.code is sk.PostingCode.DEBT_REPAYMENT
+    )
+    claim_paid = sum(
+        p.amount_minor for p in keeper.postings if p.code is sk.PostingCode.CLAIM_PAYMENT
+    )
+    after = keeper.state
+    discount = state.rules.asset_by_symbol["BTC"].liquidation_discount_ppm
+    index = state.prices["BTC"].price_ticks
+    return [
+        "## 4. Expiry netted across collateral: a solvent payer short of cash",
+        "",
+        "carol posts 1 BTC and no USDC, and sells 0.1 BTC of the future (100 lots) to dave at "
+        "90,000.00. The settlement price is fixed at "
+        f"{ticks(settlement)}, so carol owes {usd(owed)} USDC. She has no USDC, but her BTC is "
+        f"worth {ticks(index)} at the index: she is solvent, and nothing is socialised "
+        "(INV-SOCIALISE-ONLY-DEFICIT). Instead (SK-DEBT):",
+        "",
+        f"* the fund advances what it holds, {usd(advance)}, and dave is paid it at once;",
+        f"* dave holds a claim on the fund for the rest, {usd(claim)};",
+        f"* carol owes the fund {usd(debt)}: a debt, which counts against her equity and makes "
+        "her liquidatable until it is repaid.",
+        "",
+        "A keeper liquidates carol. Her only position is gone, so the ladder sells collateral "
+        f"only: {format_minor(sold, 8)} BTC to the keeper at the index less the "
+        f"{discount * 100 // 1_000_000} % liquidation discount, for {usd(paid)} USDC, just what "
+        f"the debt needs (SK-WATERFALL-1). The debt is repaid ({usd(repaid)}) and the fund pays "
+        f"dave's claim ({usd(claim_paid)}) in the same step. Afterwards carol holds "
+        f"{format_minor(after.accounts['carol'].balance('BTC'), 8)} BTC and "
+        f"{after.accounts['carol'].balance('USDC')} minor units of USDC, dave was paid "
+        f"{usd(owed)} in all, the fund is back at "
+        f"{usd(after.accounts[INSURANCE_ACCOUNT].balance('USDC'))}, and no debt or claim is "
+        "left (INV-DEBT-BACKED). The keeper's gain on the BTC is the stated discount, no more "
+        "(INV-LIQUIDATOR-GAIN).",
+        "",
+    ]
+
+
+def calendar_spread_example() -> list[str]:
+    """A perpetual against a future: the grid sees nothing, the calendar charge does."""
+    state = market(
+        [
+            (open_account("spread"), OK),
+            (deposit("spread", 10_000 * USDC), OK),
+            (trade("s1", "spread", "bob", 1_000, 9_000_000), OK),
+            (trade("s2", "bob", "spread", 1_000, 9_000_000, instrument="BTC-FUT"), OK),
+        ]
+    )
+    report = account_margin(state, state.accounts["spread"])
+    (risk,) = report.underlyings
+    worst = min(risk.pnl_minor)
+    ppm = state.rules.underlying_by_symbol["BTC"].calendar_spread_ppm
+    return [
+        "## 5. A calendar spread needs margin",
+        "",
+        "spread deposits 10,000 USDC, buys 1 BTC of BTC-PERP and sells 1 BTC of the BTC "
+        "future, both at 90,000.00. Both are valued at the one BTC index, so every scenario of "
+        f"the grid nets them to nothing (the worst scenario P&L is {usd(worst)}); yet each "
+        "settles at its own mark, and the future at its own expiry, so the spread carries "
+        "basis risk. The calendar-spread charge (SK-PM-7) prices it: "
+        f"{ppm * 100 // 1_000_000} % of the offsetting notional at the index.",
+        "",
+        "| scan loss | calendar charge | maintenance | initial |",
+        "|---|---|---|---|",
+        f"| {usd(risk.scan_loss_minor)} | {usd(risk.calendar_minor)} | "
+        f"{usd(report.maintenance_minor)} | {usd(report.initial_minor)} |",
+        "",
+        "So spread cannot withdraw its collateral and leave the two legs on nothing: a "
+        f"withdrawal that would leave less than {usd(report.initial_minor)} is refused "
+        "(SK-MARGIN-2), and if the basis moves against one leg the account is liquidatable "
+        "like any other.",
+        "",
+    ]
+
+
 HEADER = [
     "# The loss waterfall, worked through",
     "",
@@ -279,13 +392,20 @@ HEADER = [
     "2. **Partial liquidation.** The smallest tenth-by-tenth share that restores initial "
     "margin, at the mark, with a penalty to the insurance fund that never worsens the "
     "account's margin ratio (SK-LIQ-3).",
-    "3. **Full liquidation.** Everything, if the account can pay, selling its other "
-    "collateral to the liquidator at haircut value if its cash is short.",
+    "3. **Full liquidation.** Everything, if the account can pay, selling only as much of "
+    "its other collateral as its cash is short, at the index less the asset's liquidation "
+    "discount, to the liquidator and then to the fund (SK-WATERFALL-1).",
     "4. **The insurance fund** pays a bankrupt account's shortfall, if it can (SK-LIQ-4).",
     "5. **Auto-deleveraging.** Otherwise the losing positions are closed against the "
     "opposite side at the bankruptcy price, most profitable and most levered first (SK-ADL).",
-    "6. **Socialisation**, at expiry only (liquidation never needs it): what the fund cannot "
-    "pay is cut from the receivers pro rata and recorded (SK-EXPIRY-3).",
+    "6. **Debts and claims.** A payer that is solvent but short of the settlement asset in "
+    "a mark or an expiry is never socialised: the fund advances what it can, the receivers "
+    "hold claims for the rest, and the payer owes the fund a debt, repaid when a keeper "
+    "sells its collateral (SK-DEBT).",
+    "7. **Socialisation**, of a true deficit only: at expiry, what the payer's whole account "
+    "would not raise at liquidation and the fund cannot pay is cut from the receivers pro "
+    "rata and recorded (SK-EXPIRY-3); in a bankruptcy, only claims its write-off leaves "
+    "unbacked (INV-SOCIALISE-ONLY-DEFICIT).",
     "",
     "All amounts are USDC; BTC prices are in dollars and cents (one tick is 0.01).",
     "",
@@ -293,7 +413,14 @@ HEADER = [
 
 
 def main() -> None:
-    lines = HEADER + partial_example() + adl_example() + expiry_example()
+    lines = (
+        HEADER
+        + partial_example()
+        + adl_example()
+        + expiry_example()
+        + netted_expiry_example()
+        + calendar_spread_example()
+    )
     sys.stdout.write("\n".join(lines).rstrip("\n") + "\n")
 
 

@@ -124,13 +124,16 @@ def _opening() -> list[DemoStep]:
     return [
         *(
             DemoStep(f"{name} opens an account", OpenAccount(principal=name, account=name))
-            for name in ("alice", "bob", "carol", "mm")
+            for name in ("alice", "bob", "carol", "mm", "hal", "ivy")
         ),
         DemoStep("alice deposits 50,000 USDC", _deposit("alice", 50_000 * USDC)),
         DemoStep("bob deposits 20,000 USDC", _deposit("bob", 20_000 * USDC)),
         DemoStep("carol posts 1 BTC as collateral (10 % haircut)", _deposit("carol", BTC, "BTC")),
         DemoStep("carol deposits 2,000 USDC for fees", _deposit("carol", 2_000 * USDC)),
         DemoStep("mm deposits 500,000 USDC", _deposit("mm", 500_000 * USDC)),
+        DemoStep("hal posts 0.5 BTC as collateral", _deposit("hal", BTC // 2, "BTC")),
+        DemoStep("hal deposits 100 USDC for fees", _deposit("hal", 100 * USDC)),
+        DemoStep("ivy deposits 12,000 USDC", _deposit("ivy", 12_000 * USDC)),
         DemoStep(
             "list BTC-PERP: lot 0.001 BTC, tick $0.01",
             _listing("BTC-PERP", InstrumentKind.PERPETUAL, 10),
@@ -202,6 +205,22 @@ def _trading() -> list[DemoStep]:
             _trade("T-0006", "mm", "carol", "BTC-25DEC26-85000-P", 1_000, 209_000),
         ),
         DemoStep(
+            "ivy buys 1 BTC of BTC-PERP from mm",
+            _trade("T-0010", "ivy", "mm", "BTC-PERP", 1_000, 9_600_000),
+        ),
+        DemoStep(
+            "ivy sells mm 1 BTC of the December future: a calendar spread",
+            _trade("T-0011", "mm", "ivy", "BTC-25DEC26", 1_000, 9_600_000),
+        ),
+        DemoStep(
+            "ivy withdraws 9,000 USDC: the hedged pair needs far less than either leg",
+            Withdraw(principal="ivy", account="ivy", asset="USDC", amount_minor=9_000 * USDC),
+        ),
+        DemoStep(
+            "ivy tries to withdraw 1,000 more: refused, the spread's basis risk needs margin",
+            Withdraw(principal="ivy", account="ivy", asset="USDC", amount_minor=1_000 * USDC),
+        ),
+        DemoStep(
             "the venue retries T-0002: refused as a duplicate",
             _trade("T-0002", "mm", "bob", "BTC-PERP", 500, 9_601_000),
         ),
@@ -239,6 +258,10 @@ def _rally() -> list[DemoStep]:
         DemoStep(
             "carol buys 0.15 BTC of the future to hedge her strangle's delta",
             _trade("T-0007", "carol", "mm", "BTC-25DEC26", 150, 9_951_000),
+        ),
+        DemoStep(
+            "hal, with BTC and almost no USDC, buys 0.1 BTC of the future from mm",
+            _trade("T-0012", "hal", "mm", "BTC-25DEC26", 100, 9_951_000),
         ),
         DemoStep(
             "bob tries to withdraw 12,000 USDC: refused, below initial margin",
@@ -383,8 +406,14 @@ def _expiry() -> list[DemoStep]:
             EXPIRY,
         ),
         DemoStep(
-            "settle the December future: every holder at once",
+            "settle the December future: every holder at once; hal, short of USDC but "
+            "solvent, owes the fund the rest and the shorts hold claims",
             Expire(principal="operator", instrument="BTC-25DEC26"),
+            EXPIRY,
+        ),
+        DemoStep(
+            "a keeper collects hal's debt: it buys just enough of her BTC; the fund pays claims",
+            Liquidate(principal="keeper", account="hal", liquidator="keeper"),
             EXPIRY,
         ),
         DemoStep(

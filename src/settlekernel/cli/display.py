@@ -45,10 +45,19 @@ def accounts_table(state: State, *, title: str = "Accounts") -> Table:
         account = state.accounts[account_id]
         if account.owner.startswith("@") and not account.balances:
             continue
+        valuation = state.rules.valuation_asset
+        owed = [
+            f"{label} {format_minor(amount, decimals[valuation], places=2)} {valuation}"
+            for label, amount in (("owes", account.debt_minor), ("owed", account.claim_minor))
+            if amount
+        ]
         balances = (
             "\n".join(
-                f"{format_minor(amount, decimals[asset], places=2)} {asset}"
-                for asset, amount in sorted(account.balances.items())
+                [
+                    f"{format_minor(amount, decimals[asset], places=2)} {asset}"
+                    for asset, amount in sorted(account.balances.items())
+                ]
+                + owed
             )
             or "-"
         )
@@ -221,11 +230,25 @@ def describe_outcome(before: State, event: object, outcome: Outcome) -> str:
             if p.code is PostingCode.EXPIRY_SETTLEMENT and p.debit_account == CLEARING_ACCOUNT
         )
         holders = len(before.holders[event.instrument])
+        debts = _debts(after) - _debts(before)
+        extra = (
+            f"; {format_minor(debts, usdc, places=2)} owed to the fund as debts" if debts else ""
+        )
         return (
             f"settled at {format_minor(instrument.settlement_ticks, 2)}: {holders} holders, "
-            f"{format_minor(paid, usdc, places=2)} USDC paid"
+            f"{format_minor(paid, usdc, places=2)} USDC paid{extra}"
         )
     return f"[green]accepted[/green], {len(outcome.postings)} postings"
+
+
+def _debts(state: State) -> int:
+    """Return what all accounts owe the insurance fund (SK-DEBT)."""
+    return sum(state.accounts[account_id].debt_minor for account_id in state.debtors)
+
+
+def _claims(state: State) -> int:
+    """Return what the insurance fund owes all claimants (SK-DEBT)."""
+    return sum(state.accounts[account_id].claim_minor for account_id in state.claimants)
 
 
 def _describe_liquidation(
@@ -240,9 +263,17 @@ def _describe_liquidation(
     for p in postings:
         if p.asset == before.rules.valuation_asset:
             totals[p.code] = totals.get(p.code, 0) + p.amount_minor
+    sold = sorted(
+        {p.asset for p in postings if p.code is PostingCode.COLLATERAL_SALE}
+        - {before.rules.valuation_asset}
+    )
+    if sold:
+        parts.append(f"sold {', '.join(sold)} at the liquidation discount")
     for code, label in (
         (PostingCode.PENALTY, "penalty to the fund"),
         (PostingCode.INSURANCE, "the fund paid"),
+        (PostingCode.DEBT_REPAYMENT, "debt repaid"),
+        (PostingCode.CLAIM_PAYMENT, "claims paid"),
     ):
         if code in totals:
             parts.append(f"{label} {format_minor(totals[code], usdc, places=2)}")
@@ -291,6 +322,19 @@ def waterfall_summary(state: State, outcomes: list[Outcome]) -> Table:
         (f"paid to {account} for the profit it gave up (ADL)", amount)
         for (code, account), amount in sorted(totals.items(), key=lambda item: item[0][1])
         if code is PostingCode.ADL
+    ]
+    rows += [
+        (label, totals.get((code, ""), 0))
+        for code, label in (
+            (PostingCode.ADVANCE, "advanced by the fund to receivers of an unpaid mark or expiry"),
+            (PostingCode.DEBT_REPAYMENT, "debts repaid to the fund"),
+            (PostingCode.CLAIM_PAYMENT, "claims the fund paid"),
+        )
+        if (code, "") in totals
+    ]
+    rows += [
+        ("debts still owed to the fund", _debts(state)),
+        ("claims still owed by the fund", _claims(state)),
     ]
     rows.append(("socialised loss", state.socialized_loss.get(asset, 0)))
     for item, amount in rows:
