@@ -282,7 +282,7 @@ _RULE_THEOREMS: Final[
     (
         "funding-bounded",
         "One funding charge moves the reference by at most index x clamp.",
-        (),
+        (InvariantId.FUNDING_BOUNDED,),
         ("SK-FUNDING-2",),
         funding_bounded,
     ),
