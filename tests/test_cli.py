@@ -96,7 +96,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "strangle.json"
 def test_margin_command_prints_requirement_scenarios_and_greeks():
     """Reports the hedged strangle's requirement, its worst scenario and its Greeks."""
     table = run("margin", str(EXAMPLE), check=True).stdout
-    assert "6,335.12" in table  # maintenance, as docs/margin.md derives it
+    assert "6,335.12" in table  # maintenance, as docs/concepts/margin.md derives it
     assert "7,918.90" in table  # initial
     assert "<- worst" in table
     assert "theta" in table
