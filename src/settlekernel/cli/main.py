@@ -247,7 +247,9 @@ def margin(portfolio: Path, rules_path: Path | None, *, as_json: bool) -> None:
     report = compute_margin(book, market, rules, with_greeks=True)
     decimals = rules.asset_by_symbol[rules.valuation_asset].decimals
     if as_json:
-        click.echo(json.dumps(margin_report_json(report), sort_keys=True))
+        click.echo(
+            json.dumps(margin_report_json(report, decimals, rules.valuation_asset), sort_keys=True)
+        )
         return
     console = Console()
     for table in margin_report_tables(report, decimals, rules.valuation_asset):
