@@ -164,6 +164,11 @@ def _greeks_table(risk: UnderlyingRisk, decimals: int, asset: str) -> Table:
     return table
 
 
+def count_of(number: int, noun: str) -> str:
+    """Say ``1 posting``, ``0 postings``, ``2 postings``: the noun agrees with the number."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
+
+
 # Days and volatility points per the engine's Greek units (per year, per 1.00 of volatility).
 DAYS_PER_YEAR = 365
 VOLATILITY_POINTS_PER_UNIT = 100
@@ -250,7 +255,7 @@ def describe_outcome(before: State, event: object, outcome: Outcome) -> str:
             f"settled at {format_minor(instrument.settlement_ticks, 2)}: {holders} holders, "
             f"{format_minor(paid, usdc, places=2)} USDC paid"
         )
-    return f"[green]accepted[/green], {len(outcome.postings)} postings"
+    return f"[green]accepted[/green], {count_of(len(outcome.postings), 'posting')}"
 
 
 def _describe_liquidation(

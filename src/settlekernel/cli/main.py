@@ -21,6 +21,7 @@ from settlekernel.cli.common import CommandGroup, InputError, load_rules, read_t
 from settlekernel.cli.demo import demo_steps
 from settlekernel.cli.display import (
     accounts_table,
+    count_of,
     describe_outcome,
     margin_report_json,
     margin_report_tables,
@@ -118,7 +119,7 @@ def _outcome_table(title: str) -> Table:
 
 def _outcome_cells(outcome: Outcome) -> tuple[str, str, str]:
     if isinstance(outcome, Accepted):
-        return ("[green]accepted[/green]", "", f"{len(outcome.postings)} postings")
+        return ("[green]accepted[/green]", "", count_of(len(outcome.postings), "posting"))
     return ("[red]rejected[/red]", outcome.reason.value, outcome.message)
 
 
