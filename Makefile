@@ -8,12 +8,12 @@ STAMP := $(VENV)/.installed
 # Budget for the symbolic checks in `make test`; `make verify` spends more.
 CROSSHAIR_TIMEOUT ?= 4
 
-.PHONY: demo test lint typecheck unit crosshair package-check bench crash fuzz verify clean
+.PHONY: demo test lint typecheck unit crosshair package-check docs bench crash fuzz verify clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,docs]'
 	touch $(STAMP)
 
 $(VENV)/.bench-installed: $(STAMP)
@@ -41,6 +41,11 @@ crosshair: $(STAMP)
 # verify, audit, and the one-line message of each command that needs an extra.
 package-check: $(STAMP)
 	$(BIN)/python tools/package_check.py
+
+# The API reference from the docstrings (pdoc) into build/docs; fails on any pdoc warning.
+# tests/test_docs.py builds it too, so `make test` checks it.
+docs: $(STAMP)
+	$(BIN)/python tools/api_docs.py build/docs
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/margin_bench.py

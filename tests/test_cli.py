@@ -96,7 +96,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "strangle.json"
 def test_margin_command_prints_requirement_scenarios_and_greeks():
     """Reports the hedged strangle's requirement, its worst scenario and its Greeks."""
     table = run("margin", str(EXAMPLE), check=True).stdout
-    assert "6,335.12" in table  # maintenance, as docs/margin.md derives it
+    assert "6,335.12" in table  # maintenance, as docs/concepts/margin.md derives it
     assert "7,918.90" in table  # initial
     assert "<- worst" in table
     assert "theta" in table
@@ -107,8 +107,14 @@ def test_margin_command_prints_requirement_scenarios_and_greeks():
         7_918_903_830,
         86_065_764_780,
     )
-    assert report["underlyings"][0]["worst_scenario"] == 15
-    assert len(report["underlyings"][0]["pnl_minor"]) == 23
+    btc = report["underlyings"][0]
+    assert btc["worst_scenario_number"] == 16
+    assert "16 " in next(line for line in table.splitlines() if "<- worst" in line)
+    assert [s["number"] for s in btc["scenarios"]] == list(range(1, 24))
+    assert report["units"]["asset"] == "USDC"
+    # The same Greeks as the table: theta per day, vega per volatility point, in minor units.
+    assert f"{btc['greeks']['theta_minor_per_day'] / 10**6:,.2f}" in table
+    assert f"{btc['greeks']['vega_minor_per_volatility_point'] / 10**6:,.2f}" in table
 
 
 def test_margin_command_refuses_a_malformed_portfolio(tmp_path):

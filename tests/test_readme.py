@@ -20,3 +20,10 @@ def test_readme_python_example_runs():
     block = re.search(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
     assert block is not None
     exec(compile(block.group(1), str(README), "exec"), {})  # noqa: S102
+
+
+def test_readme_reads_in_two_minutes():
+    """Keeps the README short: long tables and limits live in docs/."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 80
+    assert "docs/README.md" in text

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import settlekernel as sk
 from settlekernel.cli.main import main
 from settlekernel.core.outcomes import Accepted
 from settlekernel.stress import runner
@@ -186,6 +187,11 @@ def test_stress_cli_writes_summary_and_plots(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert summary["paths"] == 2
+    assert summary["rules_digest"] == sk.RuleSet.default().digest.hex()
+    assert "paths_per_second" in summary["machine"]
+    assert "paths_per_second" not in summary
+    assert "{" not in result.output  # a readable summary, not dict reprs
+    assert " USDC" in result.output
     assert summary["invariant_violations"] == []
     assert len(summary["per_path"]) == 2
     assert summary["liquidations"]["max"] > 0
@@ -229,3 +235,14 @@ def test_cover2_exposures_come_from_the_kernel():
     assert report["cover2_minor"] > 0
     assert {p["account"] for p in report["participants"]} <= set(paths[0].tiers)
     assert set(paths[0].tiers) == set(paths[1].tiers)  # One population per run.
+
+
+def test_stress_cli_rejects_a_shock_beyond_the_run(tmp_path):
+    """Exits 2 with one line when the shock's step is past the run's last step."""
+    result = CliRunner().invoke(
+        main,
+        ["stress", "--steps", "6", "--shock", "ETH:600000:9", "--no-plots", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 2
+    assert "beyond the run's 6 steps" in result.output
+    assert len(result.output.strip().splitlines()) == 1

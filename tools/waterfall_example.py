@@ -1,9 +1,9 @@
-"""Write docs/waterfall.md: the loss waterfall worked through, every number from the kernel.
+"""Write docs/concepts/waterfall.md: the loss waterfall worked through, numbers from the kernel.
 
 The page is generated, and tests/test_docs.py fails if the committed page differs from what
 this script writes, so the example cannot drift from the code. Run:
 
-    python tools/waterfall_example.py > docs/waterfall.md
+    python tools/waterfall_example.py > docs/concepts/waterfall.md
 """
 
 from __future__ import annotations

@@ -167,14 +167,37 @@ def _greeks_table(risk: UnderlyingRisk, decimals: int, asset: str) -> Table:
     table.add_column("per")
     table.add_row("delta", f"{risk.delta_minor / unit:,.6f}", "tick of the index")
     table.add_row("gamma", f"{risk.gamma_minor / unit:.4e}", "tick, squared")
-    table.add_row("vega", f"{risk.vega_minor / unit / 100:,.2f}", "volatility point")
-    table.add_row("theta", f"{risk.theta_minor / unit / 365:,.2f}", "day")
+    vega_per_point = risk.vega_minor / unit / VOLATILITY_POINTS_PER_UNIT
+    table.add_row("vega", f"{vega_per_point:,.2f}", "volatility point")
+    table.add_row("theta", f"{risk.theta_minor / unit / DAYS_PER_YEAR:,.2f}", "day")
     return table
 
 
-def margin_report_json(report: MarginReport) -> dict[str, object]:
-    """Return a margin report as plain JSON values (integers in minor units)."""
+def count_of(number: int, noun: str) -> str:
+    """Say ``1 posting``, ``0 postings``, ``2 postings``: the noun agrees with the number."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
+
+
+# Days and volatility points per the engine's Greek units (per year, per 1.00 of volatility).
+DAYS_PER_YEAR = 365
+VOLATILITY_POINTS_PER_UNIT = 100
+
+
+def margin_report_json(report: MarginReport, decimals: int, asset: str) -> dict[str, object]:
+    """Return a margin report as plain JSON values, counted and scaled as the text tables.
+
+    Amounts are integers in minor units of ``asset``; scenarios are numbered from 1, as in
+    the table; the Greeks are per tick, per day and per volatility point, as printed.
+    """
     return {
+        "units": {
+            "asset": asset,
+            "minor_per_unit": 10**decimals,
+            "*_minor": f"integer minor units of {asset} (1 {asset} = 10**{decimals})",
+            "greeks": "float minor units of the asset per tick of the index (delta), per "
+            "tick squared (gamma), per volatility point, 0.01 (vega), per day (theta)",
+            "scenarios": "numbered from 1, as in the text output",
+        },
         "collateral_minor": report.collateral_minor,
         "unrealized_minor": report.unrealized_minor,
         "option_value_minor": report.option_value_minor,
@@ -183,27 +206,34 @@ def margin_report_json(report: MarginReport) -> dict[str, object]:
         "initial_minor": report.initial_minor,
         "meets_initial": report.meets_initial,
         "liquidatable": report.is_liquidatable,
-        "underlyings": [
+        "underlyings": [_risk_json(risk) for risk in report.underlyings],
+    }
+
+
+def _risk_json(risk: UnderlyingRisk) -> dict[str, object]:
+    return {
+        "underlying": risk.underlying,
+        "scenarios": [
             {
-                "underlying": risk.underlying,
-                "scenarios": [s.label for s in risk.scenarios],
-                "pnl_minor": list(risk.pnl_minor),
-                "weighted_loss_minor": list(risk.weighted_loss_minor),
-                "worst_scenario": risk.worst_scenario,
-                "scan_loss_minor": risk.scan_loss_minor,
-                "contingency_minor": risk.contingency_minor,
-                "calendar_minor": risk.calendar_minor,
-                "maintenance_minor": risk.maintenance_minor,
-                "initial_minor": risk.initial_minor,
-                "greeks_minor": {
-                    "delta": risk.delta_minor,
-                    "gamma": risk.gamma_minor,
-                    "vega": risk.vega_minor,
-                    "theta": risk.theta_minor,
-                },
+                "number": number + 1,
+                "label": scenario.label,
+                "pnl_minor": risk.pnl_minor[number],
+                "counted_loss_minor": risk.weighted_loss_minor[number],
             }
-            for risk in report.underlyings
+            for number, scenario in enumerate(risk.scenarios)
         ],
+        "worst_scenario_number": risk.worst_scenario + 1,
+        "scan_loss_minor": risk.scan_loss_minor,
+        "contingency_minor": risk.contingency_minor,
+        "calendar_minor": risk.calendar_minor,
+        "maintenance_minor": risk.maintenance_minor,
+        "initial_minor": risk.initial_minor,
+        "greeks": {
+            "delta_minor_per_tick": risk.delta_minor,
+            "gamma_minor_per_tick_squared": risk.gamma_minor,
+            "vega_minor_per_volatility_point": risk.vega_minor / VOLATILITY_POINTS_PER_UNIT,
+            "theta_minor_per_day": risk.theta_minor / DAYS_PER_YEAR,
+        },
     }
 
 
@@ -238,7 +268,7 @@ def describe_outcome(before: State, event: object, outcome: Outcome) -> str:
             f"settled at {format_minor(instrument.settlement_ticks, 2)}: {holders} holders, "
             f"{format_minor(paid, usdc, places=2)} USDC paid{extra}"
         )
-    return f"[green]accepted[/green], {len(outcome.postings)} postings"
+    return f"[green]accepted[/green], {count_of(len(outcome.postings), 'posting')}"
 
 
 def _debts(state: State) -> int:

@@ -21,6 +21,7 @@ from settlekernel.cli.common import CommandGroup, InputError, load_rules, read_t
 from settlekernel.cli.demo import demo_steps
 from settlekernel.cli.display import (
     accounts_table,
+    count_of,
     describe_outcome,
     margin_report_json,
     margin_report_tables,
@@ -118,7 +119,7 @@ def _outcome_table(title: str) -> Table:
 
 def _outcome_cells(outcome: Outcome) -> tuple[str, str, str]:
     if isinstance(outcome, Accepted):
-        return ("[green]accepted[/green]", "", f"{len(outcome.postings)} postings")
+        return ("[green]accepted[/green]", "", count_of(len(outcome.postings), "posting"))
     return ("[red]rejected[/red]", outcome.reason.value, outcome.message)
 
 
@@ -247,7 +248,9 @@ def margin(portfolio: Path, rules_path: Path | None, *, as_json: bool) -> None:
     report = compute_margin(book, market, rules, with_greeks=True)
     decimals = rules.asset_by_symbol[rules.valuation_asset].decimals
     if as_json:
-        click.echo(json.dumps(margin_report_json(report), sort_keys=True))
+        click.echo(
+            json.dumps(margin_report_json(report, decimals, rules.valuation_asset), sort_keys=True)
+        )
         return
     console = Console()
     for table in margin_report_tables(report, decimals, rules.valuation_asset):

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 import click
 from rich.progress import Progress
 
 from settlekernel.cli.common import InputError, load_rules, require_extra
+from settlekernel.cli.display import count_of, format_minor
 from settlekernel.stress.cover2 import cover2_report
 from settlekernel.stress.paths import Shock, default_market, shock_problem
 from settlekernel.stress.population import USDC_MINOR
@@ -42,15 +44,65 @@ def parse_shock(text: str | None) -> Shock | None:
 
 
 @click.command()
-@click.option("--paths", "n_paths", type=click.IntRange(1, 100_000), default=20, show_default=True)
-@click.option("--seed", type=click.IntRange(0, 2**31), default=0, show_default=True)
-@click.option("--rules", "rules_path", type=click.Path(path_type=Path), default=None)
-@click.option("--out", type=click.Path(path_type=Path), default=Path("stress-out"))
-@click.option("--steps", type=click.IntRange(1, 1_000), default=24, show_default=True)
-@click.option("--accounts", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--insurance", "insurance_usdc", type=click.IntRange(0, 10**12), default=250_000)
+@click.option(
+    "--paths",
+    "n_paths",
+    type=click.IntRange(1, 100_000),
+    default=20,
+    show_default=True,
+    help="Monte Carlo paths to run.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**31),
+    default=0,
+    show_default=True,
+    help="Seed of the population; path n is seeded seed x 1,000,003 + n.",
+)
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A TOML rules file (defaults to the built-in rule set).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("stress-out"),
+    show_default=True,
+    help="Directory for summary.json and the PNG plots (created).",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(1, 1_000),
+    default=24,
+    show_default=True,
+    help="Steps per path; one step is one hour of market time.",
+)
+@click.option(
+    "--accounts",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    show_default=True,
+    help="Trading accounts in the population.",
+)
+@click.option(
+    "--insurance",
+    "insurance_usdc",
+    type=click.IntRange(0, 10**12),
+    default=250_000,
+    show_default=True,
+    help="Insurance fund seeded at genesis, in whole USDC.",
+)
 @click.option("--garch", is_flag=True, help="GARCH(1,1) volatility instead of constant.")
-@click.option("--shock", "shock_text", default=None, help="ASSET:DROP_PPM:STEP, e.g. ETH:600000:6")
+@click.option(
+    "--shock",
+    "shock_text",
+    default=None,
+    help="Drop ASSET by DROP_PPM millionths at hour STEP (1 to --steps), e.g. ETH:600000:6"
+    " is a 60 % ETH crash at hour 6.",
+)
 @click.option("--no-plots", is_flag=True, help="Write the JSON summary only.")
 @click.option("--cover2", is_flag=True, help="Also rerun the paths with no keeper: Cover-2.")
 def stress(  # noqa: PLR0913, PLR0917 (click passes one parameter per option)
@@ -70,11 +122,17 @@ def stress(  # noqa: PLR0913, PLR0917 (click passes one parameter per option)
     """Run Monte Carlo paths through the kernel; write summary.json and PNG plots to --out."""
     if not no_plots:
         require_extra("matplotlib", "settlekernel stress's plots (or pass --no-plots)")
+    shock = parse_shock(shock_text)
+    if shock is not None and shock.at_step > steps:
+        raise InputError(
+            f"--shock {shock_text}: step {shock.at_step} is beyond the run's {steps} steps"
+        )
+    rules = load_rules(rules_path)
     scenario = Scenario(
-        market=default_market(steps, garch=garch, shock=parse_shock(shock_text)),
+        market=default_market(steps, garch=garch, shock=shock),
         n_accounts=accounts,
         insurance_minor=insurance_usdc * USDC_MINOR,
-        rules=load_rules(rules_path),
+        rules=rules,
         population_seed=seed,
     )
     started = time.perf_counter()
@@ -87,13 +145,15 @@ def stress(  # noqa: PLR0913, PLR0917 (click passes one parameter per option)
     elapsed = time.perf_counter() - started
     summary = summarize(paths, scenario.insurance_minor)
     summary["seed"] = seed
+    summary["rules_digest"] = rules.digest.hex()
     summary["scenario"] = {
         "steps": steps,
         "accounts": accounts,
         "garch": garch,
         "shock": shock_text,
     }
-    summary["paths_per_second"] = round(n_paths / elapsed, 2)
+    # Everything above depends only on the inputs; this block alone differs between machines.
+    summary["machine"] = {"paths_per_second": round(n_paths / elapsed, 2)}
     if cover2:
         summary["cover2"] = _cover2(scenario, seed, n_paths)
     summary["per_path"] = [path.to_json() for path in paths]
@@ -120,19 +180,52 @@ def _cover2(scenario: Scenario, seed: int, n_paths: int) -> dict[str, object]:
     return cover2_report(paths, scenario.insurance_minor)
 
 
-def _echo(summary: dict[str, object], out: Path) -> None:
-    keys = (
-        "paths",
-        "paths_per_second",
-        "liquidations",
-        "bad_debt_minor",
-        "insurance_min_minor",
-        "paths_fund_exhausted",
-        "paths_with_adl",
+def _echo(summary: dict[str, Any], out: Path) -> None:
+    """Print the summary a person reads: amounts in USDC, distributions as min/median/max."""
+    usdc = 6
+    paths = summary["paths"]
+    machine = summary["machine"]["paths_per_second"]
+    click.echo(
+        f"{count_of(paths, 'path')} ({machine} paths/s), seed {summary['seed']}, "
+        f"rules {summary['rules_digest'][:16]}"
     )
-    for key in keys:
-        click.echo(f"{key}: {summary[key]}")
+    for key, label, is_money in (
+        ("liquidations", "liquidations per path", False),
+        ("bad_debt_minor", "bad debt per path", True),
+        ("insurance_min_minor", "insurance fund low point", True),
+    ):
+        click.echo(f"  {label}: {_distribution(summary[key], usdc if is_money else None)}")
+    click.echo(f"  paths exhausting the fund: {summary['paths_fund_exhausted']} of {paths}")
+    click.echo(f"  paths with auto-deleveraging: {summary['paths_with_adl']} of {paths}")
     if "cover2" in summary:
-        click.echo(f"cover2: {summary['cover2']}")
-    click.echo(f"invariant violations: {len(summary['invariant_violations'])}")  # type: ignore[arg-type]
+        cover2 = summary["cover2"]
+        click.echo(f"  Cover-2: {_cover2_line(cover2, usdc)}")
+    violations = len(summary["invariant_violations"])
+    click.echo(f"  invariant violations: {violations}")
     click.echo(f"wrote {out / 'summary.json'}")
+
+
+def _distribution(value: object, decimals: int | None) -> str:
+    def show(number: object) -> str:
+        if decimals is None or not isinstance(number, int):
+            return f"{number:,}" if isinstance(number, int) else str(number)
+        return f"{format_minor(number, decimals, places=2)} USDC"
+
+    if isinstance(value, dict):
+        parts = [
+            f"{name} {show(value[name])}" for name in ("min", "p50", "p95", "max") if name in value
+        ]
+        return ", ".join(parts)
+    return show(value)
+
+
+def _cover2_line(cover2: dict[str, Any], decimals: int) -> str:
+    parts = []
+    for key, number in cover2.items():
+        if isinstance(number, int) and key.endswith("_minor"):
+            parts.append(
+                f"{key.removesuffix('_minor')} {format_minor(number, decimals, places=2)} USDC"
+            )
+        elif not isinstance(number, (dict, list)):
+            parts.append(f"{key} {number}")
+    return ", ".join(parts)
