@@ -186,6 +186,17 @@ def test_audit_reports_every_invariant_with_its_proofs_and_contracts(tmp_path):
     assert "<a href='#A" in row
     assert "<b>A1</b>" in text
     assert "rules.band-below-maintenance[BTC]" in text
+    # The page is full width and opens with counts of what was checked.
+    assert "max-width" not in text
+    assert "<td>z3 theorems proved</td><td><b>55 of 55" in text
+    # Spec IDs link to the spec file that defines them; theorems link to their invariants.
+    spec = (Path(__file__).resolve().parent.parent / "spec").as_uri()
+    assert f"<a href='{spec}/30-transitions.md#:~:text=SK-LIQ-3'>SK-LIQ-3</a>" in text
+    assert f"<a href='{spec}/60-invariants.md#:~:text=INV-CONSERVATION'>" in text
+    funding = text[text.index("<tr><td>rules.funding-bounded[BTC]</td>") :].split("</tr>")[0]
+    assert "<a href='#INV-FUNDING-BOUNDED'>INV-FUNDING-BOUNDED</a>" in funding
+    band = text[text.index("<tr><td>rules.band-below-maintenance[BTC]</td>") :].split("</tr>")[0]
+    assert "a promise of the rule set" in band
 
 
 def test_audit_fails_on_an_unsound_rule_set(tmp_path):
@@ -198,10 +209,10 @@ def test_audit_fails_on_an_unsound_rule_set(tmp_path):
     assert "FAILURES" in result.stdout
     text = page.read_text(encoding="utf-8")
     # The invariant the broken rule underwrites is the one marked failed.
-    row = text[text.index("<b>INV-MARGIN-ORDER</b>") :].split("</tr>")[0]
+    row = text[text.index("<tr id='INV-MARGIN-ORDER'>") :].split("</tr>")[0]
     assert '<span class="bad">FAILED</span>' in row
     assert "rules.initial-covers-maintenance[ETH]: <span" in row
-    conservation = text[text.index("<b>INV-CONSERVATION</b>") :].split("</tr>")[0]
+    conservation = text[text.index("<tr id='INV-CONSERVATION'>") :].split("</tr>")[0]
     assert "FAILED" not in conservation
 
 

@@ -36,6 +36,12 @@ INDEX_SOURCE: Final = (
     "shipped in the package as data/audit_index.json"
 )
 _ROW: Final = re.compile(r"^\| (INV-[A-Z-]+) \| ([^|]+) \| (.+) \| ([^|]+) \| ([^|]+) \|$")
+# Where a rule is defined: a bold ``**SK-...`` paragraph or an invariant's table row.
+_DEFINED: Final = re.compile(r"^(?:\*\*(SK-[A-Z0-9-]+)|\| (INV-[A-Z-]+) \|)", re.MULTILINE)
+# The index's key for {spec ID: the spec file defining it}, beside the invariants' entries.
+SPEC_FILES_KEY: Final = "_spec_files"
+# Where the page links a spec ID when the spec is not on disk (an installed package).
+SPEC_URL: Final = "https://github.com/settlekernel/settlekernel/blob/main/"
 
 
 @attrs.frozen
@@ -136,7 +142,7 @@ def spec_rows(checkout: Path) -> dict[str, tuple[str, str, str, str]]:
     return rows
 
 
-def build_index(checkout: Path) -> dict[str, dict[str, object]]:
+def build_index(checkout: Path) -> dict[str, dict[str, Any]]:
     """Return the audit index of a source checkout: per invariant, its spec row and tests.
 
     The installed package has no spec/ or tests/, so this index ships in its data
@@ -145,7 +151,7 @@ def build_index(checkout: Path) -> dict[str, dict[str, object]]:
     rows = spec_rows(checkout)
     tests = sorted((checkout / "tests").glob("test_*.py"))
     texts = {path.name: path.read_text(encoding="utf-8") for path in tests}
-    index: dict[str, dict[str, object]] = {}
+    index: dict[str, dict[str, Any]] = {}
     for invariant in InvariantId:
         level, statement, predicate, named_in = rows.get(invariant.value, ("", "", "", ""))
         index[invariant.value] = {
@@ -155,10 +161,20 @@ def build_index(checkout: Path) -> dict[str, dict[str, object]]:
             "tests": named_in,
             "test_files": [name for name, text in texts.items() if invariant.value in text],
         }
+    index[SPEC_FILES_KEY] = spec_files(checkout)
     return index
 
 
-def index_text(index: dict[str, dict[str, object]]) -> str:
+def spec_files(checkout: Path) -> dict[str, str]:
+    """Return {spec ID: its spec file, relative to the checkout} for every ID spec/ defines."""
+    found: dict[str, str] = {}
+    for path in sorted((checkout / "spec").glob("*.md")):
+        for match in _DEFINED.finditer(path.read_text(encoding="utf-8")):
+            found.setdefault(match.group(1) or match.group(2), f"spec/{path.name}")
+    return found
+
+
+def index_text(index: dict[str, dict[str, Any]]) -> str:
     """Return the canonical text of an audit index (sorted keys, one trailing newline)."""
     return json.dumps(index, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -269,11 +285,32 @@ def _cell(text: str) -> str:
 
 
 _CSS: Final = (
-    "body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}"
-    "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.4em;vertical-align:top}"
+    "body{font-family:system-ui,sans-serif;margin:1em 2em}"
+    "table{border-collapse:collapse;width:100%}"
+    "td,th{border:1px solid #bbb;padding:.4em;vertical-align:top}"
+    ".counts td{border:none;padding:.1em 1em .1em 0}"
     "th{background:#eee}.ok{color:#060}.bad{color:#a00;font-weight:bold}.none{color:#777}"
     "code{background:#f4f4f4}"
 )
+
+
+def _spec_base() -> str:
+    """Return where spec files are linked: this checkout's spec/ if present, else the repo."""
+    if (CHECKOUT / "spec").is_dir():
+        return CHECKOUT.as_uri() + "/"
+    return SPEC_URL
+
+
+def _spec_link(spec_id: str, files: dict[str, str], base: str) -> str:
+    """Return a spec ID (or a spec file) as a link to the file defining it, else as text."""
+    if spec_id.startswith("spec/"):
+        return f"<a href='{html.escape(base + spec_id)}'>{html.escape(spec_id)}</a>"
+    path = files.get(spec_id)
+    if path is None:
+        return html.escape(spec_id)
+    # A text fragment scrolls a browser that supports it to the ID; others open the file.
+    target = f"{base}{path}#:~:text={spec_id}"
+    return f"<a href='{html.escape(target)}'>{html.escape(spec_id)}</a>"
 
 
 def _status(text: str) -> str:
@@ -281,16 +318,17 @@ def _status(text: str) -> str:
     return f'<span class="{css}">{html.escape(text)}</span>'
 
 
-def _entry_html(entry: Entry) -> str:
+def _entry_html(entry: Entry, files: dict[str, str], base: str) -> str:
     proofs = "<br>".join(
         f"{html.escape(name)}: {_status(status)} ({seconds * 1000:.0f} ms)"
         for name, status, seconds in entry.proofs
     )
     checks = "<br>".join(f"<code>{html.escape(f)}</code>: {_status(v)}" for f, v in entry.contracts)
     return (
-        f"<tr><td><b>{entry.invariant.value}</b><br>{html.escape(entry.level)}</td>"
+        f"<tr id='{entry.invariant.value}'><td><b>"
+        f"{_spec_link(entry.invariant.value, files, base)}</b><br>{html.escape(entry.level)}</td>"
         f"<td>{_cell(entry.statement)}</td>"
-        f"<td>{'<br>'.join(html.escape(s) for s in entry.spec)}</td>"
+        f"<td>{'<br>'.join(_spec_link(s, files, base) for s in entry.spec)}</td>"
         f"<td>{_status(entry.proof_status)}<br>{proofs}</td>"
         f"<td>{_status(entry.contract_status)}<br>{checks}</td>"
         f"<td>{_cell(entry.predicate)}<br>{_cell(entry.tests)}<br>"
@@ -298,15 +336,52 @@ def _entry_html(entry: Entry) -> str:
     )
 
 
-def _theorem_html(row: TheoremRow) -> str:
+def _theorem_html(row: TheoremRow, files: dict[str, str], base: str) -> str:
     links = ", ".join(f"<a href='#A{n}'>A{n}</a>" for n in row.assumptions)
+    serves = (
+        ", ".join(f"<a href='#{i}'>{html.escape(i)}</a>" for i in row.invariants)
+        or "<span class='none'>a promise of the rule set, no step invariant</span>"
+    )
     return (
         f"<tr><td>{html.escape(row.name)}</td><td>{html.escape(row.statement)}</td>"
-        f"<td>{html.escape(', '.join(row.invariants))}</td>"
-        f"<td>{html.escape(', '.join(row.spec))}</td>"
+        f"<td>{serves}</td>"
+        f"<td>{', '.join(_spec_link(s, files, base) for s in row.spec)}</td>"
         f"<td>{_status(row.status)} ({row.seconds * 1000:.0f} ms)</td>"
         f"<td>{links}</td></tr>"
     )
+
+
+def counts(report: Report) -> list[tuple[str, str]]:
+    """Return the page's summary: what was checked, counted, as (label, value) pairs."""
+    theorems = report.theorems
+    proved = sum(row.status == "proved" for row in theorems)
+    rule_set = sum(row.transition == "RuleSet" for row in theorems)
+    with_proof = sum(bool(e.proofs) for e in report.entries)
+    with_contract = sum(bool(e.contracts) for e in report.entries)
+    confirmed = sum(e.contract_status == "confirmed" for e in report.entries)
+    return [
+        ("invariants", f"{len(report.entries)}"),
+        ("with a z3 theorem", f"{with_proof} of {len(report.entries)}"),
+        (
+            "z3 theorems proved",
+            f"{proved} of {len(theorems)} ({rule_set} of them about the rule set)",
+        ),
+        (
+            "invariants with CrossHair contracts",
+            f"{with_contract}, confirmed {confirmed}"
+            + ("" if report.crosshair_not_run is None else " (CrossHair not run)"),
+        ),
+        ("transitions without a z3 model", f"{len(report.unmodelled)}"),
+        ("assumptions stated", f"{len(report.assumptions)}"),
+    ]
+
+
+def _counts_html(report: Report) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td><td><b>{html.escape(value)}</b></td></tr>"
+        for label, value in counts(report)
+    )
+    return f"<table class='counts' style='width:auto'>{rows}</table>"
 
 
 def to_html(report: Report) -> str:
@@ -320,7 +395,9 @@ def to_html(report: Report) -> str:
         f"<li id='A{n}'><b>A{n}</b> {_cell(a)}</li>"
         for n, a in enumerate(report.assumptions, start=1)
     )
-    theorem_rows = "".join(_theorem_html(row) for row in report.theorems)
+    files: dict[str, str] = shipped_index().get(SPEC_FILES_KEY, {})
+    base = _spec_base()
+    theorem_rows = "".join(_theorem_html(row, files, base) for row in report.theorems)
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>settlekernel audit</title><style>{_CSS}</style></head><body>"
@@ -329,8 +406,9 @@ def to_html(report: Report) -> str:
         f"Rule set SHA-256: <code>{report.rules_digest}</code><br>"
         f"Verdict: {_status('passed' if report.passed else 'FAILED')} "
         f"({html.escape(verdict)})<br><small>{html.escape(INDEX_SOURCE)}</small></p>"
-        f"<table><tr>{header}</tr>"
-        + "".join(_entry_html(entry) for entry in report.entries)
+        + _counts_html(report)
+        + f"<table><tr>{header}</tr>"
+        + "".join(_entry_html(entry, files, base) for entry in report.entries)
         + "</table><p>A transition without a z3 model is covered by the predicates and the "
         "stateful suite only; not modelled yet: "
         + html.escape(", ".join(report.unmodelled))

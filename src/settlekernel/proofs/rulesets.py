@@ -268,7 +268,7 @@ _RULE_THEOREMS: Final[
     (
         "penalty-within-maintenance",
         "The full liquidation penalty never exceeds the maintenance margin it releases.",
-        (),
+        (InvariantId.LIQUIDATION_NO_WORSE,),
         ("SK-LIQ-3",),
         penalty_within_maintenance,
     ),
