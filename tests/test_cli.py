@@ -132,8 +132,8 @@ def test_verify_proves_every_theorem_for_the_built_in_rules(tmp_path):
     result = run("verify", "--out", str(tmp_path / "cx"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Transfer.conservation" in result.stdout
-    assert "of 55 theorems proved" in result.stdout
-    assert "55 of 55" in result.stdout
+    assert "of 61 theorems proved" in result.stdout
+    assert "61 of 61" in result.stdout
     assert not (tmp_path / "cx").exists()
 
 
@@ -159,7 +159,7 @@ def test_verify_judges_a_changed_rule(tmp_path):
     result = run("verify", "--rules", str(rules), "--out", str(tmp_path / "cx"))
     assert result.returncode == 1
     assert "rules.band-below-maintenance[BTC]: counterexample" in result.stdout
-    assert "54 of 55 theorems proved" in result.stdout
+    assert "60 of 61 theorems proved" in result.stdout
 
 
 def test_audit_reports_every_invariant_with_its_proofs_and_contracts(tmp_path):
