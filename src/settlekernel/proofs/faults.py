@@ -30,7 +30,8 @@ from settlekernel.kernel.transitions import expiry as kernel_expiry
 from settlekernel.kernel.transitions.collateral import process_transfer
 from settlekernel.kernel.transitions.liquidation import process_liquidate
 from settlekernel.kernel.transitions.trading import process_trade
-from settlekernel.proofs import expiry, transitions
+from settlekernel.proofs import expiry_model as expiry
+from settlekernel.proofs import transitions
 from settlekernel.proofs.symbolic import Ledger
 from settlekernel.proofs.transitions import FEES, INSURANCE, Consult, ModelStep
 

@@ -37,7 +37,8 @@ from settlekernel.core.kinds import InstrumentKind, OptionType
 from settlekernel.core.rules import RuleSet
 from settlekernel.core.units import PPM, SYSTEM_ACCOUNTS
 from settlekernel.kernel.invariants import InvariantId
-from settlekernel.proofs import claims, expiry, transitions
+from settlekernel.proofs import claims, transitions
+from settlekernel.proofs import expiry_model as expiry
 from settlekernel.proofs.engine import Obligation
 from settlekernel.proofs.replay import (
     realisable_tiers,

@@ -212,7 +212,7 @@ class ModelStep:
     # Definitions of the model's own auxiliary functions (a loop over holders written as a
     # recurrence over their ranks): hypotheses of every theorem, empty in a concrete ledger.
     defines: tuple[Any, ...] = ()
-    # The waterfall's running totals, for the claims about it (``proofs/expiry.py``).
+    # The waterfall's running totals, for the claims about it (``proofs/expiry_model.py``).
     waterfall: Any = None
 
 
