@@ -17,11 +17,11 @@ from immutables import Map
 from settlekernel.core.arith import compute_settlement_minor
 from settlekernel.core.events import Trade
 from settlekernel.core.model import Account, IndexPrice, State
-from settlekernel.core.oracle import Action, check_admissible, mark_ticks
+from settlekernel.core.oracle import Action, check_admissible, mark_ticks, settlement_key
 from settlekernel.core.oracle import evaluate as evaluate_oracle
 from settlekernel.core.outcomes import PostingCode
-from settlekernel.kernel.ledger import with_balance, with_settlement
-from settlekernel.kernel.transitions.debt import true_deficit_minor
+from settlekernel.kernel.ledger import with_balance, with_position, with_settlement
+from settlekernel.kernel.transitions.debt import liquidation_value_minor, true_deficit_minor
 from settlekernel.kernel.transitions.liquidation import (
     _check_liquidator,
     first_rung,
@@ -196,6 +196,24 @@ class KernelConsult:
             ):
                 return z3.BoolVal(False)
         return z3.BoolVal(True)
+
+    def settlement(self, instrument: Any) -> tuple[Any, Any]:
+        """Return whether the kernel has fixed the instrument's settlement price, and it."""
+        listed = self.state.instruments.get(str(_ground(instrument)))
+        if listed is None or listed.expiry_ms is None:
+            return z3.BoolVal(False), z3.IntVal(0)
+        price = self.state.settlement_prices.get(
+            settlement_key(listed.underlying, listed.expiry_ms)
+        )
+        return z3.BoolVal(price is not None), z3.IntVal(0 if price is None else price)
+
+    def rest_value(self, account: Any, instrument: Any) -> Any:
+        """Return the kernel's value at liquidation of the account without the position."""
+        found = self._account(account)
+        if found is None:
+            return z3.IntVal(0)
+        rest = with_position(found, str(_ground(instrument)), 0, 0)
+        return z3.IntVal(liquidation_value_minor(self.state, rest))
 
     def quorum(
         self, underlying: Any, source: Any, price: Any, timestamp: Any

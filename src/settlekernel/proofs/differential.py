@@ -20,6 +20,7 @@ import z3
 
 from settlekernel.core.events import (
     Deposit,
+    Expire,
     Funding,
     FundInsurance,
     Liquidate,
@@ -109,7 +110,22 @@ def kernel_cells(state: State, post: State, event: object) -> list[tuple[tuple[s
         ]
     if isinstance(event, Trade):
         cells.append((("trades", event.trade_id), event.trade_id in post.trades))
+    if isinstance(event, Expire):
+        cells += _expiry_cells(post, event)
     cells += _market_cells(post)
+    return cells
+
+
+def _expiry_cells(post: State, event: Expire) -> list[tuple[tuple[str, ...], Any]]:
+    """Return what an expiry writes beyond balances: claims less debts, socialised loss."""
+    cells: list[tuple[tuple[str, ...], Any]] = [
+        (("claim_net", a), x.claim_minor - x.debt_minor) for a, x in sorted(post.accounts.items())
+    ]
+    asset = post.rules.valuation_asset
+    cells.append((("socialised", asset), post.socialized_loss.get(asset, 0)))
+    instrument = post.instruments.get(event.instrument)
+    if instrument is not None:
+        cells.append((("settled", instrument.id), instrument.settlement_ticks is not None))
     return cells
 
 
@@ -144,13 +160,21 @@ _DEBT_CODES: Final = frozenset(
 
 
 def _settles_debts(state: State, event: object, outcome: Accepted) -> bool:
-    """Whether a step touches a debtor or a claimant (SK-DEBT), which the models leave out."""
+    """Whether a step touches a debtor or a claimant (SK-DEBT), which the models leave out.
+
+    An expiry models its own advances, debts and claims; only the SK-DEBT-2 settlement of
+    debts and claims held before it is left out.
+    """
+    if isinstance(event, Expire):
+        return bool(state.debtors or state.claimants)
     if any(posting.code in _DEBT_CODES for posting in outcome.postings):
         return True
     named = {value for value in attrs.asdict(event).values() if isinstance(value, str)}  # type: ignore[arg-type]
-    touched = named | {p.debit_account for p in outcome.postings} | {
-        p.credit_account for p in outcome.postings
-    }
+    touched = (
+        named
+        | {p.debit_account for p in outcome.postings}
+        | {p.credit_account for p in outcome.postings}
+    )
     return bool(touched & (set(state.debtors) | set(state.claimants)))
 
 
@@ -489,6 +513,114 @@ def liquidation_cases(rules: RuleSet, seed: int, paths: int) -> Iterator[tuple[S
                     state = outcome.state
 
 
+_FUTURE: Final = "BTC-FUT"
+_EXPIRY_MS: Final = 100_000
+_HOLDERS: Final = ("x1", "x2", "x3", "x4", "x5")
+
+
+def _expiry_setup(rules: RuleSet, rng: random.Random) -> list[object]:
+    """A dated future with two to five holders, some short of cash, some rich in BTC."""
+    matcher = rules.roles.matchers[0]
+    events = perpetual_market(rules, _PERPETUAL, "BTC")
+    events.append(
+        ListInstrument(
+            principal=rules.roles.operator,
+            instrument=_FUTURE,
+            kind=InstrumentKind.FUTURE,
+            underlying="BTC",
+            settlement_asset="USDC",
+            multiplier_minor=100,
+            expiry_ms=_EXPIRY_MS,
+        )
+    )
+    fund = rng.choice([0, 0, 10**6, 10**8, 10**11])
+    if fund:
+        events.append(
+            FundInsurance(principal=rules.roles.operator, asset="USDC", amount_minor=fund)
+        )
+    names = _HOLDERS[: rng.randint(2, 5)]
+    for name in names:
+        events.append(OpenAccount(principal=name, account=name))
+        cash = rng.choice([0, 10**6, 5 * 10**8, 10**9, 10**11])
+        btc = rng.choice([0, 0, 10**6, 10**8])
+        events += [
+            Deposit(principal=name, account=name, asset=asset, amount_minor=amount)
+            for asset, amount in (("USDC", cash), ("BTC", btc))
+            if amount
+        ]
+    for number in range(rng.randint(1, 6)):
+        buyer, seller = rng.sample(names, 2)
+        events.append(
+            Trade(
+                principal=matcher,
+                trade_id=f"x{number}",
+                buyer=buyer,
+                seller=seller,
+                instrument=rng.choice([_FUTURE, _FUTURE, _PERPETUAL]),
+                quantity_lots=rng.choice([1, 2, 5, 12, 40]),
+                price_ticks=rng.choice([6_000_000, 5_990_000, 6_010_000]),
+                buyer_fee_rate_ppm=rng.choice([0, 500]),
+                seller_fee_rate_ppm=rng.choice([0, 333]),
+            )
+        )
+    return events
+
+
+def _expiry_attempt(rng: random.Random, rules: RuleSet) -> Expire:
+    return Expire(
+        principal=rng.choice([rules.roles.operator] * 4 + ["mallory"]),
+        instrument=rng.choice([_FUTURE, _FUTURE, _FUTURE, _PERPETUAL, "NOPE"]),
+    )
+
+
+def _accepted(state: State, event: object) -> State:
+    outcome = step(state, event)
+    return outcome.state if isinstance(outcome, Accepted) else state
+
+
+def expiry_cases(rules: RuleSet, seed: int, paths: int) -> Iterator[tuple[State, object]]:
+    """Yield expiry attempts: before the expiry, then after a walk fixes the settlement price.
+
+    The walk moves the index within the band per report, up to a fifth in all, so payers
+    are sometimes short of cash (an advance, a debt, claims) and sometimes worth less than
+    they owe (a true deficit the fund covers or the receivers share).
+    """
+    rng = random.Random(seed)
+    oracles = rules.roles.oracles[:2]
+    for _ in range(paths):
+        state = genesis(rules)
+        for event in _expiry_setup(rules, rng):
+            outcome = step(state, event)
+            if isinstance(outcome, Accepted):
+                state = outcome.state
+        yield state, _expiry_attempt(rng, rules)
+        price, clock = 6_000_000, 1_000
+        move = rng.choice([-45_000, -45_000, -30_000, -10_000, 0, 20_000, 45_000, 45_000])
+        if rng.random() < 0.2:
+            # The clock passes the expiry with no index yet: no settlement price is fixed.
+            tick = Tick(principal=rules.roles.sequencer, timestamp_ms=_EXPIRY_MS)
+            state = _accepted(state, tick)
+            yield state, _expiry_attempt(rng, rules)
+        while clock < _EXPIRY_MS or state.clock_ms > clock:
+            clock = min(clock + rng.choice([10_000, 20_000]), _EXPIRY_MS + rng.choice([0, 1]))
+            clock = max(clock, state.clock_ms + 1)
+            price = price * (1_000_000 + move) // 1_000_000
+            for oracle in oracles:
+                event = OraclePrice(
+                    principal=oracle, underlying="BTC", price_ticks=price, timestamp_ms=clock
+                )
+                outcome = step(state, event)
+                if isinstance(outcome, Accepted):
+                    state = outcome.state
+            yield state, _expiry_attempt(rng, rules)
+        for _ in range(4):
+            event = _expiry_attempt(rng, rules)
+            yield state, event
+            outcome = step(state, event)
+            if isinstance(outcome, Accepted):
+                state = outcome.state
+
+
 def run(
     rules: RuleSet, seed: int, states: int, events_per_state: int, paths: int | None = None
 ) -> Report:
@@ -501,6 +633,7 @@ def run(
     cases = itertools.chain(
         random_cases(rules, seed, states, events_per_state),
         liquidation_cases(rules, seed, states if paths is None else paths),
+        expiry_cases(rules, seed, 4 * (states if paths is None else paths)),
     )
     for state, event in cases:
         if last is None or last[0] is not state:

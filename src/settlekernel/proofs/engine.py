@@ -39,6 +39,13 @@ class Obligation:
     hypotheses: tuple[Any, ...]
     claim: Any
     fires: Any
+    # Extra constraints for the vacuity check only, naming a simple pre-state where the
+    # transition fires: a quantified model is hard for z3 to build, a witness inside it is
+    # not, and a satisfiable restriction of the hypotheses shows them satisfiable.
+    witness: tuple[Any, ...] = ()
+    # A small region to search for a counterexample when the search over all states is
+    # inconclusive: a counterexample inside it is a genuine one.
+    search: tuple[Any, ...] = ()
 
 
 @attrs.frozen
@@ -86,7 +93,9 @@ def check(assertions: tuple[Any, ...], timeout_ms: int) -> tuple[Any, Any]:
 def discharge(obligation: Obligation, timeout_ms: int = 20_000) -> Verdict:
     """Check vacuity, then prove the claim; ``unknown`` is reported as a failure."""
     started = time.perf_counter()
-    fires, vacuity = check((*obligation.hypotheses, obligation.fires), timeout_ms)
+    fires, vacuity = check(
+        (*obligation.hypotheses, *obligation.witness, obligation.fires), timeout_ms
+    )
     if fires == z3.unsat:
         return Verdict(
             Status.VACUOUS, time.perf_counter() - started, detail="the transition never fires"
@@ -98,6 +107,13 @@ def discharge(obligation: Obligation, timeout_ms: int = 20_000) -> Verdict:
             detail=f"vacuity check: {vacuity.reason_unknown()}",
         )
     answer, solver = check((*obligation.hypotheses, z3.Not(obligation.claim)), timeout_ms)
+    if answer == z3.unknown and obligation.search:
+        # Inside the witness a quantified counterexample is small enough to build.
+        found, inside = check(
+            (*obligation.hypotheses, *obligation.search, z3.Not(obligation.claim)), timeout_ms
+        )
+        if found == z3.sat:
+            answer, solver = found, inside
     seconds = time.perf_counter() - started
     if answer == z3.unsat:
         return Verdict(Status.PROVED, seconds)

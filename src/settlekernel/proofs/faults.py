@@ -17,8 +17,8 @@ from typing import Any, Final
 import attrs
 import z3
 
-from settlekernel.core.events import Liquidate, Trade, Transfer
-from settlekernel.core.model import State, replace_state
+from settlekernel.core.events import Expire, Liquidate, Trade, Transfer
+from settlekernel.core.model import Account, State, replace_state
 from settlekernel.core.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
 from settlekernel.core.reasons import Reason
 from settlekernel.core.root import account_key, touch
@@ -26,9 +26,11 @@ from settlekernel.core.rules import RuleSet
 from settlekernel.core.units import FEE_ACCOUNT, INSURANCE_ACCOUNT
 from settlekernel.kernel import dispatch as kernel
 from settlekernel.kernel.ledger import with_balance
+from settlekernel.kernel.transitions import expiry as kernel_expiry
 from settlekernel.kernel.transitions.collateral import process_transfer
 from settlekernel.kernel.transitions.liquidation import process_liquidate
 from settlekernel.kernel.transitions.trading import process_trade
+from settlekernel.proofs import expiry_model as expiry
 from settlekernel.proofs import transitions
 from settlekernel.proofs.symbolic import Ledger
 from settlekernel.proofs.transitions import FEES, INSURANCE, Consult, ModelStep
@@ -124,6 +126,23 @@ def _transfer_double_credit(state: State, event: Transfer) -> Outcome:
     )
 
 
+@contextmanager
+def _expiry_socialises_solvent() -> Iterator[None]:
+    """The fault in the code: every payer's whole shortfall counts as a true deficit."""
+    name = "true_deficit_minor"
+    original = getattr(kernel_expiry, name)
+
+    def shortfall(state: State, account: Account, instrument_id: str, owed: int) -> int:
+        del instrument_id
+        return max(owed - account.balance(state.rules.valuation_asset), 0)
+
+    setattr(kernel_expiry, name, shortfall)
+    try:
+        yield
+    finally:
+        setattr(kernel_expiry, name, original)
+
+
 def _maintenance_above_initial(rules: RuleSet) -> RuleSet:
     """The fault: the first underlying's initial margin is 80 % of its maintenance."""
     first = attrs.evolve(rules.underlyings[0], im_multiplier_ppm=800_000)
@@ -174,6 +193,16 @@ FAULTS: Final[dict[str, Fault]] = {
                 Liquidate,
                 functools.partial(_code_dropping_credit, process_liquidate, INSURANCE_ACCOUNT),
             ),
+        ),
+        Fault(
+            name="expiry-socialises-solvent",
+            description=(
+                "An expiry socialises a payer's whole cash shortfall, even when its "
+                "collateral covers it (exploit 4 of v3), instead of making it a debtor."
+            ),
+            caught_by="Expire.socialise-only-deficit",
+            models={Expire: functools.partial(expiry.expire, lose_all=True)},
+            code=_expiry_socialises_solvent,
         ),
         Fault(
             name="maintenance-above-initial",

@@ -27,6 +27,7 @@ import z3
 from settlekernel.core.events import (
     EVENT_NAMES,
     Deposit,
+    Expire,
     Liquidate,
     ListInstrument,
     OpenAccount,
@@ -344,4 +345,62 @@ def realise_liquidation(rules: RuleSet) -> list[object]:
             for o in oracles
         ]
     events.append(Liquidate(principal="keeper", account="weak", liquidator="keeper"))
+    return events
+
+
+# The dated future the expiry replay settles, and when it expires.
+EXPIRY_MS: Final = 10_000
+
+
+def realise_expiry(rules: RuleSet) -> list[object]:
+    """Return events from genesis that end in an expiry with a solvent payer short of cash.
+
+    The payer holds collateral but no valuation asset and is long a dated future that
+    falls, within the band, past its expiry; the first index at or after the expiry fixes
+    the settlement price. An expiry counterexample names holders ranked by the recurrence
+    of SK-PROOF-15, which no event sets directly, so the replay builds this shape, the one
+    every expiry fault here needs (a payer short of cash), not z3's numbers.
+    """
+    underlying = rules.underlyings[0]
+    symbol, asset = underlying.symbol, rules.valuation_asset
+    oracles = rules.roles.oracles[: underlying.min_sources]
+    collateral = next(a.symbol for a in rules.assets if a.symbol != asset)
+    events: list[object] = [
+        ListInstrument(
+            principal=rules.roles.operator,
+            instrument="fut",
+            kind=InstrumentKind.FUTURE,
+            underlying=symbol,
+            settlement_asset=asset,
+            multiplier_minor=100,
+            expiry_ms=EXPIRY_MS,
+        ),
+        *[
+            OraclePrice(principal=o, underlying=symbol, price_ticks=INDEX_TICKS, timestamp_ms=1_000)
+            for o in oracles
+        ],
+        OpenAccount(principal="payer", account="payer"),
+        Deposit(principal="payer", account="payer", asset=collateral, amount_minor=10**8),
+        OpenAccount(principal="deep", account="deep"),
+        Deposit(principal="deep", account="deep", asset=asset, amount_minor=AMPLE_MINOR),
+        Trade(
+            principal=rules.roles.matchers[0],
+            trade_id="open",
+            buyer="payer",
+            seller="deep",
+            instrument="fut",
+            quantity_lots=1,
+            price_ticks=INDEX_TICKS,
+            buyer_fee_rate_ppm=0,
+            seller_fee_rate_ppm=0,
+        ),
+    ]
+    fall = INDEX_TICKS * underlying.band_ppm // 2_000_000
+    # The index falls before the expiry; the first index at or after it fixes the price.
+    events += [
+        OraclePrice(principal=o, underlying=symbol, price_ticks=INDEX_TICKS - fall, timestamp_ms=t)
+        for t in (EXPIRY_MS // 2, EXPIRY_MS)
+        for o in oracles
+    ]
+    events.append(Expire(principal=rules.roles.operator, instrument="fut"))
     return events

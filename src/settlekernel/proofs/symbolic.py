@@ -18,7 +18,7 @@ import attrs
 import z3
 
 from settlekernel.core.events import FIELD_KINDS, FieldKind
-from settlekernel.core.kinds import InstrumentKind
+from settlekernel.core.kinds import InstrumentKind, OptionType
 from settlekernel.core.model import State
 from settlekernel.core.oracle import mark_premium
 from settlekernel.core.units import SYSTEM_ACCOUNTS
@@ -86,6 +86,12 @@ _FIELDS: Final[dict[str, tuple[Any, ...]]] = {
     "last_report": (STRING, z3.ArraySort(STRING, INT)),
     "volatility": (STRING, INT),
     "volatility_time": (STRING, INT),
+    # [New for Expire] An account's claim less its debt on the fund (SK-DEBT-1), the
+    # socialised loss per asset, and an option's strike and side.
+    "claim_net": (STRING, INT),
+    "socialised": (STRING, INT),
+    "strike": (STRING, INT),
+    "call": (STRING, BOOL),
 }
 
 
@@ -120,6 +126,10 @@ class Ledger:
     last_report: Any
     volatility: Any
     volatility_time: Any
+    claim_net: Any
+    socialised: Any
+    strike: Any
+    call: Any
     account_count: Any
     instrument_count: Any
     clock: Any
@@ -280,6 +290,18 @@ def concrete_ledger(state: State) -> Ledger:
             lambda x: z3.BoolVal(x.settlement_ticks is not None), z3.BoolVal(False)
         ),
         **_market_fields(state, per_instrument),
+        claim_net=_array(
+            STRING,
+            z3.IntVal(0),
+            {a: z3.IntVal(x.claim_minor - x.debt_minor) for a, x in accounts.items()},
+        ),
+        socialised=_array(
+            STRING, z3.IntVal(0), {k: z3.IntVal(v) for k, v in state.socialized_loss.items()}
+        ),
+        strike=per_instrument(lambda x: z3.IntVal(x.strike_ticks or 0), z3.IntVal(0)),
+        call=per_instrument(
+            lambda x: z3.BoolVal(x.option_type is OptionType.CALL), z3.BoolVal(False)
+        ),
         account_count=z3.IntVal(len(accounts) - len(SYSTEM_ACCOUNTS)),
         instrument_count=z3.IntVal(len(instruments)),
         clock=z3.IntVal(state.clock_ms),

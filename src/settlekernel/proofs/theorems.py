@@ -18,6 +18,7 @@ import z3
 from settlekernel.core.events import (
     FIELD_KINDS,
     Deposit,
+    Expire,
     FieldKind,
     Funding,
     FundInsurance,
@@ -37,8 +38,14 @@ from settlekernel.core.rules import RuleSet
 from settlekernel.core.units import PPM, SYSTEM_ACCOUNTS
 from settlekernel.kernel.invariants import InvariantId
 from settlekernel.proofs import claims, transitions
+from settlekernel.proofs import expiry_model as expiry
 from settlekernel.proofs.engine import Obligation
-from settlekernel.proofs.replay import realisable_tiers, realise, realise_liquidation
+from settlekernel.proofs.replay import (
+    realisable_tiers,
+    realise,
+    realise_expiry,
+    realise_liquidation,
+)
 from settlekernel.proofs.symbolic import (
     Ledger,
     is_user_id,
@@ -115,6 +122,7 @@ MODELS: Final[dict[type, transitions.Model]] = {
     ListInstrument: transitions.list_instrument,
     OracleVolatility: transitions.oracle_volatility,
     Tick: transitions.tick,
+    Expire: expiry.expire,
 }
 _SPEC: Final = {
     OpenAccount: "SK-OPEN",
@@ -130,11 +138,13 @@ _SPEC: Final = {
     ListInstrument: "SK-LIST",
     OracleVolatility: "SK-VOL",
     Tick: "SK-TICK",
+    Expire: "SK-EXPIRY-3",
 }
 
 
 def _hypotheses(cls: type, pre: Ledger, event: Mapping[str, Any], step: ModelStep) -> list[Any]:
     facts = [*claims.nonnegative_hypotheses(pre, step), *step.assumes, *product_axioms()]
+    facts += step.defines
     kinds = dict(FIELD_KINDS[cls])
     facts += [is_user_id(event[field]) for field, kind in kinds.items() if kind is FieldKind.ID]
     if FieldKind.INSTRUMENT_KIND in kinds.values():
@@ -192,6 +202,8 @@ def _instance(
             hypotheses=tuple(_hypotheses(cls, pre, event, step)),
             claim=claim(rules, pre, step, event),
             fires=step.accepted,
+            witness=() if step.waterfall is None else expiry.vacuity_witness(pre, step),
+            search=() if step.waterfall is None else expiry.search_witness(pre, step),
         )
         return Instance(obligation, pre, event, cls)
 
@@ -351,6 +363,61 @@ _CLAIMS: Final[dict[type, tuple[tuple[str, str, tuple[InvariantId, ...], ClaimFn
 }
 
 
+_EXPIRY_CLAIMS: Final = (
+    (
+        "waterfall-inductive",
+        (
+            "The waterfall invariant holds before the first holder and every holder's step, "
+            "in account-id order, keeps it: changes are flows plus shortfalls less cuts, every "
+            "shortfall unit is insured, advanced, socialised or deferred, the fund stays in "
+            "[0, its cash before], and nothing socialised exceeds the true deficits."
+        ),
+        (InvariantId.CONSERVATION, InvariantId.INSURANCE_NONNEGATIVE),
+        expiry.waterfall_inductive,
+    ),
+    (
+        "conservation",
+        (
+            "Only the holders', the fund's and the residue's balances of the valuation asset "
+            "change, custody does not, and their changes sum to zero."
+        ),
+        (InvariantId.CONSERVATION,),
+        expiry.conservation,
+    ),
+    (
+        "nonnegative",
+        "No balance goes negative: a receiver's cut never exceeds its due.",
+        (InvariantId.NONNEGATIVE_BALANCES,),
+        expiry.nonnegative,
+    ),
+    (
+        "insurance-nonnegative",
+        "The fund stays non-negative and pays out at most the payers' shortfalls.",
+        (InvariantId.INSURANCE_NONNEGATIVE,),
+        expiry.insurance,
+    ),
+    (
+        "socialise-only-deficit",
+        (
+            "Each payer's socialised part is at most its true deficit (none for a solvent "
+            "payer); socialized_loss grows by the total, at most the sum of true deficits."
+        ),
+        (InvariantId.SOCIALISE_ONLY_DEFICIT,),
+        expiry.socialise_only_deficit,
+    ),
+    (
+        "open-interest",
+        (
+            "Every position of the instrument is closed, its open interest is zero and it is "
+            "settled; every other instrument is untouched."
+        ),
+        (InvariantId.OPEN_INTEREST_ZERO_SUM,),
+        expiry.open_interest,
+    ),
+)
+_CLAIMS[Expire] = _EXPIRY_CLAIMS
+
+
 def _region(rules: RuleSet, instance: Instance) -> list[list[Any]]:
     assert instance.pre is not None
     assert instance.event_class is not None
@@ -362,6 +429,8 @@ def _realise(rules: RuleSet, instance: Instance, model: Any) -> list[object]:
     assert instance.event_class is not None
     if instance.event_class is Liquidate:
         return realise_liquidation(rules)
+    if instance.event_class is Expire:
+        return realise_expiry(rules)
     return realise(rules, instance.event_class, model, instance.pre, instance.event)
 
 
@@ -392,6 +461,36 @@ _DEBT_ASSUMPTION: Final = (
 )
 
 
+_EXPIRY_ASSUMPTIONS: Final = (
+    (
+        "Expire's holders are the instrument's holder index: a list, in account-id order, "
+        "of exactly the accounts with a non-zero position, each once (SK-PROOF-15). The loop "
+        "over them is a recurrence over their ranks; Expire.waterfall-inductive proves its "
+        "invariant inductive, and the other Expire theorems assume it at every rank, which "
+        "is what induction over the finitely many ranks gives."
+    ),
+    (
+        "The expiry flows sum to zero over the holders: each is position x one per-lot "
+        "amount, and positions sum to zero (INV-OPEN-INTEREST-ZERO-SUM) at one reference "
+        "(INV-UNIFORM-REFERENCE), as for variation margin."
+    ),
+    (
+        "The receivers' cuts and claims are share_up / share_down of their dues (contracts "
+        "checked by CrossHair): each within [0, due] while the total is at most the dues, and "
+        "the ceiling shares sum to at least the total they split (SK-WATERFALL-2)."
+    ),
+    (
+        "A payer's value at liquidation without the expiring position (debt.true_deficit_minor) "
+        "is consulted: the theorems hold for any valuation."
+    ),
+    (
+        "An expiry on a state that already holds debts or claims, after which SK-DEBT-2 "
+        "settles them, is outside the model; the differential checks count it apart. The "
+        "payment in kind of collateral is gone since v4 (SK-EXPIRY-3): nothing to model."
+    ),
+)
+
+
 def transition_theorems(
     models: Mapping[type, transitions.Model] = MODELS,
 ) -> list[Theorem]:
@@ -407,6 +506,8 @@ def transition_theorems(
             extra += (_MARK_ASSUMPTION,)
         if cls is OraclePrice:
             extra += (_QUORUM_ASSUMPTION,)
+        if cls is Expire:
+            extra = (NONLINEAR_ASSUMPTION, *_EXPIRY_ASSUMPTIONS)
         theorems += [
             Theorem(
                 name=f"{cls.__name__}.{name}",
@@ -417,7 +518,7 @@ def transition_theorems(
                 build=_instance(cls, claim, models),
                 transition=cls.__name__,
                 region=None
-                if cls in {Liquidate, ListInstrument, OracleVolatility, Tick}
+                if cls in {Liquidate, ListInstrument, OracleVolatility, Tick, Expire}
                 else _region,
                 realise=None if cls in {ListInstrument, OracleVolatility, Tick} else _realise,
             )

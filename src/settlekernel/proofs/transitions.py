@@ -125,6 +125,19 @@ class SymbolicConsult:
             )
         )
         self._liquidator_rejection = z3.Function("liquidator_rejection", STRING, STRING, STRING)
+        self._settlement = (
+            z3.Function("settlement.fixed", STRING, boolean),
+            z3.Function("settlement.price", STRING, integer),
+        )
+        self._rest_value = z3.Function("rest_value", STRING, STRING, integer)
+
+    def settlement(self, instrument: Any) -> tuple[Any, Any]:
+        """Return whether the instrument's settlement price is fixed, and the price."""
+        return self._settlement[0](instrument), self._settlement[1](instrument)
+
+    def rest_value(self, account: Any, instrument: Any) -> Any:
+        """Return the account's value at liquidation without the position, uninterpreted."""
+        return self._rest_value(account, instrument)
 
     def admits(self, underlying: Any, action: str) -> Any:
         """Return the admissibility predicate of ``underlying`` for ``action``."""
@@ -196,6 +209,11 @@ class ModelStep:
     # A step that pays every holder of an instrument: (asset, instrument, per-lot amount).
     # Every account's balance of the asset changes by its position times the amount.
     per_lot: tuple[Any, Any, Any] | None = None
+    # Definitions of the model's own auxiliary functions (a loop over holders written as a
+    # recurrence over their ranks): hypotheses of every theorem, empty in a concrete ledger.
+    defines: tuple[Any, ...] = ()
+    # The waterfall's running totals, for the claims about it (``proofs/expiry_model.py``).
+    waterfall: Any = None
 
 
 def cascade(
