@@ -160,9 +160,10 @@ def stress(  # noqa: PLR0913, PLR0917 (click passes one parameter per option)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     if not no_plots:
-        from settlekernel.stress.plots import plot_all  # noqa: PLC0415 (matplotlib is slow)
+        from settlekernel.stress.plots import RunLabel, plot_all  # noqa: PLC0415 (slow)
 
-        plot_all(paths, out)
+        label = RunLabel(n_paths, seed, shock, rules.digest.hex(), scenario.market.step_hours)
+        plot_all(paths, out, label)
     _echo(summary, out)
     if summary["invariant_violations"]:
         raise SystemExit(EXIT_VIOLATION)
