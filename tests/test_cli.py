@@ -284,13 +284,13 @@ def test_output_that_the_terminal_cannot_encode_is_escaped_not_fatal(tmp_path):
     assert "d\\xe9p\\xf4t" in result.stdout
 
 
-def _at_80_columns(*arguments: str) -> str:
+def _at_80_columns(*arguments: str, exit_code: int = 0) -> str:
     """Run a command as if in an 80-column terminal; return its standard output."""
     environment = {**os.environ, "COLUMNS": "80"}
     result = subprocess.run(
         [*CLI, *arguments], capture_output=True, text=True, env=environment, check=False
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == exit_code, result.stdout + result.stderr
     return result.stdout
 
 
@@ -309,6 +309,16 @@ def test_verify_fits_80_columns_and_never_splits_a_theorem_name(tmp_path):
     names = {theorem.name for theorem in theorems}
     names |= {invariant.value for theorem in theorems for invariant in theorem.invariants}
     _assert_fits_and_names_whole(text, names)
+    # A failure's claim, counterexample and replay wrap between words too.
+    fault = ("--fault", "self-transfer-double-credit", "--out", str(tmp_path / "cx"))
+    text = _at_80_columns("verify", *fault, exit_code=1)
+    _assert_fits_and_names_whole(text, {"Transfer.conservation", "INV-CONSERVATION"})
+
+
+def test_demo_fits_80_columns():
+    """At 80 columns every line of the demo fits, its refusals too, each reason whole."""
+    text = _at_80_columns("demo")
+    _assert_fits_and_names_whole(text, {"margin_insufficient", "instrument_already_settled"})
 
 
 def test_audit_fits_80_columns_and_never_splits_an_invariant_id(tmp_path):

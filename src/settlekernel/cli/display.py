@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.table import Table
@@ -174,7 +175,7 @@ def _greeks_table(risk: UnderlyingRisk, decimals: int, asset: str) -> Table:
     return table
 
 
-def labelled_lines(rows: list[tuple[str, str | Text]]) -> Table:
+def labelled_lines(rows: Sequence[tuple[str, str | Text]]) -> Table:
     """Return ``label  value`` lines whose values wrap between words under their own indent.
 
     A value wraps at spaces only, so a digest, a path or an identifier stays whole on its line

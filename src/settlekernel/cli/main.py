@@ -24,6 +24,7 @@ from settlekernel.cli.display import (
     accounts_table,
     count_of,
     describe_outcome,
+    labelled_lines,
     margin_report_json,
     margin_report_tables,
     margin_table,
@@ -181,7 +182,7 @@ def demo(events_out: Path | None) -> None:
     console = Console()
     journal = Journal(genesis(DEFAULT_RULES))
     steps = demo_steps()
-    refusals: list[str] = []
+    refusals: list[tuple[str, str]] = []
     outcomes: list[Outcome] = []
     table: Table | None = None
     for number, demo_step in enumerate(steps, start=1):
@@ -200,7 +201,7 @@ def demo(events_out: Path | None) -> None:
         outcome = journal.submit(demo_step.event)
         outcomes.append(outcome)
         if isinstance(outcome, Rejected):
-            refusals.append(f"  #{number} {outcome.reason.value}: {outcome.message}")
+            refusals.append((f"  #{number}", f"{outcome.reason.value}: {outcome.message}"))
         table.add_row(
             str(number),
             demo_step.note,
@@ -211,8 +212,7 @@ def demo(events_out: Path | None) -> None:
         console.print(table)
     console.print(waterfall_summary(journal.state, outcomes))
     console.print("Refusals, as the kernel explains them:")
-    for refusal in refusals:
-        console.print(refusal, soft_wrap=True)
+    console.print(labelled_lines([(number, Text(refusal)) for number, refusal in refusals]))
     console.print()
     console.print(accounts_table(journal.state, title="Accounts after the session"))
     console.print(margin_table(journal.state, title="Margin after the session (USDC)"))

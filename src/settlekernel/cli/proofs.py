@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -83,22 +84,26 @@ def results_table(results: list[Result]) -> Table:
 
 
 def _print_failure(console: Console, result: Result) -> None:
-    console.print(f"[red]{result.theorem.name}[/red]: {result.verdict.status.value}")
-    console.print(f"  claim: {result.theorem.statement}")
+    def say(indent: int, line: str) -> None:
+        # Wrapped between words under its own indent; plain text, so no value reads as markup.
+        console.print(Padding(Text(line), (0, 0, 0, indent), expand=False))
+
+    console.print(Text(result.theorem.name, style="red") + f": {result.verdict.status.value}")
+    say(2, f"claim: {result.theorem.statement}")
     if result.verdict.detail:
-        console.print(f"  z3: {result.verdict.detail}")
+        say(2, f"z3: {result.verdict.detail}")
     if result.counterexample:
         values = ", ".join(f"{k}={v!r}" for k, v in sorted(result.counterexample.items()))
-        console.print(f"  counterexample: {values}", soft_wrap=True)
+        say(2, f"counterexample: {values}")
     if result.note:
-        console.print(f"  {result.note}")
+        say(2, result.note)
     if result.replay is not None:
         if result.events_file is not None:
-            console.print(f"  events from genesis: {result.events_file}")
+            say(2, f"events from genesis: {result.events_file}")
         for line in describe(result.replay).splitlines():
-            console.print(f"    {line}", soft_wrap=True)
+            say(4, line)
         verdict = "reproduces" if result.replay.reproduced else "does NOT reproduce"
-        console.print(f"  the replay through the kernel {verdict} the violation")
+        say(2, f"the replay through the kernel {verdict} the violation")
 
 
 @click.command()
