@@ -192,6 +192,7 @@ def test_stress_cli_writes_summary_and_plots(tmp_path):
     assert "paths_per_second" not in summary
     assert "{" not in result.output  # a readable summary, not dict reprs
     assert " USDC" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
     assert summary["invariant_violations"] == []
     assert len(summary["per_path"]) == 2
     assert summary["liquidations"]["max"] > 0

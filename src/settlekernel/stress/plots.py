@@ -203,7 +203,7 @@ def plot_sweep(results: dict[str, list[PathMetrics]], file: Path, *, title: str 
     names = [name for name, paths in results.items() if paths]  # An unsound set ran none.
     minima = [[path.insurance_min_minor / USDC_MINOR for path in results[n]] for n in names]
     figure, axes = plt.subplots(figsize=(max(6, 1.4 * len(names) + 2), 4.8))
-    axes.boxplot(minima, tick_labels=names, label="quartiles, whiskers 1.5 IQR")
+    axes.boxplot(minima, tick_labels=names, label="median; box: quartiles")
     for column, values in enumerate(minima, start=1):
         axes.scatter(
             [column] * len(values),
@@ -219,6 +219,7 @@ def plot_sweep(results: dict[str, list[PathMetrics]], file: Path, *, title: str 
         xlabel="rule set",
         ylabel="insurance fund low point (USDC)",
     )
+    axes.yaxis.set_major_formatter(THOUSANDS)
     axes.legend()
     figure.tight_layout()
     figure.savefig(file, dpi=100)
