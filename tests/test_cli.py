@@ -12,6 +12,7 @@ from pathlib import Path
 import settlekernel as sk
 from golden import DEMO_ROOT
 from settlekernel.core.wire import encode_event
+from settlekernel.proofs.runner import catalogue
 
 CLI = [sys.executable, "-m", "settlekernel"]
 
@@ -292,3 +293,69 @@ def test_output_that_the_terminal_cannot_encode_is_escaped_not_fatal(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "d\\xe9p\\xf4t" in result.stdout
+
+
+def _at_80_columns(*arguments: str, exit_code: int = 0) -> str:
+    """Run a command as if in an 80-column terminal; return its standard output."""
+    environment = {**os.environ, "COLUMNS": "80"}
+    result = subprocess.run(
+        [*CLI, *arguments], capture_output=True, text=True, env=environment, check=False
+    )
+    assert result.returncode == exit_code, result.stdout + result.stderr
+    return result.stdout
+
+
+def _assert_fits_and_names_whole(text: str, names: set[str]) -> None:
+    lines = text.splitlines()
+    too_wide = [line for line in lines if len(line) > 80]
+    assert not too_wide, too_wide
+    words = {word.strip("│┃ ,:;()") for line in lines for word in line.split()}
+    assert names <= words, sorted(names - words)
+
+
+def test_verify_fits_80_columns_and_never_splits_a_theorem_name(tmp_path):
+    """At 80 columns every line fits and each theorem and invariant is printed whole."""
+    text = _at_80_columns("verify", "--out", str(tmp_path / "cx"))
+    _, theorems = catalogue(sk.RuleSet.default())
+    names = {theorem.name for theorem in theorems}
+    names |= {invariant.value for theorem in theorems for invariant in theorem.invariants}
+    _assert_fits_and_names_whole(text, names)
+    # A failure's claim, counterexample and replay wrap between words too.
+    fault = ("--fault", "self-transfer-double-credit", "--out", str(tmp_path / "cx"))
+    text = _at_80_columns("verify", *fault, exit_code=1)
+    _assert_fits_and_names_whole(text, {"Transfer.conservation", "INV-CONSERVATION"})
+
+
+def test_demo_fits_80_columns():
+    """At 80 columns every line of the demo fits, its refusals too, each reason whole."""
+    text = _at_80_columns("demo")
+    _assert_fits_and_names_whole(text, {"margin_insufficient", "instrument_already_settled"})
+
+
+def test_audit_fits_80_columns_and_never_splits_an_invariant_id(tmp_path):
+    """At 80 columns every line fits; each invariant, test file and the digest is whole."""
+    text = _at_80_columns("audit", "--crosshair-timeout", "0", "--html", str(tmp_path / "a.html"))
+    names = {invariant.value for invariant in sk.InvariantId}
+    names |= {path.name for path in (Path(__file__).parent).glob("test_*.py") if path.name in text}
+    names.add(sk.RuleSet.default().digest.hex())
+    _assert_fits_and_names_whole(text, names)
+    assert "test_margin_engine_in_the_kernel.py" in names
+
+
+def test_run_fits_80_columns_and_never_splits_a_reason_code(tmp_path):
+    """At 80 columns every line fits; each reason code and root prefix is printed whole."""
+    lines = [
+        encode_event(sk.OpenAccount(principal="a", account="a")),
+        '{"type":"deposit","principal":"a","account":"a","asset":"USDC","amount_minor":1.5}',
+        "not json",
+        encode_event(sk.Deposit(principal="a", account="a", asset="USDC", amount_minor=5)),
+        encode_event(sk.Withdraw(principal="a", account="a", asset="USDC", amount_minor=500)),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = _at_80_columns("run", str(path))
+    records = [json.loads(line) for line in run("run", str(path), "--json").stdout.splitlines()]
+    names = {record["reason"] for record in records[:-1] if "reason" in record}
+    names |= {record["root"][:16] for record in records[:-1]}
+    assert names >= {"field_type_invalid", "json_invalid", "insufficient_funds"}
+    _assert_fits_and_names_whole(text, names)

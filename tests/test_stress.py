@@ -192,6 +192,7 @@ def test_stress_cli_writes_summary_and_plots(tmp_path):
     assert "paths_per_second" not in summary
     assert "{" not in result.output  # a readable summary, not dict reprs
     assert " USDC" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
     assert summary["invariant_violations"] == []
     assert len(summary["per_path"]) == 2
     assert summary["liquidations"]["max"] > 0
@@ -246,3 +247,70 @@ def test_stress_cli_rejects_a_shock_beyond_the_run(tmp_path):
     assert result.exit_code == 2
     assert "beyond the run's 6 steps" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def _metrics(seed: int, low_minor: int, bad_debt_minor: int) -> PathMetrics:
+    """Return a three-hour path whose fund dips to ``low_minor`` at hour 2."""
+    return PathMetrics(
+        seed=seed,
+        bad_debt_minor=bad_debt_minor,
+        liquidations_per_step=[0, 1, 0],
+        insurance_path_minor=[250 * 10**9, 250 * 10**9, low_minor, low_minor, low_minor],
+        loss_by_tier_minor={"retail": bad_debt_minor, "pro": 0},
+    )
+
+
+PLOT_LABEL_SHOCK = Shock("ETH", 600_000, 2)
+
+
+@pytest.mark.parametrize("agree", [True, False], ids=["all paths agree", "paths differ"])
+def test_plots_name_the_run_units_and_loss_and_have_legends(agree):
+    """Titles give paths, seed, shock and rules; axes hours and USDC; every axes a legend."""
+    plots = pytest.importorskip("settlekernel.stress.plots")
+    digest = sk.RuleSet.default().digest.hex()
+    label = plots.RunLabel(3, 7, PLOT_LABEL_SHOCK, digest)
+    paths = [
+        _metrics(n, 200 * 10**9 if agree else (200 + n) * 10**9, 0 if agree else n * 10**6)
+        for n in range(3)
+    ]
+    figures = {
+        "insurance": plots.insurance_figure(paths, label),
+        "cascade": plots.cascade_figure(paths, label),
+        "tiers": plots.tier_figure(paths, label),
+    }
+    for name, figure in figures.items():
+        heading = figure.get_suptitle() or figure.axes[0].get_title()
+        for fragment in ("3 paths", "seed 7", "shock ETH -60 % at hour 2", digest[:16]):
+            assert fragment in heading, (name, heading)
+        for axes in figure.axes:
+            assert axes.get_legend() is not None, (name, axes.get_title())
+            assert axes.get_xlabel(), (name, axes.get_title())
+            assert axes.get_ylabel(), (name, axes.get_title())
+    insurance_histogram, insurance_time = figures["insurance"].axes
+    assert "USDC" in insurance_histogram.get_xlabel()
+    assert "hours" in insurance_time.get_xlabel()
+    assert "USDC" in insurance_time.get_ylabel()
+    assert "hours" in figures["cascade"].axes[0].get_xlabel()
+    tiers, bad_debt = figures["tiers"].axes
+    assert "loss: equity after setup minus equity at the end" in tiers.get_title()
+    assert "USDC" in tiers.get_ylabel()
+    assert "bad debt: equity below zero at liquidation" in bad_debt.get_title()
+    for histogram in (insurance_histogram, bad_debt):
+        bars = [patch for patch in histogram.patches if patch.get_height() > 0]
+        assert sum(bar.get_height() for bar in bars) == 3  # every path counted once
+        low, high = histogram.get_xlim()
+        assert low < high
+        notes = [text.get_text() for text in histogram.texts]
+        if agree:
+            assert len(bars) == 1
+            assert any(note.startswith("all 3 paths: ") and "USDC" in note for note in notes)
+    plots.plt.close("all")
+
+
+def test_plot_title_says_no_shock_and_omits_an_absent_digest():
+    """Says 'no shock' without one; a sweep's title names no single rules digest."""
+    plots = pytest.importorskip("settlekernel.stress.plots")
+    assert plots.RunLabel(1, 0, None, "ab" * 32).describe() == (
+        "1 path, seed 0, no shock, rules " + "ab" * 8
+    )
+    assert plots.RunLabel(2, 5, None, None).describe() == "2 paths, seed 5, no shock"

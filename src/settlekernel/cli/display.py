@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.table import Table
+from rich.text import Text
 
 from settlekernel.core.events import Expire, Liquidate, OraclePrice
 from settlekernel.core.oracle import validity
@@ -171,6 +173,20 @@ def _greeks_table(risk: UnderlyingRisk, decimals: int, asset: str) -> Table:
     table.add_row("vega", f"{vega_per_point:,.2f}", "volatility point")
     table.add_row("theta", f"{risk.theta_minor / unit / DAYS_PER_YEAR:,.2f}", "day")
     return table
+
+
+def labelled_lines(rows: Sequence[tuple[str, str | Text]]) -> Table:
+    """Return ``label  value`` lines whose values wrap between words under their own indent.
+
+    A value wraps at spaces only, so a digest, a path or an identifier stays whole on its line
+    (a word longer than the terminal is the one exception, folded rather than cut off).
+    """
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in rows:
+        grid.add_row(label, value)
+    return grid
 
 
 def count_of(number: int, noun: str) -> str:

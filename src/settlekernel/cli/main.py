@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from settlekernel.cli.common import CommandGroup, InputError, load_rules, read_text
 from settlekernel.cli.demo import demo_steps
@@ -23,6 +24,7 @@ from settlekernel.cli.display import (
     accounts_table,
     count_of,
     describe_outcome,
+    labelled_lines,
     margin_report_json,
     margin_report_tables,
     margin_table,
@@ -87,7 +89,7 @@ def run(events: Path, rules_path: Path | None, *, as_json: bool) -> None:
             if as_json:
                 click.echo(json.dumps(_outcome_json(number, outcome, root), sort_keys=True))
             else:
-                table.add_row(str(number), *_outcome_cells(outcome), root[:16])
+                table.add_row(str(number), _outcome_cell(outcome), root[:16])
     violations = check_invariants(journal.state)
     summary = {
         "events": len(journal.entries) + len(journal.rejections),
@@ -111,16 +113,28 @@ def _root_hex(journal: Journal) -> str:
 
 
 def _outcome_table(title: str) -> Table:
+    """Return the line / outcome / root table; only the outcome's prose message wraps.
+
+    A rejection's reason code gets a line of its own and the message wraps between words
+    below it, so the table fits 80 columns without cutting a reason code or a root.
+    """
     table = Table(title=title, title_justify="left")
-    for name in ("#", "outcome", "reason", "message", "root"):
-        table.add_column(name, overflow="fold")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("outcome: reason, then message", overflow="fold")
+    table.add_column("root", no_wrap=True)
     return table
 
 
-def _outcome_cells(outcome: Outcome) -> tuple[str, str, str]:
+def _outcome_cell(outcome: Outcome) -> Text:
     if isinstance(outcome, Accepted):
-        return ("[green]accepted[/green]", "", count_of(len(outcome.postings), "posting"))
-    return ("[red]rejected[/red]", outcome.reason.value, outcome.message)
+        return Text("accepted", style="green") + Text(
+            f", {count_of(len(outcome.postings), 'posting')}"
+        )
+    return (
+        Text("rejected", style="red")
+        + Text(f": {outcome.reason.value}\n")
+        + Text(outcome.message, style="dim")
+    )
 
 
 def _outcome_json(number: int, outcome: Outcome, root: str) -> dict[str, object]:
@@ -168,7 +182,7 @@ def demo(events_out: Path | None) -> None:
     console = Console()
     journal = Journal(genesis(DEFAULT_RULES))
     steps = demo_steps()
-    refusals: list[str] = []
+    refusals: list[tuple[str, str]] = []
     outcomes: list[Outcome] = []
     table: Table | None = None
     for number, demo_step in enumerate(steps, start=1):
@@ -187,7 +201,7 @@ def demo(events_out: Path | None) -> None:
         outcome = journal.submit(demo_step.event)
         outcomes.append(outcome)
         if isinstance(outcome, Rejected):
-            refusals.append(f"  #{number} {outcome.reason.value}: {outcome.message}")
+            refusals.append((f"  #{number}", f"{outcome.reason.value}: {outcome.message}"))
         table.add_row(
             str(number),
             demo_step.note,
@@ -198,8 +212,7 @@ def demo(events_out: Path | None) -> None:
         console.print(table)
     console.print(waterfall_summary(journal.state, outcomes))
     console.print("Refusals, as the kernel explains them:")
-    for refusal in refusals:
-        console.print(refusal, soft_wrap=True)
+    console.print(labelled_lines([(number, Text(refusal)) for number, refusal in refusals]))
     console.print()
     console.print(accounts_table(journal.state, title="Accounts after the session"))
     console.print(margin_table(journal.state, title="Margin after the session (USDC)"))

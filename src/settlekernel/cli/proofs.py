@@ -10,10 +10,13 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from settlekernel.cli.common import has_module, load_rules
+from settlekernel.cli.display import labelled_lines
 from settlekernel.core.rules import RuleSet
 from settlekernel.proofs import report as audit_report
 from settlekernel.proofs.engine import Status
@@ -58,38 +61,49 @@ def run_catalogue(
 
 
 def results_table(results: list[Result]) -> Table:
-    """Return the theorem / invariants / status / time table."""
+    """Return the theorem / status / time table; each theorem's invariants sit under its name.
+
+    Identifiers never wrap: a theorem name and each invariant it serves get a line of their
+    own, so the table fits 80 columns without cutting a name that a reader would grep for.
+    """
     table = Table(title="Theorems", title_justify="left")
-    for column in ("theorem", "invariants", "status", "time"):
-        table.add_column(column, overflow="fold")
+    table.add_column("theorem, then the invariants it serves", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
     for result in results:
         status = result.verdict.status
+        cell = Text(result.theorem.name)
+        for invariant in result.theorem.invariants:
+            cell.append(f"\n  {invariant.value}", style="dim")
         table.add_row(
-            result.theorem.name,
-            ", ".join(i.value for i in result.theorem.invariants),
-            f"[{_STYLE[status]}]{status.value}[/{_STYLE[status]}]",
+            cell,
+            Text(status.value, style=_STYLE[status]),
             f"{result.verdict.seconds * 1000:.0f} ms",
         )
     return table
 
 
 def _print_failure(console: Console, result: Result) -> None:
-    console.print(f"[red]{result.theorem.name}[/red]: {result.verdict.status.value}")
-    console.print(f"  claim: {result.theorem.statement}")
+    def say(indent: int, line: str) -> None:
+        # Wrapped between words under its own indent; plain text, so no value reads as markup.
+        console.print(Padding(Text(line), (0, 0, 0, indent), expand=False))
+
+    console.print(Text(result.theorem.name, style="red") + f": {result.verdict.status.value}")
+    say(2, f"claim: {result.theorem.statement}")
     if result.verdict.detail:
-        console.print(f"  z3: {result.verdict.detail}")
+        say(2, f"z3: {result.verdict.detail}")
     if result.counterexample:
         values = ", ".join(f"{k}={v!r}" for k, v in sorted(result.counterexample.items()))
-        console.print(f"  counterexample: {values}", soft_wrap=True)
+        say(2, f"counterexample: {values}")
     if result.note:
-        console.print(f"  {result.note}")
+        say(2, result.note)
     if result.replay is not None:
         if result.events_file is not None:
-            console.print(f"  events from genesis: {result.events_file}")
+            say(2, f"events from genesis: {result.events_file}")
         for line in describe(result.replay).splitlines():
-            console.print(f"    {line}", soft_wrap=True)
+            say(4, line)
         verdict = "reproduces" if result.replay.reproduced else "does NOT reproduce"
-        console.print(f"  the replay through the kernel {verdict} the violation")
+        say(2, f"the replay through the kernel {verdict} the violation")
 
 
 @click.command()
@@ -141,22 +155,30 @@ def verify(rules_path: Path | None, fault: str | None, out_dir: Path, timeout: i
 
 
 def audit_table(report: audit_report.Report) -> Table:
-    """Return the per-invariant summary for the terminal."""
-    table = Table(title="Invariants", title_justify="left")
-    for column in ("invariant", "level", "z3 proofs", "CrossHair", "tests"):
-        table.add_column(column, overflow="fold")
+    """Return the per-invariant summary for the terminal.
+
+    The invariant ID and its level sit in a column that never wraps; the evidence (proofs,
+    contracts, tests) is prose that wraps between names, never inside one.
+    """
+    table = Table(title="Invariants", title_justify="left", show_lines=True)
+    table.add_column("invariant, level", no_wrap=True)
+    table.add_column("evidence", overflow="fold")
     for entry in report.entries:
         seconds = sum(seconds for _, _, seconds in entry.proofs)
         proofs = f"{entry.proof_status} in {seconds * 1000:.0f} ms: " + (
             ", ".join(entry.transitions) or "rule set"
         )
-        table.add_row(
-            entry.invariant.value,
-            entry.level,
-            proofs if entry.proofs else entry.proof_status,
-            f"{entry.contract_status} ({len(entry.contracts)})",
-            ", ".join(entry.test_files),
-        )
+        evidence = Text()
+        for label, value in (
+            ("z3 proofs", proofs if entry.proofs else entry.proof_status),
+            ("CrossHair", f"{entry.contract_status} ({len(entry.contracts)})"),
+            ("tests", ", ".join(entry.test_files) or "none"),
+        ):
+            if evidence:
+                evidence.append("\n")
+            evidence.append(f"{label}: ", style="bold")
+            evidence.append(value)
+        table.add_row(Text(entry.invariant.value) + Text(f"\n{entry.level}", style="dim"), evidence)
     return table
 
 
@@ -198,15 +220,19 @@ def audit(rules_path: Path | None, html_path: Path | None, crosshair_timeout: in
             crosshair = audit_report.run_crosshair(crosshair_timeout)
     report = audit_report.build(rules, results, crosshair, not_run)
     console.print(audit_table(report))
-    console.print("no z3 model yet: " + ", ".join(report.unmodelled), soft_wrap=True)
-    console.print(f"code      {report.code_version}")
-    console.print(f"rule set  {report.rules_digest}")
-    if html_path is not None:
-        html_path.write_text(audit_report.to_html(report), encoding="utf-8")
-        console.print(f"report    written to {html_path}")
-    console.print(f"sources   {audit_report.INDEX_SOURCE}", soft_wrap=True)
     style = "green" if report.passed and report.crosshair_not_run is None else "yellow"
     style = style if report.passed else "red"
-    console.print(f"verdict   [{style}]{report.verdict}[/{style}]", soft_wrap=True)
+    # One clause of the verdict a line, so no clause is cut where the terminal ends.
+    verdict = Text("\n".join(report.verdict.split("; ")), style=style)
+    console.print("no z3 model yet: " + (", ".join(report.unmodelled) or "none"))
+    rows: list[tuple[str, str | Text]] = [
+        ("code", report.code_version),
+        ("rule set", report.rules_digest),
+    ]
+    if html_path is not None:
+        html_path.write_text(audit_report.to_html(report), encoding="utf-8")
+        rows.append(("report", f"written to {html_path}"))
+    rows += [("sources", audit_report.INDEX_SOURCE), ("verdict", verdict)]
+    console.print(labelled_lines(rows))
     if not report.passed:
         raise SystemExit(EXIT_FAILED)

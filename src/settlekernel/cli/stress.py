@@ -7,6 +7,7 @@ Shell only: it seeds paths, runs each through ``step`` with a progress bar, writ
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ from settlekernel.stress.runner import PathMetrics, Scenario, path_seed, run_pat
 from settlekernel.stress.summary import summarize
 
 EXIT_VIOLATION = 1
+# The summary is read in a terminal or a log: 80 columns, as the tables.
+SUMMARY_WIDTH = 80
+NO_BREAK = "\u00a0"
 
 
 def parse_shock(text: str | None) -> Shock | None:
@@ -160,9 +164,10 @@ def stress(  # noqa: PLR0913, PLR0917 (click passes one parameter per option)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     if not no_plots:
-        from settlekernel.stress.plots import plot_all  # noqa: PLC0415 (matplotlib is slow)
+        from settlekernel.stress.plots import RunLabel, plot_all  # noqa: PLC0415 (slow)
 
-        plot_all(paths, out)
+        label = RunLabel(n_paths, seed, shock, rules.digest.hex(), scenario.market.step_hours)
+        plot_all(paths, out, label)
     _echo(summary, out)
     if summary["invariant_violations"]:
         raise SystemExit(EXIT_VIOLATION)
@@ -194,15 +199,23 @@ def _echo(summary: dict[str, Any], out: Path) -> None:
         ("bad_debt_minor", "bad debt per path", True),
         ("insurance_min_minor", "insurance fund low point", True),
     ):
-        click.echo(f"  {label}: {_distribution(summary[key], usdc if is_money else None)}")
+        _echo_wrapped(f"  {label}: {_distribution(summary[key], usdc if is_money else None)}")
     click.echo(f"  paths exhausting the fund: {summary['paths_fund_exhausted']} of {paths}")
     click.echo(f"  paths with auto-deleveraging: {summary['paths_with_adl']} of {paths}")
     if "cover2" in summary:
         cover2 = summary["cover2"]
-        click.echo(f"  Cover-2: {_cover2_line(cover2, usdc)}")
+        _echo_wrapped(f"  Cover-2: {_cover2_line(cover2, usdc)}")
     violations = len(summary["invariant_violations"])
     click.echo(f"  invariant violations: {violations}")
     click.echo(f"wrote {out / 'summary.json'}")
+
+
+def _echo_wrapped(line: str) -> None:
+    """Echo a summary line wrapped to 80 columns after a comma, never inside ``p95 1.00 USDC``."""
+    # A no-break space holds each comma-separated part together while textwrap fills.
+    glued = ", ".join(part.replace(" ", NO_BREAK) for part in line.split(", "))
+    wrapped = textwrap.fill(glued, SUMMARY_WIDTH, subsequent_indent="    ", break_long_words=False)
+    click.echo(wrapped.replace(NO_BREAK, " "))
 
 
 def _distribution(value: object, decimals: int | None) -> str:

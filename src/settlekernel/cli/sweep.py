@@ -108,9 +108,11 @@ def sweep(  # noqa: PLR0913 (click passes one parameter per option)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     if not no_plots:
-        from settlekernel.stress.plots import plot_sweep  # noqa: PLC0415 (matplotlib is slow)
+        from settlekernel.stress.plots import RunLabel, plot_sweep  # noqa: PLC0415 (slow)
 
-        plot_sweep(results, out / "sweep_insurance_min.png")
+        # Each rule set has a digest of its own; the title names the paths, seed and shock.
+        run = RunLabel(grid.n_paths, grid.seed, grid.shock, rules_digest_hex=None)
+        plot_sweep(results, out / "sweep_insurance_min.png", title=run.describe())
     # A pipe or a log gets the whole table; a terminal wraps it to its own width.
     Console(width=None if sys.stdout.isatty() else TABLE_WIDTH).print(comparison_table(report))
     for name, summary in report["rule_sets"].items():
