@@ -54,6 +54,14 @@ MOVES_PPM = (-20_000, -5_000, 0, 5_000, 20_000)
 # What an account pays is explained by postings; rounding is in the system's favour, so a
 # step can cost an account a unit per posting it is on, never give it one.
 SLACK_PER_STEP = 4
+LISTING = sk.ListInstrument(
+    principal="operator",
+    instrument=PERP,
+    kind=sk.InstrumentKind.PERPETUAL,
+    underlying="BTC",
+    settlement_asset="USDC",
+    multiplier_minor=MULTIPLIER,
+)
 # Codes whose amount, debited from an account, is a documented cost to it.
 COSTS = (PostingCode.FEE, PostingCode.ROUNDING, PostingCode.PENALTY)
 
@@ -141,16 +149,7 @@ class AttackerMachine(RuleBasedStateMachine):
 
     @initialize()
     def open_market(self) -> None:
-        self.submit(
-            sk.ListInstrument(
-                principal="operator",
-                instrument=PERP,
-                kind=sk.InstrumentKind.PERPETUAL,
-                underlying="BTC",
-                settlement_asset="USDC",
-                multiplier_minor=MULTIPLIER,
-            )
-        )
+        self.submit(LISTING)
         for account in EVERYONE:
             owner = account.split("-", maxsplit=1)[0]
             self.submit(sk.OpenAccount(principal=owner, account=account))
@@ -360,16 +359,7 @@ def _rounds_with_one_lean_keeper(rounds: int) -> tuple[sk.State, int]:
             state = outcome.state
         return outcome
 
-    submit(
-        sk.ListInstrument(
-            principal="operator",
-            instrument=PERP,
-            kind=sk.InstrumentKind.PERPETUAL,
-            underlying="BTC",
-            settlement_asset="USDC",
-            multiplier_minor=MULTIPLIER,
-        )
-    )
+    submit(LISTING)
     for account in ("hana", "mallory-1", "mallory-2"):
         owner = account.split("-", maxsplit=1)[0]
         submit(sk.OpenAccount(principal=owner, account=account))

@@ -102,3 +102,13 @@ def load_rules(path: Path | None, *, check: bool = True) -> RuleSet:
         return parse_rules_toml(text, check=check)
     except RulesError as error:
         raise InputError(f"--rules {path}: {error}") from error
+
+
+# The `--rules FILE` option of every command that runs under a rule set.
+rules_option: Final = click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A TOML rules file (defaults to the built-in rule set).",
+)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from settlekernel.cli.common import CommandGroup, InputError, load_rules, read_text
+from settlekernel.cli.common import CommandGroup, InputError, load_rules, read_text, rules_option
 from settlekernel.cli.demo import demo_steps
 from settlekernel.cli.display import (
     accounts_table,
@@ -59,13 +59,7 @@ def main() -> None:
 @click.argument(
     "events", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
 )
-@click.option(
-    "--rules",
-    "rules_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A TOML rules file (defaults to the built-in rule set).",
-)
+@rules_option
 @click.option(
     "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
 )
@@ -243,13 +237,7 @@ def demo(events_out: Path | None) -> None:
 
 @main.command()
 @click.argument("portfolio", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--rules",
-    "rules_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A TOML rules file (defaults to the built-in rule set).",
-)
+@rules_option
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 def margin(portfolio: Path, rules_path: Path | None, *, as_json: bool) -> None:
     """Margin PORTFOLIO (a JSON book and market): requirement, scenarios, Greeks."""

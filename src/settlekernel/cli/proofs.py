@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from settlekernel.cli.common import has_module, load_rules
+from settlekernel.cli.common import has_module, load_rules, rules_option
 from settlekernel.cli.display import labelled_lines
 from settlekernel.core.rules import RuleSet
 from settlekernel.proofs import report as audit_report
@@ -107,13 +107,7 @@ def _print_failure(console: Console, result: Result) -> None:
 
 
 @click.command()
-@click.option(
-    "--rules",
-    "rules_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A TOML rules file (defaults to the built-in rule set).",
-)
+@rules_option
 @click.option(
     "--fault",
     type=click.Choice(sorted(FAULTS)),
@@ -183,13 +177,7 @@ def audit_table(report: audit_report.Report) -> Table:
 
 
 @click.command()
-@click.option(
-    "--rules",
-    "rules_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A TOML rules file (defaults to the built-in rule set).",
-)
+@rules_option
 @click.option(
     "--html",
     "html_path",

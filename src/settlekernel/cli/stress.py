@@ -16,7 +16,7 @@ import attrs
 import click
 from rich.progress import Progress
 
-from settlekernel.cli.common import InputError, load_rules, require_extra
+from settlekernel.cli.common import InputError, load_rules, require_extra, rules_option
 from settlekernel.cli.display import count_of, format_minor
 from settlekernel.stress.cover2 import cover2_report
 from settlekernel.stress.paths import Shock, default_market, shock_problem
@@ -63,13 +63,7 @@ def parse_shock(text: str | None) -> Shock | None:
     show_default=True,
     help="Seed of the population; path n is seeded seed x 1,000,003 + n.",
 )
-@click.option(
-    "--rules",
-    "rules_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A TOML rules file (defaults to the built-in rule set).",
-)
+@rules_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
