@@ -8,9 +8,9 @@ here deliberately, with its reason in the commit and a CHANGELOG line; recompute
 
 from __future__ import annotations
 
-GENESIS_ROOT = "92c82494b06935d8cfe3da36c04c8794ebc07106d7d89852bb29dfe07cd0593c"
-DEMO_ROOT = "7b157c3eec445be3b5fcda038d1c627d802c5a28994193faf68e8208066693a0"
-JOURNAL_ROOT = "014de2cae020b341ada594e5b7209828569a296e4661d0bfd2ad5cb74b78d3c8"
+GENESIS_ROOT = "8ef7a0902770d6eaf81833c18843fe1d09830be4c1edf7cb45485032f0484b6b"
+DEMO_ROOT = "4d72d8d598c06096aff35731968b99c751145bea45a59cd12c0bfbd8ee13e29d"
+JOURNAL_ROOT = "58cc9e6c19953825edb7a0762ce062b9bb513f5e1be3b301414c9382234b19dd"
 
 
 def _root_after(events: list[object]) -> str:

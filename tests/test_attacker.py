@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-import pytest
 from hypothesis import note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -39,6 +38,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 import settlekernel as sk
 from scenario import USDC
 from settlekernel.core.outcomes import PostingCode
+from settlekernel.core.units import INSURANCE_ACCOUNT
 
 HONEST = ("hana", "ivan", "jade")
 ATTACKER = ("mallory-1", "mallory-2", "mallory-3")
@@ -107,7 +107,7 @@ class AttackerMachine(RuleBasedStateMachine):
                 self.explained[posting.credit_account] += posting.amount_minor
             if posting.code is PostingCode.WITHDRAW and posting.debit_account in EVERYONE:
                 self.withdrawn[posting.debit_account] += posting.amount_minor
-        if isinstance(event, sk.Liquidate) and event.account in HONEST:
+        if isinstance(event, sk.Liquidate | sk.Backstop) and event.account in HONEST:
             self._check_fair_liquidation(before, event.account)
 
     def _check_fair_liquidation(self, before: sk.State, account_id: str) -> None:
@@ -195,6 +195,10 @@ class AttackerMachine(RuleBasedStateMachine):
                     sk.Accepted,
                 ):
                     break
+            else:
+                # No keeper could take it: the backstop closes it out once it is far enough
+                # below maintenance (SK-LIQ-6); refused above the threshold.
+                self.submit(sk.Backstop(principal=HONEST[0], account=account))
 
     @rule(move=st.sampled_from(MOVES_PPM))
     def next_round(self, move: int) -> None:
@@ -307,6 +311,11 @@ class AttackerMachine(RuleBasedStateMachine):
     def liquidate_an_honest_account(self, victim: str) -> None:
         self.submit(sk.Liquidate(principal="mallory", account=victim, liquidator=ATTACKER[2]))
 
+    @rule(account=st.sampled_from(EVERYONE))
+    def backstop(self, account: str) -> None:
+        """The attacker backstops any account it likes, its own or an honest one (SK-LIQ-6)."""
+        self.submit(sk.Backstop(principal="mallory", account=account))
+
     @rule(charge=st.booleans())
     def operator_marks_and_charges(self, charge: bool) -> None:
         self.submit(sk.VariationMargin(principal="operator", instrument=PERP))
@@ -342,11 +351,12 @@ if not os.environ.get("SETTLEKERNEL_FUZZ"):
     TestAttacker.settings = settings(settings(), max_examples=150, stateful_step_count=50)
 
 
-def _rounds_with_one_lean_keeper(rounds: int) -> tuple[sk.State, int]:
+def _rounds_with_one_lean_keeper(rounds: int, *, backstop: bool) -> tuple[sk.State, int]:
     """The search's find, replayed: a wash print, a run up, and one keeper without margin.
 
     Mallory buys 1,253 lots from herself 5 % under the price; the market runs up 2 % a round;
-    the only keeper, hana, has withdrawn 90 % of her cash and cannot take the short. Returns
+    the only keeper, hana, has withdrawn 90 % of her cash and cannot take the short. With
+    ``backstop``, hana submits ``Backstop`` for what she cannot liquidate (SK-LIQ-6). Returns
     the state and the true price.
     """
     state = sk.genesis(sk.RuleSet.default())
@@ -382,7 +392,9 @@ def _rounds_with_one_lean_keeper(rounds: int) -> tuple[sk.State, int]:
                 )
             )
         for account in ("mallory-1", "mallory-2"):
-            submit(sk.Liquidate(principal="hana", account=account, liquidator="hana"))
+            taken = submit(sk.Liquidate(principal="hana", account=account, liquidator="hana"))
+            if backstop and not isinstance(taken, sk.Accepted):
+                submit(sk.Backstop(principal="hana", account=account))
 
     next_round()
     submit(sk.FundInsurance(principal="operator", asset="USDC", amount_minor=5_000 * USDC))
@@ -405,14 +417,8 @@ def _rounds_with_one_lean_keeper(rounds: int) -> tuple[sk.State, int]:
     return state, true_ticks
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 12): with no liquidator able to take the positions, a self-trading "
-    "account runs past bankruptcy and the fund pays its twin's gain; a backstop liquidator "
-    "(the fund taking positions) is not built yet",
-)
-def test_found_by_the_search_no_capable_keeper_lets_a_self_trader_drain_the_fund():
-    state, true_ticks = _rounds_with_one_lean_keeper(8)
+def _twins_value(state: sk.State, true_ticks: int) -> int:
+    """What mallory's two accounts hold at the true price, with claims less debts."""
     value = 0
     for account in ("mallory-1", "mallory-2"):
         held = state.accounts[account]
@@ -422,5 +428,26 @@ def test_found_by_the_search_no_capable_keeper_lets_a_self_trader_drain_the_fund
             value += (
                 position.quantity_lots * (true_ticks - position.settled_price_ticks) * MULTIPLIER
             )
-    fees = 2 * 1_253 * (START_TICKS * 95 // 100) * MULTIPLIER * 100 // 1_000_000
-    assert value <= 40_000 * USDC - fees + 4 * 40
+    return value
+
+
+# What the twins may hold: their deposits less the wash print's fees, and rounding.
+_TWINS_BOUND = (
+    40_000 * USDC - 2 * 1_253 * (START_TICKS * 95 // 100) * MULTIPLIER * 100 // 1_000_000 + 4 * 40
+)
+
+
+def test_without_the_backstop_a_self_trader_drains_the_fund_when_no_keeper_can_liquidate():
+    """The search's find (issue 12), kept as the reason for SK-LIQ-6: without ``Backstop``."""
+    state, true_ticks = _rounds_with_one_lean_keeper(8, backstop=False)
+    assert _twins_value(state, true_ticks) > _TWINS_BOUND
+    assert state.accounts[INSURANCE_ACCOUNT].balance("USDC") == 0
+
+
+def test_the_backstop_stops_a_self_trader_draining_the_fund():
+    """With ``Backstop`` the losing twin is closed against its winning twin while solvent."""
+    state, true_ticks = _rounds_with_one_lean_keeper(8, backstop=True)
+    assert _twins_value(state, true_ticks) <= _TWINS_BOUND
+    fund = state.accounts[INSURANCE_ACCOUNT].balance("USDC")
+    assert fund >= 5_000 * USDC
+    assert not state.accounts["mallory-2"].positions

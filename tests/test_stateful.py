@@ -575,6 +575,15 @@ class KernelMachine(RuleBasedStateMachine):
                 "Liquidate: " + ",".join(sorted({p.code.value for p in outcome.postings}))
             )
 
+    @rule(account=st.sampled_from(ACCOUNTS), principal=st.sampled_from(("carol", "mallory")))
+    def backstop(self, account: str, principal: str) -> None:
+        """Anyone backstops any account: healthy ones are refused (SK-LIQ-6)."""
+        outcome = self.submit(sk.Backstop(principal=principal, account=account))
+        if isinstance(outcome, sk.Accepted):
+            coverage_label(
+                "Backstop: " + ",".join(sorted({p.code.value for p in outcome.postings}))
+            )
+
     @rule(amount=amounts, principal=st.sampled_from(("operator", "operator", "mallory")))
     def fund_insurance(self, amount: int, principal: str) -> None:
         """The operator seeds the insurance fund (a thief cannot)."""

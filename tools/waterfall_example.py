@@ -395,14 +395,17 @@ HEADER = [
     "3. **Full liquidation.** Everything, if the account can pay, selling only as much of "
     "its other collateral as its cash is short, at the index less the asset's liquidation "
     "discount, to the liquidator and then to the fund (SK-WATERFALL-1).",
-    "4. **The insurance fund** pays a bankrupt account's shortfall, if it can (SK-LIQ-4).",
-    "5. **Auto-deleveraging.** Otherwise the losing positions are closed against the "
+    "4. **The backstop.** When no keeper can take an account, anyone may close it out once "
+    "its equity is below 2/3 of maintenance: at the mark, against the opposite side in the "
+    "ADL ranking, while it can still pay its own loss (SK-LIQ-6).",
+    "5. **The insurance fund** pays a bankrupt account's shortfall, if it can (SK-LIQ-4).",
+    "6. **Auto-deleveraging.** Otherwise the losing positions are closed against the "
     "opposite side at the bankruptcy price, most profitable and most levered first (SK-ADL).",
-    "6. **Debts and claims.** A payer that is solvent but short of the settlement asset in "
+    "7. **Debts and claims.** A payer that is solvent but short of the settlement asset in "
     "a mark or an expiry is never socialised: the fund advances what it can, the receivers "
     "hold claims for the rest, and the payer owes the fund a debt, repaid when a keeper "
     "sells its collateral (SK-DEBT).",
-    "7. **Socialisation**, of a true deficit only: at expiry, what the payer's whole account "
+    "8. **Socialisation**, of a true deficit only: at expiry, what the payer's whole account "
     "would not raise at liquidation and the fund cannot pay is cut from the receivers pro "
     "rata and recorded (SK-EXPIRY-3); in a bankruptcy, only claims its write-off leaves "
     "unbacked (INV-SOCIALISE-ONLY-DEFICIT).",
@@ -410,6 +413,72 @@ HEADER = [
     "All amounts are USDC; BTC prices are in dollars and cents (one tick is 0.01).",
     "",
 ]
+
+
+def backstop_example() -> list[str]:
+    """No keeper can take thin: the backstop closes it against the short side at the mark."""
+    state = market(
+        [
+            *(
+                row
+                for name, amount in (("thin", 10_000), ("carol", 10_000), ("dave", 20_000))
+                for row in ((open_account(name), OK), (deposit(name, amount * USDC), OK))
+            ),
+            (trade("t1", "thin", "carol", 300, 9_000_000), OK),
+            (trade("t2", "thin", "dave", 400, 9_000_000), OK),
+            (trade("t3", "thin", "alice", 300, 9_000_000), OK),
+            (trade("t4", "bob", "alice", 200, 9_000_000), OK),
+        ]
+    )
+    early = run_table(walk("BTC", 8_550_000, 2_000, rounds=2), state)
+    early_report = account_margin(early, early.accounts["thin"])
+    refused = sk.step(early, sk.Backstop(principal="anyone", account="thin"))
+    assert isinstance(refused, sk.Rejected)
+    state = run_table(walk("BTC", 8_400_000, 2_000, rounds=3), state)
+    before = account_margin(state, state.accounts["thin"])
+    threshold = before.maintenance_minor * state.rules.backstop_equity_ppm // 1_000_000
+    outcome = step(state, sk.Backstop(principal="anyone", account="thin"))
+    after = outcome.state
+    lines = [
+        "## 6. The backstop: when no keeper can take the account",
+        "",
+        "The same book as in section 2, but no keeper has the margin to take thin's 1,000 "
+        "lots (every `Liquidate` is refused with `margin_insufficient`), and the fund is "
+        "empty. At 85,500.00 thin is below maintenance (equity "
+        f"{usd(early_report.equity_minor)} against {usd(early_report.maintenance_minor)}), but "
+        "not below two thirds of it, so `Backstop` is refused (`not_liquidatable`): that "
+        "window is the keepers' (SK-LIQ-6).",
+        "",
+        f"At 84,000.00 its equity is {usd(before.equity_minor)}, below "
+        f"{usd(threshold)} (2/3 of its maintenance of {usd(before.maintenance_minor)}). "
+        "Anyone may now submit `Backstop`. Every position closes at the mark against the "
+        "opposite side in the ADL ranking, carol and dave first, then alice for the lots "
+        "still needed; each is paid its profit at the mark in full, and thin pays the "
+        "1.5 % penalty to the fund from what it has left:",
+        "",
+        "| account | lots before | lots after | cash change |",
+        "|---|---|---|---|",
+    ]
+    for holder in ("thin", "carol", "dave", "alice", "bob", INSURANCE_ACCOUNT):
+        old = state.accounts[holder].positions.get("BTC-PERP")
+        new = after.accounts[holder].positions.get("BTC-PERP")
+        change = after.accounts[holder].balance("USDC") - state.accounts[holder].balance("USDC")
+        sign = "+" if change > 0 else ""
+        lines.append(
+            f"| {holder} | {0 if old is None else old.quantity_lots:,} | "
+            f"{0 if new is None else new.quantity_lots:,} | {sign}{usd(change)} |"
+        )
+    lines += [
+        "",
+        "No loss reaches the fund or the winners: the account still paid its own. Had "
+        "nobody acted until bankruptcy, the fund would have paid the difference, and a "
+        "self-trader holding both sides would have collected it; that is the attack the "
+        "adversarial search found and the backstop closes "
+        "(`tests/test_attacker.py`). The fund never takes the positions over: it would then "
+        "hold the exposure the other side profits from.",
+        "",
+    ]
+    return lines
 
 
 def main() -> None:
@@ -420,6 +489,7 @@ def main() -> None:
         + expiry_example()
         + netted_expiry_example()
         + calendar_spread_example()
+        + backstop_example()
     )
     sys.stdout.write("\n".join(lines).rstrip("\n") + "\n")
 

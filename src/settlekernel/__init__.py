@@ -11,6 +11,7 @@ True
 """
 
 from settlekernel.core.events import (
+    Backstop,
     Deposit,
     Event,
     Expire,
@@ -52,6 +53,7 @@ __all__ = [
     "Accepted",
     "Account",
     "AssetRules",
+    "Backstop",
     "Deposit",
     "Event",
     "Expire",

@@ -179,6 +179,14 @@ class Liquidate:
 
 
 @attrs.frozen(kw_only=True)
+class Backstop:
+    """Close out an account far below maintenance that no keeper took (SK-LIQ-6)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    account: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
 class Tick:
     """The sequencer's heartbeat: the kernel clock moves on to ``timestamp_ms`` (SK-TICK)."""
 
@@ -208,6 +216,7 @@ Event: TypeAlias = (
     | Expire
     | FundInsurance
     | Liquidate
+    | Backstop
     | Tick
 )
 
@@ -226,6 +235,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "expire": Expire,
     "fund_insurance": FundInsurance,
     "liquidate": Liquidate,
+    "backstop": Backstop,
     "tick": Tick,
 }
 EVENT_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}

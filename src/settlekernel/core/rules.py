@@ -34,7 +34,7 @@ _LIMITS: Final = (
 )
 # Each trade of a linear instrument reads every premium sample kept: a small bound.
 MARK_SAMPLES_LIMIT: Final = 64
-INT_SCALAR_FIELDS: Final = ("fee_rate_max_ppm", *_LIMITS)
+INT_SCALAR_FIELDS: Final = ("fee_rate_max_ppm", "backstop_equity_ppm", *_LIMITS)
 ASSET_INT_FIELDS: Final = ("decimals", "haircut_ppm", "liquidation_discount_ppm")
 ASSET_FIELDS: Final = (*ASSET_INT_FIELDS, "price_underlying")
 UNDERLYING_FIELDS: Final = (
@@ -175,6 +175,10 @@ class RuleSet:
     # funding intervals one charge catches up (SK-FUNDING-1).
     mark_samples_max: int
     funding_intervals_max: int
+    # [SK-LIQ-6] An account whose equity is below this share of its maintenance margin may be
+    # closed out by the backstop (against the opposite side, the fund covering any shortfall)
+    # by anyone: below it, no keeper took it in time. 2/3, as Hyperliquid's backstop.
+    backstop_equity_ppm: int = 666_667
 
     @cached_property
     def asset_by_symbol(self) -> dict[str, AssetRules]:
@@ -314,6 +318,8 @@ def check_rules(rules: RuleSet) -> list[str]:
         problems.append("roles.matchers is empty: no trade could ever be accepted")
     if not 0 <= rules.fee_rate_max_ppm <= PPM:
         problems.append(f"fee_rate_max_ppm {rules.fee_rate_max_ppm} outside [0, {PPM}]")
+    if not 0 < rules.backstop_equity_ppm <= PPM:
+        problems.append(f"backstop_equity_ppm {rules.backstop_equity_ppm} outside (0, {PPM}]")
     for name in _LIMITS:
         value = getattr(rules, name)
         if not 1 <= value < VALUE_LIMIT:
@@ -447,4 +453,4 @@ def encode_rules(rules: RuleSet) -> bytes:
 
 def rules_digest(rules: RuleSet) -> bytes:
     """Return the SHA-256 of the canonical encoding: the rule set's identity."""
-    return hashlib.sha256(b"settlekernel/rules/v4\n" + encode_rules(rules)).digest()
+    return hashlib.sha256(b"settlekernel/rules/v5\n" + encode_rules(rules)).digest()

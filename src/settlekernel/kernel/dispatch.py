@@ -13,6 +13,7 @@ from typing import Any, Final
 from immutables import Map
 
 from settlekernel.core.events import (
+    Backstop,
     Deposit,
     Expire,
     Funding,
@@ -35,6 +36,7 @@ from settlekernel.core.reasons import Reason
 from settlekernel.core.root import DIRTY_LEAVES_MAX, ZERO_LATTICE, account_key, fold
 from settlekernel.core.rules import RuleSet
 from settlekernel.core.units import SYSTEM_ACCOUNTS, SYSTEM_OWNER
+from settlekernel.kernel.transitions.backstop import process_backstop
 from settlekernel.kernel.transitions.clock import process_tick
 from settlekernel.kernel.transitions.collateral import (
     process_deposit,
@@ -69,6 +71,7 @@ _PROCESSORS: Final[dict[type, Callable[[State, Any], Outcome]]] = {
     Expire: process_expire,
     FundInsurance: process_fund_insurance,
     Liquidate: process_liquidate,
+    Backstop: process_backstop,
     Tick: process_tick,
 }
 

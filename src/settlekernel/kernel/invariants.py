@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from settlekernel.core.events import (
+    Backstop,
     Expire,
     Funding,
     Liquidate,
@@ -582,7 +583,7 @@ def _check_residue(before: State, event: object, outcome: Accepted) -> list[Viol
     rounding = [p for p in outcome.postings if p.credit_account == RESIDUE_ACCOUNT]
     paid = {p.credit_account for p in outcome.postings} - {RESIDUE_ACCOUNT, CLEARING_ACCOUNT}
     limit = 1 if isinstance(event, Trade) else max(len(paid) - 1, 0)
-    if isinstance(event, Liquidate):
+    if isinstance(event, Liquidate | Backstop):
         positions = before.accounts[event.account].positions
         limit += len({before.instruments[i].underlying for i in positions})
     found = [
@@ -627,6 +628,9 @@ def _needs(before: State, event: object) -> list[tuple[str, Action]]:
     if isinstance(event, Liquidate):
         accounts = (before.accounts[event.account], before.accounts[event.liquidator])
         reads = set().union(*(margin_underlyings(before, a) for a in accounts))
+        return [(u, Action.LIQUIDATION) for u in reads]
+    if isinstance(event, Backstop):
+        reads = margin_underlyings(before, before.accounts[event.account])
         return [(u, Action.LIQUIDATION) for u in reads]
     return []
 
@@ -791,6 +795,12 @@ def _check_socialised(before: State, event: object, outcome: Accepted) -> list[V
             limit += max(owed - _liquidation_value(before, rest), 0) if owed > 0 else 0
     elif isinstance(event, Liquidate):
         limit = sum(account.claim_minor for account in before.accounts.values())
+    elif isinstance(event, Backstop):
+        limit = sum(
+            max(-flow - _liquidation_value(before, _rest(before, outcome.state, holder)), 0)
+            for holder, flow in _backstop_flows(before, outcome.state, event.account).items()
+            if flow < 0
+        )
     if not 0 < grown <= limit:
         return [
             Violation(
@@ -809,7 +819,7 @@ def _check_sale_prices(before: State, event: object, outcome: Accepted) -> list[
     none gains more on it than the discount the rules state (SK-WATERFALL-1); recomputed
     from the postings and the index before the step.
     """
-    if not isinstance(event, Liquidate):
+    if not isinstance(event, Liquidate | Backstop):
         return []
     valuation = before.rules.valuation_asset
     owed: defaultdict[str, int] = defaultdict(int)
@@ -1001,6 +1011,8 @@ def _check_insurance(before: State, event: object, outcome: Accepted) -> list[Vi
         allowed |= {PostingCode.INSURANCE, PostingCode.COLLATERAL_SALE}
     if isinstance(event, Expire | VariationMargin):
         allowed |= {PostingCode.INSURANCE, PostingCode.ADVANCE}
+    if isinstance(event, Backstop):
+        allowed |= {PostingCode.INSURANCE, PostingCode.ADVANCE, PostingCode.COLLATERAL_SALE}
     paid = [p for p in outcome.postings if p.debit_account == INSURANCE_ACCOUNT]
     found += [
         Violation(InvariantId.INSURANCE_NONNEGATIVE, f"insurance debited by {p}")
@@ -1009,8 +1021,10 @@ def _check_insurance(before: State, event: object, outcome: Accepted) -> list[Vi
     ]
     total = sum(p.amount_minor for p in paid if p.code is PostingCode.INSURANCE)
     left = outcome.state.accounts.get(event.account) if isinstance(event, Liquidate) else None
-    if total and left is not None and (
-        left.positions or left.balance(before.rules.valuation_asset)
+    if (
+        total
+        and left is not None
+        and (left.positions or left.balance(before.rules.valuation_asset))
     ):
         found.append(
             Violation(
@@ -1024,22 +1038,36 @@ def _check_insurance(before: State, event: object, outcome: Accepted) -> list[Vi
         if p.code is PostingCode.ADVANCE
         or (p.code is PostingCode.INSURANCE and not isinstance(event, Liquidate))
     )
-    if advanced > _shortfall(before, event):
+    if advanced > _shortfall(before, event, outcome):
         found.append(
             Violation(InvariantId.INSURANCE_NONNEGATIVE, f"advanced {advanced}, shortfall smaller")
         )
     claimed = sum(p.amount_minor for p in paid if p.code is PostingCode.CLAIM_PAYMENT)
     if claimed > sum(account.claim_minor for account in before.accounts.values()) + sum(
         p.amount_minor for p in outcome.postings if p.code is PostingCode.ADVANCE
-    ) + _shortfall(before, event):
+    ) + _shortfall(before, event, outcome):
         found.append(
             Violation(InvariantId.INSURANCE_NONNEGATIVE, f"paid {claimed} of claims not owed")
         )
     return found
 
 
-def _shortfall(before: State, event: object) -> int:
-    """The valuation-asset shortfall a mark's or an expiry's payers leave (0 otherwise)."""
+def _shortfall(before: State, event: object, outcome: Accepted) -> int:
+    """The valuation-asset shortfall a mark's, an expiry's or a backstop's payers leave.
+
+    A backstop's payers may first have sold collateral to the fund: what they raised counts
+    as cash (SK-LIQ-6). 0 for any other event.
+    """
+    if isinstance(event, Backstop):
+        asset = before.rules.valuation_asset
+        raised: Counter[str] = Counter()
+        for posting in outcome.postings:
+            if posting.code is PostingCode.COLLATERAL_SALE and posting.asset == asset:
+                raised[posting.credit_account] += posting.amount_minor
+        return sum(
+            max(-flow - before.accounts[holder].balance(asset) - raised[holder], 0)
+            for holder, flow in _backstop_flows(before, outcome.state, event.account).items()
+        )
     if not isinstance(event, Expire | VariationMargin):
         return 0
     instrument = before.instruments[event.instrument]
@@ -1058,8 +1086,10 @@ def _shortfall(before: State, event: object) -> int:
             flow = _independent_expiry_flow(instrument, position.quantity_lots, price)
         else:
             assert price is not None
-            flow = position.quantity_lots * (price - position.settled_price_ticks) * (
-                instrument.multiplier_minor
+            flow = (
+                position.quantity_lots
+                * (price - position.settled_price_ticks)
+                * (instrument.multiplier_minor)
             )
         total += max(-flow - held.balance(instrument.settlement_asset), 0)
     return total
@@ -1073,6 +1103,8 @@ def _check_liquidation(before: State, event: object, outcome: Accepted) -> list[
     negative equity, or it meets initial margin with a ratio of equity to maintenance no
     worse than before (by cross-multiplication) and no more maintenance than before.
     """
+    if isinstance(event, Backstop):
+        return _check_backstop_threshold(before, event, outcome)
     if not isinstance(event, Liquidate):
         return []
     prior = _fresh_margin(before, event.account)
@@ -1122,6 +1154,8 @@ def _check_adl(before: State, event: object, outcome: Accepted) -> list[Violatio
     equity, non-positive equity first, ties by id; recomputed with exact fractions), all but
     the last fully; each is paid at least 0 and less than the profit it gave up.
     """
+    if isinstance(event, Backstop):
+        return _check_backstop_adl(before, event, outcome)
     if not isinstance(event, Liquidate):
         return []
     after = outcome.state
@@ -1151,6 +1185,93 @@ def _check_adl(before: State, event: object, outcome: Accepted) -> list[Violatio
         if not 0 <= p.amount_minor < max(profit_given[p.credit_account], 1)
     ]
     return found
+
+
+def _check_backstop_threshold(before: State, event: Backstop, outcome: Accepted) -> list[Violation]:
+    """INV-LIQUIDATE-ONLY-BELOW-MM for a backstop: only below its threshold, closed in full.
+
+    [New in v5] The account's equity was below ``backstop_equity_ppm`` of its maintenance
+    margin (cross-multiplied), and it ends with no position (SK-LIQ-6).
+    """
+    prior = _fresh_margin(before, event.account)
+    found = []
+    if prior.equity_minor * PPM >= prior.maintenance_minor * before.rules.backstop_equity_ppm:
+        found.append(
+            Violation(
+                InvariantId.LIQUIDATE_ONLY_BELOW_MM,
+                f"{event.account} backstopped at equity {prior.equity_minor}, maintenance "
+                f"{prior.maintenance_minor}",
+            )
+        )
+    if outcome.state.accounts[event.account].positions:
+        found.append(
+            Violation(InvariantId.LIQUIDATION_NO_WORSE, f"{event.account} backstopped, not closed")
+        )
+    return found
+
+
+def _check_backstop_adl(before: State, event: Backstop, outcome: Accepted) -> list[Violation]:
+    """INV-ADL-FAIRNESS for a backstop: the opposite side, in ranking order, at the price.
+
+    [New in v5] Only the account's instruments change, and in each only opposite-side holders
+    are reduced, toward zero, as a prefix of the ranking (as in a bankruptcy). Every account's
+    ``adl`` cash is recomputed from its position change at the transfer price (SK-LIQ-2): a
+    receiver gets at least 0 and at most its due, a payer pays at most what it owes.
+    """
+    after = outcome.state
+    held = set(before.accounts[event.account].positions)
+    found = [
+        Violation(InvariantId.ADL_FAIRNESS, f"{account_id} {instrument_id} changed outside ADL")
+        for account_id in sorted(after.accounts)
+        for instrument_id in sorted(_changed(before, after, account_id) - held)
+    ]
+    unused: Counter[str] = Counter()
+    for instrument_id in sorted(held):
+        found += _check_adl_instrument(before, after, event.account, instrument_id, unused)
+    net: Counter[str] = Counter()
+    for posting in outcome.postings:
+        if posting.code is PostingCode.ADL:
+            net[posting.credit_account] += posting.amount_minor
+            net[posting.debit_account] -= posting.amount_minor
+    flows = _backstop_flows(before, after, event.account)
+    for account_id in sorted(set(net) - {CLEARING_ACCOUNT}):
+        flow = flows.get(account_id, 0)
+        if not (0 <= net[account_id] <= flow if flow >= 0 else flow <= net[account_id] <= 0):
+            found.append(
+                Violation(
+                    InvariantId.ADL_FAIRNESS,
+                    f"{account_id} settled {net[account_id]} for a flow of {flow}",
+                )
+            )
+    return found
+
+
+def _backstop_flows(before: State, after: State, account_id: str) -> dict[str, int]:
+    """Every account's cash flow in a backstop of ``account_id``, from position changes.
+
+    Each instrument the account held transfers at the price of closing its position (the
+    mark, or the model value rounded against it, SK-LIQ-2): an account whose position
+    changes by ``d`` lots receives ``-d * (price - reference) * multiplier`` (SK-LIQ-6).
+    """
+    flows: Counter[str] = Counter()
+    for instrument_id, closed in sorted(before.accounts[account_id].positions.items()):
+        instrument = before.instruments[instrument_id]
+        price = _close_price(before, instrument, closed.quantity_lots)
+        for holder in sorted(before.holders[instrument_id]):
+            old = before.accounts[holder].positions.get(instrument_id)
+            new = after.accounts[holder].positions.get(instrument_id)
+            change = (0 if new is None else new.quantity_lots) - (
+                0 if old is None else old.quantity_lots
+            )
+            flows[holder] -= (
+                change * (price - instrument.reference_ticks) * instrument.multiplier_minor
+            )
+    return {holder: flow for holder, flow in flows.items() if flow}
+
+
+def _rest(before: State, after: State, account_id: str) -> Account:
+    """An account as it was before a step, with the positions it holds after it."""
+    return attrs.evolve(before.accounts[account_id], positions=after.accounts[account_id].positions)
 
 
 def _deleveraged(before: State, event: Liquidate, outcome: Accepted) -> set[str]:

@@ -190,7 +190,7 @@ def _take(books: Books, account_id: str, liquidator_id: str, close: Close, asset
         post(books, account_id, liquidator_id, (asset, -close.cash_minor), PostingCode.LIQUIDATION)
 
 
-def _sell_collateral(  # noqa: PLR0913 (the sale, and what the liquidator must keep)
+def sell_collateral(  # noqa: PLR0913 (the sale, and what the liquidator must keep)
     state: State,
     books: Books,
     account: Account,
@@ -230,7 +230,7 @@ def _sell_collateral(  # noqa: PLR0913 (the sale, and what the liquidator must k
     return raised
 
 
-def _penalty(state: State, taken: list[Close]) -> tuple[int, int, int]:
+def penalty_split(state: State, taken: list[Close]) -> tuple[int, int, int]:
     """Return the penalty (charged, to the fund, to the residue), per underlying (SK-LIQ-3).
 
     ``ceil(notional * liquidation_penalty_ppm / 1e6)`` on the notional closed at transfer
@@ -310,14 +310,14 @@ def _rung(
         return None
     cap, moved = capped
     cash = account.balance(asset) - account.debt_minor + sum(close.cash_minor for close in taken)
-    charged, pool, _ = _penalty(state, taken)
+    charged, pool, _ = penalty_split(state, taken)
     penalty, pool, residue = compute_capped_penalty(charged, pool, cap)
     books = new_books()
     for close in taken:
         _take(books, account.id, liquidator_id, close, asset)
     if (
         penalty > cash
-        and _sell_collateral(state, books, account, liquidator_id, penalty - cash) < penalty - cash
+        and sell_collateral(state, books, account, liquidator_id, penalty - cash) < penalty - cash
     ):
         return None
     post(books, account.id, INSURANCE_ACCOUNT, (asset, pool), PostingCode.PENALTY)
@@ -338,7 +338,7 @@ def _bankrupt(state: State, account: Account, liquidator_id: str, taken: list[Cl
     books = new_books()
     # The liquidator keeps what taking the positions in the account's favour costs it.
     reserve = sum(close.cash_minor for close in taken if close.cash_minor > 0)
-    sale = _sell_collateral(
+    sale = sell_collateral(
         state, books, account, liquidator_id, _ALL, reserve_minor=reserve, forced=False
     )
     # The debt is part of what the account must pay (SK-DEBT-1); it is repaid after the step.
@@ -458,14 +458,25 @@ def ranking(
 
 
 def _profit_minor(state: State, instrument: Instrument, lots: int, mark: int) -> int:
-    """Return a position's unrealised P&L at its transfer price, at least 0."""
+    """Return the size of a position's unrealised P&L at its transfer price (SK-ADL).
+
+    A perpetual's or future's P&L in absolute value: opposite a bankrupt account's loss every
+    holder is in profit, and opposite a backstopped account's gain (SK-LIQ-6) every holder
+    is in loss, so the largest, most levered losses close first. An option's value to its
+    holder, at least 0.
+    """
     if not instrument.is_linear:
         mark = transfer_price_ticks(state, instrument, -lots)
-    return max(
+        return max(
+            compute_settlement_minor(
+                lots, mark, instrument.reference_ticks, instrument.multiplier_minor
+            ),
+            0,
+        )
+    return abs(
         compute_settlement_minor(
             lots, mark, instrument.reference_ticks, instrument.multiplier_minor
-        ),
-        0,
+        )
     )
 
 
