@@ -8,9 +8,9 @@ here deliberately, with its reason in the commit and a CHANGELOG line; recompute
 
 from __future__ import annotations
 
-GENESIS_ROOT = "8ef7a0902770d6eaf81833c18843fe1d09830be4c1edf7cb45485032f0484b6b"
-DEMO_ROOT = "4d72d8d598c06096aff35731968b99c751145bea45a59cd12c0bfbd8ee13e29d"
-JOURNAL_ROOT = "58cc9e6c19953825edb7a0762ce062b9bb513f5e1be3b301414c9382234b19dd"
+GENESIS_ROOT = "9e0a653bc9ab1c7f9197994f6ddfd1fb175d80c19cc5d582dc740e3b532909e7"
+DEMO_ROOT = "477a3a674b3f1ce8a613444a65f2ed48084f9113920dafd2c42fb1d33b3f9908"
+JOURNAL_ROOT = "0c5c68d8ffc7b124f1f2936e621fbd63623f3fcb2d3c5851545455901a304c75"
 
 
 def _root_after(events: list[object]) -> str:

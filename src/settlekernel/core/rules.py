@@ -149,6 +149,10 @@ class Roles:
     # The clock's source (SK-TICK): staleness is measured against the time it reports,
     # whatever the oracle sources do.
     sequencer: str = "sequencer"
+    # [New in v5] The one principal that admits, suspends and removes venues and proposes
+    # rule changes (SK-GOV): a single key; a threshold of signers is the embedder's, who can
+    # put a multisig behind this principal.
+    governor: str = "governor"
 
 
 @attrs.frozen
@@ -308,7 +312,7 @@ def check_rules(rules: RuleSet) -> list[str]:
                 f"holds less than its settlement window ({needed} samples)"
             )
     roles = rules.roles
-    principals = [roles.operator, *roles.oracles, *roles.matchers, roles.sequencer]
+    principals = [roles.operator, *roles.oracles, *roles.matchers, roles.sequencer, roles.governor]
     problems += [
         f"role principal {p!r} is not an identifier" for p in principals if not is_identifier(p)
     ]
@@ -444,7 +448,8 @@ def encode_rules(rules: RuleSet) -> bytes:
         f"roles operator={rules.roles.operator} "
         f"oracles={','.join(sorted(rules.roles.oracles))} "
         f"matchers={','.join(sorted(rules.roles.matchers))} "
-        f"sequencer={rules.roles.sequencer}"
+        f"sequencer={rules.roles.sequencer} "
+        f"governor={rules.roles.governor}"
     )
     lines += [f"{name}={getattr(rules, name)}" for name in INT_SCALAR_FIELDS]
     lines.append(f"valuation_asset={rules.valuation_asset}")

@@ -139,9 +139,10 @@ def _merged(
 def _parse_roles(table: object, current: Roles) -> Roles:
     if not isinstance(table, dict):
         raise RulesError("roles: expected a table")
-    _reject_unknown("roles", table, {"operator", "oracles", "matchers", "sequencer"})
+    _reject_unknown("roles", table, {"operator", "oracles", "matchers", "sequencer", "governor"})
     operator = _string("roles.operator", table.get("operator", current.operator))
     sequencer = _string("roles.sequencer", table.get("sequencer", current.sequencer))
+    governor = _string("roles.governor", table.get("governor", current.governor))
     lists: dict[str, tuple[str, ...]] = {}
     for name in ("oracles", "matchers"):
         value = table.get(name, list(getattr(current, name)))
@@ -153,6 +154,7 @@ def _parse_roles(table: object, current: Roles) -> Roles:
         oracles=lists["oracles"],
         matchers=lists["matchers"],
         sequencer=sequencer,
+        governor=governor,
     )
 
 
@@ -168,6 +170,7 @@ def dump_rules_toml(rules: RuleSet) -> str:
         "oracles = [" + ", ".join(f'"{o}"' for o in roles.oracles) + "]",
         "matchers = [" + ", ".join(f'"{m}"' for m in roles.matchers) + "]",
         f'sequencer = "{roles.sequencer}"',
+        f'governor = "{roles.governor}"',
     ]
     for asset in rules.assets:
         lines += [
