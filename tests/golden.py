@@ -8,9 +8,9 @@ here deliberately, with its reason in the commit and a CHANGELOG line; recompute
 
 from __future__ import annotations
 
-GENESIS_ROOT = "9e0a653bc9ab1c7f9197994f6ddfd1fb175d80c19cc5d582dc740e3b532909e7"
-DEMO_ROOT = "477a3a674b3f1ce8a613444a65f2ed48084f9113920dafd2c42fb1d33b3f9908"
-JOURNAL_ROOT = "0c5c68d8ffc7b124f1f2936e621fbd63623f3fcb2d3c5851545455901a304c75"
+GENESIS_ROOT = "8e5ab09b9501aab673ac4eb7c0afa3ea0a46cc786e57f0333e0514f9adeb8a77"
+DEMO_ROOT = "caafb4f7b5b83c09810a2d207abf57191c44c71989aebd4032936f00d698b5cc"
+JOURNAL_ROOT = "8d7ac94ecdebb95d89f38f6a58c46cb5a98d0321a3cb271addd45fa0b66d7da4"
 
 
 def _root_after(events: list[object]) -> str:

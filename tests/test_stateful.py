@@ -8,8 +8,10 @@ unauthorised principals, oracle manipulation (single-source spikes and halts, st
 timestamps going backwards or far ahead, quiet periods that leave a price stale, 40 % gaps,
 a lying source of two live ones), the sequencer's ticks (and forged ones),
 traders racing a price update, a crowded one-sided opening book, crashes and liquidators
-(some targeting healthy accounts), funding, expiry, wrong-typed fields, and integers biased
-to 0, 1, the bounds and the bounds +- 1.
+(some targeting healthy accounts), funding, expiry, a governor admitting, suspending and
+removing a venue (and outsiders trying to), owners granting, restricting and revoking venues,
+a rogue venue trading on accounts that never chose it, wrong-typed fields, and integers
+biased to 0, 1, the bounds and the bounds +- 1.
 
 After every step: every state invariant holds (``check_invariants``: INV-CONSERVATION,
 INV-NONNEGATIVE-BALANCES, INV-CANONICAL-FORM, INV-OPEN-INTEREST-ZERO-SUM,
@@ -44,12 +46,13 @@ from strategies import (
 
 # Three price sources, a quorum of two (the default); "oracle-c" is the one that misbehaves.
 SOURCES = ("oracle-a", "oracle-b", "oracle-c")
-# Tight limits so that the limit reasons are reachable in a few steps; a second venue so that
-# a replay by another matcher is possible.
+# Tight limits so that the limit reasons are reachable in a few steps (four owners' accounts
+# and the admitted venue's fee account fill accounts_max); a second house venue so that a
+# replay by another matcher is possible.
 RULES = attrs.evolve(
     sk.RuleSet.default(),
     roles=sk.Roles(operator="operator", oracles=SOURCES, matchers=("venue", "venue-2")),
-    accounts_max=4,
+    accounts_max=5,
     instruments_max=5,
     positions_per_account_max=3,
     position_lots_max=25_000,
@@ -154,6 +157,8 @@ class KernelMachine(RuleBasedStateMachine):
                     principal="operator", account=account, asset="USDC", amount_minor=200_000 * USDC
                 )
             )
+        # The admitted venue's own account, for its fees (SK-VENUE-1).
+        self.submit(sk.OpenAccount(principal="dex", account="dex-fees"))
         for instrument_id, spec in CATALOG.items():
             self.submit(
                 sk.ListInstrument(
@@ -349,9 +354,7 @@ class KernelMachine(RuleBasedStateMachine):
     )
     def sequencer_tick(self, advance_ms: int, principal: str) -> None:
         """The sequencer's heartbeat (or a forged one): time moves whether sources report."""
-        self.submit(
-            sk.Tick(principal=principal, timestamp_ms=self.state.clock_ms + advance_ms)
-        )
+        self.submit(sk.Tick(principal=principal, timestamp_ms=self.state.clock_ms + advance_ms))
 
     @rule(
         underlying=st.sampled_from(("BTC", "ETH")),
@@ -583,6 +586,61 @@ class KernelMachine(RuleBasedStateMachine):
             coverage_label(
                 "Backstop: " + ",".join(sorted({p.code.value for p in outcome.postings}))
             )
+
+    @rule(
+        action=st.sampled_from(("admit", "admit", "tight", "suspend", "resume", "remove")),
+        venue=st.sampled_from(("dex", "dex", "venue", "nope")),
+        principal=st.sampled_from(("governor", "governor", "governor", "mallory", "operator")),
+    )
+    def governance(self, action: str, venue: str, principal: str) -> None:
+        """The governor admits, limits, suspends and removes venues; others try to."""
+        if action in {"admit", "tight"}:
+            tight = action == "tight"
+            event: object = sk.AdmitVenue(
+                principal=principal,
+                venue=venue,
+                fee_account="dex-fees",
+                open_interest_max_lots=200 if tight else 100_000,
+                notional_max_minor=(50_000 if tight else 10**9) * USDC,
+                fee_rate_max_ppm=300 if tight else 1_000,
+            )
+        else:
+            kind = {"suspend": sk.SuspendVenue, "resume": sk.ResumeVenue, "remove": sk.RemoveVenue}
+            event = kind[action](principal=principal, venue=venue)
+        self.submit(event)
+
+    @rule(
+        kind=st.sampled_from(
+            (sk.AuthorizeVenue, sk.AuthorizeVenue, sk.RestrictVenue, sk.RevokeVenue)
+        ),
+        account=st.sampled_from(ACCOUNTS),
+        venue=st.sampled_from(("dex", "dex", "venue", "venue-2", "nope")),
+        honest=st.booleans(),
+    )
+    def grant(self, kind: type, account: str, venue: str, honest: bool) -> None:
+        """Owners grant, restrict and revoke venues on their accounts; mallory tries to."""
+        principal = account.split("-", maxsplit=1)[0] if honest else "mallory"
+        self.submit(kind(principal=principal, account=account, venue=venue))
+
+    @rule(
+        buyer=st.sampled_from(ACCOUNTS[:-1]),
+        seller=st.sampled_from(ACCOUNTS[:-1]),
+        instrument=st.sampled_from(tuple(CATALOG)),
+        quantity=st.integers(1, 20_000),
+        offset_ppm=st.integers(-30_000, 30_000),
+        fees=st.tuples(fee_rates, fee_rates),
+    )
+    def rogue_venue_trade(
+        self,
+        buyer: str,
+        seller: str,
+        instrument: str,
+        quantity: int,
+        offset_ppm: int,
+        fees: tuple[int, int],
+    ) -> None:
+        """The admitted venue books trades on any accounts, granted or not, at any fee."""
+        self.submit_trade("dex", buyer, seller, instrument, quantity, offset_ppm, fees)
 
     @rule(amount=amounts, principal=st.sampled_from(("operator", "operator", "mallory")))
     def fund_insurance(self, amount: int, principal: str) -> None:

@@ -3,11 +3,11 @@
 The encoding (SK-SNAPSHOT-1) is one JSON document with sorted keys and no spaces: the
 rules digest, the clock, custody, socialised losses and every leaf of the state root
 (accounts, instruments, index prices, volatilities, reports, histories, settlement prices,
-settled trades). Derived fields are not encoded: open interest, holders and pending
-expiries are rebuilt from the positions and instruments, the root's lattice is folded
-afresh and the margin cache starts empty (SK-SNAPSHOT-2). A decoded snapshot is trusted
-only if its root equals the root stored beside it (SK-SNAPSHOT-3); that check belongs to
-the caller, which knows the stored root.
+settled trades, venues and venue grants). Derived fields are not encoded: open interest,
+holders and pending expiries are rebuilt from the positions and instruments, the root's
+lattice is folded afresh and the margin cache starts empty (SK-SNAPSHOT-2). A decoded
+snapshot is trusted only if its root equals the root stored beside it (SK-SNAPSHOT-3);
+that check belongs to the caller, which knows the stored root.
 
 Decoding is strict and total: a float, a missing or unknown field, a wrong type or a rules
 digest that is not the journal's is a ``SnapshotError`` naming what was wrong.
@@ -27,6 +27,7 @@ from settlekernel.core.model import (
     EMPTY_BALANCES,
     Account,
     Commitment,
+    Grant,
     IndexPrice,
     IndexSample,
     IndexVolatility,
@@ -34,6 +35,8 @@ from settlekernel.core.model import (
     Position,
     PremiumSample,
     State,
+    Venue,
+    VenueStatus,
     replace_state,
 )
 from settlekernel.core.oracle import settlement_key
@@ -45,7 +48,8 @@ from settlekernel.core.wire import (
     json_nesting_exceeds,
 )
 
-SNAPSHOT_VERSION: Final = 2
+# [Modified in v3] Venues and grants (SK-VENUE) are encoded too.
+SNAPSHOT_VERSION: Final = 3
 # [SK-SNAPSHOT-2] A snapshot document nests 5 levels; one nested deeper than this is refused
 # before parsing, so decoding does not depend on the recursion limit.
 NESTING_DEPTH_MAX: Final = 16
@@ -74,6 +78,8 @@ _TOP_LEVEL: Final = frozenset(
         "history",
         "settlement_prices",
         "trades",
+        "venues",
+        "grants",
     }
 )
 
@@ -119,6 +125,8 @@ def encode_state(state: State) -> bytes:
         "trades": {
             t: [getattr(trade, f) for f in _TRADE_FIELDS] for t, trade in state.trades.items()
         },
+        "venues": {v.id: _encode_venue(v) for v in state.venues.values()},
+        "grants": {key: grant.value for key, grant in state.grants.items()},
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
@@ -139,6 +147,34 @@ def _encode_instrument(instrument: Instrument) -> list[object]:
         [instrument.premium_integral, instrument.premium_since_ms, instrument.premium_until_ms],
         instrument.settlement_ticks,
     ]
+
+
+def _encode_venue(venue: Venue) -> list[object]:
+    return [
+        venue.status.value,
+        int(venue.house),
+        venue.fee_account,
+        venue.open_interest_max_lots,
+        venue.notional_max_minor,
+        venue.fee_rate_max_ppm,
+        dict(venue.open_lots),
+    ]
+
+
+def _decode_venue(venue_id: str, value: list[Any]) -> Venue:
+    status, house, fee_account, open_interest_max, notional_max, fee_max, open_lots = value
+    if type(house) is not int or house not in {0, 1}:
+        raise SnapshotError(f"venue {venue_id!r:.40}: house must be 0 or 1")
+    return Venue(
+        _str(venue_id),
+        VenueStatus(status),
+        bool(house),
+        _str(fee_account),
+        _int(open_interest_max),
+        _int(notional_max),
+        _int(fee_max),
+        _int_map(open_lots),
+    )
 
 
 def decode_state(data: bytes, rules: RuleSet) -> State:
@@ -257,6 +293,8 @@ def _build_state(document: dict[str, Any], rules: RuleSet) -> State:
         pending_expiries=_pending_expiries(instruments, settlement_prices),
         debtors=Map({a: None for a, x in accounts.items() if x.debt_minor}),
         claimants=Map({a: None for a, x in accounts.items() if x.claim_minor}),
+        venues=Map({_str(k): _decode_venue(k, v) for k, v in document["venues"].items()}),
+        grants=Map({_str(k): Grant(v) for k, v in document["grants"].items()}),
         commitment=Commitment(ZERO_LATTICE, Map(), Map()),
         margins=Map(),
     )

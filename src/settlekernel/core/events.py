@@ -202,6 +202,69 @@ class Expire:
     instrument: str = attrs.field(metadata=_ID)
 
 
+@attrs.frozen(kw_only=True)
+class AdmitVenue:
+    """Admit a venue with its limits, or update and reinstate an admitted one (SK-VENUE-1)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    venue: str = attrs.field(metadata=_ID)
+    fee_account: str = attrs.field(metadata=_ID)
+    open_interest_max_lots: int = attrs.field(metadata=_AMOUNT)
+    notional_max_minor: int = attrs.field(metadata=_AMOUNT)
+    fee_rate_max_ppm: int = attrs.field(metadata=_FEE_RATE)
+
+
+@attrs.frozen(kw_only=True)
+class SuspendVenue:
+    """Stop a venue submitting trades until it is resumed (SK-VENUE-1)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    venue: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
+class ResumeVenue:
+    """Let a suspended venue submit trades again, with the limits it had (SK-VENUE-1)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    venue: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
+class RemoveVenue:
+    """Remove a venue for good; its id is never admitted again (SK-VENUE-1)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    venue: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
+class AuthorizeVenue:
+    """An account owner lets a venue trade on the account (SK-VENUE-2)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    account: str = attrs.field(metadata=_ID)
+    venue: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
+class RestrictVenue:
+    """An account owner lets a venue only reduce the account's positions (SK-VENUE-2)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    account: str = attrs.field(metadata=_ID)
+    venue: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
+class RevokeVenue:
+    """An account owner withdraws a venue's grant on the account entirely (SK-VENUE-2)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    account: str = attrs.field(metadata=_ID)
+    venue: str = attrs.field(metadata=_ID)
+
+
 Event: TypeAlias = (
     OpenAccount
     | Deposit
@@ -218,6 +281,13 @@ Event: TypeAlias = (
     | Liquidate
     | Backstop
     | Tick
+    | AdmitVenue
+    | SuspendVenue
+    | ResumeVenue
+    | RemoveVenue
+    | AuthorizeVenue
+    | RestrictVenue
+    | RevokeVenue
 )
 
 # Wire names (the JSON "type" field), in spec order.
@@ -237,6 +307,13 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "liquidate": Liquidate,
     "backstop": Backstop,
     "tick": Tick,
+    "admit_venue": AdmitVenue,
+    "suspend_venue": SuspendVenue,
+    "resume_venue": ResumeVenue,
+    "remove_venue": RemoveVenue,
+    "authorize_venue": AuthorizeVenue,
+    "restrict_venue": RestrictVenue,
+    "revoke_venue": RevokeVenue,
 }
 EVENT_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
 

@@ -8,6 +8,7 @@ O(accounts touched), not O(state).
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -106,6 +107,46 @@ class Account:
         return self.balances.get(asset, 0)
 
 
+class VenueStatus(enum.Enum):
+    """Where a venue stands with governance (SK-VENUE-1)."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    # Removed for good: the id is never admitted again, so a grant can never come back to life.
+    REMOVED = "removed"
+
+
+class Grant(enum.Enum):
+    """What an account owner lets one venue do on the account (SK-VENUE-2)."""
+
+    FULL = "full"
+    # Only trades that shrink the account's position without flipping it.
+    REDUCE_ONLY = "reduce_only"
+    NONE = "none"
+
+
+@attrs.frozen
+class Venue:
+    """A matching venue that may submit trades, with its own limits (SK-VENUE).
+
+    A house venue is named by ``rules.roles.matchers``: it exists from genesis, every account
+    grants it ``FULL`` until its owner says otherwise, its limits are the rule set's, and its
+    fees go to the system fee account. An admitted venue starts with no grant from anyone,
+    has the limits governance gave it and is paid fees into ``fee_account``, an account the
+    venue owns. ``open_lots`` is, per instrument, the open interest its trades added net of
+    what they removed, floored at zero (SK-VENUE-4); house venues do not count it.
+    """
+
+    id: str
+    status: VenueStatus
+    house: bool
+    fee_account: str
+    open_interest_max_lots: int
+    notional_max_minor: int
+    fee_rate_max_ppm: int
+    open_lots: Map[str, int]
+
+
 @attrs.frozen
 class IndexPrice:
     """The accepted index price of an underlying and the time it was reported."""
@@ -198,6 +239,10 @@ class State:
     # Derived indexes of the accounts with a debt and with a claim (SK-DEBT), like holders.
     debtors: Map[str, None]
     claimants: Map[str, None]
+    # Venues by id, and owners' grants keyed ``<account>@<venue>`` (SK-VENUE); a pair with
+    # no entry has the venue's default grant (``FULL`` for a house venue, else ``NONE``).
+    venues: Map[str, Venue]
+    grants: Map[str, Grant]
     commitment: Commitment = attrs.field(eq=False, repr=False)
     margins: Map[str, MarginEntry] = attrs.field(eq=False, repr=False)
 
@@ -221,6 +266,8 @@ def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
     pending_expiries: Map[str, tuple[int, ...]] | None = None,
     debtors: Map[str, None] | None = None,
     claimants: Map[str, None] | None = None,
+    venues: Map[str, Venue] | None = None,
+    grants: Map[str, Grant] | None = None,
     commitment: Commitment | None = None,
     margins: Map[str, MarginEntry] | None = None,
 ) -> State:
@@ -243,6 +290,8 @@ def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
         state.pending_expiries if pending_expiries is None else pending_expiries,
         state.debtors if debtors is None else debtors,
         state.claimants if claimants is None else claimants,
+        state.venues if venues is None else venues,
+        state.grants if grants is None else grants,
         state.commitment if commitment is None else commitment,
         state.margins if margins is None else margins,
     )

@@ -29,6 +29,7 @@ class Reason(enum.Enum):
     PRINCIPAL_NOT_ORACLE = "principal_not_oracle"
     PRINCIPAL_NOT_MATCHER = "principal_not_matcher"
     PRINCIPAL_NOT_SEQUENCER = "principal_not_sequencer"
+    PRINCIPAL_NOT_GOVERNOR = "principal_not_governor"
     # Idempotency: a trade id settles at most once. A replay that differs in a field names
     # the first such field; an identical replay is `trade_exists`.
     TRADE_EXISTS_WITH_DIFFERENT_PRINCIPAL = "trade_exists_with_different_principal"
@@ -40,6 +41,9 @@ class Reason(enum.Enum):
     TRADE_EXISTS_WITH_DIFFERENT_BUYER_FEE_RATE = "trade_exists_with_different_buyer_fee_rate"
     TRADE_EXISTS_WITH_DIFFERENT_SELLER_FEE_RATE = "trade_exists_with_different_seller_fee_rate"
     TRADE_EXISTS = "trade_exists"
+    # A venue that governance suspended or removed submits nothing new; a replay of a trade
+    # it settled before still gets the idempotency answer above.
+    VENUE_SUSPENDED = "venue_suspended"
     # Ranges: each number within its documented bounds.
     AMOUNT_NOT_POSITIVE = "amount_not_positive"
     AMOUNT_TOO_LARGE = "amount_too_large"
@@ -55,6 +59,7 @@ class Reason(enum.Enum):
     SELF_TRADE = "self_trade"
     TRANSFER_TO_SAME_ACCOUNT = "transfer_to_same_account"
     SELF_LIQUIDATION = "self_liquidation"
+    VENUE_INVALID = "venue_invalid"
     # Existence: what the event names must (or must not) exist.
     ACCOUNT_EXISTS = "account_exists"
     INSTRUMENT_EXISTS = "instrument_exists"
@@ -62,9 +67,12 @@ class Reason(enum.Enum):
     UNDERLYING_UNKNOWN = "underlying_unknown"
     INSTRUMENT_UNKNOWN = "instrument_unknown"
     ACCOUNT_UNKNOWN = "account_unknown"
+    VENUE_UNKNOWN = "venue_unknown"
     # Ownership: only an account's owner may debit it.
     PRINCIPAL_NOT_OWNER = "principal_not_owner"
     TRANSFER_OWNERS_DIFFER = "transfer_owners_differ"
+    # An account trades only through venues its owner authorised (SK-VENUE-2).
+    VENUE_NOT_AUTHORISED = "venue_not_authorised"
     # Market state.
     ORACLE_TIMESTAMP_NOT_NEWER = "oracle_timestamp_not_newer"
     TICK_NOT_NEWER = "tick_not_newer"
@@ -85,6 +93,7 @@ class Reason(enum.Enum):
     INSTRUMENT_LIMIT_REACHED = "instrument_limit_reached"
     POSITION_COUNT_EXCEEDED = "position_count_exceeded"
     POSITION_TOO_LARGE = "position_too_large"
+    VENUE_LIMIT_EXCEEDED = "venue_limit_exceeded"
     CUSTODY_LIMIT_EXCEEDED = "custody_limit_exceeded"
     # Funds and margin: checked last, on the would-be post-state.
     INSUFFICIENT_FUNDS = "insufficient_funds"

@@ -3,9 +3,10 @@
 Construction (SK-ROOT-1..4):
 
 1. The state is a set of leaves: one per account, instrument, index price, implied
-   volatility, oracle reports and index history of an underlying, fixed settlement price
-   and settled trade. Each leaf has a canonical text encoding (``encode_*``
-   below) that is injective because identifiers never contain the separators ``| , = @``.
+   volatility, oracle reports and index history of an underlying, fixed settlement price,
+   settled trade, venue and owner's venue grant. Each leaf has a canonical text encoding
+   (``encode_*`` below) that is injective because identifiers never contain the
+   separators ``| , = @``.
 2. A leaf's vector is ``BLAKE3-XOF(BLAKE3(encoding), 2048 bytes)`` read as 1024
    little-endian uint16 lanes. The lattice is the lane-wise sum, mod 2**16, of the vectors
    of all leaves: LtHash16 as in Solana's accounts lattice hash (SIMD-0215) and Lewi et al.,
@@ -37,11 +38,13 @@ from immutables import Map
 from settlekernel.core.model import (
     Account,
     Commitment,
+    Grant,
     IndexPrice,
     IndexSample,
     IndexVolatility,
     Instrument,
     State,
+    Venue,
     replace_state,
 )
 
@@ -67,6 +70,8 @@ REPORT_PREFIX: Final = "r:"
 HISTORY_PREFIX: Final = "h:"
 SETTLEMENT_PREFIX: Final = "s:"
 TRADE_PREFIX: Final = "t:"
+VENUE_PREFIX: Final = "n:"
+GRANT_PREFIX: Final = "g:"
 
 
 def account_key(account_id: str) -> str:
@@ -107,6 +112,16 @@ def settlement_price_key(key: str) -> str:
 def trade_key(trade_id: str) -> str:
     """Return the leaf key of a settled trade."""
     return TRADE_PREFIX + trade_id
+
+
+def venue_key(venue_id: str) -> str:
+    """Return the leaf key of a venue."""
+    return VENUE_PREFIX + venue_id
+
+
+def grant_key(account_id: str, venue_id: str) -> str:
+    """Return the key of an owner's grant to a venue: in ``State.grants`` and, prefixed, a leaf."""
+    return f"{account_id}@{venue_id}"
 
 
 def encode_account(account: Account) -> bytes:
@@ -181,6 +196,21 @@ def encode_trade(trade: Trade) -> bytes:
     ).encode()
 
 
+def encode_venue(venue: Venue) -> bytes:
+    """Return the canonical encoding of a venue leaf."""
+    open_lots = ",".join(f"{i}={lots}" for i, lots in sorted(venue.open_lots.items()))
+    return (
+        f"venue|{venue.id}|{venue.status.value}|{int(venue.house)}|{venue.fee_account}|"
+        f"{venue.open_interest_max_lots}|{venue.notional_max_minor}|{venue.fee_rate_max_ppm}|"
+        f"{open_lots}"
+    ).encode()
+
+
+def encode_grant(key: str, grant: Grant) -> bytes:
+    """Return the canonical encoding of a grant leaf (``key`` is ``<account>@<venue>``)."""
+    return f"grant|{key}|{grant.value}".encode()
+
+
 def _optional(value: int | None) -> str:
     return "-" if value is None else str(value)
 
@@ -209,6 +239,12 @@ def encode_leaf(state: State, key: str) -> bytes | None:
     if namespace == VOLATILITY_PREFIX:
         volatility = state.volatilities.get(identifier)
         return None if volatility is None else encode_volatility(identifier, volatility)
+    if namespace == VENUE_PREFIX:
+        venue = state.venues.get(identifier)
+        return None if venue is None else encode_venue(venue)
+    if namespace == GRANT_PREFIX:
+        grant = state.grants.get(identifier)
+        return None if grant is None else encode_grant(identifier, grant)
     assert namespace == TRADE_PREFIX, key
     trade = state.trades.get(identifier)
     return None if trade is None else encode_trade(trade)
@@ -308,6 +344,8 @@ def all_leaf_keys(state: State) -> list[str]:
     keys += [history_key(underlying) for underlying in state.history]
     keys += [settlement_price_key(key) for key in state.settlement_prices]
     keys += [trade_key(trade_id) for trade_id in state.trades]
+    keys += [venue_key(venue_id) for venue_id in state.venues]
+    keys += [GRANT_PREFIX + key for key in state.grants]
     return keys
 
 

@@ -13,6 +13,8 @@ from typing import Any, Final
 from immutables import Map
 
 from settlekernel.core.events import (
+    AdmitVenue,
+    AuthorizeVenue,
     Backstop,
     Deposit,
     Expire,
@@ -23,6 +25,11 @@ from settlekernel.core.events import (
     OpenAccount,
     OraclePrice,
     OracleVolatility,
+    RemoveVenue,
+    RestrictVenue,
+    ResumeVenue,
+    RevokeVenue,
+    SuspendVenue,
     Tick,
     Trade,
     Transfer,
@@ -33,7 +40,7 @@ from settlekernel.core.guards import check_shape
 from settlekernel.core.model import EMPTY_BALANCES, EMPTY_POSITIONS, Account, Commitment, State
 from settlekernel.core.outcomes import Accepted, Outcome, Rejected
 from settlekernel.core.reasons import Reason
-from settlekernel.core.root import DIRTY_LEAVES_MAX, ZERO_LATTICE, account_key, fold
+from settlekernel.core.root import DIRTY_LEAVES_MAX, ZERO_LATTICE, account_key, fold, venue_key
 from settlekernel.core.rules import RuleSet
 from settlekernel.core.units import SYSTEM_ACCOUNTS, SYSTEM_OWNER
 from settlekernel.kernel.transitions.backstop import process_backstop
@@ -56,6 +63,12 @@ from settlekernel.kernel.transitions.market import (
 )
 from settlekernel.kernel.transitions.trading import process_trade
 from settlekernel.kernel.transitions.variation import process_variation_margin
+from settlekernel.kernel.transitions.venues import (
+    house_venues,
+    process_admit_venue,
+    process_grant,
+    process_venue_status,
+)
 
 _PROCESSORS: Final[dict[type, Callable[[State, Any], Outcome]]] = {
     OpenAccount: process_open_account,
@@ -73,11 +86,18 @@ _PROCESSORS: Final[dict[type, Callable[[State, Any], Outcome]]] = {
     Liquidate: process_liquidate,
     Backstop: process_backstop,
     Tick: process_tick,
+    AdmitVenue: process_admit_venue,
+    SuspendVenue: process_venue_status,
+    ResumeVenue: process_venue_status,
+    RemoveVenue: process_venue_status,
+    AuthorizeVenue: process_grant,
+    RestrictVenue: process_grant,
+    RevokeVenue: process_grant,
 }
 
 
 def genesis(rules: RuleSet) -> State:
-    """Return the initial state under ``rules``: the system accounts and nothing else.
+    """Return the initial state under ``rules``: the system accounts and house venues only.
 
     Raises:
         ValueError: ``rules`` fail their checks (``RuleSet.problems``); a kernel never
@@ -92,6 +112,8 @@ def genesis(rules: RuleSet) -> State:
             for account_id in SYSTEM_ACCOUNTS
         }
     )
+    venues = house_venues(rules)
+    dirty = [account_key(a) for a in SYSTEM_ACCOUNTS] + [venue_key(v) for v in venues]
     state = State(
         rules=rules,
         accounts=accounts,
@@ -110,9 +132,9 @@ def genesis(rules: RuleSet) -> State:
         pending_expiries=Map(),
         debtors=Map(),
         claimants=Map(),
-        commitment=Commitment(
-            ZERO_LATTICE, Map(), Map({account_key(a): None for a in SYSTEM_ACCOUNTS})
-        ),
+        venues=venues,
+        grants=Map(),
+        commitment=Commitment(ZERO_LATTICE, Map(), Map(dict.fromkeys(dirty))),
         margins=Map(),
     )
     return fold(state)

@@ -24,14 +24,29 @@ from settlekernel.core.arith import (
 from settlekernel.core.events import Trade
 from settlekernel.core.guards import check_ranges
 from settlekernel.core.marks import integrate_premium, with_sample
-from settlekernel.core.model import Account, Instrument, PremiumSample, State, replace_state
+from settlekernel.core.model import (
+    Account,
+    Instrument,
+    PremiumSample,
+    State,
+    Venue,
+    VenueStatus,
+    replace_state,
+)
 from settlekernel.core.oracle import Action, check_admissible, trade_premium_ppm
 from settlekernel.core.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
 from settlekernel.core.reasons import Reason
 from settlekernel.core.reports import MarginReport
 from settlekernel.core.root import account_key, instrument_key, touch, trade_key
-from settlekernel.core.units import FEE_ACCOUNT, RESIDUE_ACCOUNT
+from settlekernel.core.units import RESIDUE_ACCOUNT
 from settlekernel.kernel.ledger import with_balance, with_settlement
+from settlekernel.kernel.transitions.venues import (
+    check_venue_fee,
+    check_venue_grants,
+    check_venue_limits,
+    open_interest_added,
+    with_trade_recorded,
+)
 from settlekernel.margin.accounts import cache_margins, check_trade_margin, margin_underlyings
 
 # Payload fields compared on a replayed trade id, in precedence order (SK-TRADE-2).
@@ -50,8 +65,9 @@ _PAYLOAD_FIELDS: Final = (
 def process_trade(state: State, event: Trade) -> Outcome:
     """Novate and settle a trade between two accounts, atomically (SK-TRADE)."""
     rules = state.rules
-    # Verify the principal is a matching venue acting for both owners.
-    if event.principal not in rules.roles.matchers:
+    # Verify the principal is a venue (SK-VENUE-1).
+    venue = state.venues.get(event.principal)
+    if venue is None:
         return Rejected(
             Reason.PRINCIPAL_NOT_MATCHER, f"principal {event.principal} is not a matching venue"
         )
@@ -59,8 +75,11 @@ def process_trade(state: State, event: Trade) -> Outcome:
     settled = state.trades.get(event.trade_id)
     if settled is not None:
         return _reject_settled(settled, event)
+    # Verify governance has not suspended or removed the venue.
+    if venue.status is not VenueStatus.ACTIVE:
+        return Rejected(Reason.VENUE_SUSPENDED, f"venue {venue.id} is {venue.status.value}")
     # Verify quantity, price and fee rates are within bounds.
-    rejection = check_ranges(event, rules)
+    rejection = check_ranges(event, rules) or check_venue_fee(event, venue)
     if rejection is not None:
         return rejection
     # Verify buyer and seller are different accounts.
@@ -76,6 +95,10 @@ def process_trade(state: State, event: Trade) -> Outcome:
     seller = state.accounts.get(event.seller)
     if seller is None:
         return Rejected(Reason.ACCOUNT_UNKNOWN, f"account {event.seller} does not exist")
+    # Verify both owners let the venue make this trade on their accounts (SK-VENUE-2).
+    rejection = check_venue_grants(state, event, venue, buyer, seller)
+    if rejection is not None:
+        return rejection
     # Verify the instrument is still trading.
     if instrument.expiry_ms is not None and instrument.expiry_ms <= state.clock_ms:
         return Rejected(
@@ -103,7 +126,7 @@ def process_trade(state: State, event: Trade) -> Outcome:
     )
     if rejection is not None:
         return rejection
-    return _settle(state, event, instrument, buyer, seller)
+    return _settle(state, event, venue, instrument, buyer, seller)
 
 
 def _reject_settled(settled: Trade, event: Trade) -> Rejected:
@@ -142,8 +165,13 @@ def _quantity_after(account: Account, instrument_id: str, quantity_delta: int) -
     return quantity_delta if held is None else held.quantity_lots + quantity_delta
 
 
-def _settle(
-    state: State, event: Trade, instrument: Instrument, buyer: Account, seller: Account
+def _settle(  # noqa: PLR0913, PLR0917 (the trade and everything it names)
+    state: State,
+    event: Trade,
+    venue: Venue,
+    instrument: Instrument,
+    buyer: Account,
+    seller: Account,
 ) -> Outcome:
     """Check the would-be post-state of both legs, then commit them together."""
     rules = state.rules
@@ -181,6 +209,12 @@ def _settle(
     legs = _legs_after(sides, asset, instrument.id, reference_ticks)
     if isinstance(legs, Rejected):
         return legs
+    # Verify the venue stays within its own limits (SK-VENUE-4).
+    rejection = check_venue_limits(
+        venue, instrument, event.price_ticks, tuple((leg.before, leg.after) for leg in legs)
+    )
+    if rejection is not None:
+        return rejection
     # Verify both accounts meet initial margin afterwards, or reduce their risk (SK-MARGIN-3).
     instruments = instruments_after(
         state,
@@ -198,8 +232,8 @@ def _settle(
         reports.append((leg.after, report))
     # From here the trade must succeed.
     return Accepted(
-        _commit(state, event, instrument, instruments, legs, reports),
-        _postings(event, instrument, settlement_minor, legs),
+        _commit(state, event, venue, instrument, instruments, legs, reports),
+        _postings(event, venue, instrument, settlement_minor, legs),
     )
 
 
@@ -306,6 +340,7 @@ def _check_position_limits(
 def _commit(  # noqa: PLR0913, PLR0917 (everything one trade writes)
     state: State,
     event: Trade,
+    venue: Venue,
     instrument: Instrument,
     instruments: Map[str, Instrument],
     legs: list[_Leg],
@@ -321,7 +356,7 @@ def _commit(  # noqa: PLR0913, PLR0917 (everything one trade writes)
             accounts[leg.after.id] = leg.after
             keys.append(account_key(leg.after.id))
         for system_id, credit_minor in (
-            (FEE_ACCOUNT, fee_pool_minor),
+            (venue.fee_account, fee_pool_minor),
             (RESIDUE_ACCOUNT, residue_minor),
         ):
             if credit_minor > 0:
@@ -334,9 +369,16 @@ def _commit(  # noqa: PLR0913, PLR0917 (everything one trade writes)
     if instruments is not state.instruments:
         keys.append(instrument_key(instrument.id))
     open_interest, holders = _open_interest_after(state, instrument.id, legs)
+    added = open_interest_added(
+        tuple(leg.before for leg in legs), tuple(leg.after for leg in legs), instrument.id
+    )
+    venues, venue_leaf = with_trade_recorded(state, venue, instrument.id, added)
+    if venue_leaf is not None:
+        keys.append(venue_leaf)
     return replace_state(
         state,
         accounts=new_accounts,
+        venues=venues,
         instruments=instruments,
         trades=state.trades.set(event.trade_id, event),
         open_interest=open_interest,
@@ -369,7 +411,7 @@ def _open_interest_after(
 
 
 def _postings(
-    event: Trade, instrument: Instrument, settlement_minor: int, legs: list[_Leg]
+    event: Trade, venue: Venue, instrument: Instrument, settlement_minor: int, legs: list[_Leg]
 ) -> tuple[Posting, ...]:
     """Return the double entries of a trade: settlement or premium, then fees and dust."""
     asset = instrument.settlement_asset
@@ -382,7 +424,7 @@ def _postings(
     for leg in legs:
         if leg.fee.pool_minor > 0:
             postings.append(
-                Posting(leg.after.id, FEE_ACCOUNT, asset, leg.fee.pool_minor, PostingCode.FEE)
+                Posting(leg.after.id, venue.fee_account, asset, leg.fee.pool_minor, PostingCode.FEE)
             )
         if leg.fee.residue_minor > 0:
             postings.append(
