@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import settlekernel as sk
-from settlekernel.cli.demo import CRASH, EXPIRY, demo_steps
+from settlekernel.cli.demo import CRASH, EXPIRY, VENUES, demo_steps
 from settlekernel.core.units import INSURANCE_ACCOUNT
 
 
@@ -26,8 +26,8 @@ def _outcome_of(note_start: str):
 
 
 def test_every_chapter_runs_and_every_invariant_holds():
-    """Runs the three chapters with every step and state check passing."""
-    assert {step.chapter for step, _, _ in RESULTS} == {"A trading day", CRASH, EXPIRY}
+    """Runs the four chapters with every step and state check passing."""
+    assert {step.chapter for step, _, _ in RESULTS} == {"A trading day", VENUES, CRASH, EXPIRY}
     for step, before, outcome in RESULTS:
         if isinstance(outcome, sk.Accepted):
             assert sk.check_step(before, step.event, outcome) == [], step.note
@@ -48,9 +48,9 @@ def test_the_crash_goes_down_the_waterfall():
     assert deleveraged == {"fay", "mm"}
     after = adl.state
     assert "BTC-PERP" not in after.accounts["fay"].positions  # The most levered, in full.
-    # In part: mm, short 2,500 lots, gives up the 1,000 the most levered could not.
-    assert before.accounts["mm"].positions["BTC-PERP"].quantity_lots == -2_500
-    assert after.accounts["mm"].positions["BTC-PERP"].quantity_lots == -1_500
+    # In part: mm, short 3,500 lots, gives up the 1,000 the most levered could not.
+    assert before.accounts["mm"].positions["BTC-PERP"].quantity_lots == -3_500
+    assert after.accounts["mm"].positions["BTC-PERP"].quantity_lots == -2_500
     assert after.accounts["gus"].positions == before.accounts["gus"].positions  # Spared.
     assert after.accounts[INSURANCE_ACCOUNT].balance("USDC") == 0
     assert after.socialized_loss.get("USDC", 0) == 0
@@ -85,10 +85,11 @@ def test_christmas_nets_a_solvent_payer_across_her_collateral():
     hal = settled.state.accounts["hal"]
     assert hal.debt_minor > 0
     assert hal.balance("USDC") == 0
-    # The fund was empty after the crash: the shorts, alice and ivy, hold claims for it all.
+    # The fund was empty after the crash: the shorts, alice, ivy and jay, hold claims for it
+    # all, each rounded down (the fund is owed the unit the three claims leave).
     claims = {a: settled.state.accounts[a].claim_minor for a in settled.state.claimants}
-    assert set(claims) == {"alice", "ivy"}
-    assert sum(claims.values()) == hal.debt_minor
+    assert set(claims) == {"alice", "ivy", "jay"}
+    assert hal.debt_minor - len(claims) < sum(claims.values()) <= hal.debt_minor
     _, collected = _outcome_of("a keeper collects hal's debt")
     assert isinstance(collected, sk.Accepted)
     after = collected.state
@@ -96,3 +97,15 @@ def test_christmas_nets_a_solvent_payer_across_her_collateral():
     assert not after.claimants
     assert 0 < after.accounts["hal"].balance("BTC") < before.accounts["hal"].balance("BTC")
     assert after.socialized_loss.get("USDC", 0) == 0
+
+
+def test_a_hedge_across_two_venues_is_margined_once():
+    """jay's perpetual (house venue) alone blocks a withdrawal his future on dex then allows."""
+    _, alone = _outcome_of("jay tries to withdraw 9,000 USDC")
+    assert isinstance(alone, sk.Rejected)
+    assert alone.reason is sk.Reason.MARGIN_INSUFFICIENT
+    _, hedged = _outcome_of("jay withdraws 9,000 USDC")
+    assert isinstance(hedged, sk.Accepted)
+    _, rogue = _outcome_of("dex books a trade on bob's account")
+    assert isinstance(rogue, sk.Rejected)
+    assert rogue.reason is sk.Reason.VENUE_NOT_AUTHORISED

@@ -36,6 +36,8 @@ def test_chains_accepted_events_and_keeps_rejections_aside(journal):
         sk.Reason.NOT_LIQUIDATABLE,
         sk.Reason.INSTRUMENT_NOT_EXPIRED,
         sk.Reason.INSTRUMENT_ALREADY_SETTLED,
+        sk.Reason.PRINCIPAL_NOT_GOVERNOR,
+        sk.Reason.VENUE_NOT_AUTHORISED,
     }
     assert journal.entries[-1].state_root == sk.state_root(journal.state)
 

@@ -7,7 +7,10 @@ volatilities; the venue reports trades, among them a short strangle; BTC rallies
 margin flows from the shorts to the longs, and the strangle's seller hedges her new delta
 with the future. Withdrawals that
 would breach initial margin are refused (one of them of BTC collateral, checked against the
-whole account), and so is the venue's retry of an already-settled trade.
+whole account), and so is the venue's retry of an already-settled trade. The governor then
+admits a second venue; an account hedges a perpetual bought on the house venue with a future
+sold on the new one and is margined once for both, and the new venue cannot trade on an
+account whose owner never authorised it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Final
 import attrs
 
 from settlekernel.core.events import (
+    AdmitVenue,
+    AuthorizeVenue,
     Deposit,
     Event,
     Expire,
@@ -50,10 +55,16 @@ class DemoStep:
 
 
 def _trade(  # noqa: PLR0913, PLR0917 (a table-row helper: one positional column each)
-    trade_id: str, buyer: str, seller: str, instrument: str, lots: int, price_ticks: int
+    trade_id: str,
+    buyer: str,
+    seller: str,
+    instrument: str,
+    lots: int,
+    price_ticks: int,
+    venue: str = "venue",
 ) -> Trade:
     return Trade(
-        principal="venue",
+        principal=venue,
         trade_id=trade_id,
         buyer=buyer,
         seller=seller,
@@ -66,8 +77,8 @@ def _trade(  # noqa: PLR0913, PLR0917 (a table-row helper: one positional column
 
 
 def demo_steps() -> list[DemoStep]:
-    """Return the demo session in order: a trading day, a BTC crash, a Christmas expiry."""
-    return _opening() + _trading() + _rally() + _crash() + _expiry()
+    """Return the demo session in order: a trading day, two venues, a crash, an expiry."""
+    return _opening() + _trading() + _venues() + _rally() + _crash() + _expiry()
 
 
 def _listing(  # noqa: PLR0913 (a listing, field by field)
@@ -229,6 +240,60 @@ def _trading() -> list[DemoStep]:
             Withdraw(principal="carol", account="carol", asset="BTC", amount_minor=95 * BTC // 100),
         ),
     ]
+
+
+VENUES: Final = "Two venues, one clearing"
+
+
+def _venues() -> list[DemoStep]:
+    """A second venue is admitted; an account hedged across both venues is margined once."""
+    dex = AdmitVenue(
+        principal="governor",
+        venue="dex",
+        fee_account="dex-fees",
+        open_interest_max_lots=500_000,
+        notional_max_minor=5_000_000 * USDC,
+        fee_rate_max_ppm=1_000,
+    )
+    steps: list[tuple[str, Event]] = [
+        (
+            "dex, a second venue, opens the account its fees go to",
+            OpenAccount(principal="dex", account="dex-fees"),
+        ),
+        (
+            "mallory tries to admit dex: refused, only the governor admits",
+            attrs.evolve(dex, principal="mallory"),
+        ),
+        ("the governor admits dex: fees up to 0.1 %, its own open-interest and notional caps", dex),
+        ("jay opens an account", OpenAccount(principal="jay", account="jay")),
+        ("jay deposits 12,000 USDC", _deposit("jay", 12_000 * USDC)),
+        (
+            "jay authorises dex on his account",
+            AuthorizeVenue(principal="jay", account="jay", venue="dex"),
+        ),
+        ("mm authorises dex too", AuthorizeVenue(principal="mm", account="mm", venue="dex")),
+        (
+            "jay buys 1 BTC of BTC-PERP from mm on the house venue",
+            _trade("T-0201", "jay", "mm", "BTC-PERP", 1_000, 9_600_000),
+        ),
+        (
+            "jay tries to withdraw 9,000 USDC: refused, the perpetual alone needs it",
+            Withdraw(principal="jay", account="jay", asset="USDC", amount_minor=9_000 * USDC),
+        ),
+        (
+            "jay sells mm 1 BTC of the December future on dex: the hedge is on another venue",
+            _trade("T-0202", "mm", "jay", "BTC-25DEC26", 1_000, 9_600_000, venue="dex"),
+        ),
+        (
+            "jay withdraws 9,000 USDC: one account, one margin, the legs net across venues",
+            Withdraw(principal="jay", account="jay", asset="USDC", amount_minor=9_000 * USDC),
+        ),
+        (
+            "dex books a trade on bob's account: refused, bob never authorised dex",
+            _trade("T-0203", "bob", "mm", "BTC-PERP", 100, 9_600_000, venue="dex"),
+        ),
+    ]
+    return [DemoStep(note, event, VENUES) for note, event in steps]
 
 
 def _rally() -> list[DemoStep]:

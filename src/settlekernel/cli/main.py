@@ -172,7 +172,7 @@ def _print_summary(console: Console, summary: dict[str, object]) -> None:
     help="Also write the demo's events as JSON Lines to this file.",
 )
 def demo(events_out: Path | None) -> None:
-    """Run the built-in session: a trading day, a BTC crash, a Christmas expiry."""
+    """Run the built-in session: a trading day, two venues, a BTC crash, an expiry."""
     console = Console()
     journal = Journal(genesis(DEFAULT_RULES))
     steps = demo_steps()

@@ -967,7 +967,9 @@ def _check_expiry_step(before: State, event: object, outcome: Accepted) -> list[
     less debts on the fund, SK-DEBT): every holder's position is closed; a payer is charged
     at most what it owes; a receiver is credited at most what it is due; what the payers
     were not charged is what the fund paid of their deficits plus the socialised loss; and
-    the receivers bear the socialised loss with less than one unit each of rounding.
+    the receivers bear the socialised loss with less than two units each of rounding: their
+    cash cut is rounded up and their claim on the fund rounded down (SK-DEBT-1), each by
+    less than one unit.
     """
     if not isinstance(event, Expire):
         return []
@@ -1004,7 +1006,7 @@ def _check_expiry_step(before: State, event: object, outcome: Accepted) -> list[
     insured = sum(p.amount_minor for p in outcome.postings if p.code is PostingCode.INSURANCE)
     rounding = due_total - credited_total - socialized
     uncharged = owed_total - charged_total
-    if uncharged != socialized + insured or not 0 <= rounding < max(receivers, 1):
+    if uncharged != socialized + insured or not 0 <= rounding < 2 * max(receivers, 1):
         found.append(
             Violation(
                 InvariantId.EXPIRY_FINAL,
