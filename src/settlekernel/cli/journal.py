@@ -80,6 +80,12 @@ def _opened(db: Path, rules: RuleSet | None = None) -> Iterator[DurableJournal]:
         opened.close()
 
 
+def recovered_head(db: Path) -> State:
+    """Return the head state of the journal at ``db`` for a command that only reads it."""
+    state, _ = _recovered(db)
+    return state
+
+
 def _recovered(db: Path) -> tuple[State, int]:
     """Return the journal's head state and batch number, reading the file only."""
     try:

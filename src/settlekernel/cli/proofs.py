@@ -1,7 +1,9 @@
 """``settlekernel verify`` and ``audit``: prove every theorem, replay counterexamples, report.
 
 Exit codes as the rest of the CLI: 0 every theorem proved; 1 a theorem failed (a
-counterexample, ``unknown`` or a vacuous theorem); 2 a usage error.
+counterexample, ``unknown`` or a vacuous theorem), or, checking a change against a journal,
+the change cannot govern its state or alone pushes an account below maintenance; 2 a usage
+error.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from rich.table import Table
 from rich.text import Text
 
 from settlekernel.cli.common import has_module, load_rules, rules_option
-from settlekernel.cli.display import labelled_lines
+from settlekernel.cli.display import format_minor, labelled_lines
+from settlekernel.cli.journal import recovered_head
 from settlekernel.core.rules import RuleSet
+from settlekernel.core.rules_toml import dump_rules_toml
+from settlekernel.margin.impact import RuleChangeImpact, rule_change_impact
 from settlekernel.proofs import report as audit_report
 from settlekernel.proofs.engine import Status
 from settlekernel.proofs.faults import FAULTS
@@ -129,11 +134,32 @@ def _print_failure(console: Console, result: Result) -> None:
     show_default=True,
     help="Seconds z3 may spend per obligation; running out is a failure.",
 )
-def verify(rules_path: Path | None, fault: str | None, out_dir: Path, timeout: int) -> None:
+@click.option(
+    "--against",
+    "against_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Rules in force (TOML): also prove them, and report what --rules changes.",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A journal: list its accounts that --rules alone would move below a margin line.",
+)
+def verify(  # noqa: PLR0913, PLR0917 (one parameter per option)
+    rules_path: Path | None,
+    fault: str | None,
+    out_dir: Path,
+    timeout: int,
+    against_path: Path | None,
+    db: Path | None,
+) -> None:
     """Prove every invariant theorem for the rules; replay each counterexample as events."""
     console = Console()
     rules = load_rules(rules_path, check=False)
     _warn_unsound(console, rules)
+    head = None if db is None else recovered_head(db)
     results = run_catalogue(rules, fault, out_dir, timeout * 1000, console)
     console.print(results_table(results))
     failed = [result for result in results if not result.verdict.passed]
@@ -144,8 +170,89 @@ def verify(rules_path: Path | None, fault: str | None, out_dir: Path, timeout: i
         f"{len(results) - len(failed)} of {len(results)} theorems proved in {total:.2f} s; "
         f"rules {rules.digest.hex()[:16]}"
     )
-    if failed:
+    blocked = False
+    if against_path is not None:
+        old_rules = load_rules(against_path, check=False)
+        old_results = run_catalogue(old_rules, fault, None, timeout * 1000, console)
+        _print_changes(console, old_rules, rules, old_results, results)
+    if head is not None:
+        impact = rule_change_impact(head, rules)
+        _print_impact(console, db, impact, rules)
+        blocked = bool(impact.incompatible or impact.below_maintenance)
+    if failed or blocked:
         raise SystemExit(EXIT_FAILED)
+
+
+def _print_changes(
+    console: Console,
+    old_rules: RuleSet,
+    new_rules: RuleSet,
+    old_results: list[Result],
+    new_results: list[Result],
+) -> None:
+    """Print the rule lines that differ and every theorem whose status differs (SK-GOV-2)."""
+    old_lines = set(_sectioned(dump_rules_toml(old_rules)))
+    changed = [
+        f"{section} {line}".strip()
+        for section, line in _sectioned(dump_rules_toml(new_rules))
+        if (section, line) not in old_lines
+    ]
+    console.print(Text(f"against rules {old_rules.digest.hex()[:16]}:", style="bold"))
+    for line in changed or ["(no rule line differs)"]:
+        console.print(Padding(Text(line), (0, 0, 0, 2), expand=False))
+    before = {result.theorem.name: result.verdict.status for result in old_results}
+    moved = [
+        (result.theorem.name, before.get(result.theorem.name), result.verdict.status)
+        for result in new_results
+        if before.get(result.theorem.name) is not result.verdict.status
+    ]
+    if not moved:
+        console.print("every theorem has the same status under both rule sets")
+    for name, old, new in moved:
+        was = "absent" if old is None else old.value
+        console.print(Text(f"{name}: {was} -> {new.value}", style=_STYLE[new]))
+
+
+def _sectioned(toml_text: str) -> list[tuple[str, str]]:
+    """Return each ``key = value`` line of a TOML text with the table it sits in."""
+    section, lines = "", []
+    for line in toml_text.splitlines():
+        if line.startswith("["):
+            section = line
+        elif "=" in line:
+            lines.append((section, line))
+    return lines
+
+
+def _print_impact(
+    console: Console, db: Path | None, impact: RuleChangeImpact, rules: RuleSet
+) -> None:
+    """Print which of the journal's accounts the change alone moves below a line."""
+    decimals = rules.asset_by_symbol[rules.valuation_asset].decimals
+
+    def amount(minor: int) -> str:
+        return format_minor(minor, decimals)
+
+    console.print(Text(f"on the head state of {db}:", style="bold"))
+    for problem in impact.incompatible:
+        console.print(Text(f"  cannot apply: {problem}", style="red"))
+    if impact.incompatible:
+        return
+    for shift in impact.shifts:
+        style = "red" if shift.line == "maintenance" else "yellow"
+        console.print(
+            Text(
+                f"  {shift.account}: below {shift.line} "
+                f"(equity {amount(shift.equity_minor)}, needs "
+                f"{amount(shift.old_requirement_minor)} -> "
+                f"{amount(shift.new_requirement_minor)})",
+                style=style,
+            )
+        )
+    console.print(
+        f"  {len(impact.below_maintenance)} of {impact.accounts_checked} accounts pushed below "
+        f"maintenance, {len(impact.below_initial)} more below initial, by the change alone"
+    )
 
 
 def audit_table(report: audit_report.Report) -> Table:
