@@ -10,7 +10,7 @@ from __future__ import annotations
 
 GENESIS_ROOT = "8e5ab09b9501aab673ac4eb7c0afa3ea0a46cc786e57f0333e0514f9adeb8a77"
 DEMO_ROOT = "473e355a904b6d398a86e42df565138d49262f7de27c7a5b44b44012d87b9067"
-JOURNAL_ROOT = "83358f40275ab4904c7c2e55a003982360dd3ba61ad1cee8d864b9d700163e44"
+JOURNAL_ROOT = "8d7ac94ecdebb95d89f38f6a58c46cb5a98d0321a3cb271addd45fa0b66d7da4"
 
 
 def _root_after(events: list[object]) -> str:

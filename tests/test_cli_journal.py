@@ -32,8 +32,8 @@ def journal_db(tmp_path_factory):
     result = run("journal", "append", str(events), "--db", str(db), "--batch-size", "16", "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["accepted"] == 81
-    assert summary["rejected"] == len(lines) - 81 + 1
+    assert summary["accepted"] == 72
+    assert summary["rejected"] == len(lines) - 72 + 1
     assert summary["batches"] == summary["head_batch"] == 6
     assert summary["final_root"] == JOURNAL_ROOT
     return db
@@ -48,7 +48,7 @@ def test_replay_and_verify_an_honest_journal(journal_db):
         assert (report["result"], report["final_root"], report["entries"]) == (
             "ok",
             JOURNAL_ROOT,
-            81,
+            72,
         )
     result = run("journal", "verify-batch", "3", "--db", str(journal_db))
     assert result.returncode == 0

@@ -66,7 +66,7 @@ def test_core_is_pure_under_an_audit_hook():
     )
     assert result.returncode == 0, result.stderr
     count, root = result.stdout.split()
-    assert int(count) == 82  # The demo's accepted events.
+    assert int(count) == 91  # The demo's accepted events.
     assert root == DEMO_ROOT
 
 
