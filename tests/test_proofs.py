@@ -142,7 +142,7 @@ def test_a_changed_rule_is_reproved_with_a_counterexample_in_its_units():
 def test_the_liquidation_model_follows_the_code_on_multi_position_books():
     """SK-PROOF-16: the Liquidate model agrees with ``step`` on at least 1,000 liquidations of
     multi-position books: rungs with collateral sales, bankruptcies the fund covers, and ADL
-    with several winners."""
+    with several winners and recovery in kind."""
     problems, plans, cases = [], {}, 0
     for state, event in differential.waterfall_cases(RULES, seed=20261207, paths=110):
         comparison = differential.compare(state, event)
@@ -158,12 +158,15 @@ def test_the_liquidation_model_follows_the_code_on_multi_position_books():
                 plans["several winners"] = plans.get("several winners", 0) + 1
             if "collateral_sale" in codes:
                 plans["sale"] = plans.get("sale", 0) + 1
+            if "collateral_recovery" in codes:
+                plans["in kind"] = plans.get("in kind", 0) + 1
             multi = len(state.accounts[event.account].positions) >= 2
             plans["multi-position"] = plans.get("multi-position", 0) + multi
     assert problems == []
     assert cases >= 1000, cases
     assert all(plans.get(kind, 0) >= 5 for kind in ("adl", "insurance", "rung", "sale")), plans
     assert plans.get("several winners", 0) >= 3, plans
+    assert plans.get("in kind", 0) >= 1, plans
     assert plans.get("multi-position", 0) >= 10, plans
 
 

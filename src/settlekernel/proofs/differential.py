@@ -680,11 +680,15 @@ def _waterfall_setup(rules: RuleSet, rng: random.Random) -> list[object]:
         events.append(
             FundInsurance(principal=rules.roles.operator, asset="USDC", amount_minor=fund)
         )
-    for name in ("keeper", *_WINNERS, *_BOOK_HOLDERS):
+    for name in ("keeper", "poor", *_WINNERS, *_BOOK_HOLDERS):
         cash = (
-            10**13
-            if name == "keeper" or name in _WINNERS
-            else rng.choice([0, 10**8, 10**9, 11 * 10**8])
+            10**7
+            if name == "poor"
+            else (
+                10**13
+                if name == "keeper" or name in _WINNERS
+                else rng.choice([0, 10**8, 10**9, 11 * 10**8])
+            )
         )
         btc = rng.choice([0, 0, 10**6, 10**7]) if name in _BOOK_HOLDERS else 0
         events.append(OpenAccount(principal=name, account=name))
@@ -745,7 +749,8 @@ def waterfall_cases(rules: RuleSet, seed: int, paths: int) -> Iterator[tuple[Sta
             if rng.random() < 0.6:
                 continue  # No keeper this time: losses run on toward bankruptcy.
             for target in rng.sample(_BOOK_HOLDERS, 3):
-                liquidator = rng.choice(["keeper", "keeper", "keeper", *_WINNERS, target])
+                # A poor keeper cannot buy all the collateral: the rest goes in kind.
+                liquidator = rng.choice(["keeper", "keeper", "poor", *_WINNERS, target])
                 event = Liquidate(principal=liquidator, account=target, liquidator=liquidator)
                 yield state, event
                 state = _accepted(state, event)
