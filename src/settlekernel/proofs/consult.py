@@ -23,12 +23,17 @@ from settlekernel.core.outcomes import PostingCode
 from settlekernel.kernel.ledger import with_balance, with_position, with_settlement
 from settlekernel.kernel.transitions.debt import liquidation_value_minor, true_deficit_minor
 from settlekernel.kernel.transitions.liquidation import (
+    RUNGS,
     _check_liquidator,
-    first_rung,
+    _rung,
+    closes,
     penalty_cap,
     plan,
+    ranking,
+    transfer_price_ticks,
 )
 from settlekernel.kernel.transitions.trading import instruments_after
+from settlekernel.kernel.transitions.waterfall import account_after
 from settlekernel.margin.accounts import (
     account_margin,
     check_initial_margin,
@@ -50,6 +55,7 @@ class KernelConsult:
         """Bind the state the event is applied to."""
         self.state = state
         self.event = event
+        self._plans: dict[tuple[str, str], tuple[bool, int, int, Any] | None] = {}
 
     def _account(self, term: Any) -> Account | None:
         return self.state.accounts.get(str(_ground(term)))
@@ -129,42 +135,102 @@ class KernelConsult:
             return z3.BoolVal(False)
         return z3.BoolVal(account_margin(self.state, found).is_liquidatable)
 
-    def rung(self, account: Any, liquidator: Any) -> tuple[Any, Any, Any, Any, Any]:
-        """Return the rung the kernel's ladder picks, if it is one the model covers."""
-        outside = (z3.BoolVal(False), z3.StringVal(""), z3.IntVal(0), z3.IntVal(0), z3.IntVal(0))
+    def _ladder(self, account: Any, liquidator: Any) -> tuple[bool, int, int, Any] | None:
+        """Return (bankrupt?, rung, cap, books) of the kernel's plan, or None if no plan."""
+        key = (str(_ground(account)), str(_ground(liquidator)))
+        if key not in self._plans:
+            self._plans[key] = self._find_ladder(account, liquidator)
+        return self._plans[key]
+
+    def _find_ladder(self, account: Any, liquidator: Any) -> tuple[bool, int, int, Any] | None:
         pair = self._pair(account, liquidator)
+        # The kernel plans only past checks 1-4: another account, both known, admissible.
         if (
             pair is None
-            or len(pair[0].positions) != 1
-            or not z3.is_true(self.liquidatable(account))
+            or pair[0].id == pair[1].id
+            or not z3.is_true(self.liquidation_admissible(account, liquidator))
         ):
-            return outside
+            return None
         found, taker = pair
+        if not found.positions and not found.debt_minor:
+            return None
         before = account_margin(self.state, found)
-        chosen = first_rung(self.state, found, taker.id, before)
-        if chosen is None:
-            return outside  # Bankrupt: fund cover and ADL are outside the model.
-        books, taken = chosen
-        if any(p.code is PostingCode.COLLATERAL_SALE for p in books.postings):
-            return outside
-        capped = penalty_cap(self.state, found, before, taken)
-        assert capped is not None  # The rung was feasible.
-        close = taken[0]
-        return (
-            z3.BoolVal(True),
-            z3.StringVal(close.instrument.id),
-            z3.IntVal(close.lots),
-            z3.IntVal(close.price_ticks),
-            z3.IntVal(capped[0]),
+        if not before.is_liquidatable and not found.debt_minor:
+            return None
+        for rung in range(0 if found.debt_minor else 1, RUNGS + 1):
+            taken = closes(self.state, found, rung)
+            books = _rung(self.state, found, taker.id, before, taken)
+            if books is not None:
+                capped = penalty_cap(self.state, found, before, taken)
+                assert capped is not None  # The rung was feasible.
+                return False, rung, capped[0], books
+        return True, RUNGS, 0, plan(self.state, found, taker.id, before)
+
+    def plan(self, account: Any, liquidator: Any) -> tuple[Any, Any, Any]:
+        """Return the kernel ladder's plan: (bankrupt?, rung, penalty cap)."""
+        found = self._ladder(account, liquidator)
+        if found is None:
+            return z3.BoolVal(False), z3.IntVal(0), z3.IntVal(0)
+        return z3.BoolVal(found[0]), z3.IntVal(found[1]), z3.IntVal(found[2])
+
+    def transfer_price(self, instrument: Any, lots: Any) -> Any:
+        """Return the kernel's SK-LIQ-2 transfer price for ``lots`` of ``instrument``."""
+        listed = self.state.instruments.get(str(_ground(instrument)))
+        if listed is None or listed.underlying not in self.state.prices:
+            return z3.IntVal(0)
+        quantity = int(_ground(lots))
+        if not listed.is_linear and listed.underlying not in self.state.volatilities:
+            return z3.IntVal(0)
+        return z3.IntVal(transfer_price_ticks(self.state, listed, quantity))
+
+    def sold(self, account: Any, asset: str, slot: str) -> Any:
+        """Return the units of ``asset`` the kernel's plan sells to ``slot``'s buyer."""
+        found = self._ladder(account, z3.StringVal(self.event.liquidator))  # type: ignore[attr-defined]
+        if found is None:
+            return z3.IntVal(0)
+        account_id = str(_ground(account))
+        sales = [
+            p
+            for p in found[3].postings
+            if p.code is PostingCode.COLLATERAL_SALE
+            and p.debit_account == account_id
+            and p.asset == asset
+        ]
+        fund = [p.amount_minor for p in sales if p.credit_account != self.event.liquidator]  # type: ignore[attr-defined]
+        taker = [p.amount_minor for p in sales if p.credit_account == self.event.liquidator]  # type: ignore[attr-defined]
+        chosen = {"fund": fund[:1], "liquidator": taker[:1], "forced": taker[1:2]}[slot]
+        return z3.IntVal(sum(chosen))
+
+    def ratio_kept(self, account: Any, liquidator: Any) -> Any:
+        """Return the kernel's SK-LIQ-3 check on the plan's post-state: no worse, at initial."""
+        found = self._ladder(account, liquidator)
+        if found is None or found[0]:
+            return z3.BoolVal(True)
+        account_id = str(_ground(account))
+        after = account_after(self.state, found[3], account_id)
+        if not after.positions:
+            return z3.BoolVal(True)
+        before = account_margin(self.state, self.state.accounts[account_id])
+        final = account_margin(self.state, after)
+        kept = final.meets_initial and (
+            final.equity_minor * before.maintenance_minor
+            >= before.equity_minor * final.maintenance_minor
         )
+        return z3.BoolVal(kept)
+
+    def ranking(self, instrument: str, lots: int, account: str) -> list[str]:
+        """Return the kernel's SK-ADL ranking of the side opposite a close of ``lots``."""
+        listed = self.state.instruments[instrument]
+        return [h for h, _ in ranking(self.state, listed, -1 if lots > 0 else 1, account)]
 
     def liquidator_rejection(self, account: Any, liquidator: Any) -> Any:
         """Return the kernel's SK-LIQ-5 reason for the liquidator, "" when it qualifies."""
+        found = self._ladder(account, liquidator)
         pair = self._pair(account, liquidator)
-        if pair is None or not z3.is_true(self.liquidatable(account)):
+        if found is None or pair is None:
             return z3.StringVal("")
-        found, taker = pair
-        books = plan(self.state, found, taker.id, account_margin(self.state, found))
+        taker = pair[1]
+        books = found[3]
         rejection = _check_liquidator(self.state, books, taker)
         return z3.StringVal("" if rejection is None else rejection.reason.value)
 

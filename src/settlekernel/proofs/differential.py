@@ -634,6 +634,7 @@ def run(
         random_cases(rules, seed, states, events_per_state),
         liquidation_cases(rules, seed, states if paths is None else paths),
         expiry_cases(rules, seed, 4 * (states if paths is None else paths)),
+        waterfall_cases(rules, seed, 2 * (states if paths is None else paths)),
     )
     for state, event in cases:
         if last is None or last[0] is not state:
@@ -649,3 +650,107 @@ def run(
         tally = accepted if isinstance(outcome, Accepted) else rejected
         tally[key] = tally.get(key, 0) + 1
     return Report(checked, accepted, rejected, problems)
+
+
+_BOOK_HOLDERS: Final = ("w1", "w2", "w3")
+_WINNERS: Final = ("d1", "d2", "d3")
+
+
+def _waterfall_setup(rules: RuleSet, rng: random.Random) -> list[object]:
+    """Return multi-position books: levered accounts against three counterparties.
+
+    Each is long or short a perpetual and a future, some hold BTC collateral; the fund is
+    empty, thin or deep.
+    """
+    matcher = rules.roles.matchers[0]
+    events = perpetual_market(rules, _PERPETUAL, "BTC")
+    events.append(
+        ListInstrument(
+            principal=rules.roles.operator,
+            instrument=_FUTURE,
+            kind=InstrumentKind.FUTURE,
+            underlying="BTC",
+            settlement_asset="USDC",
+            multiplier_minor=100,
+            expiry_ms=10**12,
+        )
+    )
+    fund = rng.choice([0, 0, 10**6, 10**8, 10**12])
+    if fund:
+        events.append(
+            FundInsurance(principal=rules.roles.operator, asset="USDC", amount_minor=fund)
+        )
+    for name in ("keeper", "poor", *_WINNERS, *_BOOK_HOLDERS):
+        cash = (
+            10**7
+            if name == "poor"
+            else (
+                10**13
+                if name == "keeper" or name in _WINNERS
+                else rng.choice([0, 10**8, 10**9, 11 * 10**8])
+            )
+        )
+        btc = rng.choice([0, 0, 10**6, 10**7]) if name in _BOOK_HOLDERS else 0
+        events.append(OpenAccount(principal=name, account=name))
+        events += [
+            Deposit(principal=name, account=name, asset=asset, amount_minor=amount)
+            for asset, amount in (("USDC", cash), ("BTC", btc))
+            if amount
+        ]
+    number = 0
+    for name in _BOOK_HOLDERS:
+        for instrument in rng.sample([_PERPETUAL, _FUTURE], rng.randint(1, 2)):
+            long = rng.random() < 0.5
+            for winner in rng.sample(_WINNERS, rng.randint(1, 3)):
+                number += 1
+                events.append(
+                    Trade(
+                        principal=matcher,
+                        trade_id=f"book{number}",
+                        buyer=name if long else winner,
+                        seller=winner if long else name,
+                        instrument=instrument,
+                        quantity_lots=rng.choice([2, 4, 5, 7]),
+                        price_ticks=rng.choice([6_000_000, 5_990_000, 6_010_000]),
+                        buyer_fee_rate_ppm=0,
+                        seller_fee_rate_ppm=0,
+                    )
+                )
+    return events
+
+
+def waterfall_cases(rules: RuleSet, seed: int, paths: int) -> Iterator[tuple[State, object]]:
+    """Yield liquidations of multi-position books along walks that ruin some of them.
+
+    The walk moves the index by up to the band per report, in one direction per path, so
+    accounts pass maintenance, run out of cash and go bankrupt; the fund is sometimes empty,
+    so a bankruptcy deleverages several winners; some accounts hold BTC to sell.
+    """
+    rng = random.Random(seed)
+    oracles = rules.roles.oracles[:2]
+    for _ in range(paths):
+        state = genesis(rules)
+        for event in _waterfall_setup(rules, rng):
+            state = _accepted(state, event)
+        price, clock = 6_000_000, 1_000
+        direction = rng.choice([-1, 1])
+        for _ in range(12):
+            price = (
+                price * (1_000_000 + direction * rng.choice([20_000, 45_000, 49_000])) // 1_000_000
+            )
+            clock += 1_000
+            for oracle in oracles:
+                state = _accepted(
+                    state,
+                    OraclePrice(
+                        principal=oracle, underlying="BTC", price_ticks=price, timestamp_ms=clock
+                    ),
+                )
+            if rng.random() < 0.6:
+                continue  # No keeper this time: losses run on toward bankruptcy.
+            for target in rng.sample(_BOOK_HOLDERS, 3):
+                # A poor keeper cannot buy all the collateral: the rest goes in kind.
+                liquidator = rng.choice(["keeper", "keeper", "poor", *_WINNERS, target])
+                event = Liquidate(principal=liquidator, account=target, liquidator=liquidator)
+                yield state, event
+                state = _accepted(state, event)

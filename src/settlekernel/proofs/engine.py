@@ -46,6 +46,8 @@ class Obligation:
     # A small region to search for a counterexample when the search over all states is
     # inconclusive: a counterexample inside it is a genuine one.
     search: tuple[Any, ...] = ()
+    # Further regions, tried in turn after ``search`` (each a tuple of constraints).
+    regions: tuple[tuple[Any, ...], ...] = ()
 
 
 @attrs.frozen
@@ -69,20 +71,24 @@ class Verdict:
 SEEDS: Final = (0, 1, 2)
 
 
-def _solver(timeout_ms: int, seed: int = 0) -> Any:
+def _solver(timeout_ms: int, seed: int = 0, *, macros: bool = False) -> Any:
     solver = z3.Solver()
     solver.set("timeout", timeout_ms)
     solver.set("random_seed", seed)
+    if macros:
+        # A region defines the model's functions by quantified equations: as macros, z3
+        # builds the counterexample at once (SK-PROOF-16).
+        solver.set("smt.macro_finder", True)
     return solver
 
 
-def check(assertions: tuple[Any, ...], timeout_ms: int) -> tuple[Any, Any]:
+def check(assertions: tuple[Any, ...], timeout_ms: int, *, macros: bool = False) -> tuple[Any, Any]:
     """Return z3's answer and the solver that gave it, retrying an unknown on new seeds.
 
     Each seed gets a third of ``timeout_ms``.
     """
     for seed in SEEDS:
-        solver = _solver(max(timeout_ms // len(SEEDS), 1), seed)
+        solver = _solver(max(timeout_ms // len(SEEDS), 1), seed, macros=macros)
         solver.add(*assertions)
         answer = solver.check()
         if answer != z3.unknown:
@@ -106,14 +112,20 @@ def discharge(obligation: Obligation, timeout_ms: int = 20_000) -> Verdict:
             time.perf_counter() - started,
             detail=f"vacuity check: {vacuity.reason_unknown()}",
         )
-    answer, solver = check((*obligation.hypotheses, z3.Not(obligation.claim)), timeout_ms)
-    if answer == z3.unknown and obligation.search:
-        # Inside the witness a quantified counterexample is small enough to build.
-        found, inside = check(
-            (*obligation.hypotheses, *obligation.search, z3.Not(obligation.claim)), timeout_ms
-        )
-        if found == z3.sat:
-            answer, solver = found, inside
+    negated = (*obligation.hypotheses, z3.Not(obligation.claim))
+    regions = ((obligation.search,) if obligation.search else ()) + obligation.regions
+    # With a search region the first attempt over all states gets a quarter of the budget:
+    # a quantified counterexample is slow to build there and quick inside a region.
+    answer, solver = check(negated, timeout_ms // 4 if regions else timeout_ms)
+    if answer == z3.unknown and regions:
+        for region in regions:
+            # Inside a region a quantified counterexample is small enough to build.
+            found, inside = check((*negated, *region), timeout_ms // 2, macros=True)
+            if found == z3.sat:
+                answer, solver = found, inside
+                break
+        else:
+            answer, solver = check(negated, timeout_ms)
     seconds = time.perf_counter() - started
     if answer == z3.unsat:
         return Verdict(Status.PROVED, seconds)

@@ -17,6 +17,7 @@ from typing import Any, Final
 import attrs
 import z3
 
+from settlekernel.core.arith import compute_collateral_value_minor
 from settlekernel.core.events import Expire, Liquidate, Trade, Transfer
 from settlekernel.core.model import Account, State, replace_state
 from settlekernel.core.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
@@ -27,10 +28,12 @@ from settlekernel.core.units import FEE_ACCOUNT, INSURANCE_ACCOUNT
 from settlekernel.kernel import dispatch as kernel
 from settlekernel.kernel.ledger import with_balance
 from settlekernel.kernel.transitions import expiry as kernel_expiry
+from settlekernel.kernel.transitions import liquidation as kernel_liquidation
 from settlekernel.kernel.transitions.collateral import process_transfer
 from settlekernel.kernel.transitions.liquidation import process_liquidate
 from settlekernel.kernel.transitions.trading import process_trade
 from settlekernel.proofs import expiry_model as expiry
+from settlekernel.proofs import liquidation_model as liquidation
 from settlekernel.proofs import transitions
 from settlekernel.proofs.symbolic import Ledger
 from settlekernel.proofs.transitions import FEES, INSURANCE, Consult, ModelStep
@@ -143,6 +146,51 @@ def _expiry_socialises_solvent() -> Iterator[None]:
         setattr(kernel_expiry, name, original)
 
 
+@contextmanager
+def _adl_takes_either_side() -> Iterator[None]:
+    """The fault in the code: the ranking lists every other holder, the account's side first."""
+    name = "ranking"
+    original = getattr(kernel_liquidation, name)
+
+    def either_side(state: State, instrument: Any, side: int, excluded: str) -> list[Any]:
+        same = original(state, instrument, -side, excluded)
+        return [*same, *original(state, instrument, side, excluded)]
+
+    setattr(kernel_liquidation, name, either_side)
+    try:
+        yield
+    finally:
+        setattr(kernel_liquidation, name, original)
+
+
+@contextmanager
+def _sale_below_discount() -> Iterator[None]:
+    """The fault in the code: a liquidation sells collateral at three times its discount."""
+    name = "collateral_value_minor"
+    original = getattr(kernel_liquidation, name)
+
+    def cheap(state: State, asset: str, units_minor: int, *, sale: bool = False) -> int:
+        if not sale:
+            return int(original(state, asset, units_minor))
+        rules = state.rules.asset_by_symbol[asset]
+        underlying = rules.price_underlying
+        if underlying is None or underlying not in state.prices:
+            return 0
+        return compute_collateral_value_minor(
+            units_minor,
+            state.prices[underlying].price_ticks,
+            state.rules.underlying_by_symbol[underlying].tick_value_minor,
+            rules.decimals,
+            min(3 * rules.liquidation_discount_ppm, 1_000_000),
+        )
+
+    setattr(kernel_liquidation, name, cheap)
+    try:
+        yield
+    finally:
+        setattr(kernel_liquidation, name, original)
+
+
 def _maintenance_above_initial(rules: RuleSet) -> RuleSet:
     """The fault: the first underlying's initial margin is 80 % of its maintenance."""
     first = attrs.evolve(rules.underlyings[0], im_multiplier_ppm=800_000)
@@ -185,7 +233,7 @@ FAULTS: Final[dict[str, Fault]] = {
             caught_by="Liquidate.conservation",
             models={
                 Liquidate: functools.partial(
-                    _model_dropping_credit, transitions.liquidate, INSURANCE, _valuation_asset
+                    _model_dropping_credit, liquidation.liquidate, INSURANCE, _valuation_asset
                 )
             },
             code=functools.partial(
@@ -203,6 +251,26 @@ FAULTS: Final[dict[str, Fault]] = {
             caught_by="Expire.socialise-only-deficit",
             models={Expire: functools.partial(expiry.expire, lose_all=True)},
             code=_expiry_socialises_solvent,
+        ),
+        Fault(
+            name="adl-takes-either-side",
+            description=(
+                "A bankruptcy's ADL ranks every other holder of the instrument, the "
+                "account's own side first, and reduces them away from zero."
+            ),
+            caught_by="Liquidate.adl-fairness",
+            models={Liquidate: functools.partial(liquidation.liquidate, either_side=True)},
+            code=_adl_takes_either_side,
+        ),
+        Fault(
+            name="sale-below-discount",
+            description=(
+                "A liquidation sells the account's collateral at three times the asset's "
+                "liquidation discount: the buyer gains more than the rules state."
+            ),
+            caught_by="Liquidate.liquidator-gain",
+            models={Liquidate: functools.partial(liquidation.liquidate, discount_scale=3)},
+            code=_sale_below_discount,
         ),
         Fault(
             name="maintenance-above-initial",

@@ -28,6 +28,7 @@ from settlekernel.core.events import (
     EVENT_NAMES,
     Deposit,
     Expire,
+    FundInsurance,
     Liquidate,
     ListInstrument,
     OpenAccount,
@@ -403,4 +404,69 @@ def realise_expiry(rules: RuleSet) -> list[object]:
         for o in oracles
     ]
     events.append(Expire(principal=rules.roles.operator, instrument="fut"))
+    return events
+
+
+def realise_bankruptcy(rules: RuleSet) -> list[object]:
+    """Return a crash from genesis that ends in a bankruptcy the fund cannot cover: ADL.
+
+    ``weak`` is long a perpetual with a little valuation cash and some collateral (to be
+    sold at the discount); ``twin`` is long too (the side ADL must never touch); ``deep``
+    and ``rich`` are short (the side it must). The fund holds a little. The index falls by
+    half the band per update, so the oracle stays valid, until ``weak`` is worth less than
+    nothing; then a funded keeper liquidates it. A liquidation counterexample names a plan
+    and a ranking, consulted decisions no event sets directly, so the replay builds the
+    shape every liquidation fault here needs, not z3's numbers.
+    """
+    underlying = rules.underlyings[0]
+    symbol, asset = underlying.symbol, rules.valuation_asset
+    oracles = rules.roles.oracles[: underlying.min_sources]
+    collateral = next(
+        a.symbol for a in rules.assets if a.symbol != asset and a.price_underlying == symbol
+    )
+    events = perpetual_market(rules, "perp")
+    events.append(FundInsurance(principal=rules.roles.operator, asset=asset, amount_minor=10**6))
+    deposits = {
+        "deep": ((asset, AMPLE_MINOR),),
+        "rich": ((asset, AMPLE_MINOR),),
+        "keeper": ((asset, AMPLE_MINOR),),
+        "twin": ((asset, AMPLE_MINOR),),
+        "weak": ((asset, 10**9), (collateral, 10**5)),
+    }
+    for name, amounts in deposits.items():
+        events.append(OpenAccount(principal=name, account=name))
+        events += [
+            Deposit(principal=name, account=name, asset=held, amount_minor=amount)
+            for held, amount in amounts
+        ]
+    for number, (buyer, seller, lots) in enumerate(
+        (("weak", "deep", 8), ("weak", "rich", 6), ("twin", "rich", 3))
+    ):
+        events.append(
+            Trade(
+                principal=rules.roles.matchers[0],
+                trade_id=f"open{number}",
+                buyer=buyer,
+                seller=seller,
+                instrument="perp",
+                quantity_lots=lots,
+                price_ticks=INDEX_TICKS,
+                buyer_fee_rate_ppm=0,
+                seller_fee_rate_ppm=0,
+            )
+        )
+    fall = INDEX_TICKS * underlying.band_ppm // 2_000_000
+    price = INDEX_TICKS
+    for number in range(1, 9):
+        price -= fall
+        events += [
+            OraclePrice(
+                principal=o,
+                underlying=symbol,
+                price_ticks=price,
+                timestamp_ms=1_000 + number * 1_000,
+            )
+            for o in oracles
+        ]
+    events.append(Liquidate(principal="keeper", account="weak", liquidator="keeper"))
     return events

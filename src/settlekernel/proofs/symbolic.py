@@ -135,6 +135,8 @@ class Ledger:
     clock: Any
     # The accounts of a concrete ledger; None for a symbolic one, whose accounts are any.
     universe: tuple[str, ...] | None = None
+    # [New for Liquidate] The instruments of a concrete ledger, in id order; None if symbolic.
+    instruments: tuple[str, ...] | None = None
 
     def mul(self, *factors: Any) -> Any:
         """Return the product of ``factors``: exact in a concrete ledger, abstract in a proof.
@@ -306,6 +308,7 @@ def concrete_ledger(state: State) -> Ledger:
         instrument_count=z3.IntVal(len(instruments)),
         clock=z3.IntVal(state.clock_ms),
         universe=tuple(sorted(accounts)),
+        instruments=tuple(sorted(instruments)),
     )
 
 

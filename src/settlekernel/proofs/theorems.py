@@ -16,6 +16,7 @@ import attrs
 import z3
 
 from settlekernel.core.events import (
+    EVENT_TYPES,
     FIELD_KINDS,
     Deposit,
     Expire,
@@ -37,14 +38,15 @@ from settlekernel.core.kinds import InstrumentKind, OptionType
 from settlekernel.core.rules import RuleSet
 from settlekernel.core.units import PPM, SYSTEM_ACCOUNTS
 from settlekernel.kernel.invariants import InvariantId
-from settlekernel.proofs import claims, transitions
+from settlekernel.proofs import claims, lifecycle, transitions
 from settlekernel.proofs import expiry_model as expiry
+from settlekernel.proofs import liquidation_model as liquidation
 from settlekernel.proofs.engine import Obligation
 from settlekernel.proofs.replay import (
     realisable_tiers,
     realise,
+    realise_bankruptcy,
     realise_expiry,
-    realise_liquidation,
 )
 from settlekernel.proofs.symbolic import (
     Ledger,
@@ -115,7 +117,7 @@ MODELS: Final[dict[type, transitions.Model]] = {
     Transfer: transitions.transfer,
     FundInsurance: transitions.fund_insurance,
     Trade: transitions.trade,
-    Liquidate: transitions.liquidate,
+    Liquidate: liquidation.liquidate,
     VariationMargin: transitions.variation_margin,
     Funding: transitions.funding,
     OraclePrice: transitions.oracle_price,
@@ -202,12 +204,27 @@ def _instance(
             hypotheses=tuple(_hypotheses(cls, pre, event, step)),
             claim=claim(rules, pre, step, event),
             fires=step.accepted,
-            witness=() if step.waterfall is None else expiry.vacuity_witness(pre, step),
-            search=() if step.waterfall is None else expiry.search_witness(pre, step),
+            witness=_witness(cls, pre, step),
+            search=_search(cls, pre, step),
+            regions=liquidation.search_regions(pre, step) if cls is Liquidate else (),
         )
         return Instance(obligation, pre, event, cls)
 
     return build
+
+
+def _witness(cls: type, pre: Ledger, step: ModelStep) -> tuple[Any, ...]:
+    if cls is Expire:
+        return expiry.vacuity_witness(pre, step)
+    if cls is Liquidate:
+        return liquidation.vacuity_witness(pre, step)
+    return ()
+
+
+def _search(cls: type, pre: Ledger, step: ModelStep) -> tuple[Any, ...]:
+    if cls is Expire:
+        return expiry.search_witness(pre, step)
+    return ()
 
 
 def _rounding(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
@@ -311,7 +328,6 @@ _CLAIMS: Final[dict[type, tuple[tuple[str, str, tuple[InvariantId, ...], ClaimFn
             _rounding,
         ),
     ),
-    Liquidate: (_CONSERVATION, _NONNEGATIVE, _INSURANCE_RUNG, _OPEN_INTEREST),
     VariationMargin: (_CONSERVATION, _NONNEGATIVE, _INSURANCE, _OPEN_INTEREST, _REFERENCE),
     Funding: (_CONSERVATION, _REFERENCE),
     OracleVolatility: (
@@ -418,6 +434,91 @@ _EXPIRY_CLAIMS: Final = (
 _CLAIMS[Expire] = _EXPIRY_CLAIMS
 
 
+_LIQUIDATION_CLAIMS: Final = (
+    (
+        "ranking-inductive",
+        (
+            "The ADL recurrence's lots left to close are non-negative before the first ranked "
+            "holder and every holder's take keeps them so: induction over the ranks."
+        ),
+        (InvariantId.ADL_FAIRNESS,),
+        liquidation.ranking_inductive,
+    ),
+    (
+        "conservation",
+        (
+            "In every plan (a rung with its penalty and sale, a covered bankruptcy, ADL with "
+            "pays and recovery in kind) only the books' accounts change, custody does not, "
+            "and per asset the changes sum to zero."
+        ),
+        (InvariantId.CONSERVATION,),
+        liquidation.conservation,
+    ),
+    (
+        "nonnegative",
+        (
+            "No balance of the account, the liquidator, the fund, the residue or a holder "
+            "goes negative."
+        ),
+        (InvariantId.NONNEGATIVE_BALANCES,),
+        liquidation.nonnegative,
+    ),
+    (
+        "insurance-nonnegative",
+        (
+            "The fund stays >= 0: a rung only credits it and buys within its cash; a covered "
+            "bankruptcy costs it at most the shortfall and its purchases; ADL leaves it empty."
+        ),
+        (InvariantId.INSURANCE_NONNEGATIVE,),
+        liquidation.insurance,
+    ),
+    (
+        "open-interest",
+        (
+            "Per instrument only the account, the liquidator and ranked holders move, and the "
+            "changes sum to zero: the liquidator or the ranked holders take exactly the closes."
+        ),
+        (InvariantId.OPEN_INTEREST_ZERO_SUM,),
+        liquidation.open_interest,
+    ),
+    (
+        "no-worse",
+        (
+            "Every position of the account moves toward zero, never past it; rung 10 and a "
+            "bankruptcy leave none; a partial rung passed the ratio check on what it writes."
+        ),
+        (InvariantId.LIQUIDATION_NO_WORSE,),
+        liquidation.no_worse,
+    ),
+    (
+        "adl-fairness",
+        (
+            "Only opposite-side holders of an instrument closed at a loss are reduced, only "
+            "with the fund left empty, toward zero, each only after the one ranked before it "
+            "closed in full; each is paid between 0 and its weight; flat holders untouched."
+        ),
+        (InvariantId.ADL_FAIRNESS,),
+        liquidation.adl_fairness,
+    ),
+    (
+        "liquidator-gain",
+        (
+            "Every buyer of the account's collateral pays at least its index value less the "
+            "asset's liquidation discount, rounded down."
+        ),
+        (InvariantId.LIQUIDATOR_GAIN,),
+        liquidation.liquidator_gain,
+    ),
+    (
+        "socialise-nothing",
+        "A liquidation socialises no loss: ADL absorbs it (socialized_loss is unchanged).",
+        (InvariantId.SOCIALISE_ONLY_DEFICIT,),
+        liquidation.socialise_nothing,
+    ),
+)
+_CLAIMS[Liquidate] = _LIQUIDATION_CLAIMS
+
+
 def _region(rules: RuleSet, instance: Instance) -> list[list[Any]]:
     assert instance.pre is not None
     assert instance.event_class is not None
@@ -428,16 +529,43 @@ def _realise(rules: RuleSet, instance: Instance, model: Any) -> list[object]:
     assert instance.pre is not None
     assert instance.event_class is not None
     if instance.event_class is Liquidate:
-        return realise_liquidation(rules)
+        return realise_bankruptcy(rules)
     if instance.event_class is Expire:
         return realise_expiry(rules)
     return realise(rules, instance.event_class, model, instance.pre, instance.event)
 
 
-_LIQUIDATION_ASSUMPTION: Final = (
-    "Liquidate is modelled for one rung of an account with one position and no collateral "
-    "sale (the ladder's choice of rung, lots, transfer price and penalty cap is consulted); "
-    "other plans, a collateral sale or a bankruptcy, are outside the model."
+_LIQUIDATION_ASSUMPTIONS: Final = (
+    (
+        "Liquidate's plan is consulted: whether the ladder finds a resolving rung (else the "
+        "account is bankrupt), which rung, its penalty cap, the transfer prices (>= 0), the "
+        "units each buyer of collateral can afford, and the ratio check of a partial rung; "
+        "the model computes every close, penalty, sale price, fund payment, take and pay."
+    ),
+    (
+        "The sums over the account's closes (gains, losses, notional per underlying) are sums "
+        "of non-negative terms over its finitely many positions, so non-negative; in a "
+        "concrete ledger they are the real sums."
+    ),
+    (
+        "SK-ADL's ranking order (profit x leverage, which needs the margin engine's equity) "
+        "is consulted; the model writes each deleveraged instrument's opposite side as a "
+        "recurrence over ranks (SK-PROOF-16): every ranked holder is on the opposite side and "
+        "every opposite-side holder is ranked once; Liquidate.ranking-inductive proves the "
+        "lots left to close stay >= 0, and positions summing to zero "
+        "(INV-OPEN-INTEREST-ZERO-SUM) give that the last rank leaves none."
+    ),
+    (
+        "A holder's weight is the sum over deleveraged instruments of its take x per-lot "
+        "loss: non-negative, at most the losses' total, positive only if some instrument "
+        "takes from it; the weights sum to the losses, so the pays (share_down, its contract "
+        "checked by CrossHair) total at most what the account has left (SK-WATERFALL-2)."
+    ),
+    (
+        "A liquidation of a debtor or one that touches a claimant (SK-DEBT-2 settles them "
+        "after the step) is modelled up to that settlement; the differential checks count it "
+        "apart."
+    ),
 )
 
 
@@ -501,7 +629,7 @@ def transition_theorems(
             (NONLINEAR_ASSUMPTION,) if cls in {Trade, Liquidate, VariationMargin, Funding} else ()
         ) + (_DEBT_ASSUMPTION,)
         if cls is Liquidate:
-            extra += (_LIQUIDATION_ASSUMPTION,)
+            extra += _LIQUIDATION_ASSUMPTIONS
         if cls is VariationMargin:
             extra += (_MARK_ASSUMPTION,)
         if cls is OraclePrice:
@@ -524,4 +652,23 @@ def transition_theorems(
             )
             for name, statement, invariants, claim in rows
         ]
-    return theorems
+    return [*theorems, lifecycle_theorem(models)]
+
+
+def lifecycle_theorem(models: Mapping[type, transitions.Model] = MODELS) -> Theorem:
+    """Return SK-PROOF-17: custody equals the balances after any accepted events from genesis."""
+    rests_on = tuple(f"{cls.__name__}.conservation" for cls in models)
+    unmodelled = tuple(cls.__name__ for cls in EVENT_TYPES.values() if cls not in models)
+    return Theorem(
+        name="lifecycle.conservation",
+        statement=(
+            "For any sequence of accepted events from genesis, per asset, the balances of all "
+            "accounts sum to custody: induction over the events, its step the conservation "
+            "theorem of each transition (" + ", ".join(rests_on) + ")."
+        ),
+        invariants=(InvariantId.CONSERVATION,),
+        spec=("SK-PROOF-17", "SK-PROOF-4"),
+        assumptions=lifecycle.assumptions(rests_on, unmodelled),
+        build=lambda _rules: Instance(lifecycle.obligation()),
+        transition="lifecycle",
+    )

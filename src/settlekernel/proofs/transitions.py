@@ -84,9 +84,6 @@ class LiquidationConsult(Protocol):
     def liquidatable(self, account: Any) -> Any:
         """Return whether the account's equity is below its maintenance margin (SK-PM-6)."""
 
-    def rung(self, account: Any, liquidator: Any) -> tuple[Any, Any, Any, Any, Any]:
-        """Return (one-position rung without collateral sale?, instrument, lots, price, cap)."""
-
     def liquidator_rejection(self, account: Any, liquidator: Any) -> Any:
         """Return the SK-LIQ-5 rejection reason of the liquidator, "" when it qualifies."""
 
@@ -114,22 +111,41 @@ class SymbolicConsult:
             z3.Function(f"quorum.{name}", STRING, STRING, integer, integer, sort)
             for name, sort in (("candidate", boolean), ("median", integer), ("time", integer))
         )
-        self._rung = tuple(
-            z3.Function(f"rung.{name}", STRING, STRING, sort)
-            for name, sort in (
-                ("simple", boolean),
-                ("instrument", STRING),
-                ("lots", integer),
-                ("price", integer),
-                ("cap", integer),
-            )
-        )
         self._liquidator_rejection = z3.Function("liquidator_rejection", STRING, STRING, STRING)
         self._settlement = (
             z3.Function("settlement.fixed", STRING, boolean),
             z3.Function("settlement.price", STRING, integer),
         )
         self._rest_value = z3.Function("rest_value", STRING, STRING, integer)
+        self._plan = tuple(
+            z3.Function(f"plan.{name}", STRING, STRING, sort)
+            for name, sort in (("bankrupt", boolean), ("rung", integer), ("cap", integer))
+        )
+        self._transfer_price = z3.Function("transfer_price", STRING, integer, integer)
+        self._sold = z3.Function("sold", STRING, STRING, STRING, integer)
+        self._ratio_kept = z3.Function("ratio_kept", STRING, STRING, boolean)
+
+    def plan(self, account: Any, liquidator: Any) -> tuple[Any, Any, Any]:
+        """Return the ladder's plan as uninterpreted functions; the rung is in 0..10."""
+        bankrupt, rung, cap = (f(account, liquidator) for f in self._plan)
+        return bankrupt, z3.If(z3.And(rung >= 0, rung <= 10), rung, 10), cap
+
+    def transfer_price(self, instrument: Any, lots: Any) -> Any:
+        """Return a transfer price, uninterpreted and non-negative (SK-LIQ-2)."""
+        price = self._transfer_price(instrument, lots)
+        return z3.If(price >= 0, price, 0)
+
+    def sold(self, account: Any, asset: str, slot: str) -> Any:
+        """Return the units a buyer takes, uninterpreted (affordable_units decides them)."""
+        return self._sold(account, z3.StringVal(asset), z3.StringVal(slot))
+
+    def ratio_kept(self, account: Any, liquidator: Any) -> Any:
+        """Return the ladder's ratio check on the post-state, uninterpreted."""
+        return self._ratio_kept(account, liquidator)
+
+    def ranking(self, instrument: str, lots: int, account: str) -> list[str]:
+        """A concrete ranking only: a symbolic model writes it as a recurrence."""
+        raise NotImplementedError(f"no concrete ranking of {instrument} {lots} {account}")
 
     def settlement(self, instrument: Any) -> tuple[Any, Any]:
         """Return whether the instrument's settlement price is fixed, and the price."""
@@ -160,10 +176,6 @@ class SymbolicConsult:
     def liquidatable(self, account: Any) -> Any:
         """Return the predicate applied to ``account``."""
         return self._liquidatable(account)
-
-    def rung(self, account: Any, liquidator: Any) -> tuple[Any, Any, Any, Any, Any]:
-        """Return the ladder's choice as uninterpreted functions of both accounts."""
-        return tuple(function(account, liquidator) for function in self._rung)
 
     def liquidator_rejection(self, account: Any, liquidator: Any) -> Any:
         """Return the reason as an uninterpreted string function."""
@@ -596,84 +608,9 @@ def trade(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep
     )
 
 
-# A liquidation the model does not cover: more than one position, a collateral sale, a
-# bankruptcy. The differential checks skip it; the theorems exclude it (SK-PROOF-10).
+# A step the model does not cover (a mark in which a holder is short of cash). The
+# differential checks skip it; the theorems exclude it (SK-PROOF-10).
 OUTSIDE: Final = z3.StringVal("outside_model")
-
-
-def _penalty_rate(rules: RuleSet, underlying: Any) -> Any:
-    rate: Any = z3.IntVal(0)
-    for entry in rules.underlyings:
-        rate = z3.If(underlying == z3.StringVal(entry.symbol), entry.liquidation_penalty_ppm, rate)
-    return rate
-
-
-def capped_penalty(charged: Any, pool: Any, cap: Any) -> tuple[Any, Any, Any]:
-    """Return (penalty, to the fund, to the residue) as ``compute_capped_penalty`` does."""
-    penalty = z3.If(charged <= cap, charged, cap)
-    penalty = z3.If(penalty >= 0, penalty, 0)
-    capped = penalty < charged
-    return penalty, z3.If(capped, penalty, pool), z3.If(capped, 0, charged - pool)
-
-
-def liquidate(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
-    """SK-LIQ, one rung: the liquidator takes lots at the transfer price; a penalty is paid."""
-    account, liquidator = e["account"], e["liquidator"]
-    consult: LiquidationConsult = c  # type: ignore[assignment]
-    simple, instrument, lots, price, cap = consult.rung(account, liquidator)
-    asset = z3.StringVal(rules.valuation_asset)
-    multiplier = z3.Select(s.multiplier, instrument)
-    cash = s.mul(lots, price - z3.Select(s.reference, instrument), multiplier)
-    exact = s.mul(
-        z3.If(lots >= 0, lots, -lots),
-        price,
-        multiplier,
-        _penalty_rate(rules, z3.Select(s.underlying, instrument)),
-    )
-    penalty, pool, residue = capped_penalty(ceil_div_ppm(exact), exact / PPM, cap)
-    account_cash = s.bal(account, asset) + cash - penalty
-    liquidator_cash = s.bal(liquidator, asset) - cash
-    rejection = consult.liquidator_rejection(account, liquidator)
-    accepted, reason = cascade(
-        [
-            (account == liquidator, Reason.SELF_LIQUIDATION),
-            (z3.Not(z3.Select(s.exists, account)), Reason.ACCOUNT_UNKNOWN),
-            (z3.Not(z3.Select(s.exists, liquidator)), Reason.ACCOUNT_UNKNOWN),
-            (e["principal"] != z3.Select(s.owner, liquidator), Reason.PRINCIPAL_NOT_OWNER),
-            (
-                z3.Not(consult.liquidation_admissible(account, liquidator)),
-                Reason.ORACLE_NOT_ADMISSIBLE,
-            ),
-            (z3.Select(s.position_count, account) == 0, Reason.NOTHING_TO_LIQUIDATE),
-            (z3.Not(consult.liquidatable(account)), Reason.NOT_LIQUIDATABLE),
-            (rejection != ACCEPTED, rejection),
-            (
-                z3.Or(z3.Not(simple), lots == 0, account_cash < 0, liquidator_cash < 0),
-                OUTSIDE,
-            ),
-        ]
-    )
-    post = write_balances(
-        s,
-        [
-            (account, asset, account_cash),
-            (liquidator, asset, liquidator_cash),
-            (INSURANCE, asset, s.bal(INSURANCE, asset) + pool),
-            (RESIDUE, asset, s.bal(RESIDUE, asset) + residue),
-        ],
-    )
-    held, taken = s.pos(instrument, account), s.pos(instrument, liquidator)
-    post = move_positions(
-        s, post, instrument, [(account, held, held - lots), (liquidator, taken, taken + lots)]
-    )
-    return ModelStep(
-        accepted,
-        reason,
-        post,
-        writes=((account, asset), (liquidator, asset), (INSURANCE, asset), (RESIDUE, asset)),
-        position_writes=((instrument, account), (instrument, liquidator)),
-        assumes=(price >= 1, multiplier >= 1, z3.Select(s.reference, instrument) >= 0),
-    )
 
 
 def _mark(s: Ledger, instrument: Any) -> Any:
