@@ -18,7 +18,8 @@ from settlekernel.core.oracle import Action, check_admissible
 from settlekernel.core.outcomes import Rejected
 from settlekernel.core.reasons import Reason
 from settlekernel.core.reports import MarginReport
-from settlekernel.margin.portfolio import Exposure, Market, Portfolio, compute_margin
+from settlekernel.margin.portfolio import Exposure, Market, Portfolio
+from settlekernel.margin.single import compute_account_margin
 
 if TYPE_CHECKING:
     from settlekernel.core.model import Instrument, State
@@ -98,7 +99,7 @@ def account_margin(
     entry = state.margins.get(account.id)
     if entry is not None and entry.account is account and entry.market_key == key:
         return entry.report
-    return compute_margin(portfolio_of(account, instruments), market_of(state), state.rules)
+    return compute_account_margin(portfolio_of(account, instruments), market_of(state), state.rules)
 
 
 def cache_margins(
