@@ -22,6 +22,7 @@ engine.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Final
 
@@ -33,7 +34,7 @@ from settlekernel.margin.options import MODEL_ERROR_BOUND, _row_key, _shared_ris
 from settlekernel.margin.portfolio import collateral_value_minor, scenario_moves
 
 if TYPE_CHECKING:
-    from settlekernel.core.rules import RuleSet
+    from settlekernel.core.rules import RuleSet, UnderlyingRules
     from settlekernel.margin.portfolio import Exposure, Market, Portfolio
 
 # [SK-MARGIN-DET-3] Memo of each netted option row's integers: (value, scenario P&L) under
@@ -118,17 +119,21 @@ def _underlying_risk(
     grid = underlying_rules.scenarios
     index_ticks = market.index_ticks[underlying]
     linear_minor = group.linear_minor
-    pnl = [linear_minor * move for move in scenario_moves(underlying_rules, index_ticks)]
+    moves, weights, weighted_moves = _linear_table(underlying_rules, index_ticks)
+    pnl = [linear_minor * move for move in moves]
     value_minor, short_minor, has_short, has_options = _option_rows(
         underlying, group, pnl, market, rules
     )
     # Weighted loss = ceil(-pnl * weight): a loss rounds up, a gain rounds towards zero.
-    weighted = [-((p * s.weight_ppm) // PPM) for p, s in zip(pnl, grid, strict=True)]
-    worst = 0
-    for number in range(1, len(weighted)):
-        if weighted[number] > weighted[worst]:
-            worst = number  # Ties go to the earlier scenario.
-    scan_loss_minor = max(weighted[worst], 0)
+    if has_options:
+        weighted = [-((p * w) // PPM) for p, w in zip(pnl, weights, strict=True)]
+    else:
+        # The same products, (exposure x move) x weight = exposure x (move x weight).
+        weighted = [-((linear_minor * m) // PPM) for m in weighted_moves]
+    # The first scenario with the largest weighted loss (ties go to the earlier scenario).
+    worst_loss_minor = max(weighted)
+    worst = weighted.index(worst_loss_minor)
+    scan_loss_minor = max(worst_loss_minor, 0)
     contingency_minor = ceil_div(
         short_minor * index_ticks * underlying_rules.short_option_minimum_ppm, PPM
     )
@@ -159,6 +164,16 @@ def _underlying_risk(
         _NO_GREEKS,
     )
     return risk, value_minor
+
+
+@functools.lru_cache(maxsize=4_096)
+def _linear_table(
+    underlying_rules: UnderlyingRules, index_ticks: int
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Return each scenario's index move, weight and their product (memoised, integers)."""
+    moves = scenario_moves(underlying_rules, index_ticks)
+    weights = tuple(s.weight_ppm for s in underlying_rules.scenarios)
+    return moves, weights, tuple(m * w for m, w in zip(moves, weights, strict=True))
 
 
 def _option_rows(
