@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import settlekernel as sk
 from scenario import OK, market, price, run_table, trade, volatility
+from settlekernel.core.model import MarginEntry
 from settlekernel.margin import accounts, single
 from settlekernel.margin.options import clear_memo
 from settlekernel.margin.portfolio import Exposure, Market, Portfolio, compute_margins
@@ -217,8 +218,14 @@ def test_a_cache_key_blind_to_an_input_fails_the_freshness_check(traded, monkeyp
         traded,
         margins=accounts.cache_margins(
             traded,
-            traded.instruments,
-            [(traded.accounts[a], _fresh(traded, a)) for a in ("alice", "bob")],
+            [
+                MarginEntry(
+                    traded.accounts[a],
+                    accounts.market_key(traded, traded.accounts[a], traded.instruments),
+                    _fresh(traded, a),
+                )
+                for a in ("alice", "bob")
+            ],
         ),
     )
     changed = run_table([(CHANGES[change], OK)], rekeyed)
