@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 # (series and market inputs, size). Bounded; emptied when full.
 _ROW_INTEGERS: dict[tuple[object, int], tuple[int, tuple[int, ...]]] = {}
 ROW_INTEGERS_MAX: Final = 65_536
+# Each series' risk array (forwards, prices) as Python floats, under the same key as the
+# batch engine's memo: a row of a series already valued needs no NumPy call.
+_SERIES_LISTS: dict[tuple[object, ...], tuple[list[float], list[float]]] = {}
 _NO_GREEKS: Final = 0.0
 _OPTION: Final = InstrumentKind.OPTION
 
@@ -182,6 +185,7 @@ def _option_rows(
     """Add the group's option rows to ``pnl``; return value, short contracts and flags."""
     value_minor = short_minor = 0
     has_short = has_options = False
+    rows: list[tuple[tuple[str, int, int, bool], int]] = []
     for (expiry_ms, strike_ticks, call, multiplier), quantity in group.options.items():
         if not quantity:
             continue  # Identical listings that offset exactly cost exactly nothing.
@@ -190,8 +194,8 @@ def _option_rows(
         if quantity < 0:
             has_short = True
             short_minor -= size_minor
-        identity = (underlying, expiry_ms, strike_ticks, call)
-        row_value, row_pnl = row_integers(identity, size_minor, market, rules)
+        rows.append(((underlying, expiry_ms, strike_ticks, call), size_minor))
+    for row_value, row_pnl in rows_integers(rows, market, rules):
         value_minor += row_value
         for number, amount in enumerate(row_pnl):
             pnl[number] += amount
@@ -208,13 +212,60 @@ def row_integers(
     strike ``K``, value ``floor(q p0 - |q| (F0 + K) e)`` and scenario P&L ``floor(q (ps - p0)
     - |q| (Fs + F0 + 2K) e)``, ``e`` the model's error bound (SK-PM-4).
     """
-    key = (_row_key(identity, market, rules), size_minor)
-    found = _ROW_INTEGERS.get(key)
-    if found is not None:
-        return found
-    forwards_array, strike_array, prices_array = _shared_risk_arrays([identity], market, rules)
-    forwards, prices = forwards_array[0].tolist(), prices_array[0].tolist()
-    strike = float(strike_array[0])
+    return rows_integers([(identity, size_minor)], market, rules)[0]
+
+
+def rows_integers(
+    rows: list[tuple[tuple[str, int, int, bool], int]], market: Market, rules: RuleSet
+) -> list[tuple[int, tuple[int, ...]]]:
+    """Return ``row_integers`` of every row; series not yet valued are valued in one call."""
+    series_keys = [_row_key(identity, market, rules) for identity, _ in rows]
+    found = [
+        _ROW_INTEGERS.get((key, size_minor))
+        for key, (_, size_minor) in zip(series_keys, rows, strict=True)
+    ]
+    hits = [result for result in found if result is not None]
+    if len(hits) == len(rows):
+        return hits
+    unvalued = {
+        key: identity
+        for key, (identity, _), result in zip(series_keys, rows, found, strict=True)
+        if result is None and key not in _SERIES_LISTS
+    }
+    if unvalued:
+        _value_series(list(unvalued.items()), market, rules)
+    if len(_ROW_INTEGERS) + len(rows) > ROW_INTEGERS_MAX:
+        _ROW_INTEGERS.clear()
+    results: list[tuple[int, tuple[int, ...]]] = []
+    for key, (identity, size_minor), hit in zip(series_keys, rows, found, strict=True):
+        if hit is not None:
+            results.append(hit)
+            continue
+        computed = _row_from_series(_SERIES_LISTS[key], float(identity[2]), size_minor)
+        _ROW_INTEGERS[(key, size_minor)] = computed
+        results.append(computed)
+    return results
+
+
+def _value_series(
+    unvalued: list[tuple[tuple[object, ...], tuple[str, int, int, bool]]],
+    market: Market,
+    rules: RuleSet,
+) -> None:
+    """Put the series' risk arrays, as Python floats, in the list memo: one NumPy call."""
+    forwards, _, prices = _shared_risk_arrays([identity for _, identity in unvalued], market, rules)
+    if len(_SERIES_LISTS) + len(unvalued) > ROW_INTEGERS_MAX:
+        _SERIES_LISTS.clear()
+    for (key, _), row_forwards, row_prices in zip(
+        unvalued, forwards.tolist(), prices.tolist(), strict=True
+    ):
+        _SERIES_LISTS[key] = (row_forwards, row_prices)
+
+
+def _row_from_series(
+    series: tuple[list[float], list[float]], strike: float, size_minor: int
+) -> tuple[int, tuple[int, ...]]:
+    forwards, prices = series
     signed = float(size_minor)
     size = abs(signed)
     forward_now, price_now = forwards[0], prices[0]
@@ -226,12 +277,10 @@ def row_integers(
         )
         for forward, price in zip(forwards[1:], prices[1:], strict=True)
     )
-    if len(_ROW_INTEGERS) >= ROW_INTEGERS_MAX:
-        _ROW_INTEGERS.clear()
-    _ROW_INTEGERS[key] = (value, scenario_pnl)
     return value, scenario_pnl
 
 
 def clear_row_memo() -> None:
-    """Empty the row memo (for tests that show it changes nothing)."""
+    """Empty the row and series memos (for tests that show they change nothing)."""
     _ROW_INTEGERS.clear()
+    _SERIES_LISTS.clear()
