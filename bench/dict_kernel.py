@@ -60,7 +60,8 @@ from settlekernel.core.units import (
     VALUE_LIMIT,
 )
 from settlekernel.margin.options import model_price_ticks
-from settlekernel.margin.portfolio import Exposure, Market, Portfolio, compute_margin
+from settlekernel.margin.portfolio import Exposure, Market, Portfolio
+from settlekernel.margin.single import compute_account_margin
 
 # Replayed trade fields in the order SK-TRADE-2 compares them.
 _PAYLOAD_FIELDS = (
@@ -320,7 +321,7 @@ class DictKernel:
         exposures = [
             Exposure(self.specs[i], lots, settled) for i, (lots, settled) in positions.items()
         ]
-        return compute_margin(Portfolio(balances, exposures, credit), market, self.rules)
+        return compute_account_margin(Portfolio(balances, exposures, credit), market, self.rules)
 
     def _meets_trade_margin(
         self,

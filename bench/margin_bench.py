@@ -32,6 +32,7 @@ from scipy.special import ndtr
 import settlekernel as sk
 from settlekernel.margin.black76 import black76_price
 from settlekernel.margin.portfolio import Exposure, Market, Portfolio, compute_margins
+from settlekernel.margin.single import compute_account_margin
 
 RESULTS = Path(__file__).resolve().parent / "results" / "margin.json"
 DAY_MS = 86_400_000
@@ -127,6 +128,11 @@ def quantlib_rate(data: dict[str, np.ndarray], sample: int) -> float:
     return sample / (time.perf_counter() - started)
 
 
+def margin_each(portfolios, market, rules):
+    """Margin every account alone, as ``step`` does."""
+    return [compute_account_margin(p, market, rules) for p in portfolios]
+
+
 def timed(function, *args, **kwargs):
     gc.collect()
     started = time.perf_counter()
@@ -152,6 +158,12 @@ def main() -> int:
         portfolios = books(arguments.accounts, arguments.positions, shared=shared, seed=7)
         reports, engine_s = timed(compute_margins, portfolios, market, rules)
         assert all(r.maintenance_minor >= 0 for r in reports)
+        # The kernel's path (SK-MARGIN-DET-3): each account alone, as step margins it; it
+        # must agree with the batch exactly.
+        alone, single_s = timed(margin_each, portfolios, market, rules)
+        assert [(r.equity_minor, r.maintenance_minor, r.initial_minor) for r in alone] == [
+            (r.equity_minor, r.maintenance_minor, r.initial_minor) for r in reports
+        ]
         data = inputs_of(portfolios, market)
         _, bare_s = timed(
             bare_numpy,
@@ -173,6 +185,8 @@ def main() -> int:
             {
                 "book": label,
                 "engine_s": engine_s,
+                "single_account_s": single_s,
+                "single_accounts_per_s": arguments.accounts / single_s,
                 "bare_numpy_s": bare_s,
                 "accounts_per_s": arguments.accounts / engine_s,
                 "revaluations_per_s": revaluations / engine_s,
@@ -196,6 +210,12 @@ def main() -> int:
             f" {row['ratio_vs_bare']:>7.2f}x {row['ratio_vs_quantlib']:>11.1f}x"
         )
     print(f"\n  QuantLib BlackCalculator loop: {quantlib:,.0f} revaluations/s (sampled)")
+    for row in rows:
+        print(
+            f"  {row['book']}: the kernel's single-account path, one call per account: "
+            f"{row['single_account_s']:.2f} s, {row['single_accounts_per_s']:,.0f} accounts/s "
+            f"(memos warm from the batch run; same reports)"
+        )
     for row in rows:
         print(
             f"  {row['book']}: deterministic Black-76 alone (margin/detmath, no engine) "

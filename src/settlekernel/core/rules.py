@@ -78,7 +78,9 @@ class AssetRules:
     liquidation_discount_ppm: int = 0
 
 
-@attrs.frozen
+# The hash is cached: the margin memos key on an underlying's rules (SK-MARGIN-DET-2) and
+# would otherwise hash its two dozen fields on every lookup. Frozen, so it cannot go stale.
+@attrs.frozen(cache_hash=True)
 class UnderlyingRules:
     """Risk parameters of one underlying, shared by every instrument written on it (SK-PM)."""
 

@@ -551,7 +551,11 @@ def check_postings(before: State, outcome: Accepted) -> list[Violation]:
 
 
 def _fresh_margin(state: State, account_id: str) -> MarginReport:
-    """Compute an account's margin from scratch, bypassing the cache (an independent check)."""
+    """Compute an account's margin from scratch, bypassing the cache (an independent check).
+
+    With the batch engine, not the single-account path ``step`` uses (SK-MARGIN-DET-3), so
+    every check of the cache is also a differential check of the two.
+    """
     return compute_margin(
         portfolio_of(state.accounts[account_id], state.instruments), market_of(state), state.rules
     )

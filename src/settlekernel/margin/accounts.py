@@ -18,7 +18,8 @@ from settlekernel.core.oracle import Action, check_admissible
 from settlekernel.core.outcomes import Rejected
 from settlekernel.core.reasons import Reason
 from settlekernel.core.reports import MarginReport
-from settlekernel.margin.portfolio import Exposure, Market, Portfolio, compute_margin
+from settlekernel.margin.portfolio import Exposure, Market, Portfolio
+from settlekernel.margin.single import compute_account_margin
 
 if TYPE_CHECKING:
     from settlekernel.core.model import Instrument, State
@@ -93,37 +94,47 @@ def account_margin(
     state: State, account: Account, instruments: Map[str, Instrument] | None = None
 ) -> MarginReport:
     """Return ``account``'s margin report, from the cache when its inputs are unchanged."""
+    return margin_entry(state, account, instruments).report
+
+
+def margin_entry(
+    state: State, account: Account, instruments: Map[str, Instrument] | None = None
+) -> MarginEntry:
+    """Return ``account``'s cache entry: the cached one while valid, else a fresh one.
+
+    The key is computed once and kept with the report, so caching it costs nothing more.
+    """
     instruments = state.instruments if instruments is None else instruments
     key = market_key(state, account, instruments)
     entry = state.margins.get(account.id)
     if entry is not None and entry.account is account and entry.market_key == key:
-        return entry.report
-    return compute_margin(portfolio_of(account, instruments), market_of(state), state.rules)
+        return entry
+    portfolio = portfolio_of(account, instruments)
+    report = compute_account_margin(portfolio, market_of(state), state.rules)
+    return MarginEntry(account, key, report)
 
 
-def cache_margins(
-    state: State, instruments: Map[str, Instrument], reports: list[tuple[Account, MarginReport]]
-) -> Map[str, MarginEntry]:
-    """Return the margin cache with fresh entries for accounts just computed."""
+def cache_margins(state: State, entries: list[MarginEntry]) -> Map[str, MarginEntry]:
+    """Return the margin cache with the entries of accounts just checked."""
     margins = state.margins.mutate()
-    for account, report in reports:
-        margins[account.id] = MarginEntry(account, market_key(state, account, instruments), report)
+    for entry in entries:
+        margins[entry.account.id] = entry
     return margins.finish()
 
 
 def check_initial_margin(
     state: State, account: Account, instruments: Map[str, Instrument] | None = None
-) -> tuple[Rejected | None, MarginReport]:
+) -> tuple[Rejected | None, MarginEntry]:
     """Reject a would-be account below initial margin (SK-MARGIN-2)."""
-    report = account_margin(state, account, instruments)
-    if report.meets_initial:
-        return None, report
-    return _insufficient(account, report), report
+    entry = margin_entry(state, account, instruments)
+    if entry.report.meets_initial:
+        return None, entry
+    return _insufficient(account, entry.report), entry
 
 
 def check_trade_margin(
     state: State, before: Account, after: Account, instruments: Map[str, Instrument]
-) -> tuple[Rejected | None, MarginReport]:
+) -> tuple[Rejected | None, MarginEntry]:
     """Reject a trade that leaves an account below initial margin, unless it reduces risk.
 
     [SK-MARGIN-3] A trade that leaves an account below initial margin is accepted only if it
@@ -131,17 +142,18 @@ def check_trade_margin(
     equity to maintenance (compared by cross-multiplication), as dYdX v4 does: an account in
     trouble may always reduce its risk, never add to it.
     """
-    report = account_margin(state, after, instruments)
+    entry = margin_entry(state, after, instruments)
+    report = entry.report
     if report.meets_initial:
-        return None, report
+        return None, entry
     prior = account_margin(state, before)
     reduces_risk = report.maintenance_minor <= prior.maintenance_minor and (
         report.equity_minor * prior.maintenance_minor
         >= prior.equity_minor * report.maintenance_minor
     )
     if reduces_risk and prior.maintenance_minor > 0:
-        return None, report
-    return _insufficient(after, report), report
+        return None, entry
+    return _insufficient(after, report), entry
 
 
 def _insufficient(account: Account, report: MarginReport) -> Rejected:

@@ -168,7 +168,7 @@ def process_withdraw(state: State, event: Withdraw) -> Outcome:
     # Verify the account still meets initial margin afterwards, all its collateral and all
     # its positions together (cross-margin, SK-MARGIN-2).
     debited = with_balance(account, event.asset, balance_minor - event.amount_minor)
-    rejection, report = check_initial_margin(state, debited)
+    rejection, entry = check_initial_margin(state, debited)
     if rejection is not None:
         return rejection
     # From here the event must succeed.
@@ -179,7 +179,7 @@ def process_withdraw(state: State, event: Withdraw) -> Outcome:
             accounts=state.accounts.set(account.id, debited),
             custody=with_custody(state.custody, event.asset, custody_minor),
             commitment=touch(state.commitment, account_key(account.id)),
-            margins=cache_margins(state, state.instruments, [(debited, report)]),
+            margins=cache_margins(state, [entry]),
         ),
         (
             Posting(
@@ -236,7 +236,7 @@ def process_transfer(state: State, event: Transfer) -> Outcome:
     # Verify the source still meets initial margin afterwards (cross-margin, SK-MARGIN-2).
     moved = apply_transfer(source_minor, target.balance(event.asset), event.amount_minor)
     debited = with_balance(source, event.asset, moved.source_minor)
-    rejection, report = check_initial_margin(state, debited)
+    rejection, entry = check_initial_margin(state, debited)
     if rejection is not None:
         return rejection
     # From here the event must succeed.
@@ -250,7 +250,7 @@ def process_transfer(state: State, event: Transfer) -> Outcome:
             state,
             accounts=new_accounts,
             commitment=touch(state.commitment, account_key(source.id), account_key(target.id)),
-            margins=cache_margins(state, state.instruments, [(debited, report)]),
+            margins=cache_margins(state, [entry]),
         ),
         (Posting(source.id, target.id, event.asset, event.amount_minor, PostingCode.TRANSFER),),
     )

@@ -27,6 +27,7 @@ from settlekernel.core.marks import integrate_premium, with_sample
 from settlekernel.core.model import (
     Account,
     Instrument,
+    MarginEntry,
     PremiumSample,
     State,
     Venue,
@@ -36,7 +37,6 @@ from settlekernel.core.model import (
 from settlekernel.core.oracle import Action, check_admissible, trade_premium_ppm
 from settlekernel.core.outcomes import Accepted, Outcome, Posting, PostingCode, Rejected
 from settlekernel.core.reasons import Reason
-from settlekernel.core.reports import MarginReport
 from settlekernel.core.root import account_key, instrument_key, touch, trade_key
 from settlekernel.core.units import RESIDUE_ACCOUNT
 from settlekernel.kernel.ledger import with_balance, with_settlement
@@ -224,12 +224,12 @@ def _settle(  # noqa: PLR0913, PLR0917 (the trade and everything it names)
         event.quantity_lots,
         wash=buyer.owner == seller.owner,
     )
-    reports = []
+    reports: list[MarginEntry] = []
     for leg in legs:
-        rejection, report = check_trade_margin(state, leg.before, leg.after, instruments)
+        rejection, entry = check_trade_margin(state, leg.before, leg.after, instruments)
         if rejection is not None:
             return rejection
-        reports.append((leg.after, report))
+        reports.append(entry)
     # From here the trade must succeed.
     return Accepted(
         _commit(state, event, venue, instrument, instruments, legs, reports),
@@ -344,7 +344,7 @@ def _commit(  # noqa: PLR0913, PLR0917 (everything one trade writes)
     instrument: Instrument,
     instruments: Map[str, Instrument],
     legs: list[_Leg],
-    reports: list[tuple[Account, MarginReport]],
+    reports: list[MarginEntry],
 ) -> State:
     """Write both legs, the fee and residue credits, open interest and the trade record."""
     asset = instrument.settlement_asset
@@ -384,7 +384,7 @@ def _commit(  # noqa: PLR0913, PLR0917 (everything one trade writes)
         open_interest=open_interest,
         holders=holders,
         commitment=touch(state.commitment, *keys),
-        margins=cache_margins(state, instruments, reports),
+        margins=cache_margins(state, reports),
     )
 
 

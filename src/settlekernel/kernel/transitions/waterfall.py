@@ -52,18 +52,49 @@ def post(books: Books, debit: str, credit: str, lot: tuple[str, int], code: Post
 
 def account_after(state: State, books: Books, account_id: str) -> Account:
     """Return an account with the books' balance and position changes applied."""
-    account = state.accounts[account_id]
+    changes = _changes_by_account(books).get(account_id)
+    return _with_books_credit(books, _account_after(state, account_id, changes))
+
+
+class _Changes(NamedTuple):
+    """One account's share of the books, in the books' order."""
+
+    deltas: list[tuple[str, int]]
+    moves: list[tuple[str, int]]
+
+
+def _changes_by_account(books: Books) -> dict[str, _Changes]:
+    """Index the books by account in one pass, keeping each account's changes in order.
+
+    A variation margin touches every holder of an instrument; filtering the whole books once
+    per account made applying them quadratic in the number of holders.
+    """
+    changes: dict[str, _Changes] = {}
     for (holder, asset), delta in books.deltas.items():
-        if holder == account_id and delta:
-            account = with_balance(account, asset, account.balance(asset) + delta)
+        if delta:
+            changes.setdefault(holder, _Changes([], [])).deltas.append((asset, delta))
     for (holder, instrument_id), lots in books.moves.items():
-        if holder == account_id and lots:
+        if lots:
+            changes.setdefault(holder, _Changes([], [])).moves.append((instrument_id, lots))
+    return changes
+
+
+def _account_after(state: State, account_id: str, changes: _Changes | None) -> Account:
+    account = state.accounts[account_id]
+    if changes is not None:
+        for asset, delta in changes.deltas:
+            account = with_balance(account, asset, account.balance(asset) + delta)
+        for instrument_id, lots in changes.moves:
             held = account.positions.get(instrument_id)
             quantity = lots + (0 if held is None else held.quantity_lots)
             reference = state.instruments[instrument_id].reference_ticks
             account = with_position(account, instrument_id, quantity, reference)
-    if books.credits.get(account_id):
-        account = with_credit(account, books.credits[account_id])
+    return account
+
+
+def _with_books_credit(books: Books, account: Account) -> Account:
+    if books.credits.get(account.id):
+        return with_credit(account, books.credits[account.id])
     return account
 
 
@@ -72,12 +103,18 @@ def apply_books(state: State, books: Books) -> State:
     touched = sorted(
         {a for a, _ in books.deltas} | {a for a, _ in books.moves} | set(books.credits)
     )
+    changes = _changes_by_account(books)
+    moved: dict[str, set[str]] = {}
+    for account_id, instrument_id in books.moves:
+        moved.setdefault(account_id, set()).add(instrument_id)
     open_interest, holders = state.open_interest, state.holders
     debtors, claimants = state.debtors, state.claimants
     with state.accounts.mutate() as accounts:
         for account_id in touched:
-            after = account_after(state, books, account_id)
-            for instrument_id in {i for a, i in books.moves if a == account_id}:
+            after = _with_books_credit(
+                books, _account_after(state, account_id, changes.get(account_id))
+            )
+            for instrument_id in moved.get(account_id, ()):
                 open_interest, holders = _indexed(
                     open_interest, holders, state.accounts[account_id], after, instrument_id
                 )
