@@ -6,7 +6,7 @@ This is the imperative shell around the pure kernel and ``batches.execute_batch`
   the latest snapshot, checks the snapshot's root, and replays only the batches after it,
   checking each batch's new root (SK-JOURNAL-6, SK-SNAPSHOT-3).
 - ``append`` executes a batch of wire lines and writes it, with a periodic snapshot, in one
-  transaction (SK-JOURNAL-4).
+  transaction (SK-JOURNAL-4), with the cyclic GC paused (``gcpause.gc_paused``).
 - A journal roots its state after every entry or once per batch (``RootMode``,
   SK-JOURNAL-9), as fixed when it was created and stored in its creation record.
 - ``audit`` (behind ``journal verify``, ``journal replay`` and ``journal verify-batch``)
@@ -36,6 +36,7 @@ from settlekernel.journal.batches import (
     RootMode,
     execute_batch,
 )
+from settlekernel.journal.gcpause import gc_paused
 from settlekernel.journal.store import JournalMeta, JournalStore, SqliteStore, StoredSnapshot
 from settlekernel.kernel.dispatch import genesis, step
 
@@ -126,13 +127,18 @@ class DurableJournal:
         """
         if not 1 <= len(lines) <= BATCH_LINES_MAX:
             raise JournalError(f"a batch holds 1 to {BATCH_LINES_MAX} lines, not {len(lines)}")
-        executed = execute_batch(self.state, self.head, self.genesis_root, lines, self.root_mode)
-        header = executed.header
-        snapshot = None
-        if _entries_through(header) - self._entries_at_snapshot >= self.snapshot_every_entries:
-            encoding = encode_state(executed.state)
-            snapshot = StoredSnapshot(header.number, header.new_root, encoding)
-        self.store.append(header, executed.records, snapshot)
+        # The batch's states, records and postings all live until it commits: none of them
+        # is garbage, so the cyclic collector is kept from traversing them (gcpause).
+        with gc_paused():
+            executed = execute_batch(
+                self.state, self.head, self.genesis_root, lines, self.root_mode
+            )
+            header = executed.header
+            snapshot = None
+            if _entries_through(header) - self._entries_at_snapshot >= self.snapshot_every_entries:
+                encoding = encode_state(executed.state)
+                snapshot = StoredSnapshot(header.number, header.new_root, encoding)
+            self.store.append(header, executed.records, snapshot)
         # Only once the transaction has committed does the journal move on.
         self.state, self.head = executed.state, header
         if snapshot is not None:
@@ -266,7 +272,8 @@ def recover(
         return genesis(rules), None
     state, after_batch = _start_state(store, rules, genesis_root, head.number)
     for header in store.batches(after_batch + 1, head.number):
-        state = replay_accepted(state, _records_of(store, header))
+        with gc_paused():
+            state = replay_accepted(state, _records_of(store, header))
         if state_root(state) != header.new_root:
             raise JournalError(
                 f"batch {header.number} does not replay to its stored root; "

@@ -47,6 +47,7 @@ from settlekernel.journal.durable import (
     parse_root_mode,
     replay_accepted,
 )
+from settlekernel.journal.gcpause import gc_paused
 from settlekernel.journal.store import DamagedStoreError, JournalStore
 from settlekernel.kernel.dispatch import genesis
 
@@ -172,7 +173,12 @@ def _audit_all(
         following = next(batches, None)
         header, records = current
         boundary = following[0].first_attempt if following is not None else None
-        finding: Finding | None = audit_batch(store, cursor, header, records, boundary, full=full)
+        # One batch at a time with the cyclic GC paused (gcpause): whatever a batch leaves
+        # behind is collected between batches.
+        with gc_paused():
+            finding: Finding | None = audit_batch(
+                store, cursor, header, records, boundary, full=full
+            )
         if finding is None and full:
             finding = _audit_snapshot(store, rules, cursor, every)
         if finding is not None:
@@ -554,7 +560,8 @@ def _audit_batch_number(
     cursor = cursor_or_finding
     records = store.records(header.first_attempt, header.first_attempt + header.record_count - 1)
     boundary = None if following is None else following.first_attempt
-    finding = audit_batch(store, cursor, header, records, boundary)
+    with gc_paused():
+        finding = audit_batch(store, cursor, header, records, boundary)
     return AuditReport(
         finding,
         1,
@@ -592,7 +599,8 @@ def _pre_state(
     for header, records in iter_batches(store, after + 1):
         if header.number > previous.number:
             break
-        state = replay_accepted(state, records)
+        with gc_paused():
+            state = replay_accepted(state, records)
         if state_root(state) != header.new_root:
             detail = "the pre-state does not replay to this batch's root; run journal verify"
             return Finding(f"batch {header.number}", "new_root", detail)
