@@ -447,10 +447,22 @@ class SqliteStore:
     ) -> None:
         """Write one batch, its records and postings, and a snapshot, in one transaction."""
         with _Transaction(self._db):
+            # Every column but the postings, in _RECORD_COLUMNS' order (a tuple per record
+            # built directly: attrs.astuple costs more than the insert itself).
             self._db.executemany(
                 _INSERT_RECORD,
                 [
-                    attrs.astuple(r, recurse=False)[:-1]  # every column but the postings
+                    (
+                        r.attempt,
+                        r.line,
+                        r.sequence,
+                        r.state_root,
+                        r.previous_hash,
+                        r.entry_hash,
+                        r.reason,
+                        r.message,
+                        r.events_chain,
+                    )
                     for r in records
                 ],
             )
