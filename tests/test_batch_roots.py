@@ -285,3 +285,13 @@ def test_row_edits_of_a_batch_rooted_journal_are_found_every_time(pristine, tmp_
     assert tracebacks == [], f"{len(tracebacks)} tracebacks: {tracebacks[:5]}"
     assert missed == [], f"{len(missed)} undetected: {missed[:5]}"
     assert edits > ROW_EDITS // 3  # Not a sample of mostly refused or empty edits.
+
+
+def test_a_relabelled_journal_without_entries_is_found_at_its_batch_hash(tmp_path):
+    """Finds the mode of a journal of rejections only changed: its batch hash commits to it."""
+    path = tmp_path / "rejections.db"
+    build(path, ["not json"] * 5, root_mode=RootMode.BATCH)
+    sql(path, "UPDATE journal SET root_mode = 'entry'")
+    finding = audit(path).finding
+    assert finding is not None
+    assert (finding.where, finding.field) == ("batch 1", "batch_hash"), str(finding)
