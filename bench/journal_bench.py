@@ -14,14 +14,16 @@ with no storage) as the baseline, then ``DurableJournal.append`` in batches of 1
 real SQLite file (WAL, synchronous=FULL; the time inside the SQLite transaction is measured
 separately), then ``journal replay`` (roots only), ``journal verify`` (everything) and a
 recovery from the latest snapshot, once per root mode (SK-JOURNAL-9): ``entry``, a state root
-after every entry, and ``batch``, one per batch. Figures are reported against issue 14's
-targets (mixed append >= 15k events/s, verify >= 20k events/s), met or not; nothing is
-asserted. Results go to bench/results/journal.json.
+after every entry, and ``batch``, one per batch; then the batch-rooted append again with the
+cyclic GC at CPython's defaults instead of paused per batch (``journal.gcpause``). Figures
+are reported against issue 14's targets (mixed append >= 15k events/s, verify >= 20k
+events/s), met or not; nothing is asserted. Results go to bench/results/journal.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -34,6 +36,7 @@ from typing import Any
 
 import settlekernel as sk
 from settlekernel.core.wire import decode_event, encode_event
+from settlekernel.journal import durable
 from settlekernel.journal.batches import RootMode
 from settlekernel.journal.durable import DurableJournal, open_for_audit
 from settlekernel.journal.memory import Journal
@@ -137,6 +140,16 @@ def durable_append(path: Path, lines: list[str], mode: RootMode) -> bytes:
     return root
 
 
+def durable_append_default_gc(path: Path, lines: list[str], mode: RootMode) -> bytes:
+    """``durable_append`` with the collector left at CPython's defaults: no ``gc_paused``."""
+    paused = durable.gc_paused
+    durable.gc_paused = contextlib.nullcontext  # type: ignore[assignment]
+    try:
+        return durable_append(path, lines, mode)
+    finally:
+        durable.gc_paused = paused
+
+
 def audit(path: Path, *, full: bool) -> bytes:
     store, rules, genesis_root = open_for_audit(path)
     try:
@@ -185,12 +198,22 @@ def measure(name: str, lines: list[str], folder: Path) -> dict[str, Any]:
             "recover_from_snapshot_s": round(recover_s, 3),
             "file_bytes": path.stat().st_size,
         }
+    # The same batch-rooted append with the cyclic GC at its defaults (gcpause's effect).
+    path = folder / f"{name}-default-gc.db"
+    default_s, default_root = timed(lambda: durable_append_default_gc(path, lines, RootMode.BATCH))
+    if default_root != baseline_root:
+        sys.exit(f"{name}, default GC: the runs disagree on the final root")
+    row["batch_rooted_append_gc_default_events_per_s"] = round(n / default_s)
     print(f"\n{name}: {n:,} events ({entries:,} accepted)")
     print(f"  {'in_memory_journal_events_per_s':<34} {row['in_memory_journal_events_per_s']:,}")
     print(f"  {'':<34} {'entry-rooted':>14} {'batch-rooted':>14}")
     for key in row["entry_rooted"]:
         values = [row[f"{mode.value}_rooted"][key] for mode in RootMode]
         print(f"  {key:<34} " + " ".join(f"{value:>14,}" for value in values))
+    print(
+        f"  {'append, batch-rooted, GC default':<34} "
+        f"{row['batch_rooted_append_gc_default_events_per_s']:>29,}"
+    )
     return row
 
 
