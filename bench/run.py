@@ -54,6 +54,23 @@ GC_MODES = ("default", "tuned")
 Decisions = list[Reason | None]
 
 
+def peak_rss_mib() -> int:
+    """Return the process's peak resident set so far, in MiB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def current_rss_mib() -> int:
+    """Return the process's resident set now, in MiB (0 where /proc is not there)."""
+    try:
+        with Path("/proc/self/status").open(encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024)
+    except OSError:
+        return 0
+    return 0
+
+
 class AgreementError(Exception):
     """The kernel and DictKernel disagree: no timing can be trusted."""
 
@@ -105,6 +122,9 @@ class Row:
     seconds: float
     gc_pause_s: float
     gc_collections: tuple[int, int, int]
+    # The process's resident set after the run, and its peak so far (MiB).
+    rss_mib: int = 0
+    peak_rss_mib: int = 0
 
     @property
     def rate(self) -> float:
@@ -120,6 +140,8 @@ class Row:
             "events_per_s": round(self.rate, 1),
             "gc_pause_s": round(self.gc_pause_s, 3),
             "gc_collections": list(self.gc_collections),
+            "rss_mib": self.rss_mib,
+            "peak_rss_mib": self.peak_rss_mib,
         }
 
 
@@ -134,23 +156,36 @@ def replay_dict(events: Sequence[object], rules: sk.RuleSet) -> tuple[Decisions,
 
 
 def replay_batches(
-    events: Sequence[object], rules: sk.RuleSet, batch: int, keep: Sequence[int] = ()
-) -> tuple[Decisions, sk.State, dict[int, sk.State]]:
-    """Replay with ``apply_batch``; keep the (folded) states at the batch boundaries asked."""
+    events: Sequence[object],
+    rules: sk.RuleSet,
+    batch: int,
+    keep: Sequence[int] = (),
+    roots_at: Sequence[int] = (),
+) -> tuple[Decisions, sk.State, dict[int, sk.State], dict[int, bytes]]:
+    """Replay with ``apply_batch``; keep the (folded) states, or only the roots, asked for.
+
+    ``keep`` and ``roots_at`` are batch boundaries. Only the last state and those in
+    ``keep`` stay alive: a root is 32 bytes, a state all that is not shared with the next.
+    """
     apply_batch, state_root, accepted = sk.apply_batch, sk.state_root, sk.Accepted
     state = sk.genesis(rules)
     decisions: Decisions = []
     kept: dict[int, sk.State] = {}
-    wanted = set(keep)
+    roots: dict[int, bytes] = {}
+    wanted, wanted_roots = set(keep), set(roots_at)
     for start in range(0, len(events), batch):
         if start in wanted:
             kept[start] = state
         state, outcomes = apply_batch(state, events[start : start + batch])
-        state_root(state)
+        root = state_root(state)
+        if min(start + batch, len(events)) in wanted_roots:
+            roots[min(start + batch, len(events))] = root
         decisions += [None if type(o) is accepted else o.reason for o in outcomes]
+        # Each accepted outcome holds its post-state: drop the batch's before the next one.
+        del outcomes
     if len(events) in wanted:
         kept[len(events)] = state
-    return decisions, state, kept
+    return decisions, state, kept, roots
 
 
 def replay_steps(events: Sequence[object], rules: sk.RuleSet) -> tuple[Decisions, sk.State]:
@@ -216,6 +251,8 @@ class Bench:
                 seconds=seconds,
                 gc_pause_s=meter.pause_s,
                 gc_collections=(gen0, gen1, gen2),
+                rss_mib=current_rss_mib(),
+                peak_rss_mib=peak_rss_mib(),
             )
         )
         return result
@@ -236,18 +273,23 @@ class Bench:
         return kernel
 
     def batches(
-        self, section: str, mode: str, n: int, keep: Sequence[int] = ()
+        self,
+        section: str,
+        mode: str,
+        n: int,
+        keep: Sequence[int] = (),
+        roots_at: Sequence[int] = (),
     ) -> tuple[sk.State, dict[int, sk.State]]:
         events = self.events[:n]
-        decisions, state, kept = self._time(
+        decisions, state, kept, roots = self._time(
             section,
             "kernel apply_batch + root/batch",
             mode,
             n,
-            lambda: replay_batches(events, self.rules, self.batch, keep),
+            lambda: replay_batches(events, self.rules, self.batch, keep, roots_at),
         )
         self._check(decisions, 0, f"kernel apply_batch ({mode} GC)")
-        return state, kept
+        return state, kept, roots
 
     def steps(self, section: str, mode: str, n: int) -> sk.State:
         events = self.events[:n]
@@ -280,16 +322,16 @@ def measure(bench: Bench, matrix_events: int, root_events: int) -> dict[str, Any
     batch = bench.batch
     details: dict[str, Any] = {}
     # The per-event-root slice starts mid-stream on a batch boundary, so that the headline
-    # replay can hand over the exact state there, and the state where the slice ends.
+    # replay can hand over the exact state there, and the root where the slice ends (only
+    # the root: keeping a second whole state would raise the peak resident set for nothing).
     root_start = (n // 2) // batch * batch
     root_end = min(root_start + root_events, n)
-    keep = (root_start, root_end)
 
     # 1. The headline pair on the whole stream, GC tuned. DictKernel's run is the reference.
     print("\nVerifying and timing (the kernel runs take a while) ...", flush=True)
     whole = f"Headline: the whole stream, {n:,} events"
     reference_view = dict_view(bench.dict_kernel(whole, "tuned", n))
-    state, kept = bench.batches(whole, "tuned", n, keep)
+    state, kept, roots = bench.batches(whole, "tuned", n, (root_start,), (root_end,))
     require(view_differences(kernel_view(state), reference_view), "final state differs")
     final_root = sk.state_root(state)
     require([] if final_root == sk.recompute_root(state) else ["incremental root"], "root")
@@ -311,8 +353,8 @@ def measure(bench: Bench, matrix_events: int, root_events: int) -> dict[str, Any
     # matrix so that the kept states are gone before the GC-default runs traverse the heap.
     rooted = f"Per-event root: events {root_start:,} to {root_end:,}"
     state = bench.rooted(rooted, root_start, root_end, kept[root_start])
-    if root_end in kept:
-        same = sk.state_root(state) == sk.state_root(kept[root_end])
+    if root_end in roots:
+        same = sk.state_root(state) == roots[root_end]
         require([] if same else ["slice end"], "per-event roots and apply_batch disagree")
     del state, kept
     details["per_event_root_slice"] = {"start": root_start, "end": root_end}
@@ -323,7 +365,7 @@ def measure(bench: Bench, matrix_events: int, root_events: int) -> dict[str, Any
     for mode in GC_MODES:
         if m < n or mode != "tuned":
             prefix_view = dict_view(bench.dict_kernel(matrix, mode, m))
-            state, _ = bench.batches(matrix, mode, m)
+            state, _, _ = bench.batches(matrix, mode, m)
             require(view_differences(kernel_view(state), prefix_view), "prefix state differs")
             batch_root = sk.state_root(state)
             del state, prefix_view
@@ -402,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(rows)
     # The first two rows are the headline pair: DictKernel and apply_batch, whole stream.
     summary["targets"] = print_targets(kernel=rows[1], baseline=rows[0])
-    summary["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    summary["peak_rss_mib"] = peak_rss_mib()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"\nPeak RSS {summary['peak_rss_mib']:,} MiB. Summary written to {args.output}")
@@ -427,7 +469,7 @@ def _dict_rate(rows: list[Row], row: Row) -> float | None:
 def print_table(rows: list[Row]) -> None:
     header = (
         f"  {'replay':<33} {'GC':<8} {'seconds':>8} {'events/s':>10} {'vs dict':>8} "
-        f"{'GC pause s':>11} {'gen2 GCs':>9}"
+        f"{'GC pause s':>11} {'gen2 GCs':>9} {'RSS MiB':>8} {'peak':>6}"
     )
     section = None
     for row in rows:
@@ -439,7 +481,8 @@ def print_table(rows: list[Row]) -> None:
         ratio = "" if dict_rate is None else f"{row.rate / dict_rate:.3f}"
         print(
             f"  {row.name:<33} {row.mode:<8} {row.seconds:>8.1f} {row.rate:>10,.0f} "
-            f"{ratio:>8} {row.gc_pause_s:>11.2f} {row.gc_collections[2]:>9}"
+            f"{ratio:>8} {row.gc_pause_s:>11.2f} {row.gc_collections[2]:>9} "
+            f"{row.rss_mib:>8,} {row.peak_rss_mib:>6,}"
         )
     print(
         "\nvs dict: events/s over DictKernel's on the same events with the same GC mode. "

@@ -9,6 +9,7 @@ from typing import Final
 
 from settlekernel.cli.demo import VENUES, DemoStep, demo_steps
 from settlekernel.core.wire import encode_event
+from settlekernel.journal.batches import RootMode
 from settlekernel.journal.durable import DurableJournal
 
 BATCH = 10
@@ -45,9 +46,16 @@ def demo_lines() -> list[str]:
     return lines
 
 
-def build(path: Path, lines: list[str], snapshot_every_entries: int = 20) -> None:
+def build(
+    path: Path,
+    lines: list[str],
+    snapshot_every_entries: int = 20,
+    root_mode: RootMode = RootMode.ENTRY,
+) -> None:
     """Append ``lines`` to a new journal at ``path`` in batches of ``BATCH``."""
-    journal = DurableJournal.open(path, snapshot_every_entries=snapshot_every_entries)
+    journal = DurableJournal.open(
+        path, snapshot_every_entries=snapshot_every_entries, root_mode=root_mode
+    )
     try:
         for start in range(0, len(lines), BATCH):
             journal.append(lines[start : start + BATCH])

@@ -431,7 +431,7 @@ def test_verify_finds_a_changed_snapshot_interval_that_moves_the_schedule(copy):
         (
             (
                 "INSERT INTO journal SELECT 2, rules_toml, rules_digest, genesis_root, "
-                "snapshot_every_entries FROM journal"
+                "snapshot_every_entries, root_mode FROM journal"
             ),
             "database: stray row: creation record 2 is not the one",
         ),

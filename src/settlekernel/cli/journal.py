@@ -31,9 +31,11 @@ from settlekernel.commitments.merkle_sum import (
 from settlekernel.core.model import State
 from settlekernel.core.root import state_root
 from settlekernel.core.rules import RuleSet
+from settlekernel.journal.batches import RootMode
 from settlekernel.journal.durable import (
     DurableJournal,
     JournalError,
+    RootModeMismatchError,
     RulesMismatchError,
     open_for_audit,
     recover_readonly,
@@ -61,15 +63,17 @@ def journal() -> None:
 
 
 @contextmanager
-def _opened(db: Path, rules: RuleSet | None = None) -> Iterator[DurableJournal]:
+def _opened(
+    db: Path, rules: RuleSet | None = None, root_mode: RootMode | None = None
+) -> Iterator[DurableJournal]:
     try:
-        opened = DurableJournal.open(db, rules)
+        opened = DurableJournal.open(db, rules, root_mode=root_mode)
     except DamagedStoreError as error:
         click.echo(f"cannot open {db}: {error}; `settlekernel journal verify` locates it", err=True)
         sys.exit(EXIT_VIOLATION)
     except StoreError as error:
         raise InputError(str(error)) from error
-    except RulesMismatchError as error:
+    except (RulesMismatchError, RootModeMismatchError) as error:
         raise InputError(f"{db}: {error}") from error
     except JournalError as error:
         click.echo(f"cannot open {db}: {error}; `settlekernel journal verify` locates it", err=True)
@@ -122,13 +126,29 @@ def _rules_option(path: Path | None) -> RuleSet | None:
     show_default=True,
     help="Lines per batch (one transaction each).",
 )
+@click.option(
+    "--root-mode",
+    type=click.Choice([mode.value for mode in RootMode]),
+    default=None,
+    help=(
+        "Of a new journal: a state root after every entry (entry, the default) or one per "
+        "batch (batch); an existing journal must have been created with it."
+    ),
+)
 @_JSON
-def append(
-    events: Path, db: Path, rules_path: Path | None, batch_size: int, *, as_json: bool
+def append(  # noqa: PLR0913 (one parameter per option)
+    events: Path,
+    db: Path,
+    rules_path: Path | None,
+    batch_size: int,
+    root_mode: str | None,
+    *,
+    as_json: bool,
 ) -> None:
     """Append EVENTS (JSON Lines) to the journal in batches, each committed durably."""
     counts = {"batches": 0, "accepted": 0, "rejected": 0}
-    with _opened(db, _rules_option(rules_path)) as opened:
+    mode = None if root_mode is None else RootMode(root_mode)
+    with _opened(db, _rules_option(rules_path), mode) as opened:
         batch: list[str] = []
         with events.open(encoding="utf-8", errors="replace") as lines:
             for line in lines:

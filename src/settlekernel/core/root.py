@@ -276,6 +276,9 @@ def _lanes(digests: list[bytes]) -> npt.NDArray[np.uint16]:
     """Return the lane-wise sum mod 2**16 of the vectors of ``digests``, in one reduction."""
     if not digests:
         return ZERO_LATTICE
+    if len(digests) == 1:
+        # The common case, one leaf changed per event: the vector is the sum.
+        return expand_digest(digests[0])
     expanded = b"".join(blake3.blake3(digest).digest(2 * LANES) for digest in digests)
     vectors = np.frombuffer(expanded, dtype="<u2").reshape(len(digests), LANES)
     # uint16 accumulation wraps, which is exactly the lattice's arithmetic mod 2**16.
@@ -300,7 +303,15 @@ def _folded_lattice(state: State) -> tuple[npt.NDArray[np.uint16], dict[str, byt
             removed.append(old_digest)
         if new_digest is not None:
             added.append(new_digest)
-    lattice = commitment.lattice + _lanes(added) - _lanes(removed)
+    # uint16 arithmetic wraps, which is the lattice's arithmetic mod 2**16; a side with no
+    # vectors is skipped rather than added as zeros.
+    lattice = commitment.lattice
+    if added:
+        lattice = lattice + _lanes(added)
+    if removed:
+        lattice = lattice - _lanes(removed)
+    if lattice is commitment.lattice:
+        return lattice, digests  # Every dirty leaf was touched but unchanged.
     return lattice.astype(np.uint16, copy=False), digests
 
 

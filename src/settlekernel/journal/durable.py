@@ -6,7 +6,9 @@ This is the imperative shell around the pure kernel and ``batches.execute_batch`
   the latest snapshot, checks the snapshot's root, and replays only the batches after it,
   checking each batch's new root (SK-JOURNAL-6, SK-SNAPSHOT-3).
 - ``append`` executes a batch of wire lines and writes it, with a periodic snapshot, in one
-  transaction (SK-JOURNAL-4).
+  transaction (SK-JOURNAL-4), with the cyclic GC paused (``gcpause.gc_paused``).
+- A journal roots its state after every entry or once per batch (``RootMode``,
+  SK-JOURNAL-9), as fixed when it was created and stored in its creation record.
 - ``audit`` (behind ``journal verify``, ``journal replay`` and ``journal verify-batch``)
   re-executes from genesis, or from a snapshot checked against the previous batch's root,
   and trusts no stored root: it returns the first ``Finding`` that names the batch, the
@@ -31,8 +33,10 @@ from settlekernel.journal.batches import (
     BatchHeader,
     ExecutedBatch,
     Record,
+    RootMode,
     execute_batch,
 )
+from settlekernel.journal.gcpause import gc_paused
 from settlekernel.journal.store import JournalMeta, JournalStore, SqliteStore, StoredSnapshot
 from settlekernel.kernel.dispatch import genesis, step
 
@@ -48,6 +52,10 @@ class RulesMismatchError(JournalError):
     """The caller's rules are not the rules the journal was created under."""
 
 
+class RootModeMismatchError(JournalError):
+    """The caller's root mode is not the one the journal was created with (SK-JOURNAL-9)."""
+
+
 class DurableJournal:
     """A journal on a store: the recovered state, the last batch, and appends."""
 
@@ -59,9 +67,11 @@ class DurableJournal:
         state: State,
         head: BatchHeader | None,
         snapshot_every_entries: int,
+        root_mode: RootMode = RootMode.ENTRY,
     ) -> None:
         """Wrap a recovered journal; use ``DurableJournal.open``."""
         self.store: Final = store
+        self.root_mode: Final = root_mode
         self.rules: Final = rules
         self.genesis_root: Final = genesis_root
         self.state = state
@@ -75,27 +85,34 @@ class DurableJournal:
         path: Path,
         rules: RuleSet | None = None,
         snapshot_every_entries: int | None = None,
+        root_mode: RootMode | None = None,
     ) -> DurableJournal:
         """Open the journal at ``path``, creating it under ``rules`` (default rules) if new.
 
         ``snapshot_every_entries`` is fixed when the journal is created (by default
         ``SNAPSHOT_EVERY_ENTRIES``) and stored with it, so that ``verify`` knows where every
-        snapshot must be (SK-SNAPSHOT-1).
+        snapshot must be (SK-SNAPSHOT-1). So is ``root_mode`` (by default ``RootMode.ENTRY``,
+        a state root after every entry; ``RootMode.BATCH`` roots the state once per batch,
+        SK-JOURNAL-9), so that a verifier knows how the file's entries are chained.
 
         Raises:
             StoreError: not a journal, or another writer holds it.
-            JournalError: ``rules`` or ``snapshot_every_entries`` differ from the journal's
-                own; or the stored data does not replay to its stored roots (run ``audit``).
+            JournalError: ``rules``, ``snapshot_every_entries`` or ``root_mode`` differ from
+                the journal's own; or the stored data does not replay to its stored roots
+                (run ``audit``).
         """
         store = SqliteStore(path)
         try:
-            journal_rules, genesis_root = _journal_rules(store, rules, snapshot_every_entries)
+            journal_rules, genesis_root = _journal_rules(
+                store, rules, snapshot_every_entries, root_mode
+            )
             every = _snapshot_interval(store, snapshot_every_entries)
+            mode = _root_mode(store, root_mode)
             state, head = recover(store, journal_rules, genesis_root)
         except Exception:
             store.close()
             raise
-        return cls(store, journal_rules, genesis_root, state, head, every)
+        return cls(store, journal_rules, genesis_root, state, head, every, mode)
 
     @property
     def entry_count(self) -> int:
@@ -110,12 +127,18 @@ class DurableJournal:
         """
         if not 1 <= len(lines) <= BATCH_LINES_MAX:
             raise JournalError(f"a batch holds 1 to {BATCH_LINES_MAX} lines, not {len(lines)}")
-        executed = execute_batch(self.state, self.head, self.genesis_root, lines)
-        header = executed.header
-        snapshot = None
-        if _entries_through(header) - self._entries_at_snapshot >= self.snapshot_every_entries:
-            snapshot = StoredSnapshot(header.number, header.new_root, encode_state(executed.state))
-        self.store.append(header, executed.records, snapshot)
+        # The batch's states, records and postings all live until it commits: none of them
+        # is garbage, so the cyclic collector is kept from traversing them (gcpause).
+        with gc_paused():
+            executed = execute_batch(
+                self.state, self.head, self.genesis_root, lines, self.root_mode
+            )
+            header = executed.header
+            snapshot = None
+            if _entries_through(header) - self._entries_at_snapshot >= self.snapshot_every_entries:
+                encoding = encode_state(executed.state)
+                snapshot = StoredSnapshot(header.number, header.new_root, encoding)
+            self.store.append(header, executed.records, snapshot)
         # Only once the transaction has committed does the journal move on.
         self.state, self.head = executed.state, header
         if snapshot is not None:
@@ -182,8 +205,35 @@ def _snapshot_interval(store: JournalStore, requested: int | None) -> int:
     return stored
 
 
+def parse_root_mode(text: str) -> RootMode:
+    """Return the root mode a creation record names (SK-JOURNAL-9).
+
+    Raises:
+        JournalError: it names none (a file edited outside the journal).
+    """
+    try:
+        return RootMode(text)
+    except ValueError:
+        raise JournalError(
+            f"the journal's root mode {text!r:.40} is neither 'entry' nor 'batch'"
+        ) from None
+
+
+def _root_mode(store: JournalStore, requested: RootMode | None) -> RootMode:
+    """Return the journal's stored root mode, which a caller may only restate."""
+    meta = store.read_meta()
+    stored = RootMode.ENTRY if meta is None else parse_root_mode(meta.root_mode)
+    if requested not in {None, stored}:
+        message = f"the journal roots its state per {stored.value}, not per {requested}"
+        raise RootModeMismatchError(message)
+    return stored
+
+
 def _journal_rules(
-    store: JournalStore, rules: RuleSet | None, snapshot_every_entries: int | None = None
+    store: JournalStore,
+    rules: RuleSet | None,
+    snapshot_every_entries: int | None = None,
+    root_mode: RootMode | None = None,
 ) -> tuple[RuleSet, bytes]:
     """Return the journal's rules and genesis root, creating the journal if it is new."""
     meta = store.read_meta()
@@ -193,7 +243,10 @@ def _journal_rules(
         every = SNAPSHOT_EVERY_ENTRIES if snapshot_every_entries is None else snapshot_every_entries
         if every < 1:
             raise JournalError(f"a journal snapshots every 1 or more entries, not {every}")
-        store.create(JournalMeta(dump_rules_toml(rules), rules.digest, genesis_root, every))
+        mode = RootMode.ENTRY if root_mode is None else RootMode(root_mode)
+        store.create(
+            JournalMeta(dump_rules_toml(rules), rules.digest, genesis_root, every, mode.value)
+        )
         return rules, genesis_root
     try:
         stored = parse_rules_toml(meta.rules_toml)
@@ -219,7 +272,8 @@ def recover(
         return genesis(rules), None
     state, after_batch = _start_state(store, rules, genesis_root, head.number)
     for header in store.batches(after_batch + 1, head.number):
-        state = replay_accepted(state, _records_of(store, header))
+        with gc_paused():
+            state = replay_accepted(state, _records_of(store, header))
         if state_root(state) != header.new_root:
             raise JournalError(
                 f"batch {header.number} does not replay to its stored root; "

@@ -38,8 +38,9 @@ from settlekernel.journal.integrity import (
     stray_problem,
 )
 
-# Version 2 added the snapshot interval to the creation record (SK-SNAPSHOT-1).
-SCHEMA_VERSION: Final = 2
+# Version 2 added the snapshot interval to the creation record (SK-SNAPSHOT-1); version 3 the
+# root mode (SK-JOURNAL-9), and accepted records without a state root in a batch-rooted one.
+SCHEMA_VERSION: Final = 3
 
 _SCHEMA: Final = """
 CREATE TABLE schema_version (
@@ -50,7 +51,8 @@ CREATE TABLE journal (
     rules_toml TEXT NOT NULL,
     rules_digest BLOB NOT NULL CHECK (length(rules_digest) = 32),
     genesis_root BLOB NOT NULL CHECK (length(genesis_root) = 32),
-    snapshot_every_entries INTEGER NOT NULL CHECK (snapshot_every_entries >= 1)
+    snapshot_every_entries INTEGER NOT NULL CHECK (snapshot_every_entries >= 1),
+    root_mode TEXT NOT NULL CHECK (root_mode IN ('entry', 'batch'))
 ) STRICT;
 CREATE TABLE records (
     attempt INTEGER PRIMARY KEY CHECK (attempt >= 1),
@@ -62,8 +64,10 @@ CREATE TABLE records (
     reason TEXT,
     message TEXT,
     events_chain BLOB NOT NULL CHECK (length(events_chain) = 32),
-    -- Accepted (chained) or rejected (the audit trail), never both, never neither.
-    CHECK ((sequence IS NULL) = (state_root IS NULL)
+    -- Accepted (chained) or rejected (the audit trail), never both, never neither. A rejection
+    -- has no state root; an entry has one unless its journal is batch-rooted (SK-JOURNAL-9),
+    -- which verify checks against the journal's root mode.
+    CHECK ((sequence IS NOT NULL OR state_root IS NULL)
        AND (sequence IS NULL) = (previous_hash IS NULL)
        AND (sequence IS NULL) = (entry_hash IS NULL)
        AND (sequence IS NULL) = (reason IS NOT NULL)
@@ -122,8 +126,8 @@ _SELECT_POSTINGS: Final = (
     "FROM postings WHERE sequence BETWEEN ? AND ? ORDER BY sequence, position"
 )
 _SELECT_META: Final = (
-    "SELECT rules_toml, rules_digest, genesis_root, snapshot_every_entries FROM journal "
-    "WHERE id = 1"
+    "SELECT rules_toml, rules_digest, genesis_root, snapshot_every_entries, root_mode "
+    "FROM journal WHERE id = 1"
 )
 _SELECT_SNAPSHOT_AT: Final = (
     "SELECT batch, state_root, encoding FROM snapshots WHERE batch <= ? ORDER BY batch DESC LIMIT 1"
@@ -145,7 +149,7 @@ _RECORD_KINDS: Final = (
 _HEADER_KINDS: Final = (COUNT,) * 5 + (BLOB,) * 7
 _POSTING_KINDS: Final = (COUNT, COUNT, TEXT, TEXT, TEXT, TEXT, TEXT)
 _SNAPSHOT_KINDS: Final = (COUNT, BLOB, BLOB)
-_META_KINDS: Final = (TEXT, BLOB, BLOB, COUNT)
+_META_KINDS: Final = (TEXT, BLOB, BLOB, COUNT, TEXT)
 # No entry makes more postings than a batch has lines times this; a larger position is junk
 # (and would make the list of positions absurdly long).
 _POSITION_MAX: Final = 1_000_000
@@ -275,12 +279,17 @@ class _WriterLock:
 
 @attrs.frozen
 class JournalMeta:
-    """What a journal was created with: rules (TOML, digest), genesis root, snapshot interval."""
+    """What a journal was created with: rules (TOML, digest), genesis root, snapshot interval.
+
+    ``root_mode`` is ``"entry"`` or ``"batch"`` (``RootMode``, SK-JOURNAL-9) as created; as
+    read from a file it may be anything a forger wrote, which the reader checks.
+    """
 
     rules_toml: str
     rules_digest: bytes
     genesis_root: bytes
     snapshot_every_entries: int
+    root_mode: str = "entry"
 
 
 @attrs.frozen
@@ -423,12 +432,13 @@ class SqliteStore:
         """Initialise an empty store as a journal."""
         with _Transaction(self._db):
             self._db.execute(
-                "INSERT INTO journal VALUES (1, ?, ?, ?, ?)",
+                "INSERT INTO journal VALUES (1, ?, ?, ?, ?, ?)",
                 (
                     meta.rules_toml,
                     meta.rules_digest,
                     meta.genesis_root,
                     meta.snapshot_every_entries,
+                    meta.root_mode,
                 ),
             )
 
@@ -437,10 +447,22 @@ class SqliteStore:
     ) -> None:
         """Write one batch, its records and postings, and a snapshot, in one transaction."""
         with _Transaction(self._db):
+            # Every column but the postings, in _RECORD_COLUMNS' order (a tuple per record
+            # built directly: attrs.astuple costs more than the insert itself).
             self._db.executemany(
                 _INSERT_RECORD,
                 [
-                    attrs.astuple(r, recurse=False)[:-1]  # every column but the postings
+                    (
+                        r.attempt,
+                        r.line,
+                        r.sequence,
+                        r.state_root,
+                        r.previous_hash,
+                        r.entry_hash,
+                        r.reason,
+                        r.message,
+                        r.events_chain,
+                    )
                     for r in records
                 ],
             )

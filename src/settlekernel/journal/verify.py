@@ -10,6 +10,9 @@ Where a single stored field was changed, the finding names that field: a changed
 changed state root, a changed entry hash and a broken link leave different traces in the
 entry hash, the next entry's link and the batch's events chain, and the checks below
 read them in that order.
+
+A batch-rooted journal (SK-JOURNAL-9) has no state root per entry: its entry hashes commit to
+each entry's postings instead, and its state is compared with the stored root once per batch.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Final
 import attrs
 
 from settlekernel.core.model import State
-from settlekernel.core.root import state_root
+from settlekernel.core.root import fold, state_root
 from settlekernel.core.rules import RuleSet
 from settlekernel.journal.batches import (
     MISSING_POSTING,
@@ -27,20 +30,24 @@ from settlekernel.journal.batches import (
     BatchHeader,
     ChainPosition,
     Record,
+    RootMode,
     compute_batch_hash,
     compute_events_chain,
     compute_events_seed,
     compute_postings_hash,
+    compute_record_entry_hash,
     execute_line,
     first_position,
 )
 from settlekernel.journal.durable import (
     SNAPSHOT_EVERY_ENTRIES,
+    JournalError,
     check_snapshot,
     iter_batches,
+    parse_root_mode,
     replay_accepted,
 )
-from settlekernel.journal.memory import compute_entry_hash
+from settlekernel.journal.gcpause import gc_paused
 from settlekernel.journal.store import DamagedStoreError, JournalStore
 from settlekernel.kernel.dispatch import genesis
 
@@ -122,12 +129,31 @@ def audit_journal(
     """
     cursor = _Cursor(genesis(rules), 0, first_position(None, genesis_root), genesis_root)
     try:
+        mode = _stored_root_mode(store)
+        if isinstance(mode, Finding):
+            return _report(cursor, mode)
+        cursor.at = first_position(None, genesis_root, mode)
         finding = _audit_all(store, rules, cursor, full=full)
         if finding is None and expect_head is not None:
             finding = _check_expected_head(cursor, expect_head)
     except DamagedStoreError as error:
         finding = Finding("database", "damaged", str(error))
     return _report(cursor, finding)
+
+
+def _stored_root_mode(store: JournalStore) -> RootMode | Finding:
+    """Return the journal's root mode (SK-JOURNAL-9), or a finding if the file names none.
+
+    Raises:
+        DamagedStoreError: the creation record cannot be read.
+    """
+    meta = store.read_meta()
+    if meta is None:
+        return RootMode.ENTRY
+    try:
+        return parse_root_mode(meta.root_mode)
+    except JournalError as error:
+        return Finding("journal", "root_mode", str(error))
 
 
 def _audit_all(
@@ -147,7 +173,12 @@ def _audit_all(
         following = next(batches, None)
         header, records = current
         boundary = following[0].first_attempt if following is not None else None
-        finding: Finding | None = audit_batch(store, cursor, header, records, boundary, full=full)
+        # One batch at a time with the cyclic GC paused (gcpause): whatever a batch leaves
+        # behind is collected between batches.
+        with gc_paused():
+            finding: Finding | None = audit_batch(
+                store, cursor, header, records, boundary, full=full
+            )
         if finding is None and full:
             finding = _audit_snapshot(store, rules, cursor, every)
         if finding is not None:
@@ -242,10 +273,13 @@ def audit_batch(  # noqa: PLR0913 (the store, the cursor, the batch and its neig
         following = records[index + 1] if index + 1 < len(records) else None
         found = _check_line(header, record, expected, following)
         if found is None:
-            found = _compare_record(header.number, record, expected, links[index], full=full)
+            found = _compare_record(header.number, record, expected, links[index], at, full=full)
         if found is not None:
             return found
         cursor.state, cursor.at, cursor.records = after, at, cursor.records + 1
+    # A batch-rooted batch leaves its leaves dirty (SK-JOURNAL-9): fold them once, so that
+    # the roots taken from here on cost nothing and the next batch starts clean.
+    cursor.state = fold(cursor.state)
     found = _check_header_end(cursor, header, records, full=full)
     if found is not None:
         return found
@@ -282,7 +316,7 @@ def _check_header_start(
     else:
         runs_on = boundary != end
     # A header whose own hash fails and whose range is not its records' is the one changed.
-    if runs_on and compute_batch_hash(header) != header.batch_hash:
+    if runs_on and compute_batch_hash(header, cursor.at.root_mode) != header.batch_hash:
         detail = f"{header.record_count} claimed; the next batch starts at attempt {boundary}"
         if boundary is None:
             detail = f"{header.record_count} claimed, {len(records)} stored before the end"
@@ -326,7 +360,7 @@ def _check_header_end(
             ("events_hash", header.events_hash, cursor.at.events_chain),
             ("postings_hash", header.postings_hash, compute_postings_hash(records)),
             ("head_hash", header.head_hash, cursor.at.head_hash),
-            ("batch_hash", header.batch_hash, compute_batch_hash(header)),
+            ("batch_hash", header.batch_hash, compute_batch_hash(header, cursor.at.root_mode)),
         ]
     for field, stored, expected in checks:
         if stored != expected:
@@ -335,8 +369,14 @@ def _check_header_end(
     return None
 
 
-def _compare_record(
-    number: int, stored: Record, expected: Record, next_link: bytes, *, full: bool
+def _compare_record(  # noqa: PLR0913 (the record, its replay, its link and its chain)
+    number: int,
+    stored: Record,
+    expected: Record,
+    next_link: bytes,
+    at: ChainPosition,
+    *,
+    full: bool,
 ) -> Finding | None:
     """Return how a stored record differs from its re-execution, naming the field."""
     where = _record_where(number, stored)
@@ -353,23 +393,32 @@ def _compare_record(
             return None
         return _compare_rejection(where, stored, expected) or _check_form(where, stored)
     if not full:
+        # A batch-rooted journal's roots are compared per batch only (SK-JOURNAL-9).
         if stored.state_root != expected.state_root:
             return Finding(where, "state_root", _differs(stored.state_root, expected.state_root))
         return None
-    found = _diagnose_entry(where, stored, expected, next_link)
+    if at.root_mode is RootMode.BATCH:
+        found = _diagnose_batch_rooted_entry(where, stored, expected, next_link)
+    else:
+        found = _diagnose_entry(where, stored, expected, next_link)
     if found is None:
         found = _compare_postings(where, stored, expected)
-    return found if found is not None else _check_form(where, stored)
+    return found if found is not None else _check_form(where, stored, at.root_mode)
 
 
-def _check_form(where: str, stored: Record) -> Finding | None:
-    """An entry carries no rejection, a rejection no place in the chain (SK-STORE-1's check)."""
+def _check_form(where: str, stored: Record, root_mode: RootMode = RootMode.ENTRY) -> Finding | None:
+    """An entry carries no rejection, a rejection no place in the chain (SK-STORE-1's check).
+
+    An entry of a batch-rooted journal carries no state root either (SK-JOURNAL-9).
+    """
     fields: tuple[str, ...]
     if stored.sequence is None:
         fields = ("state_root", "previous_hash", "entry_hash")
         kind = "a rejected record holds"
     else:
         fields = ("reason", "message")
+        if root_mode is RootMode.BATCH:
+            fields = ("state_root", *fields)
         kind = "an accepted record holds"
     for field in fields:
         if getattr(stored, field) is not None:
@@ -412,9 +461,9 @@ def _diagnose_entry(
             stored.previous_hash, expected.previous_hash
         )
         return Finding(where, "previous_hash", detail)
-    if stored.previous_hash is None or stored.state_root is None or expected.state_root is None:
+    contents_hash = compute_record_entry_hash(RootMode.ENTRY, stored)
+    if contents_hash is None or stored.previous_hash is None or expected.state_root is None:
         return Finding(where, "state_root", "an accepted record without a root or a link")
-    contents_hash = compute_entry_hash(stored.previous_hash, stored.line, stored.state_root)
     if contents_hash == stored.entry_hash:
         if stored.state_root != expected.state_root:
             detail = _differs(stored.state_root, expected.state_root) + (
@@ -422,9 +471,39 @@ def _diagnose_entry(
             )
             return Finding(where, "state_root", detail)
         return None
-    original_root_hash = compute_entry_hash(stored.previous_hash, stored.line, expected.state_root)
-    if stored.state_root != expected.state_root and original_root_hash == stored.entry_hash:
+    original = compute_record_entry_hash(
+        RootMode.ENTRY, attrs.evolve(stored, state_root=expected.state_root)
+    )
+    if stored.state_root != expected.state_root and original == stored.entry_hash:
         return Finding(where, "state_root", _differs(stored.state_root, expected.state_root))
+    if contents_hash == next_link:
+        return Finding(where, "entry_hash", _differs(stored.entry_hash, contents_hash))
+    return Finding(where, "event", "the event line is not the one its entry hash commits to")
+
+
+def _diagnose_batch_rooted_entry(
+    where: str, stored: Record, expected: Record, next_link: bytes
+) -> Finding | None:
+    """Check an entry of a batch-rooted journal: its link, then its hash (SK-JOURNAL-9).
+
+    Its hash commits to its postings: if it matches the stored postings, or the replayed ones
+    (the stored postings were changed), the postings are compared next, field by field.
+    """
+    if stored.sequence != expected.sequence:
+        return Finding(where, "sequence", f"stored {stored.sequence}, expected {expected.sequence}")
+    if stored.previous_hash != expected.previous_hash:
+        detail = "does not link to the entry before it: " + _differs(
+            stored.previous_hash, expected.previous_hash
+        )
+        return Finding(where, "previous_hash", detail)
+    if stored.state_root is not None:
+        return Finding(where, "state_root", "an entry of a batch-rooted journal holds a root")
+    contents_hash = compute_record_entry_hash(RootMode.BATCH, stored)
+    if contents_hash == stored.entry_hash:
+        return None
+    replayed = compute_record_entry_hash(RootMode.BATCH, stored, expected.postings)
+    if replayed == stored.entry_hash:
+        return None
     if contents_hash == next_link:
         return Finding(where, "entry_hash", _differs(stored.entry_hash, contents_hash))
     return Finding(where, "event", "the event line is not the one its entry hash commits to")
@@ -462,6 +541,10 @@ def audit_batch_number(
 def _audit_batch_number(
     store: JournalStore, rules: RuleSet, genesis_root: bytes, number: int
 ) -> AuditReport:
+    mode = _stored_root_mode(store)
+    if isinstance(mode, Finding):
+        cursor = _Cursor(genesis(rules), 0, first_position(None, genesis_root), genesis_root)
+        return _report(cursor, mode)
     headers = list(store.batches(max(number - 1, 1), number + 1))
     current = [h for h in headers if h.number == number]
     if not current:
@@ -470,14 +553,15 @@ def _audit_batch_number(
     header = current[0]
     previous = next((h for h in headers if h.number == number - 1), None)
     following = next((h for h in headers if h.number == number + 1), None)
-    cursor_or_finding = _pre_state(store, rules, genesis_root, previous)
+    cursor_or_finding = _pre_state(store, rules, genesis_root, previous, mode)
     if isinstance(cursor_or_finding, Finding):
         cursor = _Cursor(genesis(rules), 0, first_position(None, genesis_root), genesis_root)
         return _report(cursor, cursor_or_finding)
     cursor = cursor_or_finding
     records = store.records(header.first_attempt, header.first_attempt + header.record_count - 1)
     boundary = None if following is None else following.first_attempt
-    finding = audit_batch(store, cursor, header, records, boundary)
+    with gc_paused():
+        finding = audit_batch(store, cursor, header, records, boundary)
     return AuditReport(
         finding,
         1,
@@ -489,7 +573,11 @@ def _audit_batch_number(
 
 
 def _pre_state(
-    store: JournalStore, rules: RuleSet, genesis_root: bytes, previous: BatchHeader | None
+    store: JournalStore,
+    rules: RuleSet,
+    genesis_root: bytes,
+    previous: BatchHeader | None,
+    root_mode: RootMode,
 ) -> _Cursor | Finding:
     """Return the cursor after ``previous``: a checked snapshot, then the batches after it.
 
@@ -500,7 +588,7 @@ def _pre_state(
         state = genesis(rules)
         if state_root(state) != genesis_root:
             return Finding("journal", "genesis_root", "is not the root of the rules' genesis")
-        return _Cursor(state, 0, first_position(None, genesis_root), genesis_root)
+        return _Cursor(state, 0, first_position(None, genesis_root, root_mode), genesis_root)
     snapshot = store.snapshot_at_or_before(previous.number)
     state, after = genesis(rules), 0
     if snapshot is not None:
@@ -511,9 +599,10 @@ def _pre_state(
     for header, records in iter_batches(store, after + 1):
         if header.number > previous.number:
             break
-        state = replay_accepted(state, records)
+        with gc_paused():
+            state = replay_accepted(state, records)
         if state_root(state) != header.new_root:
             detail = "the pre-state does not replay to this batch's root; run journal verify"
             return Finding(f"batch {header.number}", "new_root", detail)
-    at = first_position(previous, genesis_root)
+    at = first_position(previous, genesis_root, root_mode)
     return _Cursor(state, previous.number, at, previous.batch_hash)
