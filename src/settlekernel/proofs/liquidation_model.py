@@ -176,7 +176,7 @@ def _penalty(rules: RuleSet, notional: Mapping[str, Any]) -> tuple[Any, Any]:
     return charged, pool
 
 
-def liquidate(  # noqa: PLR0913, PLR0915 (one plan of the ladder, every tier of it)
+def liquidate(  # noqa: PLR0913 (one plan of the ladder, every tier of it)
     rules: RuleSet,
     s: Ledger,
     e: dict[str, Any],
@@ -190,10 +190,8 @@ def liquidate(  # noqa: PLR0913, PLR0915 (one plan of the ladder, every tier of 
     ``either_side`` is the planted fault ``adl-takes-either-side`` (the ranking lists the
     account's own side too); ``discount_scale`` the fault ``sale-below-discount``.
     """
-    account, liquidator = e["account"], e["liquidator"]
-    consult: PlanConsult = c  # type: ignore[assignment]
+    account = e["account"]
     old: LiquidationConsult = c  # type: ignore[assignment]
-    v = z3.StringVal(rules.valuation_asset)
     debt = _max0(-z3.Select(s.claim_net, account))
     old_guards = _guards(s, e, old, debt)
     if s.universe is not None:
@@ -201,8 +199,79 @@ def liquidate(  # noqa: PLR0913, PLR0915 (one plan of the ladder, every tier of 
         if not z3.is_true(evaluate(first)):
             # Concrete and rejected before the plan: no books to build (SK-PROOF-2).
             return ModelStep(first, first_reason, s, writes=())
+    books, flows, defines = _plan_books(
+        rules, s, e, c, debt, either_side=either_side, discount_scale=discount_scale
+    )
+    return _plan_step(rules, s, c, books, flows, old_guards, defines)
+
+
+def _plan_books(  # noqa: PLR0913 (the plan's ledger, event and faults)
+    rules: RuleSet,
+    s: Ledger,
+    e: dict[str, Any],
+    c: Consult,
+    debt: Any,
+    *,
+    either_side: bool,
+    discount_scale: int,
+) -> tuple[Books, dict[str, Any], tuple[Any, ...]]:
+    """Return the plan's books, its cash flows and the facts that define its totals."""
+    account, liquidator = e["account"], e["liquidator"]
+    consult: PlanConsult = c  # type: ignore[assignment]
     bankrupt, rung, cap = consult.plan(account, liquidator)
     rung = z3.If(bankrupt, RUNGS, rung)
+    lots_of, cash_of = _closes(s, account, consult, rung)
+    gains, losses, notional = _close_totals(rules, s, account, lots_of, cash_of, consult)
+    sales = _sale(rules, s, c, account, forced=z3.Not(bankrupt), discount_scale=discount_scale)
+    flows = _flows(rules, s, account, (bankrupt, cap, debt), (gains, losses, notional), sales)
+    adl_plan = flows["adl_plan"]
+    adl = _adl(rules, s, account, lots_of, cash_of, consult, adl_plan, either_side=either_side)
+    weight_sum = losses if s.universe is None else adl["weight_sum"]
+    pay, part, left, worth = _shares(rules, s, account, sales, adl, (adl_plan, flows, weight_sum))
+    paid, recovered, facts = _paid_totals(
+        s, adl, pay, part, flows["available"], left, worth, adl_plan
+    )
+    direct = _direct(e, flows, sales, (left, worth, recovered, paid))
+    v = z3.StringVal(rules.valuation_asset)
+    books = Books(
+        account=account,
+        liquidator=liquidator,
+        asset=v,
+        bankrupt=bankrupt,
+        adl_plan=adl_plan,
+        rung=rung,
+        lots=lots_of,
+        cash=cash_of,
+        take=adl["take"],
+        weight=adl["weight"],
+        pay=pay,
+        part=part,
+        gains=gains,
+        losses=losses,
+        weight_sum=weight_sum,
+        available=flows["available"],
+        paid=paid,
+        recovered=recovered,
+        left=left,
+        fund_after=s.bal(INSURANCE, v) + flows["fund_v"],
+        penalty=flows["penalty"],
+        shortfall=flows["shortfall"],
+        fund_bought=flows["fund_bought"],
+        direct=direct,
+        sales=sales,
+        ranked=adl.get("ranked"),
+        rem=adl.get("rem"),
+        holder=adl.get("holder"),
+        count=adl.get("count"),
+    )
+    sums = _close_sums(rules, s, gains, losses, notional)
+    return books, flows, (*sums, *facts) if s.universe is None else ()
+
+
+def _closes(
+    s: Ledger, account: Any, consult: PlanConsult, rung: Any
+) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """Return the lots the rung closes per instrument and the cash each close settles."""
 
     def lots(x: Any) -> Any:
         q = s.pos(x, account)
@@ -219,14 +288,19 @@ def liquidate(  # noqa: PLR0913, PLR0915 (one plan of the ladder, every tier of 
         return s.mul(lots(x), unit(x))
 
     if s.universe is not None:
-        lots_of, cash_of = _memo(lots), _memo(cash)
-    else:
-        lots_of, cash_of = lots, cash
+        return _memo(lots), _memo(cash)
+    return lots, cash
 
-    gains, losses, notional = _close_totals(rules, s, account, lots_of, cash_of, consult)
-    # Sums of non-negative terms over the closes (finite: the account's positions), and an
-    # accepted index is positive (SK-ORACLE-2).
-    sums = (
+
+def _close_sums(
+    rules: RuleSet, s: Ledger, gains: Any, losses: Any, notional: Mapping[str, Any]
+) -> tuple[Any, ...]:
+    """Return the facts about the closes' sums and the index.
+
+    Sums of non-negative terms over the closes (finite: the account's positions), and an
+    accepted index is positive (SK-ORACLE-2).
+    """
+    return (
         gains >= 0,
         losses >= 0,
         *[n >= 0 for n in notional.values()],
@@ -238,16 +312,28 @@ def liquidate(  # noqa: PLR0913, PLR0915 (one plan of the ladder, every tier of 
             for u in rules.underlyings
         ],
     )
+
+
+def _flows(  # noqa: PLR0913, PLR0917 (the plan, its closes and its sales)
+    rules: RuleSet,
+    s: Ledger,
+    account: Any,
+    plan: tuple[Any, Any, Any],
+    closes: tuple[Any, Any, Mapping[str, Any]],
+    sales: tuple[tuple[str, str, Any, Any], ...],
+) -> dict[str, Any]:
+    """Return the cash each party pays or receives, whether ADL runs, and what it splits."""
+    bankrupt, cap, debt = plan
+    gains, losses, notional = closes
+    v = z3.StringVal(rules.valuation_asset)
     charged, pool_full = _penalty(rules, notional)
-    sales = _sale(rules, s, c, account, forced=z3.Not(bankrupt), discount_scale=discount_scale)
     proceeds = z3.Sum(z3.IntVal(0), *[price for _, _, _, price in sales])
     liq_bought = z3.Sum(z3.IntVal(0), *[p for _, slot, _, p in sales if slot != "fund"])
     fund_bought = z3.Sum(z3.IntVal(0), *[p for _, slot, _, p in sales if slot == "fund"])
     total_cash = gains - losses
     owned = s.bal(account, v) - debt
     # A rung (SK-LIQ-3): the capped penalty, split or whole to the fund.
-    penalty = z3.If(charged <= cap, charged, cap)
-    penalty = _max0(penalty)
+    penalty = _max0(z3.If(charged <= cap, charged, cap))
     capped = penalty < charged
     pool = z3.If(capped, penalty, pool_full)
     dust = z3.If(capped, 0, charged - pool_full)
@@ -258,7 +344,6 @@ def liquidate(  # noqa: PLR0913, PLR0915 (one plan of the ladder, every tier of 
     covered = z3.And(bankrupt, z3.Not(adl_plan))
     before_writeoff = owned + proceeds + fund + gains
     available = _max0(before_writeoff)
-    taken = {"gains": gains, "all": total_cash}
     account_v = z3.If(
         z3.Not(bankrupt),
         total_cash - penalty + proceeds,
@@ -266,18 +351,43 @@ def liquidate(  # noqa: PLR0913, PLR0915 (one plan of the ladder, every tier of 
             covered, total_cash + proceeds + _max0(shortfall), proceeds + fund + gains - available
         ),
     )
-    liquidator_v = z3.If(adl_plan, -taken["gains"], -taken["all"]) - liq_bought
     fund_v = z3.If(
         z3.Not(bankrupt),
         pool - fund_bought,
         z3.If(covered, -fund_bought - _max0(shortfall), -s.bal(INSURANCE, v)),
     )
-    adl = _adl(rules, s, account, lots_of, cash_of, consult, adl_plan, either_side=either_side)
-    weight_sum = losses if s.universe is None else adl["weight_sum"]
+    return {
+        "asset": v,
+        "bankrupt": bankrupt,
+        "adl_plan": adl_plan,
+        "available": available,
+        "before_writeoff": before_writeoff,
+        "penalty": penalty,
+        "shortfall": shortfall,
+        "fund_bought": fund_bought,
+        "proceeds": proceeds,
+        "cash_before_penalty": owned + total_cash,
+        "dust": dust,
+        "account_v": account_v,
+        "liquidator_v": z3.If(adl_plan, -gains, -total_cash) - liq_bought,
+        "fund_v": fund_v,
+    }
+
+
+def _shares(  # noqa: PLR0913, PLR0917 (the sales, the ranking and the split)
+    rules: RuleSet,
+    s: Ledger,
+    account: Any,
+    sales: tuple[tuple[str, str, Any, Any], ...],
+    adl: dict[str, Any],
+    split: tuple[Any, dict[str, Any], Any],
+) -> tuple[Callable[[Any], Any], Callable[[str, Any], Any], dict[str, Any], dict[str, Any]]:
+    """Return each holder's pay and part in kind, the collateral left and whether it counts."""
+    adl_plan, flows, weight_sum = split
     share = _share_fn(s)
 
     def pay(a: Any) -> Any:
-        return z3.If(adl_plan, share(available, adl["weight"](a), weight_sum), 0)
+        return z3.If(adl_plan, share(flows["available"], adl["weight"](a), weight_sum), 0)
 
     left = {}
     worth = {}
@@ -296,12 +406,26 @@ def liquidate(  # noqa: PLR0913, PLR0915 (one plan of the ladder, every tier of 
     def part(symbol: str, a: Any) -> Any:
         return z3.If(worth[symbol], share(left[symbol], adl["weight"](a), weight_sum), 0)
 
-    paid, recovered, facts = _paid_totals(s, adl, pay, part, available, left, worth, adl_plan)
-    residue_v = z3.If(z3.Not(bankrupt), dust, z3.If(adl_plan, available - paid, 0))
+    return pay, part, left, worth
+
+
+def _direct(
+    e: dict[str, Any],
+    flows: dict[str, Any],
+    sales: tuple[tuple[str, str, Any, Any], ...],
+    in_kind: tuple[dict[str, Any], dict[str, Any], dict[str, Any], Any],
+) -> tuple[tuple[Any, Any, Any], ...]:
+    """Return (account, asset, change) of the four accounts the books name."""
+    account, liquidator = e["account"], e["liquidator"]
+    left, worth, recovered, paid = in_kind
+    bankrupt, adl_plan, v = flows["bankrupt"], flows["adl_plan"], flows["asset"]
+    residue_v = z3.If(
+        z3.Not(bankrupt), flows["dust"], z3.If(adl_plan, flows["available"] - paid, 0)
+    )
     direct: list[tuple[Any, Any, Any]] = [
-        (account, v, account_v),
-        (liquidator, v, liquidator_v),
-        (INSURANCE, v, fund_v),
+        (account, v, flows["account_v"]),
+        (liquidator, v, flows["liquidator_v"]),
+        (INSURANCE, v, flows["fund_v"]),
         (RESIDUE, v, residue_v),
     ]
     for symbol, slot, units, _ in sales:
@@ -314,41 +438,26 @@ def liquidate(  # noqa: PLR0913, PLR0915 (one plan of the ladder, every tier of 
             (account, name, z3.If(worth[symbol], -units_left, 0)),
             (RESIDUE, name, z3.If(worth[symbol], units_left - recovered[symbol], 0)),
         ]
-    books = Books(
-        account=account,
-        liquidator=liquidator,
-        asset=v,
-        bankrupt=bankrupt,
-        adl_plan=adl_plan,
-        rung=rung,
-        lots=lots_of,
-        cash=cash_of,
-        take=adl["take"],
-        weight=adl["weight"],
-        pay=pay,
-        part=part,
-        gains=gains,
-        losses=losses,
-        weight_sum=weight_sum,
-        available=available,
-        paid=paid,
-        recovered=recovered,
-        left=left,
-        fund_after=s.bal(INSURANCE, v) + fund_v,
-        penalty=penalty,
-        shortfall=shortfall,
-        fund_bought=fund_bought,
-        direct=tuple(direct),
-        sales=sales,
-        ranked=adl.get("ranked"),
-        rem=adl.get("rem"),
-        holder=adl.get("holder"),
-        count=adl.get("count"),
-    )
-    post = _post(rules, s, books, before_writeoff)
-    liquidator_after = post.bal(liquidator, v)
+    return tuple(direct)
+
+
+def _plan_step(  # noqa: PLR0913, PLR0917 (the books and what the step is checked with)
+    rules: RuleSet,
+    s: Ledger,
+    c: Consult,
+    books: Books,
+    flows: dict[str, Any],
+    old_guards: list[Any],
+    defines: tuple[Any, ...],
+) -> ModelStep:
+    """Return the step: the ledger after the books, the liquidator's funds check, assumptions."""
+    consult: PlanConsult = c  # type: ignore[assignment]
+    account, liquidator, bankrupt = books.account, books.liquidator, books.bankrupt
+    post = _post(rules, s, books, flows["before_writeoff"])
+    liquidator_after = post.bal(liquidator, books.asset)
     accepted, reason = cascade([*old_guards, (liquidator_after < 0, Reason.INSUFFICIENT_FUNDS)])
-    cash_before_penalty = owned + total_cash
+    penalty, proceeds = books.penalty, flows["proceeds"]
+    cash_before_penalty = flows["cash_before_penalty"]
     assumes = (
         # The plan is one the ladder resolves (SK-LIQ-3): a sale covers a penalty beyond cash.
         z3.Implies(
@@ -357,13 +466,13 @@ def liquidate(  # noqa: PLR0913, PLR0915 (one plan of the ladder, every tier of 
         ),
         z3.Implies(z3.Not(bankrupt), cash_before_penalty + proceeds >= 0),
         # The fund buys only as far as its cash goes (affordable_units).
-        fund_bought <= s.bal(INSURANCE, v),
-        *[units >= 0 for _, _, units, _ in sales],
-        *[left[symbol] >= 0 for symbol in left],
+        books.fund_bought <= s.bal(INSURANCE, books.asset),
+        *[units >= 0 for _, _, units, _ in books.sales],
+        *[books.left[symbol] >= 0 for symbol in books.left],
         # A rung the ladder picks passed its ratio check (SK-LIQ-3).
         z3.Implies(z3.Not(bankrupt), consult.ratio_kept(account, liquidator)),
     )
-    cells = {(str(w), str(n)): (w, n) for w, n, _ in direct}
+    cells = {(str(w), str(n)): (w, n) for w, n, _ in books.direct}
     return ModelStep(
         accepted,
         reason,
@@ -371,7 +480,7 @@ def liquidate(  # noqa: PLR0913, PLR0915 (one plan of the ladder, every tier of 
         writes=tuple(cells.values()),
         checks=(z3.Implies(z3.Not(bankrupt), consult.ratio_kept(account, liquidator)),),
         assumes=assumes,
-        defines=(*sums, *facts) if s.universe is None else (),
+        defines=defines,
         waterfall=books,
     )
 
@@ -553,11 +662,37 @@ def _adl_symbolic(  # noqa: PLR0913 (the closes and the fault)
         return z3.If(z3.And(deleveraged(x), ranked(x, a)), z3.If(amount <= held, amount, held), 0)
 
     del cash
+    functions = {"holder": holder, "rank": rank, "count": count, "rem": rem, "ranked": ranked}
+    facts = _ranking_facts(s, account, lots, take, functions, either_side=either_side)
+    facts = (*facts, *_weight_facts(take, weight, witness))
+    return {
+        "take": take,
+        "weight": weight,
+        "weight_sum": z3.Int("liq.losses"),
+        "ranked": ranked,
+        "rem": rem,
+        "holder": holder,
+        "count": count,
+        "facts": facts,
+    }
+
+
+def _ranking_facts(  # noqa: PLR0913 (the ranking's functions and the fault)
+    s: Ledger,
+    account: Any,
+    lots: Callable[[Any], Any],
+    take: Callable[[Any, Any], Any],
+    f: dict[str, Any],
+    *,
+    either_side: bool,
+) -> tuple[Any, ...]:
+    """The recurrence over ranks that defines each instrument's ranking (SK-ADL)."""
+    holder, rank, count, rem, ranked = (f[k] for k in ("holder", "rank", "count", "rem", "ranked"))
     x, a = z3.String("adl.x"), z3.String("adl.a")
     i = z3.Int("adl.i")
     who = holder(x, i)
     within = z3.And(i >= 0, i < count(x))
-    facts = (
+    return (
         z3.ForAll([x], count(x) >= 0),
         z3.ForAll([x], rem(x, 0) == _abs(lots(x))),
         # Each ranked holder is on the opposite side, listed once, and its take is removed
@@ -584,21 +719,20 @@ def _adl_symbolic(  # noqa: PLR0913 (the closes and the fault)
         z3.ForAll([x, i], z3.Implies(z3.And(i >= 0, i <= count(x)), rem(x, i) >= 0)),
         # SK-ADL: positions sum to zero, so the opposite side holds enough to close the lots.
         z3.ForAll([x], rem(x, count(x)) == 0),
-        # A weight is the sum of non-negative takes x per-lot amounts: positive only for an
-        # account some deleveraged instrument takes from (its witness), at most their sum.
+    )
+
+
+def _weight_facts(take: Callable[[Any, Any], Any], weight: Any, witness: Any) -> tuple[Any, ...]:
+    """Return the facts about each holder's weight.
+
+    A weight is the sum of non-negative takes x per-lot amounts: positive only for an
+    account some deleveraged instrument takes from (its witness), at most their sum.
+    """
+    a = z3.String("adl.a")
+    return (
         z3.ForAll([a], z3.And(weight(a) >= 0, weight(a) <= z3.Int("liq.losses"))),
         z3.ForAll([a], z3.Implies(weight(a) > 0, take(witness(a), a) > 0), patterns=[weight(a)]),
     )
-    return {
-        "take": take,
-        "weight": weight,
-        "weight_sum": z3.Int("liq.losses"),
-        "ranked": ranked,
-        "rem": rem,
-        "holder": holder,
-        "count": count,
-        "facts": facts,
-    }
 
 
 def _paid_totals(  # noqa: PLR0913, PLR0917 (the pays, the parts and what they split)
