@@ -9,10 +9,16 @@ no subpackages, so each layer is passed explicitly. Run (``make docs`` does):
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 import warnings
 from pathlib import Path
+
+# Importing the stress lab imports matplotlib, which on a machine without its font cache yet
+# runs `fc-list` to build one. pdoc blocks subprocesses during import and warns, so the build
+# failed on a fresh machine only; our own modules' imports are allowed to run it.
+os.environ.setdefault("PDOC_ALLOW_EXEC", "1")
 
 import pdoc
 import pdoc.render
