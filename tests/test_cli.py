@@ -32,9 +32,7 @@ def test_demo_runs_and_says_the_invariants_hold(tmp_path):
     replayed = run("run", str(events), "--json")
     summary = json.loads(replayed.stdout.splitlines()[-1])["summary"]
     assert summary["invariants"] == "ok"
-    assert (
-        summary["final_root"] == DEMO_ROOT
-    )
+    assert summary["final_root"] == DEMO_ROOT
 
 
 def test_run_reports_each_line_and_survives_malformed_ones(tmp_path):
@@ -139,8 +137,8 @@ def test_verify_proves_every_theorem_for_the_built_in_rules(tmp_path):
     result = run("verify", "--out", str(tmp_path / "cx"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Transfer.conservation" in result.stdout
-    assert "of 67 theorems proved" in result.stdout
-    assert "67 of 67" in result.stdout
+    assert "of 89 theorems proved" in result.stdout
+    assert "89 of 89" in result.stdout
     assert not (tmp_path / "cx").exists()
 
 
@@ -166,7 +164,7 @@ def test_verify_judges_a_changed_rule(tmp_path):
     result = run("verify", "--rules", str(rules), "--out", str(tmp_path / "cx"))
     assert result.returncode == 1
     assert "rules.band-below-maintenance[BTC]: counterexample" in result.stdout
-    assert "66 of 67 theorems proved" in result.stdout
+    assert "88 of 89 theorems proved" in result.stdout
 
 
 def test_audit_reports_every_invariant_with_its_proofs_and_contracts(tmp_path):
@@ -189,7 +187,7 @@ def test_audit_reports_every_invariant_with_its_proofs_and_contracts(tmp_path):
     assert "rules.band-below-maintenance[BTC]" in text
     # The page is full width and opens with counts of what was checked.
     assert "max-width" not in text
-    assert "<td>z3 theorems proved</td><td><b>67 of 67" in text
+    assert "<td>z3 theorems proved</td><td><b>89 of 89" in text
     # Spec IDs link to the spec file that defines them; theorems link to their invariants.
     spec = (Path(__file__).resolve().parent.parent / "spec").as_uri()
     assert f"<a href='{spec}/30-transitions.md#:~:text=SK-LIQ-3'>SK-LIQ-3</a>" in text

@@ -19,6 +19,8 @@ import attrs
 import z3
 
 from settlekernel.core.events import (
+    AdmitVenue,
+    AuthorizeVenue,
     Deposit,
     Expire,
     Funding,
@@ -28,6 +30,11 @@ from settlekernel.core.events import (
     OpenAccount,
     OraclePrice,
     OracleVolatility,
+    RemoveVenue,
+    RestrictVenue,
+    ResumeVenue,
+    RevokeVenue,
+    SuspendVenue,
     Tick,
     Trade,
     Transfer,
@@ -38,6 +45,7 @@ from settlekernel.core.guards import check_shape
 from settlekernel.core.kinds import InstrumentKind, OptionType
 from settlekernel.core.model import State
 from settlekernel.core.outcomes import Accepted, Outcome, PostingCode
+from settlekernel.core.root import grant_key
 from settlekernel.core.rules import RuleSet
 from settlekernel.core.units import VALUE_LIMIT
 from settlekernel.kernel.dispatch import genesis, step
@@ -47,6 +55,7 @@ from settlekernel.proofs.replay import perpetual_market
 from settlekernel.proofs.symbolic import Ledger, concrete_event, concrete_ledger
 from settlekernel.proofs.theorems import MODELS
 from settlekernel.proofs.transitions import Model
+from settlekernel.proofs.venue_cases import venue_cases
 
 _TRADE_EXISTS: Final = "trade_exists"
 OUTSIDE_REASON: Final = "outside_model"
@@ -60,6 +69,10 @@ def read(ledger: Ledger, cell: tuple[str, ...]) -> Any:
     names = [z3.StringVal(key) for key in keys]
     if kind == "balance":
         return ledger.bal(names[0], names[1])
+    if kind == "grant":
+        return ledger.grant(names[0], names[1])
+    if kind == "venue_open_lots":
+        return z3.Select(z3.Select(ledger.venue_open_lots, names[0]), names[1])
     if kind == "position":
         return ledger.pos(names[0], names[1])
     return z3.Select(getattr(ledger, kind), names[0])
@@ -112,7 +125,49 @@ def kernel_cells(state: State, post: State, event: object) -> list[tuple[tuple[s
         cells.append((("trades", event.trade_id), event.trade_id in post.trades))
     if isinstance(event, Expire):
         cells += _expiry_cells(post, event)
+    if isinstance(event, VENUE_EVENTS):
+        cells += _venue_cells(post, ids)
     cells += _market_cells(post)
+    return cells
+
+
+VENUE_EVENTS: Final = (
+    Trade,
+    AdmitVenue,
+    SuspendVenue,
+    ResumeVenue,
+    RemoveVenue,
+    AuthorizeVenue,
+    RestrictVenue,
+    RevokeVenue,
+)
+
+
+def _venue_cells(post: State, ids: set[str]) -> list[tuple[tuple[str, ...], Any]]:
+    """Return every venue's record, its open lots and every account's grant to it."""
+    cells: list[tuple[tuple[str, ...], Any]] = []
+    names = sorted(set(post.venues) | ids)
+    for venue_id in names:
+        venue = post.venues.get(venue_id)
+        cells.append((("venue_status", venue_id), "" if venue is None else venue.status.value))
+        if venue is None:
+            continue
+        cells += [
+            (("venue_house", venue_id), venue.house),
+            (("venue_fee_account", venue_id), venue.fee_account),
+            (("venue_fee_max", venue_id), venue.fee_rate_max_ppm),
+            (("venue_oi_max", venue_id), venue.open_interest_max_lots),
+            (("venue_notional_max", venue_id), venue.notional_max_minor),
+        ]
+        cells += [
+            (("venue_open_lots", venue_id, i), venue.open_lots.get(i, 0)) for i in post.instruments
+        ]
+    for account_id in sorted(set(post.accounts) | ids):
+        for venue_id in names:
+            recorded = post.grants.get(grant_key(account_id, venue_id))
+            cells.append(
+                (("grant", account_id, venue_id), "" if recorded is None else recorded.value)
+            )
     return cells
 
 
@@ -635,6 +690,7 @@ def run(
         liquidation_cases(rules, seed, states if paths is None else paths),
         expiry_cases(rules, seed, 4 * (states if paths is None else paths)),
         waterfall_cases(rules, seed, 2 * (states if paths is None else paths)),
+        venue_cases(rules, seed, states if paths is None else paths),
     )
     for state, event in cases:
         if last is None or last[0] is not state:

@@ -29,6 +29,7 @@ from settlekernel.kernel import dispatch as kernel
 from settlekernel.kernel.ledger import with_balance
 from settlekernel.kernel.transitions import expiry as kernel_expiry
 from settlekernel.kernel.transitions import liquidation as kernel_liquidation
+from settlekernel.kernel.transitions import trading as kernel_trading
 from settlekernel.kernel.transitions.collateral import process_transfer
 from settlekernel.kernel.transitions.liquidation import process_liquidate
 from settlekernel.kernel.transitions.trading import process_trade
@@ -36,7 +37,7 @@ from settlekernel.proofs import expiry_model as expiry
 from settlekernel.proofs import liquidation_model as liquidation
 from settlekernel.proofs import transitions
 from settlekernel.proofs.symbolic import Ledger
-from settlekernel.proofs.transitions import FEES, INSURANCE, Consult, ModelStep
+from settlekernel.proofs.transitions import INSURANCE, Consult, ModelStep
 
 
 @attrs.frozen
@@ -76,6 +77,35 @@ def _model_dropping_credit(  # noqa: PLR0913, PLR0917 (the fault, then the model
     held = asset(rules, s, e)
     post = transitions.write_balances(step.post, [(account, held, s.bal(account, held))])
     return attrs.evolve(step, post=post)
+
+
+def _venue_fee_account(s: Ledger, e: dict[str, Any]) -> Any:
+    """Return the fee account of the trade's venue: the fee pool's account (SK-VENUE-3)."""
+    return z3.Select(s.venue_fee_account, e["principal"])
+
+
+def _model_dropping_fee(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
+    """The modelled fault: the trade model with the venue's fee account left unchanged."""
+    step = transitions.trade(rules, s, e, c)
+    account, asset = _venue_fee_account(s, e), _settlement_asset(rules, s, e)
+    post = transitions.write_balances(step.post, [(account, asset, s.bal(account, asset))])
+    return attrs.evolve(step, post=post)
+
+
+@contextmanager
+def _trade_ignores_grants() -> Iterator[None]:
+    """The fault in the code: a trade skips SK-VENUE-2, so a revoked grant does not stop it."""
+    name = "check_venue_grants"
+    original = getattr(kernel_trading, name)
+
+    def ignore(*args: object) -> None:
+        del args
+
+    setattr(kernel_trading, name, ignore)
+    try:
+        yield
+    finally:
+        setattr(kernel_trading, name, original)
 
 
 def _code_dropping_credit(
@@ -204,14 +234,24 @@ FAULTS: Final[dict[str, Fault]] = {
             name="fee-not-credited",
             description="A trade charges both fees but credits the fee pool with nothing.",
             caught_by="Trade.conservation",
-            models={
-                Trade: functools.partial(
-                    _model_dropping_credit, transitions.trade, FEES, _settlement_asset
-                )
-            },
+            models={Trade: _model_dropping_fee},
             code=functools.partial(
                 patched, Trade, functools.partial(_code_dropping_credit, process_trade, FEE_ACCOUNT)
             ),
+        ),
+        Fault(
+            name="trade-ignores-revoked-grant",
+            description=(
+                "A trade skips the venue grants (SK-VENUE-2): a venue the owner revoked or "
+                "restricted still opens positions on the account."
+            ),
+            caught_by="Trade.venue-authorised",
+            models={
+                Trade: functools.partial(
+                    transitions.trade, omit=frozenset({Reason.VENUE_NOT_AUTHORISED})
+                )
+            },
+            code=_trade_ignores_grants,
         ),
         Fault(
             name="self-transfer-double-credit",

@@ -26,6 +26,7 @@ import z3
 
 from settlekernel.core.events import (
     EVENT_NAMES,
+    AuthorizeVenue,
     Deposit,
     Expire,
     FundInsurance,
@@ -33,13 +34,15 @@ from settlekernel.core.events import (
     ListInstrument,
     OpenAccount,
     OraclePrice,
+    RestrictVenue,
+    RevokeVenue,
     Trade,
 )
 from settlekernel.core.kinds import InstrumentKind
 from settlekernel.core.model import State
 from settlekernel.core.outcomes import Accepted
 from settlekernel.core.rules import DEFAULT_RULES, RuleSet
-from settlekernel.core.units import is_identifier
+from settlekernel.core.units import FEE_ACCOUNT, is_identifier
 from settlekernel.core.wire import encode_event
 from settlekernel.kernel.dispatch import genesis, step
 from settlekernel.kernel.invariants import check_invariants, check_step
@@ -220,6 +223,8 @@ def realise(
     else:
         asset = z3.StringVal(rules.valuation_asset)
     events += _accounts(model, pre, event, asset, names)
+    if cls is Trade:
+        events += _grants(model, pre, event, names)
     events.append(_event(cls, model, event, names))
     return events
 
@@ -271,9 +276,52 @@ def _trading_account(
     ]
 
 
+# The grants an owner can record (SK-VENUE-2), and "" for none recorded.
+GRANT_VALUES: Final = ("", "full", "reduce_only", "none")
+_GRANT_EVENTS: Final = {
+    "full": AuthorizeVenue,
+    "reduce_only": RestrictVenue,
+    "none": RevokeVenue,
+}
+
+
+def _house_venue(rules: RuleSet, pre: Ledger, event: Mapping[str, Any]) -> list[Any]:
+    """Return the trade's venue as genesis has it: the first house venue, with grants."""
+    venue = event["principal"]
+    facts = [
+        venue == z3.StringVal(rules.roles.matchers[0]),
+        z3.Select(pre.venue_status, venue) == z3.StringVal("active"),
+        z3.Select(pre.venue_house, venue),
+        z3.Select(pre.venue_fee_account, venue) == z3.StringVal(FEE_ACCOUNT),
+        z3.Select(pre.venue_fee_max, venue) == rules.fee_rate_max_ppm,
+    ]
+    for field in ("buyer", "seller"):
+        grant = pre.grant(event[field], venue)
+        facts.append(z3.Or(*[grant == z3.StringVal(value) for value in GRANT_VALUES]))
+    return facts
+
+
+def _grants(model: Any, pre: Ledger, event: Mapping[str, Any], names: Names) -> list[object]:
+    """Return the grant events the owners of the trade's accounts recorded (SK-VENUE-2)."""
+    events: list[object] = []
+    seen: set[str] = set()
+    venue = names(str(_value(model, event["principal"])), "venue")
+    for field in ("buyer", "seller"):
+        raw = str(_value(model, event[field]))
+        recorded = str(_value(model, pre.grant(event[field], event["principal"])))
+        if raw in seen or recorded not in _GRANT_EVENTS:
+            continue
+        seen.add(raw)
+        owner = names(str(_value(model, z3.Select(pre.owner, event[field]))), "owner")
+        account = names(raw, "acct")
+        events.append(_GRANT_EVENTS[recorded](principal=owner, account=account, venue=venue))
+    return events
+
+
 def _fresh_perpetual(rules: RuleSet, pre: Ledger, event: Mapping[str, Any]) -> list[Any]:
     instrument = event["instrument"]
     return [
+        *_house_venue(rules, pre, event),
         z3.Select(pre.listed, instrument),
         z3.Select(pre.linear, instrument),
         z3.Select(pre.reference, instrument) == 0,

@@ -21,6 +21,7 @@ from settlekernel.core.events import FIELD_KINDS, FieldKind
 from settlekernel.core.kinds import InstrumentKind, OptionType
 from settlekernel.core.model import State
 from settlekernel.core.oracle import mark_premium
+from settlekernel.core.root import grant_key
 from settlekernel.core.units import SYSTEM_ACCOUNTS
 from settlekernel.kernel.transitions.funding import average_premium_ppm
 
@@ -92,6 +93,18 @@ _FIELDS: Final[dict[str, tuple[Any, ...]]] = {
     "socialised": (STRING, INT),
     "strike": (STRING, INT),
     "call": (STRING, BOOL),
+    # [New for the venue events] Per venue (SK-VENUE-1): its status ("" when it was never a
+    # venue), whether it is a house venue, its fee account, its limits and, per instrument,
+    # the open interest its trades added (SK-VENUE-4); per account and venue the owner's
+    # recorded grant ("" when none is recorded: the venue's default applies, SK-VENUE-2).
+    "venue_status": (STRING, STRING),
+    "venue_house": (STRING, BOOL),
+    "venue_fee_account": (STRING, STRING),
+    "venue_fee_max": (STRING, INT),
+    "venue_oi_max": (STRING, INT),
+    "venue_notional_max": (STRING, INT),
+    "venue_open_lots": (STRING, z3.ArraySort(STRING, INT)),
+    "grants": (STRING, z3.ArraySort(STRING, STRING)),
 }
 
 
@@ -130,6 +143,14 @@ class Ledger:
     socialised: Any
     strike: Any
     call: Any
+    venue_status: Any
+    venue_house: Any
+    venue_fee_account: Any
+    venue_fee_max: Any
+    venue_oi_max: Any
+    venue_notional_max: Any
+    venue_open_lots: Any
+    grants: Any
     account_count: Any
     instrument_count: Any
     clock: Any
@@ -162,6 +183,10 @@ class Ledger:
     def bal(self, account: Any, asset: Any) -> Any:
         """Return the balance of ``asset`` in ``account``."""
         return z3.Select(z3.Select(self.balance, account), asset)
+
+    def grant(self, account: Any, venue: Any) -> Any:
+        """Return the grant recorded for ``venue`` on ``account`` ("" when none is)."""
+        return z3.Select(z3.Select(self.grants, account), venue)
 
     def pos(self, instrument: Any, account: Any) -> Any:
         """Return ``account``'s signed position in ``instrument``."""
@@ -251,6 +276,34 @@ def _market_fields(state: State, per_instrument: Any) -> dict[str, Any]:
     }
 
 
+def _venue_fields(state: State) -> dict[str, Any]:
+    """Return the ledger's venue arrays and grants from a real state (SK-VENUE)."""
+    venues = state.venues
+
+    def per_venue(read: Any, default: Any) -> Any:
+        return _array(STRING, default, {v: read(x) for v, x in venues.items()})
+
+    grants: dict[str, Any] = {}
+    for account_id in state.accounts:
+        row = {
+            venue_id: z3.StringVal(state.grants[grant_key(account_id, venue_id)].value)
+            for venue_id in venues
+            if grant_key(account_id, venue_id) in state.grants
+        }
+        if row:
+            grants[account_id] = _array(STRING, z3.StringVal(""), row)
+    return {
+        "venue_status": per_venue(lambda x: z3.StringVal(x.status.value), z3.StringVal("")),
+        "venue_house": per_venue(lambda x: z3.BoolVal(x.house), z3.BoolVal(False)),
+        "venue_fee_account": per_venue(lambda x: z3.StringVal(x.fee_account), z3.StringVal("")),
+        "venue_fee_max": per_venue(lambda x: z3.IntVal(x.fee_rate_max_ppm), z3.IntVal(0)),
+        "venue_oi_max": per_venue(lambda x: z3.IntVal(x.open_interest_max_lots), z3.IntVal(0)),
+        "venue_notional_max": per_venue(lambda x: z3.IntVal(x.notional_max_minor), z3.IntVal(0)),
+        "venue_open_lots": _nested({v: dict(x.open_lots) for v, x in venues.items()}),
+        "grants": _array(STRING, z3.K(STRING, z3.StringVal("")), grants),
+    }
+
+
 def concrete_ledger(state: State) -> Ledger:
     """Return the ledger of a real state: every array is a constant with stores."""
     accounts = state.accounts
@@ -304,6 +357,7 @@ def concrete_ledger(state: State) -> Ledger:
         call=per_instrument(
             lambda x: z3.BoolVal(x.option_type is OptionType.CALL), z3.BoolVal(False)
         ),
+        **_venue_fields(state),
         account_count=z3.IntVal(len(accounts) - len(SYSTEM_ACCOUNTS)),
         instrument_count=z3.IntVal(len(instruments)),
         clock=z3.IntVal(state.clock_ms),

@@ -18,6 +18,8 @@ import z3
 from settlekernel.core.events import (
     EVENT_TYPES,
     FIELD_KINDS,
+    AdmitVenue,
+    AuthorizeVenue,
     Deposit,
     Expire,
     FieldKind,
@@ -28,6 +30,11 @@ from settlekernel.core.events import (
     OpenAccount,
     OraclePrice,
     OracleVolatility,
+    RemoveVenue,
+    RestrictVenue,
+    ResumeVenue,
+    RevokeVenue,
+    SuspendVenue,
     Tick,
     Trade,
     Transfer,
@@ -41,6 +48,7 @@ from settlekernel.kernel.invariants import InvariantId
 from settlekernel.proofs import claims, lifecycle, transitions
 from settlekernel.proofs import expiry_model as expiry
 from settlekernel.proofs import liquidation_model as liquidation
+from settlekernel.proofs import venue_model as venues
 from settlekernel.proofs.engine import Obligation
 from settlekernel.proofs.replay import (
     realisable_tiers,
@@ -125,8 +133,18 @@ MODELS: Final[dict[type, transitions.Model]] = {
     OracleVolatility: transitions.oracle_volatility,
     Tick: transitions.tick,
     Expire: expiry.expire,
+    AdmitVenue: venues.admit_venue,
+    SuspendVenue: venues.suspend_venue,
+    ResumeVenue: venues.resume_venue,
+    RemoveVenue: venues.remove_venue,
+    AuthorizeVenue: venues.authorize_venue,
+    RestrictVenue: venues.restrict_venue,
+    RevokeVenue: venues.revoke_venue,
 }
-_SPEC: Final = {
+# The venue events (SK-VENUE): the governor's, then the account owners'.
+GOVERNOR_EVENTS: Final[tuple[type, ...]] = (AdmitVenue, SuspendVenue, ResumeVenue, RemoveVenue)
+GRANT_EVENTS: Final[tuple[type, ...]] = (AuthorizeVenue, RestrictVenue, RevokeVenue)
+_SPEC: Final[dict[type, str]] = {
     OpenAccount: "SK-OPEN",
     Deposit: "SK-DEPOSIT",
     Withdraw: "SK-WITHDRAW",
@@ -141,6 +159,8 @@ _SPEC: Final = {
     OracleVolatility: "SK-VOL",
     Tick: "SK-TICK",
     Expire: "SK-EXPIRY-3",
+    **dict.fromkeys(GOVERNOR_EVENTS, "SK-VENUE-1"),
+    **dict.fromkeys(GRANT_EVENTS, "SK-VENUE-2"),
 }
 
 
@@ -163,6 +183,13 @@ def _hypotheses(cls: type, pre: Ledger, event: Mapping[str, Any], step: ModelSte
             # INV-ROUNDING-RESIDUE (state part): system accounts hold no positions.
             *[pre.pos(instrument, z3.StringVal(system)) == 0 for system in SYSTEM_ACCOUNTS],
         ]
+    if cls is Trade:
+        # SK-VENUE-1: a venue's fee account is @fees (a house venue) or an account that
+        # passed SK-SHAPE (an admitted one): never the residue nor the fund.
+        fee_account = z3.Select(pre.venue_fee_account, event["principal"])
+        facts.append(
+            z3.Or(fee_account == FEES, z3.And(fee_account != RESIDUE, is_user_id(fee_account)))
+        )
     if "underlying" in event:
         # An accepted index is positive (SK-ORACLE-2 accepts no non-positive median).
         underlying = event["underlying"]
@@ -228,20 +255,62 @@ def _search(cls: type, pre: Ledger, step: ModelStep) -> tuple[Any, ...]:
 
 
 def _rounding(rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]) -> Any:
-    """A trade's rounding: fees rounded up, at most one unit of dust per fee, never debited."""
+    """A trade's rounding: fees rounded up, at most one unit of dust per fee, never debited.
+
+    The fee pool goes to the venue's fee account (SK-VENUE-3); when that account is not a
+    party of the trade its balance grows by the pool, so it never loses.
+    """
     del rules
     figures = transitions.trade_figures(pre, dict(event))
     asset = z3.Select(pre.settles_in, event["instrument"])
+    fee_account = z3.Select(pre.venue_fee_account, event["principal"])
     dust = step.post.bal(RESIDUE, asset) - pre.bal(RESIDUE, asset)
-    pool = step.post.bal(FEES, asset) - pre.bal(FEES, asset)
+    pool = step.post.bal(fee_account, asset) - pre.bal(fee_account, asset)
+    party = z3.Or(fee_account == event["buyer"], fee_account == event["seller"])
     return z3.Implies(
         step.accepted,
         z3.And(
             dust >= 0,
             dust <= 2,
-            pool >= 0,
+            figures.buyer_pool + figures.seller_pool >= 0,
+            z3.Implies(z3.Not(party), pool == figures.buyer_pool + figures.seller_pool),
             figures.buyer_fee * PPM >= pre.mul(figures.notional, event["buyer_fee_rate_ppm"]),
             figures.seller_fee * PPM >= pre.mul(figures.notional, event["seller_fee_rate_ppm"]),
+        ),
+    )
+
+
+def _venue_authorised(
+    rules: RuleSet, pre: Ledger, step: ModelStep, event: Mapping[str, Any]
+) -> Any:
+    """INV-VENUE-AUTHORISED: a trade came from an active venue both owners let trade it.
+
+    Every account whose position the trade moves is the buyer or the seller; each of them
+    granted the submitting venue ``full`` (a house venue's default), or ``reduce_only`` and
+    the position moved strictly toward zero without passing it (SK-VENUE-2).
+    """
+    del rules
+    venue, instrument = event["principal"], event["instrument"]
+    legs = []
+    for who in (event["buyer"], event["seller"]):
+        before, after = pre.pos(instrument, who), step.post.pos(instrument, who)
+        grant = transitions.effective_grant(pre, who, venue)
+        grows = z3.Not(z3.Or(after == before, transitions.reduces(before, after)))
+        legs.append(z3.Implies(grows, grant == transitions.FULL))
+        legs.append(z3.Or(grant == transitions.FULL, grant == transitions.REDUCE_ONLY))
+    moved = step.post.pos(claims.ANY_INSTRUMENT, claims.ANY_ACCOUNT) != pre.pos(
+        claims.ANY_INSTRUMENT, claims.ANY_ACCOUNT
+    )
+    parties = z3.And(
+        instrument == claims.ANY_INSTRUMENT,
+        z3.Or(event["buyer"] == claims.ANY_ACCOUNT, event["seller"] == claims.ANY_ACCOUNT),
+    )
+    return z3.Implies(
+        step.accepted,
+        z3.And(
+            z3.Select(pre.venue_status, venue) == transitions.ACTIVE,
+            z3.Implies(moved, parties),
+            *legs,
         ),
     )
 
@@ -323,9 +392,22 @@ _CLAIMS: Final[dict[type, tuple[tuple[str, str, tuple[InvariantId, ...], ClaimFn
         ),
         (
             "rounding",
-            "Fees round up; the residue gains 0 to 2 units and the fee pool never loses.",
+            (
+                "Fees round up; the residue gains 0 to 2 units and the venue's fee account "
+                "gains the fee pool, never negative."
+            ),
             (InvariantId.ROUNDING_RESIDUE,),
             _rounding,
+        ),
+        (
+            "venue-authorised",
+            (
+                "An accepted trade comes from an active venue and moves only the buyer's and "
+                "the seller's positions; each opens or grows only on an account that granted "
+                "the venue full (a house venue's default), and with reduce_only only shrinks."
+            ),
+            (InvariantId.VENUE_AUTHORISED,),
+            _venue_authorised,
         ),
     ),
     VariationMargin: (_CONSERVATION, _NONNEGATIVE, _INSURANCE, _OPEN_INTEREST, _REFERENCE),
@@ -517,6 +599,42 @@ _LIQUIDATION_CLAIMS: Final = (
     ),
 )
 _CLAIMS[Liquidate] = _LIQUIDATION_CLAIMS
+
+_VENUE_CONSERVATION: Final = (
+    "conservation",
+    "No balance and no custody total changes: a venue event writes only venues and grants.",
+    (InvariantId.CONSERVATION,),
+    claims.conservation,
+)
+for _governed in GOVERNOR_EVENTS:
+    _CLAIMS[_governed] = (
+        _VENUE_CONSERVATION,
+        _NONNEGATIVE,
+        (
+            "governed",
+            (
+                "Only the governor changes a venue's record, and only the venue the event "
+                "names; no grant changes; a removed venue stays removed and a house venue "
+                "stays a house venue."
+            ),
+            (InvariantId.VENUE_AUTHORISED,),
+            venues.governed,
+        ),
+    )
+for _granted in GRANT_EVENTS:
+    _CLAIMS[_granted] = (
+        _VENUE_CONSERVATION,
+        _NONNEGATIVE,
+        (
+            "owner-granted",
+            (
+                "Only the account's owner changes its grants, and only the grant to the venue "
+                "the event names, an admitted venue not removed; no venue's record changes."
+            ),
+            (InvariantId.VENUE_AUTHORISED,),
+            venues.owner_granted,
+        ),
+    )
 
 
 def _region(rules: RuleSet, instance: Instance) -> list[list[Any]]:

@@ -455,15 +455,21 @@ def _trade_range_guards(rules: RuleSet, e: dict[str, Any]) -> list[tuple[Any, Re
     ]
 
 
-def _trade_market_guards(s: Ledger, e: dict[str, Any], c: Consult) -> list[tuple[Any, Reason]]:
+def _trade_party_guards(s: Ledger, e: dict[str, Any]) -> list[tuple[Any, Reason]]:
     instrument, buyer, seller = e["instrument"], e["buyer"], e["seller"]
-    underlying = z3.Select(s.underlying, instrument)
-    expiry = z3.Select(s.expiry, instrument)
     return [
         (buyer == seller, Reason.SELF_TRADE),
         (z3.Not(z3.Select(s.listed, instrument)), Reason.INSTRUMENT_UNKNOWN),
         (z3.Not(z3.Select(s.exists, buyer)), Reason.ACCOUNT_UNKNOWN),
         (z3.Not(z3.Select(s.exists, seller)), Reason.ACCOUNT_UNKNOWN),
+    ]
+
+
+def _trade_market_guards(s: Ledger, e: dict[str, Any], c: Consult) -> list[tuple[Any, Reason]]:
+    instrument, buyer, seller = e["instrument"], e["buyer"], e["seller"]
+    underlying = z3.Select(s.underlying, instrument)
+    expiry = z3.Select(s.expiry, instrument)
+    return [
         (z3.And(expiry != NO_EXPIRY, expiry <= s.clock), Reason.INSTRUMENT_EXPIRED),
         (z3.Not(z3.Select(s.has_price, underlying)), Reason.PRICE_UNAVAILABLE),
         (
@@ -475,6 +481,73 @@ def _trade_market_guards(s: Ledger, e: dict[str, Any], c: Consult) -> list[tuple
         ),
         (z3.Not(c.trade_admissible(instrument, buyer, seller)), Reason.ORACLE_NOT_ADMISSIBLE),
     ]
+
+
+FULL: Final = z3.StringVal("full")
+REDUCE_ONLY: Final = z3.StringVal("reduce_only")
+ACTIVE: Final = z3.StringVal("active")
+
+
+def effective_grant(s: Ledger, account: Any, venue: Any) -> Any:
+    """Return what ``venue`` may do on ``account``: the recorded grant, else its default.
+
+    The default is ``full`` for a house venue and ``none`` for an admitted one (SK-VENUE-2).
+    """
+    recorded = s.grant(account, venue)
+    default = z3.If(z3.Select(s.venue_house, venue), FULL, z3.StringVal("none"))
+    return z3.If(recorded == z3.StringVal(""), default, recorded)
+
+
+def reduces(before: Any, after: Any) -> Any:
+    """Return whether a position moves strictly toward zero without passing it (SK-VENUE-2)."""
+    same_side = z3.Or(z3.And(before >= 0, after >= 0), z3.And(before <= 0, after <= 0))
+    return z3.And(_abs(after) < _abs(before), same_side)
+
+
+def grant_allows(s: Ledger, account: Any, venue: Any, before: Any, after: Any) -> Any:
+    """Return whether the account's grant lets the venue move its position from before to after."""
+    grant = effective_grant(s, account, venue)
+    return z3.Or(grant == FULL, z3.And(grant == REDUCE_ONLY, reduces(before, after)))
+
+
+def _venue_guards(
+    s: Ledger, e: dict[str, Any], legs: tuple[tuple[Any, Any, Any, Any], ...]
+) -> tuple[list[tuple[Any, Reason]], list[tuple[Any, Reason]]]:
+    """Return the venue's fee-ceiling guard (SK-VENUE-3) and the grant guards (SK-VENUE-2)."""
+    venue = e["principal"]
+    ceiling = z3.Select(s.venue_fee_max, venue)
+    fee = [
+        (
+            z3.Or(e["buyer_fee_rate_ppm"] > ceiling, e["seller_fee_rate_ppm"] > ceiling),
+            Reason.FEE_RATE_OUT_OF_RANGE,
+        )
+    ]
+    grants = [
+        (z3.Not(grant_allows(s, who, venue, held, after)), Reason.VENUE_NOT_AUTHORISED)
+        for who, held, after, _ in legs
+    ]
+    return fee, grants
+
+
+def _venue_limit(
+    s: Ledger, e: dict[str, Any], legs: tuple[tuple[Any, Any, Any, Any], ...], added: Any
+) -> Any:
+    """Return whether the trade takes an admitted venue past a limit (SK-VENUE-4)."""
+    venue, instrument = e["principal"], e["instrument"]
+    open_lots = z3.Select(z3.Select(s.venue_open_lots, venue), instrument) + added
+    notional_max = z3.Select(s.venue_notional_max, venue)
+    multiplier = z3.Select(s.multiplier, instrument)
+    grown = [
+        z3.And(
+            _abs(after) > _abs(held),
+            s.mul(_abs(after), e["price_ticks"], multiplier) > notional_max,
+        )
+        for _, held, after, _ in legs
+    ]
+    return z3.And(
+        z3.Not(z3.Select(s.venue_house, venue)),
+        z3.Or(z3.And(added > 0, open_lots > z3.Select(s.venue_oi_max, venue)), *grown),
+    )
 
 
 def _abs(value: Any) -> Any:
@@ -493,8 +566,9 @@ def _trade_leg_guards(  # noqa: PLR0913, PLR0917 (both legs and what they are ch
     reference: Any,
     legs: tuple[tuple[Any, Any, Any, Any], ...],
     c: Consult,
+    limit: Any,
 ) -> list[tuple[Any, Reason]]:
-    """Return the position-limit, funds and margin guards of both legs, in precedence order."""
+    """Return the position-limit, funds, venue-limit and margin guards of both legs, in order."""
     count_max = rules.positions_per_account_max
     return [
         *[
@@ -509,6 +583,7 @@ def _trade_leg_guards(  # noqa: PLR0913, PLR0917 (both legs and what they are ch
             for _, _, after, _ in legs
         ],
         *[(cash < 0, Reason.INSUFFICIENT_FUNDS) for _, _, _, cash in legs],
+        (limit, Reason.VENUE_LIMIT_EXCEEDED),
         *[
             (
                 z3.Not(c.trade_margin_ok(who, cash, instrument, after, reference)),
@@ -539,8 +614,39 @@ def move_positions(
     )
 
 
-def trade(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep:
-    """SK-TRADE: novate both legs, settle against the reference, charge both fees."""
+def _longs_added(legs: tuple[tuple[Any, Any, Any, Any], ...]) -> Any:
+    """Return the change in long lots of the legs: the trade's open interest (SK-VENUE-4)."""
+    added: Any = z3.IntVal(0)
+    for _, before, after, _ in legs:
+        added += z3.If(after > 0, after, 0) - z3.If(before > 0, before, 0)
+    return added
+
+
+def _trade_guards(
+    rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult, reference: Any
+) -> tuple[list[tuple[Any, Any]], Any]:
+    """Return the trade's guards in precedence order and its open-interest addition."""
+    legs = _trade_legs(s, e)
+    fee, grants = _venue_guards(s, e, legs)
+    added = _longs_added(legs)
+    status = z3.Select(s.venue_status, e["principal"])
+    return [
+        (status == z3.StringVal(""), Reason.PRINCIPAL_NOT_MATCHER),
+        (z3.Select(s.trades, e["trade_id"]), Reason.TRADE_EXISTS),
+        (status != ACTIVE, Reason.VENUE_SUSPENDED),
+        *_trade_range_guards(rules, e),
+        *fee,
+        *_trade_party_guards(s, e),
+        *grants,
+        *_trade_market_guards(s, e, c),
+        *_trade_leg_guards(
+            rules, s, e["instrument"], reference, legs, c, _venue_limit(s, e, legs, added)
+        ),
+    ], added
+
+
+def _trade_legs(s: Ledger, e: dict[str, Any]) -> tuple[tuple[Any, Any, Any, Any], ...]:
+    """Return (account, position before, after, cash after settlement and fee) of both legs."""
     instrument, buyer, seller, quantity = (
         e["instrument"],
         e["buyer"],
@@ -550,60 +656,83 @@ def trade(rules: RuleSet, s: Ledger, e: dict[str, Any], c: Consult) -> ModelStep
     asset = z3.Select(s.settles_in, instrument)
     f = trade_figures(s, e)
     held_b, held_s = s.pos(instrument, buyer), s.pos(instrument, seller)
-    after_b, after_s = held_b + quantity, held_s - quantity
     cash_b = s.bal(buyer, asset) - f.settlement - f.buyer_fee
     cash_s = s.bal(seller, asset) + f.settlement - f.seller_fee
-    legs = ((buyer, held_b, after_b, cash_b), (seller, held_s, after_s, cash_s))
-    accepted, reason = cascade(
-        [
-            (z3.Not(_one_of(e["principal"], rules.roles.matchers)), Reason.PRINCIPAL_NOT_MATCHER),
-            (z3.Select(s.trades, e["trade_id"]), Reason.TRADE_EXISTS),
-            *_trade_range_guards(rules, e),
-            *_trade_market_guards(s, e, c),
-            *_trade_leg_guards(rules, s, instrument, f.reference, legs, c),
-        ]
-    )
-    post = write_balances(
-        s,
-        [
-            (buyer, asset, cash_b),
-            (seller, asset, cash_s),
-            (FEES, asset, s.bal(FEES, asset) + f.buyer_pool + f.seller_pool),
-            (
-                RESIDUE,
-                asset,
-                s.bal(RESIDUE, asset)
-                + (f.buyer_fee - f.buyer_pool)
-                + (f.seller_fee - f.seller_pool),
-            ),
-        ],
-    )
-    post = move_positions(
-        s, post, instrument, [(buyer, held_b, after_b), (seller, held_s, after_s)]
-    )
-    counts = z3.Store(
-        z3.Store(s.position_count, buyer, _count_after(s, buyer, held_b, after_b)),
-        seller,
-        _count_after(s, seller, held_s, after_s),
+    return (buyer, held_b, held_b + quantity, cash_b), (seller, held_s, held_s - quantity, cash_s)
+
+
+def _trade_cash(s: Ledger, e: dict[str, Any], f: TradeFigures) -> tuple[Ledger, Any, Any]:
+    """Return the ledger with both legs' cash, the venue's fee pool and the residue written.
+
+    The fee pool is credited to the venue's fee account after the legs are written, so a fee
+    account that is a party of its own venue's trade gets both (SK-VENUE-3).
+    """
+    asset = z3.Select(s.settles_in, e["instrument"])
+    fee_account = z3.Select(s.venue_fee_account, e["principal"])
+    (buyer, _, _, cash_b), (seller, _, _, cash_s) = _trade_legs(s, e)
+    pool = f.buyer_pool + f.seller_pool
+    post = write_balances(s, [(buyer, asset, cash_b), (seller, asset, cash_s)])
+    post = post.credit(fee_account, asset, pool)
+    dust = (f.buyer_fee - f.buyer_pool) + (f.seller_fee - f.seller_pool)
+    return post.credit(RESIDUE, asset, dust), fee_account, pool
+
+
+def trade(
+    rules: RuleSet,
+    s: Ledger,
+    e: dict[str, Any],
+    c: Consult,
+    omit: frozenset[Reason] = frozenset(),
+) -> ModelStep:
+    """SK-TRADE and SK-VENUE: novate both legs, settle, charge both fees to the venue's account.
+
+    ``omit`` drops guards by reason: only the planted faults use it (SK-PROOF-6).
+    """
+    instrument, venue = e["instrument"], e["principal"]
+    asset = z3.Select(s.settles_in, instrument)
+    f = trade_figures(s, e)
+    guards, added = _trade_guards(rules, s, e, c, f.reference)
+    accepted, reason = cascade(guards, omit)
+    post, fee_account, pool = _trade_cash(s, e, f)
+    legs = _trade_legs(s, e)
+    post = move_positions(s, post, instrument, [(who, held, after) for who, held, after, _ in legs])
+    counts = s.position_count
+    for who, held, after, _ in legs:
+        counts = z3.Store(counts, who, _count_after(s, who, held, after))
+    lots = z3.Select(s.venue_open_lots, venue)
+    counted = z3.If(
+        z3.Or(z3.Select(s.venue_house, venue), added == 0),
+        lots,
+        z3.Store(
+            lots,
+            instrument,
+            z3.If(z3.Select(lots, instrument) + added > 0, z3.Select(lots, instrument) + added, 0),
+        ),
     )
     post = attrs.evolve(
         post,
         position_count=counts,
         trades=z3.Store(s.trades, e["trade_id"], z3.BoolVal(True)),
         reference=z3.Store(s.reference, instrument, f.reference),
+        venue_open_lots=z3.Store(s.venue_open_lots, venue, counted),
     )
+    # The margin check passed on each leg before its venue's fee credit (more cash only).
     checks = tuple(
         c.trade_margin_ok(
-            who, post.bal(who, asset), instrument, post.pos(instrument, who), f.reference
+            who,
+            post.bal(who, asset) - z3.If(who == fee_account, pool, 0),
+            instrument,
+            post.pos(instrument, who),
+            f.reference,
         )
-        for who in (buyer, seller)
+        for who, _, _, _ in legs
     )
     return ModelStep(
         accepted,
         reason,
         post,
-        writes=((buyer, asset), (seller, asset), (FEES, asset), (RESIDUE, asset)),
-        position_writes=((instrument, buyer), (instrument, seller)),
+        writes=tuple((who, asset) for who in (legs[0][0], legs[1][0], fee_account, RESIDUE)),
+        position_writes=((instrument, legs[0][0]), (instrument, legs[1][0])),
         checks=checks,
     )
 
