@@ -52,6 +52,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/journal_bench.py
 	$(BIN)/python bench/stress_bench.py
+	$(BIN)/python bench/capacity_bench.py
 
 # Long adversarial fuzzing: the CI stateful suite and the attacker search (issue 12) with many
 # more examples and steps, the

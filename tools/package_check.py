@@ -33,6 +33,7 @@ print(json.dumps(list(walk(main, []))))
 # Commands that need an optional extra, and the extra their one-line error must name.
 NEEDS_EXTRA = (
     (["stress", "--paths", "1", "--steps", "2"], "settlekernel[plots]"),
+    (["capacity", "--events", "50", "--accounts", "5", "--plot", "c.png"], "settlekernel[plots]"),
     (["sweep", "--grid", "GRID", "--no-plots", "--scheduler", "tcp://127.0.0.1:1"], "[dask]"),
 )
 

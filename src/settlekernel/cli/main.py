@@ -291,3 +291,7 @@ main.add_command(stress)
 from settlekernel.cli.sweep import sweep  # noqa: E402 (rule sweeps, spec/90-stress.md)
 
 main.add_command(sweep)
+
+from settlekernel.cli.capacity import capacity  # noqa: E402 (the capacity model, spec/95)
+
+main.add_command(capacity)
