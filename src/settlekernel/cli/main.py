@@ -295,3 +295,7 @@ main.add_command(sweep)
 from settlekernel.cli.capacity import capacity  # noqa: E402 (the capacity model, spec/95)
 
 main.add_command(capacity)
+
+from settlekernel.cli.conformance import conformance  # noqa: E402 (golden vectors, spec/96)
+
+main.add_command(conformance)
