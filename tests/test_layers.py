@@ -21,7 +21,7 @@ LAYERS = (
     ("kernel",),
     ("commitments",),
     ("journal",),
-    ("proofs", "stress"),
+    ("proofs", "stress", "capacity"),
     ("cli",),
 )
 RANK = {layer: rank for rank, peers in enumerate(LAYERS) for layer in peers}
