@@ -70,6 +70,18 @@ def grace_open(state: State) -> bool:
     return state.grace is not None and state.clock_ms < state.grace.until_ms
 
 
+def check_notice(state: State, event: ChangeRules) -> Rejected | None:
+    """Reject a change effective sooner than the notice of the rules in force (SK-GOV-3)."""
+    earliest = state.clock_ms + state.rules.rules_notice_ms
+    if event.effective_ms >= earliest:
+        return None
+    return Rejected(
+        Reason.RULES_NOTICE_TOO_SHORT,
+        f"change_rules.effective_ms: {event.effective_ms} is before {earliest}, the clock "
+        f"{state.clock_ms} plus rules_notice_ms={state.rules.rules_notice_ms}",
+    )
+
+
 def process_change_rules(state: State, event: ChangeRules) -> Outcome:
     """Record the governor's proposal of a new rule set, effective after notice (SK-GOV-3)."""
     rules = state.rules
@@ -90,13 +102,9 @@ def process_change_rules(state: State, event: ChangeRules) -> Outcome:
             f"the grace of the last rule change is open until {state.grace.until_ms}",
         )
     # Verify the notice, counted under the rules in force.
-    earliest = state.clock_ms + rules.rules_notice_ms
-    if event.effective_ms < earliest:
-        return Rejected(
-            Reason.RULES_NOTICE_TOO_SHORT,
-            f"change_rules.effective_ms: {event.effective_ms} is before {earliest}, the clock "
-            f"{state.clock_ms} plus rules_notice_ms={rules.rules_notice_ms}",
-        )
+    rejection = check_notice(state, event)
+    if rejection is not None:
+        return rejection
     # Verify the new rules parse, pass their checks and can govern the state.
     proposed = parse_proposed_rules(state, event.rules_toml)
     if isinstance(proposed, Rejected):
