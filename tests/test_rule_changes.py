@@ -124,6 +124,8 @@ def test_every_rejection_of_a_proposal_leaves_the_state_unchanged():
         (change("fee_rate_max_ppm = 2000000"), "rules_invalid"),
         (change("9" * 100), "rules_invalid"),
         (change(" " * (RULES_TOML_CHARS_MAX + 1)), "rules_invalid"),
+        (change("a = " + "[" * 5_000 + "]" * 5_000), "rules_invalid"),
+        (change("a = [[[[[[[[[1]]]]]]]]]"), "rules_invalid"),
         (change(with_btc(RULES, tick_value_minor=1)), "rules_invalid"),
         (change(other_decimals), "rules_invalid"),
         (change(attrs.evolve(RULES, valuation_asset="BTC")), "rules_invalid"),

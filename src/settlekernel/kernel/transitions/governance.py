@@ -10,7 +10,7 @@ change. One change at a time: nothing is proposed while a change is pending or a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 from immutables import Map
@@ -26,6 +26,9 @@ from settlekernel.core.units import RULES_TOML_CHARS_MAX, SYSTEM_OWNER
 from settlekernel.margin.accounts import market_of, portfolio_of
 from settlekernel.margin.impact import incompatibilities
 from settlekernel.margin.single import compute_account_margin
+
+# [SK-GOV-3] A proposal's TOML whose brackets nest deeper than this is refused unparsed.
+RULES_TOML_NESTING_MAX: Final = 8
 
 if TYPE_CHECKING:
     from settlekernel.core.model import Account
@@ -52,9 +55,18 @@ def parse_proposed_rules(state: State, rules_toml: str) -> RuleSet | Rejected:
             f"change_rules.rules_toml: {len(rules_toml)} characters, "
             f"at most {RULES_TOML_CHARS_MAX}",
         )
+    depth = bracket_depth(rules_toml)
+    if depth > RULES_TOML_NESTING_MAX:
+        # Refused before the TOML parser, which recurses: the answer must not depend on the
+        # recursion limit or the caller's stack (as SK-WIRE-5 for a line).
+        return Rejected(
+            Reason.RULES_INVALID,
+            f"change_rules.rules_toml: brackets nest {depth} deep, at most "
+            f"{RULES_TOML_NESTING_MAX}",
+        )
     try:
         rules = parse_rules_toml(rules_toml, state.rules)
-    except (ValueError, TypeError, RecursionError) as error:
+    except (ValueError, TypeError) as error:
         return Rejected(Reason.RULES_INVALID, f"change_rules.rules_toml: {error!s:.2000}")
     problems = incompatibilities(state, rules)
     if problems:
@@ -63,6 +75,21 @@ def parse_proposed_rules(state: State, rules_toml: str) -> RuleSet | Rejected:
             "the new rules cannot govern the state as it is: " + "; ".join(problems),
         )
     return rules
+
+
+def bracket_depth(text: str) -> int:
+    """Return how deep ``[`` and ``{`` nest in ``text``, strings and comments included.
+
+    A conservative count, linear and without recursion: a rules file nests two levels.
+    """
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def grace_open(state: State) -> bool:
