@@ -12,6 +12,7 @@ import json
 
 import attrs
 import pytest
+from hypothesis import event as coverage_label
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from immutables import Map
@@ -35,7 +36,7 @@ from settlekernel.core.units import RULES_TOML_CHARS_MAX
 from settlekernel.core.wire import decode_event, decode_lines, encode_event
 from settlekernel.journal.durable import DurableJournal, open_for_audit
 from settlekernel.journal.verify import audit_journal
-from settlekernel.kernel.transitions import governance, liquidation
+from settlekernel.kernel.transitions import backstop, governance, liquidation
 
 RULES = sk.RuleSet.default()
 DAY = 86_400_000
@@ -462,6 +463,20 @@ def test_a_planted_liquidation_that_ignores_the_grace_is_caught(monkeypatch):
     assert [v.invariant for v in found] == [sk.InvariantId.GRACE]
 
 
+def test_a_planted_backstop_that_ignores_the_grace_is_caught(monkeypatch):
+    """INV-GRACE catches a kernel whose Backstop skips the grace check."""
+    brutal = with_btc(RULES, scan_range_ppm=200_000)
+    state = run_table(
+        [(change(brutal), OK), *fresh_prices(1_000 + DAY), (apply(), OK)], thin_market()
+    )
+    event = sk.Backstop(principal="anyone", account="thin")
+    monkeypatch.setattr(backstop, "check_grace", lambda state, account: None)
+    outcome = sk.step(state, event)
+    assert isinstance(outcome, sk.Accepted)
+    found = sk.check_step(state, event, outcome)
+    assert sk.InvariantId.GRACE in {v.invariant for v in found}
+
+
 def test_a_planted_grace_that_forgets_an_account_is_caught(monkeypatch):
     """INV-GRACE catches an ApplyRules that gives nobody a grace."""
     state = run_table([(change(), OK), *fresh_prices(1_000 + DAY)], thin_market())
@@ -477,30 +492,32 @@ GOVERNANCE_MOVES = st.lists(
     st.one_of(
         st.tuples(
             st.just("change"),
-            st.sampled_from(("governor", "governor", "mallory")),
-            st.sampled_from(("p1", "p2")),
-            st.sampled_from((0, DAY - 1, DAY, 2 * DAY)),
-            st.sampled_from((TIGHTER, RULES, attrs.evolve(RULES, rules_notice_ms=0))),
+            st.sampled_from(("governor", "governor", "governor", "mallory")),
+            st.sampled_from(("p1", "p1", "p2")),
+            st.sampled_from((DAY, DAY, 2 * DAY, DAY - 1, 0)),
+            st.sampled_from((TIGHTER, TIGHTER, RULES, attrs.evolve(RULES, rules_notice_ms=0))),
         ),
         st.tuples(
             st.just("cancel"),
             st.sampled_from(("governor", "mallory")),
             st.sampled_from(("p1", "p2")),
         ),
-        st.tuples(st.just("apply"), st.sampled_from(("p1", "p2"))),
-        st.tuples(st.just("wait"), st.sampled_from((1, DAY // 2, DAY))),
+        st.tuples(st.just("apply"), st.sampled_from(("pending", "pending", "p2")), st.booleans()),
+        st.tuples(st.just("wait"), st.sampled_from((DAY, DAY, DAY // 2, 1))),
         st.tuples(st.just("liquidate")),
     ),
-    max_size=12,
+    min_size=3,
+    max_size=16,
 )
 
 
-@settings(max_examples=25, deadline=None)
-@given(moves=GOVERNANCE_MOVES)
-def test_random_governance_keeps_every_invariant(moves):
-    """Random proposals, cancellations, applications, waits and liquidations: every step
-    keeps INV-RULES-GOVERNED, INV-GRACE and every other invariant (``apply_checked``)."""
-    state = thin_market()
+@settings(max_examples=40, deadline=None)
+@given(proposed=st.booleans(), moves=GOVERNANCE_MOVES)
+def test_random_governance_keeps_every_invariant(proposed, moves):
+    """Random proposals, cancellations, applications, waits and liquidations, from a state
+    with TIGHTER pending or none: every step keeps INV-RULES-GOVERNED, INV-GRACE and every
+    other invariant (``apply_checked``)."""
+    state = run_table([(change(), OK)], thin_market()) if proposed else thin_market()
     for move in moves:
         if move[0] == "change":
             _, who, proposal, notice, rules = move
@@ -508,7 +525,14 @@ def test_random_governance_keeps_every_invariant(moves):
         elif move[0] == "cancel":
             events = [cancel(move[2], move[1])]
         elif move[0] == "apply":
-            events = [apply(move[1])]
+            pending = "p1" if state.proposal is None else state.proposal.id
+            events = []
+            if move[2] and state.proposal is not None:
+                # A keeper waits for the effective time (prices reported there again).
+                at = max(state.proposal.effective_ms, state.clock_ms + 1)
+                events = [tick(at), *price("BTC", 9_000_000, at), *price("ETH", 300_000, at)]
+            # A liquidator races the change: right after the apply, in the same breath.
+            events += [apply(pending if move[1] == "pending" else move[1]), liquidate()]
         elif move[0] == "wait":
             at = state.clock_ms + move[1]
             events = [tick(at), *price("BTC", 9_000_000, at), *price("ETH", 300_000, at)]
@@ -516,6 +540,8 @@ def test_random_governance_keeps_every_invariant(moves):
             events = [liquidate()]
         for event in events:
             outcome = apply_checked(state, event)
+            label = "accepted" if isinstance(outcome, sk.Accepted) else outcome.reason.value
+            coverage_label(f"{type(event).__name__}: {label}")
             if isinstance(outcome, sk.Accepted):
                 state = outcome.state
     assert state.rules in {RULES, TIGHTER, attrs.evolve(RULES, rules_notice_ms=0)}
