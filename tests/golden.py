@@ -8,9 +8,9 @@ here deliberately, with its reason in the commit and a CHANGELOG line; recompute
 
 from __future__ import annotations
 
-GENESIS_ROOT = "8e5ab09b9501aab673ac4eb7c0afa3ea0a46cc786e57f0333e0514f9adeb8a77"
-DEMO_ROOT = "473e355a904b6d398a86e42df565138d49262f7de27c7a5b44b44012d87b9067"
-JOURNAL_ROOT = "8d7ac94ecdebb95d89f38f6a58c46cb5a98d0321a3cb271addd45fa0b66d7da4"
+GENESIS_ROOT = "68b58ef8adf32560cf30a6cbc99e9831464a91bf6398b5854c388d8eb3040ca6"
+DEMO_ROOT = "7b5b3e40c7d44d693879556faed74460cdf7eb3ca29e2d894df5121a8d4b4b16"
+JOURNAL_ROOT = "a670bfabaff8be78c7f3b26a5ac8fb6013a5e8390aaec82ef51eaf9cbb781e46"
 
 
 def _root_after(events: list[object]) -> str:

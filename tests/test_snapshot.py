@@ -86,7 +86,9 @@ def _edited(state: sk.State, edit) -> bytes:
         (lambda d: d.update(extra=1), "not a snapshot document"),
         (lambda d: d.pop("trades"), "not a snapshot document"),
         (lambda d: d.update(version=1), "version"),
-        (lambda d: d.update(rules_digest="00" * 32), "other rules"),
+        (lambda d: d.update(rules_digest="00" * 32), "not its rules digest"),
+        (lambda d: d.update(rules="fee_rate_max_ppm = 1.5"), "not valid TOML|expected an"),
+        (lambda d: d.update(proposal=["p", "x = 1", 0, 1]), "does not decode"),
         (lambda d: d["accounts"]["alice"].pop(), "does not decode"),
         (lambda d: d["instruments"]["BTC-PERP"].__setitem__(0, "swap"), "does not decode"),
     ],
@@ -111,11 +113,13 @@ def test_a_changed_balance_decodes_but_changes_the_root():
     assert sk.state_root(decoded) != sk.state_root(STATES[-1])
 
 
-def test_refuses_a_snapshot_under_other_rules():
-    """Refuses a snapshot whose rules digest is not the given rules'."""
+def test_a_snapshot_under_other_rules_decodes_to_its_own_rules():
+    """A snapshot carries the rules in force (SK-GOV-6): given other genesis rules, it decodes
+    to its own rules and its own root, so the caller's root check (SK-SNAPSHOT-3) decides."""
     other = attrs.evolve(RULES, fee_rate_max_ppm=RULES.fee_rate_max_ppm + 1)
-    with pytest.raises(SnapshotError, match="other rules"):
-        decode_state(encode_state(STATES[-1]), other)
+    decoded = decode_state(encode_state(STATES[-1]), other)
+    assert decoded.rules == RULES
+    assert sk.state_root(decoded) == sk.state_root(STATES[-1])
 
 
 SNAPSHOT_SCRIPT = """

@@ -9,7 +9,10 @@ timestamps going backwards or far ahead, quiet periods that leave a price stale,
 a lying source of two live ones), the sequencer's ticks (and forged ones),
 traders racing a price update, a crowded one-sided opening book, crashes and liquidators
 (some targeting healthy accounts), funding, expiry, a governor admitting, suspending and
-removing a venue (and outsiders trying to), owners granting, restricting and revoking venues,
+removing a venue (and outsiders trying to), a governor proposing, cancelling and applying
+a rule change that doubles BTC's maintenance (with notices too short, broken rules, and a
+thief and keepers trying), liquidators racing the accounts in its grace, owners granting,
+restricting and revoking venues,
 a rogue venue trading on accounts that never chose it, wrong-typed fields, and integers
 biased to 0, 1, the bounds and the bounds +- 1.
 
@@ -36,6 +39,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 import settlekernel as sk
 from scenario import USDC, snapshot
 from settlekernel.core.root import state_root
+from settlekernel.core.rules_toml import dump_rules_toml
 from strategies import (
     bad_identifiers,
     edge_ints,
@@ -56,7 +60,21 @@ RULES = attrs.evolve(
     instruments_max=5,
     positions_per_account_max=3,
     position_lots_max=25_000,
+    # A rule change's notice and grace short enough to pass within a run (SK-GOV-3, SK-GOV-5).
+    rules_notice_ms=5_000,
+    rules_grace_ms=5_000,
 )
+# The rule change the governor proposes: BTC's scan range doubled, so maintenance doubles
+# and the change alone pushes accounts below it (they get a grace).
+_BTC = attrs.evolve(RULES.underlying_by_symbol["BTC"], scan_range_ppm=160_000)
+TIGHT_RULES = attrs.evolve(
+    RULES, underlyings=tuple(_BTC if u.symbol == "BTC" else u for u in RULES.underlyings)
+)
+RULE_TEXTS = {
+    "tight": dump_rules_toml(TIGHT_RULES),
+    "back": dump_rules_toml(RULES),
+    "broken": "fee_rate_max_ppm = 1.5",
+}
 OWNERS = ("alice", "bob", "carol")
 ACCOUNTS = ("alice-1", "alice-2", "bob-1", "carol-1", "ghost-1")
 PRINCIPALS = (*OWNERS, "mallory", "operator", *SOURCES, "venue", "venue-2", "sequencer")
@@ -586,6 +604,52 @@ class KernelMachine(RuleBasedStateMachine):
             coverage_label(
                 "Backstop: " + ",".join(sorted({p.code.value for p in outcome.postings}))
             )
+
+    @rule(
+        text=st.sampled_from(tuple(RULE_TEXTS)),
+        proposal=st.sampled_from(("p1", "p1", "p2")),
+        notice=st.sampled_from((0, 4_999, 5_000, 5_000, 20_000)),
+        principal=st.sampled_from(("governor", "governor", "governor", "mallory")),
+    )
+    def propose_rules(self, text: str, proposal: str, notice: int, principal: str) -> None:
+        """The governor proposes tighter rules (or the old ones back, or broken ones) with a
+        notice that may be too short; a thief tries too."""
+        self.submit(
+            sk.ChangeRules(
+                principal=principal,
+                proposal=proposal,
+                rules_toml=RULE_TEXTS[text],
+                effective_ms=self.state.clock_ms + notice,
+            )
+        )
+
+    @rule(
+        proposal=st.sampled_from(("p1", "p2")),
+        principal=st.sampled_from(("governor", "mallory")),
+    )
+    def cancel_rules(self, proposal: str, principal: str) -> None:
+        """The governor withdraws a proposal; a thief tries to."""
+        self.submit(sk.CancelRulesChange(principal=principal, proposal=proposal))
+
+    @rule(
+        proposal=st.sampled_from(("pending", "pending", "pending", "p2")),
+        principal=st.sampled_from(("carol", "mallory", "operator")),
+        wait=st.sampled_from((True, True, False)),
+    )
+    def apply_rules(self, proposal: str, principal: str, wait: bool) -> None:
+        """Anyone applies the pending change, early or (after the sequencer's tick to its
+        effective time) on time; then liquidators race for the accounts it pushed under."""
+        pending = self.state.proposal
+        if wait and pending is not None and pending.effective_ms > self.state.clock_ms:
+            self.submit(sk.Tick(principal="sequencer", timestamp_ms=pending.effective_ms))
+        if proposal == "pending":
+            proposal = "p1" if pending is None else pending.id
+        outcome = self.submit(sk.ApplyRules(principal=principal, proposal=proposal))
+        grace = self.state.grace
+        if isinstance(outcome, sk.Accepted) and grace is not None:
+            for account in sorted(grace.accounts):
+                self.submit(sk.Liquidate(principal="carol", account=account, liquidator="carol-1"))
+                self.submit(sk.Backstop(principal="mallory", account=account))
 
     @rule(
         action=st.sampled_from(("admit", "admit", "tight", "suspend", "resume", "remove")),

@@ -191,6 +191,15 @@ GRANTS: Final = [
     w("authorize_venue", principal=a, account=a, venue="dex") for a in ("alice", "bob")
 ]
 
+NOTICE_MS: Final = sk.RuleSet.default().rules_notice_ms
+# A governed change (SK-GOV-3): a lower fee ceiling, a notice and a bit after the base market.
+PROPOSAL: Final = w(
+    "change_rules",
+    principal="governor",
+    proposal="p1",
+    rules_toml="fee_rate_max_ppm = 9000\n",
+    effective_ms=NOTICE_MS + 20_000,
+)
 DEPOSIT = {"principal": "alice", "account": "alice", "asset": "USDC"}
 # Per reason: the lines after BASE; the last one must get the reason.
 REASONS: Final[dict[str, list[str]]] = {
@@ -335,6 +344,14 @@ REASONS: Final[dict[str, list[str]]] = {
     "insufficient_funds": [
         w("withdraw", principal="alice", account="alice", asset="USDC", amount_minor=10**13)
     ],
+    "rules_proposal_unknown": [w("cancel_rules_change", principal="governor", proposal="p9")],
+    "rules_change_pending": [PROPOSAL, PROPOSAL.replace('"p1"', '"p2"')],
+    "rules_notice_too_short": [PROPOSAL.replace(f"{NOTICE_MS + 20_000}", "2000")],
+    "rules_invalid": [
+        w("change_rules", principal="governor", proposal="p1", rules_toml="fee_rate_max_ppm =",
+          effective_ms=NOTICE_MS + 20_000)
+    ],
+    "rules_not_yet_effective": [PROPOSAL, w("apply_rules", principal="bob", proposal="p1")],
     "margin_insufficient": [
         w(
             "withdraw",

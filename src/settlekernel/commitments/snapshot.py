@@ -1,7 +1,8 @@
 """Snapshots: a canonical encoding of the whole state that decodes back to an equal state.
 
 The encoding (SK-SNAPSHOT-1) is one JSON document with sorted keys and no spaces: the
-rules digest, the clock, custody, socialised losses and every leaf of the state root
+rules in force (their TOML and digest), the pending rule change and the grace of the last
+one applied (SK-GOV-6), the clock, custody, socialised losses and every leaf of the state root
 (accounts, instruments, index prices, volatilities, reports, histories, settlement prices,
 settled trades, venues and venue grants). Derived fields are not encoded: open interest,
 holders and pending expiries are rebuilt from the positions and instruments, the root's
@@ -9,8 +10,10 @@ lattice is folded afresh and the margin cache starts empty (SK-SNAPSHOT-2). A de
 snapshot is trusted only if its root equals the root stored beside it (SK-SNAPSHOT-3);
 that check belongs to the caller, which knows the stored root.
 
-Decoding is strict and total: a float, a missing or unknown field, a wrong type or a rules
-digest that is not the journal's is a ``SnapshotError`` naming what was wrong.
+Decoding is strict and total: a float, a missing or unknown field, a wrong type or rules
+whose TOML does not parse, fails its checks or is not its digest is a ``SnapshotError``
+naming what was wrong. The rules in force need not be the journal's genesis rules (a rule
+change may have applied); the root, which commits to them, is the caller's check.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from settlekernel.core.model import (
     EMPTY_BALANCES,
     Account,
     Commitment,
+    Grace,
     Grant,
     IndexPrice,
     IndexSample,
@@ -34,6 +38,7 @@ from settlekernel.core.model import (
     Instrument,
     Position,
     PremiumSample,
+    RulesProposal,
     State,
     Venue,
     VenueStatus,
@@ -42,14 +47,16 @@ from settlekernel.core.model import (
 from settlekernel.core.oracle import settlement_key
 from settlekernel.core.root import ZERO_LATTICE, all_leaf_keys, fold
 from settlekernel.core.rules import RuleSet
+from settlekernel.core.rules_toml import dump_rules_toml, parse_rules_toml
 from settlekernel.core.wire import (
     INTEGER_DIGITS_MAX,
     integer_literal_too_long,
     json_nesting_exceeds,
 )
 
-# [Modified in v3] Venues and grants (SK-VENUE) are encoded too.
-SNAPSHOT_VERSION: Final = 3
+# [Modified in v3] Venues and grants (SK-VENUE) are encoded too. [Modified in v4] The rules in
+# force as TOML, the pending rule change and the grace (SK-GOV-6).
+SNAPSHOT_VERSION: Final = 4
 # [SK-SNAPSHOT-2] A snapshot document nests 5 levels; one nested deeper than this is refused
 # before parsing, so decoding does not depend on the recursion limit.
 NESTING_DEPTH_MAX: Final = 16
@@ -66,7 +73,10 @@ _TRADE_FIELDS: Final = (
 _TOP_LEVEL: Final = frozenset(
     {
         "version",
+        "rules",
         "rules_digest",
+        "proposal",
+        "grace",
         "clock_ms",
         "custody",
         "socialized_loss",
@@ -92,7 +102,10 @@ def encode_state(state: State) -> bytes:
     """Return the canonical snapshot encoding of ``state`` (SK-SNAPSHOT-1)."""
     document = {
         "version": SNAPSHOT_VERSION,
+        "rules": dump_rules_toml(state.rules),
         "rules_digest": state.rules.digest.hex(),
+        "proposal": _encode_proposal(state.proposal),
+        "grace": _encode_grace(state.grace),
         "clock_ms": state.clock_ms,
         "custody": dict(state.custody),
         "socialized_loss": dict(state.socialized_loss),
@@ -129,6 +142,46 @@ def encode_state(state: State) -> bytes:
         "grants": {key: grant.value for key, grant in state.grants.items()},
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _encode_proposal(proposal: RulesProposal | None) -> list[object] | None:
+    if proposal is None:
+        return None
+    rules = dump_rules_toml(proposal.rules)
+    return [proposal.id, rules, proposal.proposed_ms, proposal.effective_ms]
+
+
+def _encode_grace(grace: Grace | None) -> list[object] | None:
+    if grace is None:
+        return None
+    return [dump_rules_toml(grace.rules), grace.until_ms, sorted(grace.accounts)]
+
+
+def _decode_rules(text: object, genesis: RuleSet) -> RuleSet:
+    """Return the rule set a snapshot's TOML holds: the genesis rules when it is theirs."""
+    rules = parse_rules_toml(_str(text))
+    return genesis if rules.digest == genesis.digest else rules
+
+
+def _decode_governance(
+    document: dict[str, Any], genesis: RuleSet
+) -> tuple[RuleSet, RulesProposal | None, Grace | None]:
+    rules = _decode_rules(document["rules"], genesis)
+    if document["rules_digest"] != rules.digest.hex():
+        raise SnapshotError("snapshot's rules are not its rules digest")
+    proposal = None
+    if document["proposal"] is not None:
+        proposal_id, text, proposed, effective = document["proposal"]
+        proposal = RulesProposal(
+            _str(proposal_id), _decode_rules(text, genesis), _int(proposed), _int(effective)
+        )
+    grace = None
+    if document["grace"] is not None:
+        text, until, accounts = document["grace"]
+        grace = Grace(
+            _decode_rules(text, genesis), _int(until), Map({_str(a): None for a in accounts})
+        )
+    return rules, proposal, grace
 
 
 def _encode_instrument(instrument: Instrument) -> list[object]:
@@ -178,13 +231,17 @@ def _decode_venue(venue_id: str, value: list[Any]) -> Venue:
 
 
 def decode_state(data: bytes, rules: RuleSet) -> State:
-    """Return the state ``data`` encodes under ``rules`` (SK-SNAPSHOT-2).
+    """Return the state ``data`` encodes, of a journal whose genesis rules are ``rules``.
+
+    The state's rules are those the snapshot holds (SK-SNAPSHOT-2): ``rules`` themselves
+    when they are the same rule set, so a snapshot of an unchanged journal decodes to an
+    equal state.
 
     Raises:
-        SnapshotError: ``data`` is not a snapshot of a state under ``rules``.
+        SnapshotError: ``data`` is not a snapshot.
     """
     try:
-        return _build_state(_checked_header(_parsed(data), rules), rules)
+        return _build_state(_checked_header(_parsed(data)), rules)
     except SnapshotError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
@@ -209,13 +266,11 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-def _checked_header(document: object, rules: RuleSet) -> dict[str, Any]:
+def _checked_header(document: object) -> dict[str, Any]:
     if not isinstance(document, dict) or set(document) != _TOP_LEVEL:
         raise SnapshotError("not a snapshot document")
     if document["version"] != SNAPSHOT_VERSION:
         raise SnapshotError(f"snapshot version {document['version']!r:.20} is not supported")
-    if document["rules_digest"] != rules.digest.hex():
-        raise SnapshotError("snapshot was taken under other rules")
     return document
 
 
@@ -243,7 +298,8 @@ def _int_map(value: dict[str, Any]) -> Map[str, int]:
     return Map({_str(key): _int(amount) for key, amount in value.items()})
 
 
-def _build_state(document: dict[str, Any], rules: RuleSet) -> State:
+def _build_state(document: dict[str, Any], genesis: RuleSet) -> State:
+    rules, proposal, grace = _decode_governance(document, genesis)
     accounts = Map({_str(k): _decode_account(k, v) for k, v in document["accounts"].items()})
     instruments = Map(
         {_str(k): _decode_instrument(k, v) for k, v in document["instruments"].items()}
@@ -295,6 +351,8 @@ def _build_state(document: dict[str, Any], rules: RuleSet) -> State:
         claimants=Map({a: None for a, x in accounts.items() if x.claim_minor}),
         venues=Map({_str(k): _decode_venue(k, v) for k, v in document["venues"].items()}),
         grants=Map({_str(k): Grant(v) for k, v in document["grants"].items()}),
+        proposal=proposal,
+        grace=grace,
         commitment=Commitment(ZERO_LATTICE, Map(), Map()),
         margins=Map(),
     )

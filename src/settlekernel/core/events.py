@@ -34,6 +34,8 @@ class FieldKind(enum.Enum):
     OPTION_TYPE = "option_type"
     OPTIONAL_TIMESTAMP = "optional_timestamp"
     OPTIONAL_PRICE = "optional_price"
+    # [New in v5] A rule set as a rules file's TOML text (SK-GOV-3), bounded in length.
+    RULES_TOML = "rules_toml"
 
 
 def _meta(kind: FieldKind) -> dict[str, FieldKind]:
@@ -53,6 +55,7 @@ _INSTRUMENT_KIND = _meta(FieldKind.INSTRUMENT_KIND)
 _OPTION_TYPE = _meta(FieldKind.OPTION_TYPE)
 _OPTIONAL_TIMESTAMP = _meta(FieldKind.OPTIONAL_TIMESTAMP)
 _OPTIONAL_PRICE = _meta(FieldKind.OPTIONAL_PRICE)
+_RULES_TOML = _meta(FieldKind.RULES_TOML)
 
 
 @attrs.frozen(kw_only=True)
@@ -265,6 +268,32 @@ class RevokeVenue:
     venue: str = attrs.field(metadata=_ID)
 
 
+@attrs.frozen(kw_only=True)
+class ChangeRules:
+    """The governor proposes a new rule set, effective after the notice (SK-GOV-3)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    proposal: str = attrs.field(metadata=_ID)
+    rules_toml: str = attrs.field(metadata=_RULES_TOML)
+    effective_ms: int = attrs.field(metadata=_TIMESTAMP)
+
+
+@attrs.frozen(kw_only=True)
+class CancelRulesChange:
+    """The governor withdraws the pending rule change before it applies (SK-GOV-4)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    proposal: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
+class ApplyRules:
+    """Anyone puts the pending rule change in force once it is effective (SK-GOV-5)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    proposal: str = attrs.field(metadata=_ID)
+
+
 Event: TypeAlias = (
     OpenAccount
     | Deposit
@@ -288,6 +317,9 @@ Event: TypeAlias = (
     | AuthorizeVenue
     | RestrictVenue
     | RevokeVenue
+    | ChangeRules
+    | CancelRulesChange
+    | ApplyRules
 )
 
 # Wire names (the JSON "type" field), in spec order.
@@ -314,6 +346,9 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "authorize_venue": AuthorizeVenue,
     "restrict_venue": RestrictVenue,
     "revoke_venue": RevokeVenue,
+    "change_rules": ChangeRules,
+    "cancel_rules_change": CancelRulesChange,
+    "apply_rules": ApplyRules,
 }
 EVENT_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
 

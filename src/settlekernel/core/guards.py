@@ -38,9 +38,11 @@ _ADMITTED_TYPES: Final[dict[FieldKind, tuple[type, ...]]] = {
     FieldKind.OPTIONAL_PRICE: (int, type(None)),
     FieldKind.INSTRUMENT_KIND: (InstrumentKind,),
     FieldKind.OPTION_TYPE: (OptionType, type(None)),
+    FieldKind.RULES_TOML: (str,),
 }
 _EXPECTED: Final[dict[FieldKind, str]] = {
     FieldKind.ID: "str",
+    FieldKind.RULES_TOML: "str",
     FieldKind.INSTRUMENT_KIND: "InstrumentKind",
     FieldKind.OPTION_TYPE: "OptionType or None",
     FieldKind.OPTIONAL_TIMESTAMP: "int or None",

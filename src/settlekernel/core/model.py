@@ -180,6 +180,38 @@ class IndexVolatility:
     timestamp_ms: int
 
 
+@attrs.frozen
+class RulesProposal:
+    """A rule change the governor proposed, pending until it is applied or cancelled (SK-GOV-3).
+
+    ``rules`` is the proposed rule set, checked when it was proposed; it applies at or after
+    ``effective_ms`` on the kernel clock, which was at least the notice of the rules in force
+    after the clock when it was proposed (``proposed_ms``).
+    """
+
+    id: str
+    rules: RuleSet
+    proposed_ms: int
+    effective_ms: int
+
+
+@attrs.frozen
+class Grace:
+    """The grace a rule change gave the accounts it alone moved below maintenance (SK-GOV-5).
+
+    ``rules`` are the rules in force before the change; until ``until_ms`` an account of
+    ``accounts`` that still meets their maintenance cannot be liquidated or backstopped.
+    """
+
+    rules: RuleSet
+    until_ms: int
+    accounts: Map[str, None]
+
+    def shelters(self, clock_ms: int, account_id: str) -> bool:
+        """Return whether the grace is open at ``clock_ms`` and covers ``account_id``."""
+        return clock_ms < self.until_ms and account_id in self.accounts
+
+
 @attrs.frozen(eq=False)
 class MarginEntry:
     """A cached margin report and the inputs it was computed from (SK-MARGIN-CACHE-1).
@@ -243,6 +275,9 @@ class State:
     # no entry has the venue's default grant (``FULL`` for a house venue, else ``NONE``).
     venues: Map[str, Venue]
     grants: Map[str, Grant]
+    # [SK-GOV-3..5] The pending rule change, if any, and the grace of the last one applied.
+    proposal: RulesProposal | None
+    grace: Grace | None
     commitment: Commitment = attrs.field(eq=False, repr=False)
     margins: Map[str, MarginEntry] = attrs.field(eq=False, repr=False)
 
@@ -271,7 +306,11 @@ def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
     commitment: Commitment | None = None,
     margins: Map[str, MarginEntry] | None = None,
 ) -> State:
-    """Return ``state`` with the given fields replaced: ``attrs.evolve`` without its cost."""
+    """Return ``state`` with the given fields replaced: ``attrs.evolve`` without its cost.
+
+    The rules, the pending rule change and the grace change only by the governance events
+    (SK-GOV-3..5), which build their state with ``attrs.evolve``.
+    """
     return State(
         state.rules,
         state.accounts if accounts is None else accounts,
@@ -292,6 +331,8 @@ def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
         state.claimants if claimants is None else claimants,
         state.venues if venues is None else venues,
         state.grants if grants is None else grants,
+        state.proposal,
+        state.grace,
         state.commitment if commitment is None else commitment,
         state.margins if margins is None else margins,
     )

@@ -68,6 +68,12 @@ class Reason(enum.Enum):
     INSTRUMENT_UNKNOWN = "instrument_unknown"
     ACCOUNT_UNKNOWN = "account_unknown"
     VENUE_UNKNOWN = "venue_unknown"
+    RULES_PROPOSAL_UNKNOWN = "rules_proposal_unknown"
+    # Governance: one rule change at a time, noticed, sound (SK-GOV-3..5).
+    RULES_CHANGE_PENDING = "rules_change_pending"
+    RULES_NOTICE_TOO_SHORT = "rules_notice_too_short"
+    RULES_INVALID = "rules_invalid"
+    RULES_NOT_YET_EFFECTIVE = "rules_not_yet_effective"
     # Ownership: only an account's owner may debit it.
     PRINCIPAL_NOT_OWNER = "principal_not_owner"
     TRANSFER_OWNERS_DIFFER = "transfer_owners_differ"
@@ -88,6 +94,7 @@ class Reason(enum.Enum):
     # Liquidation: only an account below maintenance, with something to close.
     NOTHING_TO_LIQUIDATE = "nothing_to_liquidate"
     NOT_LIQUIDATABLE = "not_liquidatable"
+    LIQUIDATION_IN_GRACE = "liquidation_in_grace"
     # Limits on what the event would create.
     ACCOUNT_LIMIT_REACHED = "account_limit_reached"
     INSTRUMENT_LIMIT_REACHED = "instrument_limit_reached"

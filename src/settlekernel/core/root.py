@@ -6,7 +6,8 @@ Construction (SK-ROOT-1..4):
    volatility, oracle reports and index history of an underlying, fixed settlement price,
    settled trade, venue and owner's venue grant. Each leaf has a canonical text encoding
    (``encode_*`` below) that is injective because identifiers never contain the
-   separators ``| , = @``.
+   separators ``| , = @``. [New in v5] The pending rule change, the grace of the last one
+   applied and each account in that grace are leaves too (SK-GOV-6).
 2. A leaf's vector is ``BLAKE3-XOF(BLAKE3(encoding), 2048 bytes)`` read as 1024
    little-endian uint16 lanes. The lattice is the lane-wise sum, mod 2**16, of the vectors
    of all leaves: LtHash16 as in Solana's accounts lattice hash (SIMD-0215) and Lewi et al.,
@@ -38,11 +39,13 @@ from immutables import Map
 from settlekernel.core.model import (
     Account,
     Commitment,
+    Grace,
     Grant,
     IndexPrice,
     IndexSample,
     IndexVolatility,
     Instrument,
+    RulesProposal,
     State,
     Venue,
     replace_state,
@@ -72,6 +75,11 @@ SETTLEMENT_PREFIX: Final = "s:"
 TRADE_PREFIX: Final = "t:"
 VENUE_PREFIX: Final = "n:"
 GRANT_PREFIX: Final = "g:"
+# [SK-GOV-6] The pending rule change and the grace (one leaf each), and each account in grace.
+GOVERNANCE_PREFIX: Final = "q:"
+PROPOSAL_KEY: Final = GOVERNANCE_PREFIX + "proposal"
+GRACE_KEY: Final = GOVERNANCE_PREFIX + "grace"
+GRACE_ACCOUNT_PREFIX: Final = "w:"
 
 
 def account_key(account_id: str) -> str:
@@ -211,6 +219,31 @@ def encode_grant(key: str, grant: Grant) -> bytes:
     return f"grant|{key}|{grant.value}".encode()
 
 
+def encode_proposal(proposal: RulesProposal) -> bytes:
+    """Return the canonical encoding of the pending rule change's leaf (SK-GOV-6)."""
+    return (
+        f"proposal|{proposal.id}|{proposal.rules.digest.hex()}|{proposal.proposed_ms}|"
+        f"{proposal.effective_ms}"
+    ).encode()
+
+
+def encode_grace(grace: Grace) -> bytes:
+    """Return the canonical encoding of the grace leaf: the rules before, and its end."""
+    return f"grace|{grace.rules.digest.hex()}|{grace.until_ms}".encode()
+
+
+def _encode_governance(state: State, key: str) -> bytes | None:
+    if key == PROPOSAL_KEY:
+        return None if state.proposal is None else encode_proposal(state.proposal)
+    if key == GRACE_KEY:
+        return None if state.grace is None else encode_grace(state.grace)
+    assert key.startswith(GRACE_ACCOUNT_PREFIX), key
+    account_id = key[len(GRACE_ACCOUNT_PREFIX) :]
+    if state.grace is None or account_id not in state.grace.accounts:
+        return None
+    return f"grace_account|{account_id}".encode()
+
+
 def _optional(value: int | None) -> str:
     return "-" if value is None else str(value)
 
@@ -245,6 +278,8 @@ def encode_leaf(state: State, key: str) -> bytes | None:
     if namespace == GRANT_PREFIX:
         grant = state.grants.get(identifier)
         return None if grant is None else encode_grant(identifier, grant)
+    if namespace in {GOVERNANCE_PREFIX, GRACE_ACCOUNT_PREFIX}:
+        return _encode_governance(state, key)
     assert namespace == TRADE_PREFIX, key
     trade = state.trades.get(identifier)
     return None if trade is None else encode_trade(trade)
@@ -357,6 +392,10 @@ def all_leaf_keys(state: State) -> list[str]:
     keys += [trade_key(trade_id) for trade_id in state.trades]
     keys += [venue_key(venue_id) for venue_id in state.venues]
     keys += [GRANT_PREFIX + key for key in state.grants]
+    keys += [PROPOSAL_KEY] if state.proposal is not None else []
+    if state.grace is not None:
+        keys.append(GRACE_KEY)
+        keys += [GRACE_ACCOUNT_PREFIX + account_id for account_id in state.grace.accounts]
     return keys
 
 

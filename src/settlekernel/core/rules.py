@@ -34,7 +34,14 @@ _LIMITS: Final = (
 )
 # Each trade of a linear instrument reads every premium sample kept: a small bound.
 MARK_SAMPLES_LIMIT: Final = 64
-INT_SCALAR_FIELDS: Final = ("fee_rate_max_ppm", "backstop_equity_ppm", *_LIMITS)
+# [SK-GOV-3] The governance periods, in ms: a rule change's least notice and its grace.
+GOVERNANCE_FIELDS: Final = ("rules_notice_ms", "rules_grace_ms")
+INT_SCALAR_FIELDS: Final = (
+    "fee_rate_max_ppm",
+    "backstop_equity_ppm",
+    *_LIMITS,
+    *GOVERNANCE_FIELDS,
+)
 ASSET_INT_FIELDS: Final = ("decimals", "haircut_ppm", "liquidation_discount_ppm")
 ASSET_FIELDS: Final = (*ASSET_INT_FIELDS, "price_underlying")
 UNDERLYING_FIELDS: Final = (
@@ -136,9 +143,7 @@ class UnderlyingRules:
     @cached_property
     def scenarios(self) -> tuple[Scenario, ...]:
         """Return the 23 scenarios of this underlying's grid (SK-PM-1), built once."""
-        return scenarios(
-            self.scan_range_ppm, self.extreme_multiple_ppm, self.extreme_weight_ppm
-        )
+        return scenarios(self.scan_range_ppm, self.extreme_multiple_ppm, self.extreme_weight_ppm)
 
 
 @attrs.frozen
@@ -185,6 +190,13 @@ class RuleSet:
     # closed out by the backstop (against the opposite side, the fund covering any shortfall)
     # by anyone: below it, no keeper took it in time. 2/3, as Hyperliquid's backstop.
     backstop_equity_ppm: int = 666_667
+    # [SK-GOV-3] A proposed rule set takes effect at least this long after it is proposed,
+    # counted under the rules in force, so no change can shorten its own notice.
+    rules_notice_ms: int = 86_400_000
+    # [SK-GOV-5] After a change applies, an account it alone moved below maintenance cannot
+    # be liquidated for this long while it meets the maintenance of the rules before it;
+    # counted under those rules, so no change can shorten its own grace.
+    rules_grace_ms: int = 86_400_000
 
     @cached_property
     def asset_by_symbol(self) -> dict[str, AssetRules]:
@@ -330,6 +342,10 @@ def check_rules(rules: RuleSet) -> list[str]:
         value = getattr(rules, name)
         if not 1 <= value < VALUE_LIMIT:
             problems.append(f"{name} {value} outside [1, 2**96)")
+    for name in GOVERNANCE_FIELDS:
+        value = getattr(rules, name)
+        if not 0 <= value < TIMESTAMP_LIMIT_MS:
+            problems.append(f"{name} {value} outside [0, {TIMESTAMP_LIMIT_MS})")
     if rules.mark_samples_max > MARK_SAMPLES_LIMIT:
         problems.append(f"mark_samples_max {rules.mark_samples_max} above {MARK_SAMPLES_LIMIT}")
     return problems
@@ -460,4 +476,4 @@ def encode_rules(rules: RuleSet) -> bytes:
 
 def rules_digest(rules: RuleSet) -> bytes:
     """Return the SHA-256 of the canonical encoding: the rule set's identity."""
-    return hashlib.sha256(b"settlekernel/rules/v5\n" + encode_rules(rules)).digest()
+    return hashlib.sha256(b"settlekernel/rules/v6\n" + encode_rules(rules)).digest()

@@ -19,6 +19,7 @@ from settlekernel.core.kinds import InstrumentKind, OptionType
 from settlekernel.core.units import (
     ID_LENGTH_MAX,
     PPM,
+    RULES_TOML_CHARS_MAX,
     TIMESTAMP_LIMIT_MS,
     VALUE_LIMIT,
     VOLATILITY_MAX_PPM,
@@ -36,6 +37,8 @@ _ID_SCHEMA: Final = {
 def _field_schema(kind: FieldKind) -> dict[str, Any]:
     if kind is FieldKind.ID:
         return dict(_ID_SCHEMA)
+    if kind is FieldKind.RULES_TOML:
+        return {"type": "string", "maxLength": RULES_TOML_CHARS_MAX}
     if kind is FieldKind.INSTRUMENT_KIND:
         return {"type": "string", "enum": [member.value for member in InstrumentKind]}
     if kind is FieldKind.OPTION_TYPE:

@@ -30,6 +30,9 @@ VOLATILITY_MAX_PPM: Final = 10 * PPM
 # [SK-ID-1] An identifier is 1 to 64 characters of [A-Za-z0-9._:-] starting with an
 # alphanumeric character. The "@" prefix is reserved for system accounts.
 ID_LENGTH_MAX: Final = 64
+# [SK-GOV-3] A proposed rule set's TOML text is at most this long (a wire line is bounded
+# anyway, SK-WIRE-2); a longer one is rejected before it is parsed.
+RULES_TOML_CHARS_MAX: Final = 16_384
 _ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}")
 
 # [SK-ID-2] System accounts. Events can name none of them, so none can be debited by a

@@ -227,7 +227,7 @@ def _describe(value: object) -> str:
 
 def _decode_value(kind: FieldKind, value: object) -> tuple[object, str | None]:
     """Return the decoded value, or a problem naming what was found instead."""
-    if kind is FieldKind.ID:
+    if kind in {FieldKind.ID, FieldKind.RULES_TOML}:
         if type(value) is str:
             return value, None
         return None, f"expected a string, got {_describe(value)}"

@@ -14,8 +14,11 @@ from immutables import Map
 
 from settlekernel.core.events import (
     AdmitVenue,
+    ApplyRules,
     AuthorizeVenue,
     Backstop,
+    CancelRulesChange,
+    ChangeRules,
     Deposit,
     Expire,
     Funding,
@@ -55,6 +58,11 @@ from settlekernel.kernel.transitions.collateral import (
 from settlekernel.kernel.transitions.debt import settle_debts
 from settlekernel.kernel.transitions.expiry import process_expire
 from settlekernel.kernel.transitions.funding import process_funding
+from settlekernel.kernel.transitions.governance import (
+    process_apply_rules,
+    process_cancel_rules_change,
+    process_change_rules,
+)
 from settlekernel.kernel.transitions.liquidation import process_liquidate
 from settlekernel.kernel.transitions.market import (
     process_list_instrument,
@@ -93,6 +101,9 @@ _PROCESSORS: Final[dict[type, Callable[[State, Any], Outcome]]] = {
     AuthorizeVenue: process_grant,
     RestrictVenue: process_grant,
     RevokeVenue: process_grant,
+    ChangeRules: process_change_rules,
+    CancelRulesChange: process_cancel_rules_change,
+    ApplyRules: process_apply_rules,
 }
 
 
@@ -134,6 +145,8 @@ def genesis(rules: RuleSet) -> State:
         claimants=Map(),
         venues=venues,
         grants=Map(),
+        proposal=None,
+        grace=None,
         commitment=Commitment(ZERO_LATTICE, Map(), Map(dict.fromkeys(dirty))),
         margins=Map(),
     )

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from settlekernel.core.events import (
+    ApplyRules,
     Backstop,
+    CancelRulesChange,
+    ChangeRules,
     Expire,
     Funding,
     Liquidate,
@@ -44,6 +47,7 @@ from settlekernel.core.units import (
     VALUE_LIMIT,
 )
 from settlekernel.margin.accounts import margin_underlyings, market_key, market_of, portfolio_of
+from settlekernel.margin.impact import incompatibilities
 from settlekernel.margin.options import model_price_ticks
 from settlekernel.margin.portfolio import compute_margin
 
@@ -84,6 +88,8 @@ class InvariantId(enum.Enum):
     FUNDING_BOUNDED = "INV-FUNDING-BOUNDED"
     DETERMINISM = "INV-DETERMINISM"
     VENUE_AUTHORISED = "INV-VENUE-AUTHORISED"
+    RULES_GOVERNED = "INV-RULES-GOVERNED"
+    GRACE = "INV-GRACE"
 
 
 @attrs.frozen
@@ -427,6 +433,22 @@ def check_debts(state: State) -> list[Violation]:
     return found
 
 
+def check_proposal(state: State) -> list[Violation]:
+    """INV-RULES-GOVERNED (state part): a pending change was given its notice (SK-GOV-3)."""
+    proposal = state.proposal
+    if proposal is None:
+        return []
+    if proposal.effective_ms >= proposal.proposed_ms + state.rules.rules_notice_ms:
+        return []
+    return [
+        Violation(
+            InvariantId.RULES_GOVERNED,
+            f"rule change {proposal.id} is effective at {proposal.effective_ms}, sooner than "
+            f"rules_notice_ms={state.rules.rules_notice_ms} after {proposal.proposed_ms}",
+        )
+    ]
+
+
 STATE_CHECKS: Final[tuple[Callable[[State], list[Violation]], ...]] = (
     check_conservation,
     check_nonnegative_balances,
@@ -440,6 +462,7 @@ STATE_CHECKS: Final[tuple[Callable[[State], list[Violation]], ...]] = (
     check_margin_order,
     check_expiry,
     check_debts,
+    check_proposal,
 )
 
 
@@ -468,7 +491,98 @@ def check_step(before: State, event: object, outcome: Outcome) -> list[Violation
     found += _check_liquidation(before, event, outcome)
     found += _check_adl(before, event, outcome)
     found += _check_venue(before, event, outcome)
+    found += _check_rules_governed(before, event, outcome)
+    found += _check_grace(before, event, outcome)
     return found
+
+
+def _check_rules_governed(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-RULES-GOVERNED: the rules change only to a noticed, pending, applicable proposal.
+
+    The rules in force are the genesis rules or a proposal the governor made with the notice
+    of the rules then in force, applied once effective; a proposal appears only by the
+    governor's ``ChangeRules`` and leaves only by a cancellation or its application.
+    Recomputed from the spec, apart from the kernel's checks.
+    """
+    after = outcome.state
+    found: list[str] = []
+    if after.rules != before.rules:
+        proposal = before.proposal
+        if type(event) is not ApplyRules or proposal is None or proposal.id != event.proposal:
+            found.append(f"the rules changed by {type(event).__name__}, not by their proposal")
+        elif before.clock_ms < proposal.effective_ms or after.rules != proposal.rules:
+            found.append(f"rule change {proposal.id} applied before it was effective")
+        elif proposal.effective_ms < proposal.proposed_ms + before.rules.rules_notice_ms:
+            found.append(f"rule change {proposal.id} applied without its notice")
+    if after.proposal is not None and after.proposal != before.proposal:
+        new = after.proposal
+        if type(event) is not ChangeRules or event.principal != before.rules.roles.governor:
+            found.append(f"rule change {new.id} proposed by {type(event).__name__}")
+        elif before.proposal is not None:
+            found.append(f"rule change {new.id} proposed while {before.proposal.id} pending")
+        elif new.effective_ms < before.clock_ms + before.rules.rules_notice_ms:
+            found.append(f"rule change {new.id} proposed with less than the notice")
+        elif new.rules.problems() or incompatibilities(before, new.rules):
+            found.append(f"rule change {new.id} proposed with rules that fail their checks")
+    if before.proposal is not None and after.proposal is None:
+        governor = before.rules.roles.governor
+        cancelled = type(event) is CancelRulesChange and event.principal == governor
+        if not cancelled and type(event) is not ApplyRules:
+            found.append(f"rule change {before.proposal.id} dropped by {type(event).__name__}")
+    return [Violation(InvariantId.RULES_GOVERNED, message) for message in found]
+
+
+def _check_grace(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-GRACE: nobody in a rule change's grace is liquidated while it meets its old margin.
+
+    And the grace an ``ApplyRules`` opens holds exactly the accounts that met maintenance
+    under the old rules and not under the new, until the old ``rules_grace_ms`` from now.
+    Margins are recomputed with the batch engine, apart from the kernel's path.
+    """
+    if type(event) is ApplyRules:
+        return _check_grace_opened(before, outcome.state)
+    if type(event) not in {Liquidate, Backstop}:
+        return []
+    grace = before.grace
+    account_id = event.account  # type: ignore[attr-defined]  # Liquidate or Backstop
+    if grace is None or before.clock_ms >= grace.until_ms or account_id not in grace.accounts:
+        return []
+    account = before.accounts[account_id]
+    old = compute_margin(portfolio_of(account, before.instruments), market_of(before), grace.rules)
+    if old.is_liquidatable:
+        return []
+    return [
+        Violation(
+            InvariantId.GRACE,
+            f"{type(event).__name__} of {account_id} in grace until {grace.until_ms}: equity "
+            f"{old.equity_minor} meets the old maintenance {old.maintenance_minor}",
+        )
+    ]
+
+
+def _check_grace_opened(before: State, after: State) -> list[Violation]:
+    market = market_of(before)
+    expected: set[str] = set()
+    for account in before.accounts.values():
+        if account.owner == SYSTEM_OWNER:
+            continue
+        portfolio = portfolio_of(account, before.instruments)
+        old = compute_margin(portfolio, market, before.rules)
+        if (
+            not old.is_liquidatable
+            and compute_margin(portfolio, market, after.rules).is_liquidatable
+        ):
+            expected.add(account.id)
+    grace = after.grace
+    found = set() if grace is None else set(grace.accounts)
+    problems = []
+    if found != expected:
+        problems.append(f"grace holds {sorted(found)}, the change pushed under {sorted(expected)}")
+    if grace is not None and grace.until_ms != before.clock_ms + before.rules.rules_grace_ms:
+        problems.append(f"grace ends at {grace.until_ms}, not after the old rules_grace_ms")
+    if grace is not None and grace.rules != before.rules:
+        problems.append("grace keeps other rules than those before the change")
+    return [Violation(InvariantId.GRACE, message) for message in problems]
 
 
 def _check_venue(before: State, event: object, outcome: Accepted) -> list[Violation]:

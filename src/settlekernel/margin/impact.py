@@ -75,7 +75,41 @@ def incompatibilities(state: State, new_rules: RuleSet) -> tuple[str, ...]:
     ]
     if set(new_rules.roles.matchers) != set(old_rules.roles.matchers):
         found.append("roles.matchers changes: house venues are fixed at genesis (SK-VENUE-1)")
+    found += _unit_changes(state, new_rules)
     return tuple(found)
+
+
+def _unit_changes(state: State, new_rules: RuleSet) -> list[str]:
+    """Return the changes of unit a live ledger cannot take, and role names venues hold.
+
+    [SK-GOV-3] Balances are stored in minor units and prices in ticks, so the decimals of an
+    asset and the tick value of an underlying with listed instruments are fixed once used;
+    a role principal may not be the id of an admitted venue (SK-VENUE-1).
+    """
+    found: list[str] = []
+    old_assets, new_assets = state.rules.asset_by_symbol, new_rules.asset_by_symbol
+    found += [
+        f"asset {symbol} decimals change from {old_assets[symbol].decimals} to "
+        f"{new_assets[symbol].decimals}: every balance is in its minor units"
+        for symbol in sorted(set(old_assets) & set(new_assets))
+        if old_assets[symbol].decimals != new_assets[symbol].decimals
+    ]
+    old_under, new_under = state.rules.underlying_by_symbol, new_rules.underlying_by_symbol
+    listed = {instrument.underlying for instrument in state.instruments.values()}
+    found += [
+        f"underlying {symbol} tick_value_minor changes from {old_under[symbol].tick_value_minor}"
+        f" to {new_under[symbol].tick_value_minor}: its instruments are priced in ticks"
+        for symbol in sorted(listed & set(new_under))
+        if old_under[symbol].tick_value_minor != new_under[symbol].tick_value_minor
+    ]
+    roles = new_rules.roles
+    principals = {roles.operator, *roles.oracles, roles.sequencer, roles.governor}
+    found += [
+        f"role principal {venue_id} is an admitted venue (SK-VENUE-1)"
+        for venue_id in sorted(principals)
+        if venue_id in state.venues and not state.venues[venue_id].house
+    ]
+    return found
 
 
 def rule_change_impact(state: State, new_rules: RuleSet) -> RuleChangeImpact:

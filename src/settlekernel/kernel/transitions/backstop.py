@@ -36,6 +36,7 @@ from settlekernel.core.outcomes import Accepted, Outcome, PostingCode, Rejected
 from settlekernel.core.reasons import Reason
 from settlekernel.core.units import INSURANCE_ACCOUNT, PPM, RESIDUE_ACCOUNT
 from settlekernel.kernel.transitions.debt import collect, liquidation_value_minor
+from settlekernel.kernel.transitions.governance import check_grace
 from settlekernel.kernel.transitions.liquidation import (
     RUNGS,
     Close,
@@ -81,6 +82,10 @@ def process_backstop(state: State, event: Backstop) -> Outcome:
             f"backstop_equity_ppm={state.rules.backstop_equity_ppm} of maintenance "
             f"{before.maintenance_minor}",
         )
+    # Verify no rule change's grace shelters the account (SK-GOV-5).
+    rejection = check_grace(state, account)
+    if rejection is not None:
+        return rejection
     # From here the event must succeed.
     books, socialised = backstop_books(state, account)
     after = apply_books(state, books)

@@ -43,6 +43,7 @@ from settlekernel.core.outcomes import Accepted, Outcome, PostingCode, Rejected
 from settlekernel.core.reasons import Reason
 from settlekernel.core.units import INSURANCE_ACCOUNT, RESIDUE_ACCOUNT
 from settlekernel.kernel.ledger import with_position
+from settlekernel.kernel.transitions.governance import check_grace
 from settlekernel.kernel.transitions.waterfall import (
     Books,
     account_after,
@@ -146,6 +147,10 @@ def process_liquidate(state: State, event: Liquidate) -> Outcome:
             f"account {account.id}: equity {before.equity_minor} is not below maintenance "
             f"{before.maintenance_minor}",
         )
+    # Verify no rule change's grace shelters the account (SK-GOV-5).
+    rejection = check_grace(state, account)
+    if rejection is not None:
+        return rejection
     books = plan(state, account, liquidator.id, before)
     # Verify the liquidator can pay and meets margin with what it takes (SK-LIQ-5).
     rejection = _check_liquidator(state, books, liquidator)
