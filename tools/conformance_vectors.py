@@ -432,6 +432,67 @@ def demo_case() -> dict[str, Any]:
     )
 
 
+WATERFALL: Final = {
+    "partial_example": ("liquidation-ladder", "A long at 9x falls 5 %: a partial liquidation."),
+    "adl_example": (
+        "bankruptcy-fund-adl",
+        "A bankruptcy the fund cannot cover: the fund pays all it has, winners are deleveraged.",
+    ),
+    "expiry_example": ("expiry", "An expiry: every holder settled at the settlement price."),
+    "netted_expiry_example": ("expiry-netted", "An expiry that nets a loser's flows."),
+    "calendar_spread_example": ("calendar-spread", "A calendar spread through an expiry."),
+    "backstop_example": ("backstop", "An account nobody liquidated in time: the backstop."),
+}
+
+
+def waterfall_cases() -> list[dict[str, Any]]:
+    """Return the worked waterfall examples (docs/concepts/waterfall.md) as lifecycle cases.
+
+    tools/waterfall_example.py steps each example from genesis; every step taken from the
+    head of an example's chain (not the what-if steps the text computes beside it) is
+    recorded, and the chain is frozen as a case.
+    """
+    sys.path.insert(0, str(ROOT / "tools"))
+    import waterfall_example as examples  # noqa: PLC0415 (a sibling tool, on demand)
+
+    genesis_root = state_root(sk.genesis(sk.RuleSet.default()))
+    original = sk.step
+    chain: list[sk.Event] = []
+    head: list[sk.State | None] = [None]
+
+    def recording(state: sk.State, event: sk.Event) -> sk.Outcome:
+        outcome = original(state, event)
+        if state is not head[0]:
+            if chain or state_root(state) != genesis_root:
+                return outcome
+        chain.append(event)
+        if isinstance(outcome, sk.Accepted):
+            head[0] = outcome.state
+        return outcome
+
+    cases = []
+    sk.step = recording  # type: ignore[assignment]
+    try:
+        for function, (name, description) in WATERFALL.items():
+            chain.clear()
+            head[0] = None
+            getattr(examples, function)()
+            lines = [line(event) for event in chain]
+            cases.append(
+                lifecycle_case(
+                    f"waterfall-{name}",
+                    description + " (docs/concepts/waterfall.md)",
+                    lines,
+                    ["INV-CONSERVATION", "INV-INSURANCE-NONNEGATIVE", "INV-ADL-FAIRNESS",
+                     "INV-LIQUIDATION-NO-WORSE", "INV-OPEN-INTEREST-ZERO-SUM"],
+                    spec=["SK-WATERFALL", "SK-ADL"],
+                )
+            )
+    finally:
+        sk.step = original  # type: ignore[assignment]
+    return cases
+
+
 def margin_cases() -> list[dict[str, Any]]:
     """Return margin cases: the hedged strangle example and variants of it."""
     example = json.loads((ROOT / "examples" / "strangle.json").read_text(encoding="utf-8"))
@@ -505,7 +566,7 @@ def write(name: str, cases: list[dict[str, Any]], extra: dict[str, Any] | None =
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    write("lifecycle", [demo_case()])
+    write("lifecycle", [demo_case(), *waterfall_cases()])
     write("reasons", reason_cases())
     write("margin", margin_cases())
     missing = [r.value for r in sk.Reason if r.value not in REASONS and r.value not in LIMITED]
