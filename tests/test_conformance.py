@@ -33,7 +33,7 @@ from settlekernel.core.rules_toml import dump_rules_toml
 CASES = load_cases(shipped_directory())
 BY_NAME = {case["name"]: case for case in CASES}
 # A reason with no vector yet, and why (the tool prints the same list).
-WITHOUT_A_CASE = {"liquidation_in_grace", "variation_margin_shortfall"}
+WITHOUT_A_CASE = {"variation_margin_shortfall"}
 
 
 @pytest.mark.parametrize("name", sorted(BY_NAME))

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -348,8 +349,13 @@ REASONS: Final[dict[str, list[str]]] = {
     "rules_change_pending": [PROPOSAL, PROPOSAL.replace('"p1"', '"p2"')],
     "rules_notice_too_short": [PROPOSAL.replace(f"{NOTICE_MS + 20_000}", "2000")],
     "rules_invalid": [
-        w("change_rules", principal="governor", proposal="p1", rules_toml="fee_rate_max_ppm =",
-          effective_ms=NOTICE_MS + 20_000)
+        w(
+            "change_rules",
+            principal="governor",
+            proposal="p1",
+            rules_toml="fee_rate_max_ppm =",
+            effective_ms=NOTICE_MS + 20_000,
+        )
     ],
     "rules_not_yet_effective": [PROPOSAL, w("apply_rules", principal="bob", proposal="p1")],
     "margin_insufficient": [
@@ -409,6 +415,7 @@ def reason_cases() -> list[dict[str, Any]]:
                 rules=_limited(**limits),
             )
         )
+    cases.append(grace_case())
     return sorted(cases, key=lambda case: str(case["name"]))
 
 
@@ -445,16 +452,13 @@ WATERFALL: Final = {
 }
 
 
-def waterfall_cases() -> list[dict[str, Any]]:
-    """Return the worked waterfall examples (docs/concepts/waterfall.md) as lifecycle cases.
+@contextmanager
+def recorded_chain() -> Iterator[list[sk.Event]]:
+    """Record every event stepped from the head of one chain that starts at genesis.
 
-    tools/waterfall_example.py steps each example from genesis; every step taken from the
-    head of an example's chain (not the what-if steps the text computes beside it) is
-    recorded, and the chain is frozen as a case.
+    Steps the code around takes beside the chain (what-if steps from earlier states) are
+    not recorded: only a step from the chain's latest state, or the first from a genesis.
     """
-    sys.path.insert(0, str(ROOT / "tools"))
-    import waterfall_example as examples  # noqa: PLC0415 (a sibling tool, on demand)
-
     genesis_root = state_root(sk.genesis(sk.RuleSet.default()))
     original = sk.step
     chain: list[sk.Event] = []
@@ -462,35 +466,77 @@ def waterfall_cases() -> list[dict[str, Any]]:
 
     def recording(state: sk.State, event: sk.Event) -> sk.Outcome:
         outcome = original(state, event)
-        if state is not head[0]:
-            if chain or state_root(state) != genesis_root:
-                return outcome
+        if state is not head[0] and (chain or state_root(state) != genesis_root):
+            return outcome
         chain.append(event)
         if isinstance(outcome, sk.Accepted):
             head[0] = outcome.state
         return outcome
 
-    cases = []
     sk.step = recording  # type: ignore[assignment]
     try:
-        for function, (name, description) in WATERFALL.items():
-            chain.clear()
-            head[0] = None
-            getattr(examples, function)()
-            lines = [line(event) for event in chain]
-            cases.append(
-                lifecycle_case(
-                    f"waterfall-{name}",
-                    description + " (docs/concepts/waterfall.md)",
-                    lines,
-                    ["INV-CONSERVATION", "INV-INSURANCE-NONNEGATIVE", "INV-ADL-FAIRNESS",
-                     "INV-LIQUIDATION-NO-WORSE", "INV-OPEN-INTEREST-ZERO-SUM"],
-                    spec=["SK-WATERFALL", "SK-ADL"],
-                )
-            )
+        yield chain
     finally:
         sk.step = original  # type: ignore[assignment]
+
+
+def waterfall_cases() -> list[dict[str, Any]]:
+    """Return the worked waterfall examples (docs/concepts/waterfall.md) as lifecycle cases.
+
+    tools/waterfall_example.py steps each example from genesis; its chain is recorded and
+    frozen as a case.
+    """
+    sys.path.insert(0, str(ROOT / "tools"))
+    import waterfall_example as examples  # noqa: PLC0415 (a sibling tool, on demand)
+
+    cases = []
+    for function, (name, description) in WATERFALL.items():
+        with recorded_chain() as chain:
+            getattr(examples, function)()
+        lines = [line(event) for event in chain]
+        cases.append(
+            lifecycle_case(
+                f"waterfall-{name}",
+                description + " (docs/concepts/waterfall.md)",
+                lines,
+                [
+                    "INV-CONSERVATION",
+                    "INV-INSURANCE-NONNEGATIVE",
+                    "INV-ADL-FAIRNESS",
+                    "INV-LIQUIDATION-NO-WORSE",
+                    "INV-OPEN-INTEREST-ZERO-SUM",
+                ],
+                spec=["SK-WATERFALL", "SK-ADL"],
+            )
+        )
     return cases
+
+
+def grace_case() -> dict[str, Any]:
+    """Return the grace scenario of tests/test_rule_changes.py as a case.
+
+    A change alone pushes thin below maintenance, the change applies, and its liquidation
+    is refused in the grace.
+    """
+    sys.path.insert(0, str(ROOT / "tests"))
+    import test_rule_changes as changes  # noqa: PLC0415 (the test's own scenario)
+
+    with recorded_chain() as chain:
+        state = changes.applied_tighter()
+        changes.run_table([(changes.liquidate(), "liquidation_in_grace")], state)
+    return lifecycle_case(
+        f"reason-{_position('liquidation_in_grace'):02d}-liquidation_in_grace",
+        f"spec/20 row {_position('liquidation_in_grace')}: a governed change (SK-GOV-3..6) "
+        "pushes an account below maintenance by itself; once applied, the account is in its "
+        "grace and the last line, its liquidation, is rejected with liquidation_in_grace.",
+        [line(event) for event in chain],
+        ["INV-ATOMIC-REJECT", "INV-GRACE", "INV-RULES-GOVERNED"],
+        expect_last="liquidation_in_grace",
+    )
+
+
+def _position(value: str) -> int:
+    return [reason.value for reason in sk.Reason].index(value) + 1
 
 
 def margin_cases() -> list[dict[str, Any]]:
@@ -569,7 +615,8 @@ def main() -> int:
     write("lifecycle", [demo_case(), *waterfall_cases()])
     write("reasons", reason_cases())
     write("margin", margin_cases())
-    missing = [r.value for r in sk.Reason if r.value not in REASONS and r.value not in LIMITED]
+    covered = {*REASONS, *LIMITED, "liquidation_in_grace"}
+    missing = [r.value for r in sk.Reason if r.value not in covered]
     print(f"reasons without a case ({len(missing)}): {', '.join(missing)}")
     write("encodings", [], {"encodings": encodings_case()})
     return 0
