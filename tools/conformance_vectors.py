@@ -358,6 +358,13 @@ REASONS: Final[dict[str, list[str]]] = {
         )
     ],
     "rules_not_yet_effective": [PROPOSAL, w("apply_rules", principal="bob", proposal="p1")],
+    "variation_margin_shortfall": [
+        w("open_account", principal="thin", account="thin"),
+        deposit("thin", 10_000 * USDC),
+        trade("t2", "thin", "bob", 1_000),
+        *[report for at in range(2_000, 3_000, 100) for report in price(7_800_000, at)],
+        w("variation_margin", principal="operator", instrument="BTC-PERP"),
+    ],
     "margin_insufficient": [
         w(
             "withdraw",
