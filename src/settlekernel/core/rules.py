@@ -136,9 +136,7 @@ class UnderlyingRules:
     @cached_property
     def scenarios(self) -> tuple[Scenario, ...]:
         """Return the 23 scenarios of this underlying's grid (SK-PM-1), built once."""
-        return scenarios(
-            self.scan_range_ppm, self.extreme_multiple_ppm, self.extreme_weight_ppm
-        )
+        return scenarios(self.scan_range_ppm, self.extreme_multiple_ppm, self.extreme_weight_ppm)
 
 
 @attrs.frozen

@@ -209,7 +209,5 @@ def _cut_unbacked_claims(state: State) -> State:
     for claimant, cut in zip(claimants, cuts, strict=True):
         books.credits[claimant] -= cut
     state = apply_books(state, books)
-    socialized = state.socialized_loss.set(
-        asset, state.socialized_loss.get(asset, 0) + sum(cuts)
-    )
+    socialized = state.socialized_loss.set(asset, state.socialized_loss.get(asset, 0) + sum(cuts))
     return replace_state(state, socialized_loss=socialized)

@@ -132,8 +132,7 @@ def _charge(state: State, instrument: Instrument, shift_ticks: int) -> State:
         instrument,
         reference_ticks=reference_ticks,
         # The schedule moves by the intervals charged, so a part interval carries over.
-        last_funding_ms=instrument.last_funding_ms
-        + intervals_due(state, instrument) * interval_ms,
+        last_funding_ms=instrument.last_funding_ms + intervals_due(state, instrument) * interval_ms,
         funding_index_ticks=instrument.funding_index_ticks + shift_ticks,
         premium_integral=0,
         premium_since_ms=state.clock_ms,

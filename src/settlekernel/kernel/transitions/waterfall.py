@@ -221,9 +221,7 @@ def units_worth(state: State, asset: str, value_minor: int, *, sale: bool = Fals
     return ceil_div(value_minor * 10**rules.decimals * PPM, numerator)
 
 
-def seizable(
-    state: State, account: Account, value_minor: int, *, sale: bool = False
-) -> list[Lot]:
+def seizable(state: State, account: Account, value_minor: int, *, sale: bool = False) -> list[Lot]:
     """Return the collateral to take from ``account`` to cover ``value_minor`` (SK-WATERFALL-1).
 
     Non-valuation assets in symbol order, each as far as needed: the fewest units worth the
