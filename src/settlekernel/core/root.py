@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 LANES: Final = 1024
 LEAF_DIGEST_BYTES: Final = 32
 DIRTY_LEAVES_MAX: Final = 4096
+LANES_CHUNK: Final = 512
 ROOT_DOMAIN: Final = b"settlekernel/state/v1\n"
 ZERO_LATTICE: Final = np.zeros(LANES, dtype="<u2")
 ZERO_LATTICE.flags.writeable = False
@@ -300,9 +301,15 @@ def _lanes(vectors: list[bytes]) -> npt.NDArray[np.uint16]:
     if len(vectors) == 1:
         # The common case, one leaf changed per event: the vector is the sum.
         return np.frombuffer(vectors[0], dtype="<u2")
-    stacked = np.frombuffer(b"".join(vectors), dtype="<u2").reshape(len(vectors), LANES)
-    # uint16 accumulation wraps, which is exactly the lattice's arithmetic mod 2**16.
-    total: npt.NDArray[np.uint16] = stacked.sum(axis=0, dtype=np.uint16)
+    # In chunks of LANES_CHUNK vectors (1 MiB), so that folding every holder of an instrument
+    # never allocates one buffer of all their vectors (20 MiB for 10k accounts), which the
+    # allocator would keep as resident high-water. uint16 accumulation wraps, which is
+    # exactly the lattice's arithmetic mod 2**16.
+    total = np.zeros(LANES, dtype=np.uint16)
+    for start in range(0, len(vectors), LANES_CHUNK):
+        chunk = vectors[start : start + LANES_CHUNK]
+        stacked = np.frombuffer(b"".join(chunk), dtype="<u2").reshape(len(chunk), LANES)
+        total += stacked.sum(axis=0, dtype=np.uint16)
     return total
 
 
