@@ -10,7 +10,9 @@ default) and replays it, in one process, through:
 
 each with CPython's cyclic GC at its defaults and tuned (``gc.freeze()`` after setup and
 ``gc.disable()`` during the replay), then the cost of a per-event root (fold and root after
-every accepted event, as a per-event journal does) on a slice.
+every accepted event, as a per-event journal does) on a slice, and last the linear-only
+stream (``--linear-events``, the same mix on the perpetuals and the future alone, no
+options), kernel against ``DictKernel``, checked the same way.
 
 Timings are trusted only once the kernel and ``DictKernel`` agree: every run records each
 event's decision (accepted, or the rejection ``Reason``) and the final state, and any
@@ -49,6 +51,8 @@ from workload import generate
 RESULTS = Path(__file__).resolve().parent / "results" / "replay.json"
 TARGET_EVENTS_PER_S = 200_000
 TARGET_RATIO = 0.33
+# Issue 14: the linear-only stream, no options.
+TARGET_LINEAR_EVENTS_PER_S = 60_000
 GC_MODES = ("default", "tuned")
 
 Decisions = list[Reason | None]
@@ -378,6 +382,34 @@ def measure(bench: Bench, matrix_events: int, root_events: int) -> dict[str, Any
     return details
 
 
+def measure_linear(bench: Bench) -> dict[str, Any]:
+    """Time the linear-only stream: DictKernel, then the kernel, checked against it."""
+    n = len(bench.events)
+    section = f"Linear-only stream (perpetuals and the future, no options), {n:,} events"
+    reference_view = dict_view(bench.dict_kernel(section, "tuned", n))
+    state, _, _ = bench.batches(section, "tuned", n)
+    require(view_differences(kernel_view(state), reference_view), "linear final state differs")
+    final_root = sk.state_root(state)
+    require([] if final_root == sk.recompute_root(state) else ["incremental root"], "root")
+    dict_row, kernel_row = bench.rows[-2:]
+    print(
+        f"Linear-only: all {n:,} decisions and the final state match; kernel "
+        f"{kernel_row.rate:,.0f} events/s, DictKernel {dict_row.rate:,.0f} events/s; target "
+        f">= {TARGET_LINEAR_EVENTS_PER_S:,}: "
+        f"{'met' if kernel_row.rate >= TARGET_LINEAR_EVENTS_PER_S else 'not met'}"
+    )
+    return {
+        "events": n,
+        "agree": True,
+        "final_root": final_root.hex(),
+        "kernel": kernel_row.as_json(),
+        "dict_events_per_s": round(dict_row.rate, 1),
+        "ratio": round(kernel_row.rate / dict_row.rate, 4),
+        "events_per_s_target": TARGET_LINEAR_EVENTS_PER_S,
+        "events_per_s_met": kernel_row.rate >= TARGET_LINEAR_EVENTS_PER_S,
+    }
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="The settlekernel replay benchmark.")
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -391,6 +423,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="events replayed by the GC-default and bare-step rows; 0 means the whole stream",
     )
     parser.add_argument("--root-events", type=int, default=50_000)
+    parser.add_argument(
+        "--linear-events",
+        type=int,
+        default=200_000,
+        help="events of the linear-only stream (perpetuals and the future); 0 skips it",
+    )
     parser.add_argument("--skip-maps", action="store_true", help="skip the map-update table")
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser.parse_args(argv)
@@ -413,6 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "batch": args.batch,
             "matrix_events": args.matrix_events,
             "root_events": args.root_events,
+            "linear_events": args.linear_events,
         },
         "environment": environment,
     }
@@ -434,12 +473,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary["workload"] = {"generation_s": round(generation_s, 2), "event_types": dict(kinds)}
 
     bench = Bench(events, rules, args.batch)
+    linear = Bench([], rules, args.batch)
     try:
         summary.update(measure(bench, args.matrix_events, args.root_events))
+        if args.linear_events > 0:
+            # Generated only now, so that the mixed rows' resident set does not include it.
+            linear.events = generate(args.linear_events, args.accounts, args.seed, linear_only=True)
+            summary["linear_only"] = measure_linear(linear)
     except AgreementError as error:
         print(f"\nABORT: the kernel and DictKernel disagree; no timing is trusted.\n{error}")
         return 1
-    rows = bench.rows
+    rows = bench.rows + linear.rows
     summary["rows"] = [row.as_json() for row in rows]
     print_table(rows)
     # The first two rows are the headline pair: DictKernel and apply_batch, whole stream.
@@ -461,7 +505,12 @@ def _shares(counts: Counter[str], top: int = 10) -> str:
 
 def _dict_rate(rows: list[Row], row: Row) -> float | None:
     for other in rows:
-        if other.name == "DictKernel" and other.mode == row.mode and other.n_events == row.n_events:
+        if (
+            other.name == "DictKernel"
+            and other.section == row.section
+            and other.mode == row.mode
+            and other.n_events == row.n_events
+        ):
             return other.rate
     return None
 

@@ -17,6 +17,12 @@ its initial-margin limit and a price wick goes against it; a keeper account liqu
 which succeeds only if the wick took it below maintenance, and re-checks the previous
 trader. Once a BTC index at or after the future's expiry is in, the operator expires it.
 
+``linear_only`` lists the perpetuals and the future only, and drops the options from the
+trade mix (their weights go nowhere: the linear instruments keep their relative shares);
+everything else is the same mix, including the adversarial refusal to mark an option, which
+then names an instrument never listed. It measures the linear book alone (issue 14's
+linear-only target).
+
 ``random.Random(seed)`` makes the stream a pure function of its arguments; randomness stays
 here, in the benchmark shell, and never reaches the kernel.
 """
@@ -89,12 +95,20 @@ def quiet_hours(n_events: int) -> list[int]:
     return list(range(every, n_events, every))[:3]
 
 
-def listings(n_events: int) -> list[ListInstrument]:
-    """Return the five listings; the future expires about four fifths into the stream.
+def listings(n_events: int, linear_only: bool = False) -> list[ListInstrument]:
+    """Return the five listings (three if ``linear_only``); the future expires about four
+    fifths into the stream.
 
     Expiries count the quiet hours before them, so the future expires about four fifths in
     and the options after the stream, in event time.
     """
+    every = _all_listings(n_events)
+    if linear_only:
+        return [spec for spec in every if spec.kind is not InstrumentKind.OPTION]
+    return every
+
+
+def _all_listings(n_events: int) -> list[ListInstrument]:
     quiet = quiet_hours(n_events)
     future_position = n_events * 4 // 5
     future_expiry_ms = (
@@ -157,7 +171,9 @@ def listings(n_events: int) -> list[ListInstrument]:
 class _Market:
     """The generator's view of the market: just enough to make plausible events."""
 
-    def __init__(self, rng: random.Random, n_events: int, n_accounts: int) -> None:
+    def __init__(
+        self, rng: random.Random, n_events: int, n_accounts: int, linear_only: bool = False
+    ) -> None:
         self.rng = rng
         self.n_events = n_events
         self.accounts = [f"acct-{j // 2}-{'ab'[j % 2]}" for j in range(n_accounts)]
@@ -173,12 +189,13 @@ class _Market:
         self.funded_ms = dict.fromkeys(PERPETUALS, T0_MS)
         self.future_expired = False
         self.levered: list[str] = []
-        self.specs = {spec.instrument: spec for spec in listings(n_events)}
+        self.specs = {spec.instrument: spec for spec in listings(n_events, linear_only)}
+        self.linear_only = linear_only
         # Collateral moved in and out per account, ignoring trading gains and losses.
         self.funded_minor = [0] * n_accounts
         self.trades: list[Trade] = []
         self.trade_counter = 0
-        names = list(TRADE_WEIGHTS)
+        names = [name for name in TRADE_WEIGHTS if name in self.specs]
         self.instrument_names = names
         self.instrument_weights = [TRADE_WEIGHTS[name] for name in names]
 
@@ -662,19 +679,22 @@ def setup_events(market: _Market, n_events: int) -> list[Event]:
     # The exchange seeds its insurance fund before the market opens.
     amount_minor = rng.randint(200_000, 1_000_000) * USDC
     events.append(FundInsurance(principal=OPERATOR, asset="USDC", amount_minor=amount_minor))
-    events += listings(n_events)
+    events += listings(n_events, market.linear_only)
     for underlying in START_INDEX:
         events += market.oracle(len(events), underlying)
     events += [market.implied_volatility(underlying) for underlying in START_INDEX]
     return events
 
 
-def generate(n_events: int, n_accounts: int, seed: int) -> list[Event]:
-    """Return ``n_events`` events over ``n_accounts`` accounts, a pure function of the seed."""
+def generate(
+    n_events: int, n_accounts: int, seed: int, *, linear_only: bool = False
+) -> list[Event]:
+    """Return ``n_events`` events over ``n_accounts`` accounts, a pure function of the seed
+    (and of ``linear_only``: perpetuals and the future only)."""
     if n_accounts < 2:
         raise ValueError("the workload needs at least two accounts")
     rng = random.Random(seed)
-    market = _Market(rng, n_events, n_accounts)
+    market = _Market(rng, n_events, n_accounts, linear_only)
     events = setup_events(market, n_events)
     # Marks are rare (each costs O(holders)): every 50k events at full size, more often in
     # short streams so that small runs still exercise them.

@@ -142,6 +142,24 @@ def test_generated_streams_agree_under_tight_rules(seed):
     assert outcomes[sk.Reason.MARGIN_INSUFFICIENT] > 0
 
 
+@pytest.mark.parametrize("seed", [7, 8])
+def test_linear_only_streams_agree(seed):
+    """The linear-only stream lists no option and trades only linear instruments, and the
+    kernel and DictKernel agree on every event and the final state."""
+    events = generate(3_000, 50, seed, linear_only=True)
+    listed = {e.instrument: e.kind for e in events if type(e) is sk.ListInstrument}
+    assert set(listed) == {"BTC-PERP", "ETH-PERP", "BTC-FUT"}
+    decisions = assert_agree(events, DEFAULT_RULES)
+    traded = Counter(
+        e.instrument
+        for e, d in zip(events, decisions, strict=True)
+        if type(e) is sk.Trade and d is None
+    )
+    assert set(traded) <= set(listed)
+    assert traded["BTC-FUT"] > 0
+    assert Counter(decisions)[None] >= 0.85 * len(events)
+
+
 def test_workload_is_deterministic():
     """The generator returns the same stream for the same seed and a different one otherwise."""
     assert generate(2_000, 20, 9) == generate(2_000, 20, 9)

@@ -366,3 +366,40 @@ class TestSettlementPrice:
         assert "BTC" not in state.pending_expiries
         later = run_table([(price("BTC", 9_500_000, 130_000), OK)], state)
         assert later.settlement_prices["BTC@10000"] == exact
+
+
+def test_the_validity_memo_answers_as_evaluate_does_in_any_order_of_states():
+    """``validity`` remembers its last answer per underlying; asked of states in any order
+    (older after newer, the clock moved on, a report replaced, a rule set changed), it
+    returns what ``evaluate`` says of that very state."""
+    genesis = sk.genesis(sk.RuleSet.default())
+    states = [genesis]
+    events = [
+        report("BTC", 9_000_000, 1_000, "oracle-a"),
+        report("BTC", 9_010_000, 1_100, "oracle-b"),
+        report("BTC", 9_020_000, 1_200, "oracle-a"),
+        report("ETH", 300_000, 1_300, "oracle-a"),
+        report("BTC", 9_030_000, 90_000, "oracle-b"),
+    ]
+    for event in events:
+        outcome = sk.step(states[-1], event)
+        assert isinstance(outcome, sk.Accepted)
+        states.append(outcome.state)
+    # The same reports, the clock past their staleness: valid, then stale, then valid again.
+    fresh = states[3]
+    stale = attrs.evolve(fresh, clock_ms=fresh.clock_ms + 120_000)
+    states += [stale, fresh, stale]
+    states.append(attrs.evolve(states[2], rules=sk.RuleSet.default()))
+    seen = set()
+    for state in [*states, *reversed(states), *states[::2], *states[1::2]]:
+        for underlying in ("BTC", "ETH"):
+            expected = evaluate(
+                state.reports.get(underlying),
+                state.prices.get(underlying),
+                state.clock_ms,
+                state.rules.underlying_by_symbol[underlying],
+            ).validity
+            assert validity(state, underlying) is expected
+            assert validity(state, underlying) is expected
+            seen.add(expected)
+    assert len(seen) >= 3  # The walk meets several validities, so a stale answer would show.

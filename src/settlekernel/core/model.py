@@ -230,8 +230,8 @@ class Commitment:
     """Incremental state-root bookkeeping (spec/40-roots.md); derived, never compared.
 
     ``lattice`` is the LtHash sum of every leaf as of the last fold; ``leaves`` keeps the
-    32-byte digest of each mutable leaf as of that fold, so its vector can be re-expanded
-    and subtracted when the leaf changes;
+    2,048-byte vector of each mutable leaf as of that fold, so it can be subtracted when the
+    leaf changes without hashing the old leaf again;
     ``dirty`` names the leaves changed since. Roots cost O(len(dirty)).
     """
 

@@ -165,14 +165,29 @@ def evaluate(
     return Evaluation(Validity.VALID, IndexPrice(index, stamp), stamp, median)
 
 
+# Per underlying, the inputs of the last ``validity`` and its result. The inputs are immutable
+# and held here, so identity implies equality and the memo is invisible: a margin check of
+# every trade asks again between two oracle reports, and the answer cannot have changed.
+_LAST_VALIDITY: dict[str, tuple[object, object, int, object, Validity]] = {}
+
+
 def validity(state: State, underlying: str) -> Validity:
-    """Return an underlying's validity now, on the kernel clock."""
-    return evaluate(
-        state.reports.get(underlying),
-        state.prices.get(underlying),
-        state.clock_ms,
-        state.rules.underlying_by_symbol[underlying],
-    ).validity
+    """Return an underlying's validity now, on the kernel clock (SK-ORACLE-5 asks it)."""
+    reports = state.reports.get(underlying)
+    accepted = state.prices.get(underlying)
+    rules = state.rules.underlying_by_symbol[underlying]
+    last = _LAST_VALIDITY.get(underlying)
+    if (
+        last is not None
+        and last[0] is reports
+        and last[1] is accepted
+        and last[2] == state.clock_ms
+        and last[3] is rules
+    ):
+        return last[4]
+    result = evaluate(reports, accepted, state.clock_ms, rules).validity
+    _LAST_VALIDITY[underlying] = (reports, accepted, state.clock_ms, rules, result)
+    return result
 
 
 def check_admissible(state: State, underlyings: Iterable[str], action: Action) -> Rejected | None:
