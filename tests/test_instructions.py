@@ -280,6 +280,26 @@ def test_the_mark_executes_top_ups_in_account_order_at_most_the_bound():
     assert not [p for p in none.postings if p.code is sk.PostingCode.TOP_UP]
 
 
+def test_a_stale_oracle_runs_nothing_and_refuses_no_liquidation():
+    """Without an admissible price the top-up cannot run, so it cannot hold up a liquidation."""
+    state = fallen(thin(extra=[(register(), OK)]))
+    stale = run_table([(sk.Tick(principal="sequencer", timestamp_ms=10_000_000), OK)], state)
+    run_table([(run(), "oracle_not_admissible")], stale)
+    assert instructions.plan_top_up(stale, "thin").amount_minor == 0
+    assert instructions.plan_top_up(state, "thin").amount_minor > 0
+
+
+def test_the_mark_posts_its_top_ups_after_its_variation_margin():
+    state = fallen(thin(extra=[(register(), OK)]))
+    outcome = apply_checked(state, mark("BTC-PERP"))
+    assert isinstance(outcome, sk.Accepted)
+    codes = [p.code for p in outcome.postings]
+    assert codes[-1] is sk.PostingCode.TOP_UP
+    assert sk.PostingCode.TOP_UP not in codes[:-1]
+    assert sk.PostingCode.VARIATION_MARGIN in codes
+    assert not sk.margin_report(outcome.state, "thin").is_liquidatable
+
+
 def test_wire_round_trip():
     for event in (register(), cancel(), run()):
         assert decode_event(encode_event(event)) == event
