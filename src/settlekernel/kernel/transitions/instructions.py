@@ -83,8 +83,8 @@ def top_up_need_minor(report: MarginReport, threshold_ppm: int) -> int:
 def plan_top_up(state: State, account_id: str) -> TopUpPlan:
     """Return what the account's registered top-up would move now (SK-INSTR-3).
 
-    The one function execution, the liquidation refusal (SK-INSTR-5) and the invariant
-    INV-TOPUP-BEFORE-LIQUIDATION all use.
+    The one function execution and the liquidation refusal (SK-INSTR-5) both use;
+    INV-TOPUP-BEFORE-LIQUIDATION recomputes it apart, with the batch margin engine.
     """
     top_up = state.instructions.get(account_id)
     if top_up is None:
