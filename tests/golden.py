@@ -8,9 +8,9 @@ here deliberately, with its reason in the commit and a CHANGELOG line; recompute
 
 from __future__ import annotations
 
-GENESIS_ROOT = "68b58ef8adf32560cf30a6cbc99e9831464a91bf6398b5854c388d8eb3040ca6"
-DEMO_ROOT = "7b5b3e40c7d44d693879556faed74460cdf7eb3ca29e2d894df5121a8d4b4b16"
-JOURNAL_ROOT = "a670bfabaff8be78c7f3b26a5ac8fb6013a5e8390aaec82ef51eaf9cbb781e46"
+GENESIS_ROOT = "51991cee4b9c031883c70c3671730b0d52bd0d95256c167b7fa44fb3f0b4721d"
+DEMO_ROOT = "36d4a482ec5f964d414b4dc3f30dd40161a447a15e418761453346d66182bbe3"
+JOURNAL_ROOT = "b5e9a53b39d454ca72c2b0ac2540aceefe2a5f381620c4f7334ff826be2e707d"
 
 
 def _root_after(events: list[object]) -> str:

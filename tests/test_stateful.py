@@ -13,6 +13,9 @@ removing a venue (and outsiders trying to), a governor proposing, cancelling and
 a rule change that doubles BTC's maintenance (with notices too short, broken rules, and a
 thief and keepers trying), liquidators racing the accounts in its grace, owners granting,
 restricting and revoking venues,
+owners registering, cancelling and re-registering standing top-ups (and thieves and
+cross-owner registrations refused), anyone running them, liquidators racing them and the
+mark executing them,
 a rogue venue trading on accounts that never chose it, wrong-typed fields, and integers
 biased to 0, 1, the bounds and the bounds +- 1.
 
@@ -604,6 +607,108 @@ class KernelMachine(RuleBasedStateMachine):
             coverage_label(
                 "Backstop: " + ",".join(sorted({p.code.value for p in outcome.postings}))
             )
+
+    @rule(
+        pair=st.sampled_from(
+            (
+                ("alice-1", "alice-2"),
+                ("alice-2", "alice-1"),
+                ("bob-1", "alice-1"),
+                ("alice-1", "alice-1"),
+                ("ghost-1", "alice-2"),
+            )
+        ),
+        threshold_ppm=st.sampled_from((1_000_000, 1_200_000, 2_000_000, 999_999)),
+        cap=st.sampled_from((1, 1_000 * USDC, 100_000 * USDC)),
+        interval_ms=st.sampled_from((1, 5_000, 3_600_000)),
+        honest=st.booleans(),
+    )
+    def register_top_up(
+        self, pair: tuple[str, str], threshold_ppm: int, cap: int, interval_ms: int, honest: bool
+    ) -> None:
+        """Owners register and re-register top-ups; thieves and cross-owner ones are refused."""
+        account, source = pair
+        held = self.state.accounts.get(account)
+        principal = held.owner if honest and held is not None else "mallory"
+        self.submit(
+            sk.RegisterTopUp(
+                principal=principal,
+                account=account,
+                source=source,
+                asset="USDC",
+                threshold_ppm=threshold_ppm,
+                amount_max_minor=cap,
+                interval_ms=interval_ms,
+            )
+        )
+
+    @rule(account=st.sampled_from(ACCOUNTS), honest=st.booleans())
+    def cancel_instruction(self, account: str, honest: bool) -> None:
+        held = self.state.accounts.get(account)
+        principal = held.owner if honest and held is not None else "mallory"
+        self.submit(sk.CancelInstruction(principal=principal, account=account))
+
+    @rule(account=st.sampled_from(ACCOUNTS), principal=st.sampled_from(("carol", "mallory")))
+    def run_instructions(self, account: str, principal: str) -> None:
+        """Anyone runs an account's top-up: a healthy account's is nothing_to_top_up."""
+        outcome = self.submit(sk.RunInstructions(principal=principal, account=account))
+        if isinstance(outcome, sk.Accepted):
+            coverage_label("RunInstructions: moved")
+
+    @rule(
+        lots=st.integers(12_000, 24_000),
+        cap=st.sampled_from((1_000 * USDC, 50_000 * USDC, 500_000 * USDC)),
+        drop_ppm=st.sampled_from((-60_000, -80_000, -120_000)),
+        then=st.sampled_from(("mark", "run", "liquidate")),
+    )
+    def levered_owner_with_a_reserve(self, lots: int, cap: int, drop_ppm: int, then: str) -> None:
+        """alice-1 levers up against carol-1 with a top-up from alice-2, then BTC falls.
+
+        Then the mark executes the top-up, anyone runs it, or a liquidator races it.
+        """
+        self.submit_trade("venue", "alice-1", "carol-1", "BTC-PERP", lots, 0, (0, 0))
+        self.submit(
+            sk.RegisterTopUp(
+                principal="alice",
+                account="alice-1",
+                source="alice-2",
+                asset="USDC",
+                threshold_ppm=1_200_000,
+                amount_max_minor=cap,
+                interval_ms=3_600_000,
+            )
+        )
+        current = self.state.prices.get("BTC")
+        base = current.price_ticks if current else BASE_PRICE["BTC"]
+        for _ in range(3):
+            self.advance_price("BTC", base + base * drop_ppm // 1_000_000, step_ms=500)
+        if then == "mark":
+            outcome = self.submit(sk.VariationMargin(principal="operator", instrument="BTC-PERP"))
+            if isinstance(outcome, sk.Accepted) and any(
+                p.code is sk.PostingCode.TOP_UP for p in outcome.postings
+            ):
+                coverage_label("VariationMargin: executed a top-up")
+        elif then == "run":
+            self.run_instructions("alice-1", "carol")
+        else:
+            self.race_the_top_up("alice-1", "bob-1", run_first=False)
+
+    @rule(
+        account=st.sampled_from(("alice-1", "alice-2")),
+        liquidator=st.sampled_from(("bob-1", "carol-1")),
+        run_first=st.booleans(),
+    )
+    def race_the_top_up(self, account: str, liquidator: str, run_first: bool) -> None:
+        """A liquidator races the owner's top-up: liquidating first is refused if it restores."""
+        held = self.state.accounts.get(liquidator)
+        if held is None:
+            return
+        liquidate = sk.Liquidate(principal=held.owner, account=account, liquidator=liquidator)
+        run = sk.RunInstructions(principal=held.owner, account=account)
+        for event in (run, liquidate) if run_first else (liquidate, run, liquidate):
+            outcome = self.submit(event)
+            if isinstance(event, sk.Liquidate) and isinstance(outcome, sk.Rejected):
+                coverage_label(f"race: Liquidate {outcome.reason.value}")
 
     @rule(
         text=st.sampled_from(tuple(RULE_TEXTS)),

@@ -202,6 +202,33 @@ PROPOSAL: Final = w(
     effective_ms=NOTICE_MS + 20_000,
 )
 DEPOSIT = {"principal": "alice", "account": "alice", "asset": "USDC"}
+
+
+def top_up(account: str, source: str, asset: str = "USDC") -> str:
+    """A standing top-up (SK-INSTR-1): to 1.2 x maintenance, 5,000 USDC per minute."""
+    return w(
+        "register_top_up",
+        principal=account,
+        account=account,
+        source=source,
+        asset=asset,
+        threshold_ppm=1_200_000,
+        amount_max_minor=5_000 * USDC,
+        interval_ms=60_000,
+    )
+
+
+# thin, long 1 BTC at 90,000 with 10,000 USDC, and its reserve with 20,000 USDC and a
+# top-up; BTC walks to 85,500: thin is below maintenance and the top-up restores it.
+THIN_WITH_RESERVE: Final = [
+    w("open_account", principal="thin", account="thin"),
+    deposit("thin", 10_000 * USDC),
+    w("open_account", principal="thin", account="thin-reserve"),
+    deposit("thin-reserve", 20_000 * USDC, principal="thin"),
+    top_up("thin", "thin-reserve"),
+    trade("t2", "thin", "bob", 1_000),
+    *[report for at in range(2_000, 2_300, 100) for report in price(8_550_000, at)],
+]
 # Per reason: the lines after BASE; the last one must get the reason.
 REASONS: Final[dict[str, list[str]]] = {
     "json_invalid": ["{"],
@@ -272,6 +299,10 @@ REASONS: Final[dict[str, list[str]]] = {
         )
     ],
     "self_liquidation": [w("liquidate", principal="alice", account="alice", liquidator="alice")],
+    "instruction_invalid": [
+        w("open_account", principal="alice", account="alice-2"),
+        top_up("alice", "alice-2", asset="BTC"),
+    ],
     "venue_invalid": [
         w(
             "admit_venue",
@@ -346,6 +377,16 @@ REASONS: Final[dict[str, list[str]]] = {
         w("withdraw", principal="alice", account="alice", asset="USDC", amount_minor=10**13)
     ],
     "rules_proposal_unknown": [w("cancel_rules_change", principal="governor", proposal="p9")],
+    "instruction_unknown": [w("run_instructions", principal="bob", account="alice")],
+    "nothing_to_top_up": [
+        w("open_account", principal="alice", account="alice-2"),
+        top_up("alice", "alice-2"),
+        w("run_instructions", principal="bob", account="alice"),
+    ],
+    "top_up_available": [
+        *THIN_WITH_RESERVE,
+        w("liquidate", principal="alice", account="thin", liquidator="alice"),
+    ],
     "rules_change_pending": [PROPOSAL, PROPOSAL.replace('"p1"', '"p2"')],
     "rules_notice_too_short": [PROPOSAL.replace(f"{NOTICE_MS + 20_000}", "2000")],
     "rules_invalid": [

@@ -40,6 +40,7 @@ from settlekernel.core.model import (
     PremiumSample,
     RulesProposal,
     State,
+    TopUp,
     Venue,
     VenueStatus,
     replace_state,
@@ -56,7 +57,8 @@ from settlekernel.core.wire import (
 
 # [Modified in v3] Venues and grants (SK-VENUE) are encoded too. [Modified in v4] The rules in
 # force as TOML, the pending rule change and the grace (SK-GOV-6).
-SNAPSHOT_VERSION: Final = 4
+# [Modified in v5] The standing instructions (SK-INSTR-2).
+SNAPSHOT_VERSION: Final = 5
 # [SK-SNAPSHOT-2] A snapshot document nests 5 levels; one nested deeper than this is refused
 # before parsing, so decoding does not depend on the recursion limit.
 NESTING_DEPTH_MAX: Final = 16
@@ -90,6 +92,7 @@ _TOP_LEVEL: Final = frozenset(
         "trades",
         "venues",
         "grants",
+        "instructions",
     }
 )
 
@@ -140,6 +143,18 @@ def encode_state(state: State) -> bytes:
         },
         "venues": {v.id: _encode_venue(v) for v in state.venues.values()},
         "grants": {key: grant.value for key, grant in state.grants.items()},
+        "instructions": {
+            a: [
+                t.source,
+                t.asset,
+                t.threshold_ppm,
+                t.amount_max_minor,
+                t.interval_ms,
+                t.used_minor,
+                t.window_start_ms,
+            ]
+            for a, t in state.instructions.items()
+        },
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
@@ -212,6 +227,19 @@ def _encode_venue(venue: Venue) -> list[object]:
         venue.fee_rate_max_ppm,
         dict(venue.open_lots),
     ]
+
+
+def _decode_top_up(value: list[Any]) -> TopUp:
+    source, asset, threshold, amount_max, interval, used, window_start = value
+    return TopUp(
+        _str(source),
+        _str(asset),
+        _int(threshold),
+        _int(amount_max),
+        _int(interval),
+        _int(used),
+        _int(window_start),
+    )
 
 
 def _decode_venue(venue_id: str, value: list[Any]) -> Venue:
@@ -353,6 +381,7 @@ def _build_state(document: dict[str, Any], genesis: RuleSet) -> State:
         grants=Map({_str(k): Grant(v) for k, v in document["grants"].items()}),
         proposal=proposal,
         grace=grace,
+        instructions=Map({_str(a): _decode_top_up(v) for a, v in document["instructions"].items()}),
         commitment=Commitment(ZERO_LATTICE, Map(), Map()),
         margins=Map(),
     )

@@ -294,6 +294,35 @@ class ApplyRules:
     proposal: str = attrs.field(metadata=_ID)
 
 
+@attrs.frozen(kw_only=True)
+class RegisterTopUp:
+    """An owner registers a standing top-up of an account from another of its own (SK-INSTR-1)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    account: str = attrs.field(metadata=_ID)
+    source: str = attrs.field(metadata=_ID)
+    asset: str = attrs.field(metadata=_ID)
+    threshold_ppm: int = attrs.field(metadata=_AMOUNT)
+    amount_max_minor: int = attrs.field(metadata=_AMOUNT)
+    interval_ms: int = attrs.field(metadata=_AMOUNT)
+
+
+@attrs.frozen(kw_only=True)
+class CancelInstruction:
+    """An owner cancels the standing instruction of an account (SK-INSTR-1)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    account: str = attrs.field(metadata=_ID)
+
+
+@attrs.frozen(kw_only=True)
+class RunInstructions:
+    """Anyone has the kernel execute an account's standing top-up (SK-INSTR-3)."""
+
+    principal: str = attrs.field(metadata=_ID)
+    account: str = attrs.field(metadata=_ID)
+
+
 Event: TypeAlias = (
     OpenAccount
     | Deposit
@@ -320,6 +349,9 @@ Event: TypeAlias = (
     | ChangeRules
     | CancelRulesChange
     | ApplyRules
+    | RegisterTopUp
+    | CancelInstruction
+    | RunInstructions
 )
 
 # Wire names (the JSON "type" field), in spec order.
@@ -349,6 +381,9 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "change_rules": ChangeRules,
     "cancel_rules_change": CancelRulesChange,
     "apply_rules": ApplyRules,
+    "register_top_up": RegisterTopUp,
+    "cancel_instruction": CancelInstruction,
+    "run_instructions": RunInstructions,
 }
 EVENT_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
 

@@ -212,6 +212,25 @@ class Grace:
         return clock_ms < self.until_ms and account_id in self.accounts
 
 
+@attrs.frozen
+class TopUp:
+    """An owner's standing top-up of an account from another of its accounts (SK-INSTR-1).
+
+    When the account's equity is below ``threshold_ppm`` of its maintenance margin, the
+    kernel moves ``asset`` (the valuation asset) from ``source`` into it, at most
+    ``amount_max_minor`` per ``interval_ms``: ``used_minor`` is what it moved in the interval
+    that began at ``window_start_ms`` on the kernel clock (SK-INSTR-3).
+    """
+
+    source: str
+    asset: str
+    threshold_ppm: int
+    amount_max_minor: int
+    interval_ms: int
+    used_minor: int
+    window_start_ms: int
+
+
 @attrs.frozen(eq=False)
 class MarginEntry:
     """A cached margin report and the inputs it was computed from (SK-MARGIN-CACHE-1).
@@ -278,6 +297,8 @@ class State:
     # [SK-GOV-3..5] The pending rule change, if any, and the grace of the last one applied.
     proposal: RulesProposal | None
     grace: Grace | None
+    # [SK-INSTR-1] Standing top-up instructions, by the account they top up.
+    instructions: Map[str, TopUp]
     commitment: Commitment = attrs.field(eq=False, repr=False)
     margins: Map[str, MarginEntry] = attrs.field(eq=False, repr=False)
 
@@ -303,6 +324,7 @@ def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
     claimants: Map[str, None] | None = None,
     venues: Map[str, Venue] | None = None,
     grants: Map[str, Grant] | None = None,
+    instructions: Map[str, TopUp] | None = None,
     commitment: Commitment | None = None,
     margins: Map[str, MarginEntry] | None = None,
 ) -> State:
@@ -333,6 +355,7 @@ def replace_state(  # noqa: PLR0913 (every field of the state, by keyword)
         state.grants if grants is None else grants,
         state.proposal,
         state.grace,
+        state.instructions if instructions is None else instructions,
         state.commitment if commitment is None else commitment,
         state.margins if margins is None else margins,
     )

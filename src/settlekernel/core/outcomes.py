@@ -33,6 +33,8 @@ class PostingCode(enum.Enum):
     ADVANCE = "advance"
     DEBT_REPAYMENT = "debt_repayment"
     CLAIM_PAYMENT = "claim_payment"
+    # [New in v6] A standing top-up the kernel executed (SK-INSTR-3).
+    TOP_UP = "top_up"
 
 
 @attrs.frozen

@@ -60,6 +60,9 @@ class Reason(enum.Enum):
     TRANSFER_TO_SAME_ACCOUNT = "transfer_to_same_account"
     SELF_LIQUIDATION = "self_liquidation"
     VENUE_INVALID = "venue_invalid"
+    # [New in v6] A top-up's threshold outside [1e6, 1e8] ppm, or an asset that is not the
+    # valuation asset (SK-INSTR-1).
+    INSTRUCTION_INVALID = "instruction_invalid"
     # Existence: what the event names must (or must not) exist.
     ACCOUNT_EXISTS = "account_exists"
     INSTRUMENT_EXISTS = "instrument_exists"
@@ -69,6 +72,8 @@ class Reason(enum.Enum):
     ACCOUNT_UNKNOWN = "account_unknown"
     VENUE_UNKNOWN = "venue_unknown"
     RULES_PROPOSAL_UNKNOWN = "rules_proposal_unknown"
+    # [New in v6] No standing instruction is registered for the account (SK-INSTR-1).
+    INSTRUCTION_UNKNOWN = "instruction_unknown"
     # Governance: one rule change at a time, noticed, sound (SK-GOV-3..5).
     RULES_CHANGE_PENDING = "rules_change_pending"
     RULES_NOTICE_TOO_SHORT = "rules_notice_too_short"
@@ -95,6 +100,12 @@ class Reason(enum.Enum):
     NOTHING_TO_LIQUIDATE = "nothing_to_liquidate"
     NOT_LIQUIDATABLE = "not_liquidatable"
     LIQUIDATION_IN_GRACE = "liquidation_in_grace"
+    # [New in v6] A top-up would move nothing: equity is not below its threshold, or the cap
+    # or the source leaves nothing to move (SK-INSTR-3).
+    NOTHING_TO_TOP_UP = "nothing_to_top_up"
+    # [New in v6] The account's registered top-up could restore maintenance right now; run
+    # it first (SK-INSTR-5).
+    TOP_UP_AVAILABLE = "top_up_available"
     # Limits on what the event would create.
     ACCOUNT_LIMIT_REACHED = "account_limit_reached"
     INSTRUMENT_LIMIT_REACHED = "instrument_limit_reached"

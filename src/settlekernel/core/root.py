@@ -7,7 +7,8 @@ Construction (SK-ROOT-1..4):
    settled trade, venue and owner's venue grant. Each leaf has a canonical text encoding
    (``encode_*`` below) that is injective because identifiers never contain the
    separators ``| , = @``. [New in v5] The pending rule change, the grace of the last one
-   applied and each account in that grace are leaves too (SK-GOV-6).
+   applied and each account in that grace are leaves too (SK-GOV-6). [New in v6] So is each
+   standing instruction (SK-INSTR-2).
 2. A leaf's vector is ``BLAKE3-XOF(BLAKE3(encoding), 2048 bytes)`` read as 1024
    little-endian uint16 lanes. The lattice is the lane-wise sum, mod 2**16, of the vectors
    of all leaves: LtHash16 as in Solana's accounts lattice hash (SIMD-0215) and Lewi et al.,
@@ -47,6 +48,7 @@ from settlekernel.core.model import (
     Instrument,
     RulesProposal,
     State,
+    TopUp,
     Venue,
     replace_state,
 )
@@ -81,6 +83,8 @@ GOVERNANCE_PREFIX: Final = "q:"
 PROPOSAL_KEY: Final = GOVERNANCE_PREFIX + "proposal"
 GRACE_KEY: Final = GOVERNANCE_PREFIX + "grace"
 GRACE_ACCOUNT_PREFIX: Final = "w:"
+# [SK-INSTR-2] A standing instruction, keyed by the account it tops up.
+INSTRUCTION_PREFIX: Final = "x:"
 
 
 def account_key(account_id: str) -> str:
@@ -237,6 +241,20 @@ def encode_grant(key: str, grant: Grant) -> bytes:
     return f"grant|{key}|{grant.value}".encode()
 
 
+def instruction_key(account_id: str) -> str:
+    """Return the leaf key of the standing instruction of an account (SK-INSTR-2)."""
+    return INSTRUCTION_PREFIX + account_id
+
+
+def encode_instruction(account_id: str, top_up: TopUp) -> bytes:
+    """Return the canonical encoding of a standing top-up's leaf (SK-INSTR-2)."""
+    return (
+        f"top_up|{account_id}|{top_up.source}|{top_up.asset}|{top_up.threshold_ppm}|"
+        f"{top_up.amount_max_minor}|{top_up.interval_ms}|{top_up.used_minor}|"
+        f"{top_up.window_start_ms}"
+    ).encode()
+
+
 def encode_proposal(proposal: RulesProposal) -> bytes:
     """Return the canonical encoding of the pending rule change's leaf (SK-GOV-6)."""
     return (
@@ -296,6 +314,9 @@ def encode_leaf(state: State, key: str) -> bytes | None:
     if namespace == GRANT_PREFIX:
         grant = state.grants.get(identifier)
         return None if grant is None else encode_grant(identifier, grant)
+    if namespace == INSTRUCTION_PREFIX:
+        top_up = state.instructions.get(identifier)
+        return None if top_up is None else encode_instruction(identifier, top_up)
     if namespace in {GOVERNANCE_PREFIX, GRACE_ACCOUNT_PREFIX}:
         return _encode_governance(state, key)
     assert namespace == TRADE_PREFIX, key
@@ -424,6 +445,7 @@ def all_leaf_keys(state: State) -> list[str]:
     keys += [trade_key(trade_id) for trade_id in state.trades]
     keys += [venue_key(venue_id) for venue_id in state.venues]
     keys += [GRANT_PREFIX + key for key in state.grants]
+    keys += [instruction_key(account_id) for account_id in state.instructions]
     keys += [PROPOSAL_KEY] if state.proposal is not None else []
     if state.grace is not None:
         keys.append(GRACE_KEY)

@@ -36,11 +36,14 @@ _LIMITS: Final = (
 MARK_SAMPLES_LIMIT: Final = 64
 # [SK-GOV-3] The governance periods, in ms: a rule change's least notice and its grace.
 GOVERNANCE_FIELDS: Final = ("rules_notice_ms", "rules_grace_ms")
+# [SK-INSTR-4] The most standing top-ups one variation-margin event executes.
+INSTRUCTIONS_PER_EVENT_LIMIT: Final = 1024
 INT_SCALAR_FIELDS: Final = (
     "fee_rate_max_ppm",
     "backstop_equity_ppm",
     *_LIMITS,
     *GOVERNANCE_FIELDS,
+    "instructions_per_event_max",
 )
 ASSET_INT_FIELDS: Final = ("decimals", "haircut_ppm", "liquidation_discount_ppm")
 ASSET_FIELDS: Final = (*ASSET_INT_FIELDS, "price_underlying")
@@ -197,6 +200,10 @@ class RuleSet:
     # be liquidated for this long while it meets the maintenance of the rules before it;
     # counted under those rules, so no change can shorten its own grace.
     rules_grace_ms: int = 86_400_000
+    # [SK-INSTR-4] After a variation-margin event the kernel executes at most this many
+    # standing top-ups of the instrument's holders, in account-id order: no cascade is
+    # unbounded.
+    instructions_per_event_max: int = 16
 
     @cached_property
     def asset_by_symbol(self) -> dict[str, AssetRules]:
@@ -338,6 +345,11 @@ def check_rules(rules: RuleSet) -> list[str]:
         problems.append(f"fee_rate_max_ppm {rules.fee_rate_max_ppm} outside [0, {PPM}]")
     if not 0 < rules.backstop_equity_ppm <= PPM:
         problems.append(f"backstop_equity_ppm {rules.backstop_equity_ppm} outside (0, {PPM}]")
+    if not 0 <= rules.instructions_per_event_max <= INSTRUCTIONS_PER_EVENT_LIMIT:
+        problems.append(
+            f"instructions_per_event_max {rules.instructions_per_event_max} outside "
+            f"[0, {INSTRUCTIONS_PER_EVENT_LIMIT}]"
+        )
     for name in _LIMITS:
         value = getattr(rules, name)
         if not 1 <= value < VALUE_LIMIT:
@@ -476,4 +488,4 @@ def encode_rules(rules: RuleSet) -> bytes:
 
 def rules_digest(rules: RuleSet) -> bytes:
     """Return the SHA-256 of the canonical encoding: the rule set's identity."""
-    return hashlib.sha256(b"settlekernel/rules/v6\n" + encode_rules(rules)).digest()
+    return hashlib.sha256(b"settlekernel/rules/v7\n" + encode_rules(rules)).digest()

@@ -17,6 +17,7 @@ from settlekernel.core.events import (
     ApplyRules,
     AuthorizeVenue,
     Backstop,
+    CancelInstruction,
     CancelRulesChange,
     ChangeRules,
     Deposit,
@@ -28,10 +29,12 @@ from settlekernel.core.events import (
     OpenAccount,
     OraclePrice,
     OracleVolatility,
+    RegisterTopUp,
     RemoveVenue,
     RestrictVenue,
     ResumeVenue,
     RevokeVenue,
+    RunInstructions,
     SuspendVenue,
     Tick,
     Trade,
@@ -62,6 +65,12 @@ from settlekernel.kernel.transitions.governance import (
     process_apply_rules,
     process_cancel_rules_change,
     process_change_rules,
+)
+from settlekernel.kernel.transitions.instructions import (
+    process_cancel_instruction,
+    process_register_top_up,
+    process_run_instructions,
+    run_after_mark,
 )
 from settlekernel.kernel.transitions.liquidation import process_liquidate
 from settlekernel.kernel.transitions.market import (
@@ -104,6 +113,9 @@ _PROCESSORS: Final[dict[type, Callable[[State, Any], Outcome]]] = {
     ChangeRules: process_change_rules,
     CancelRulesChange: process_cancel_rules_change,
     ApplyRules: process_apply_rules,
+    RegisterTopUp: process_register_top_up,
+    CancelInstruction: process_cancel_instruction,
+    RunInstructions: process_run_instructions,
 }
 
 
@@ -147,6 +159,7 @@ def genesis(rules: RuleSet) -> State:
         grants=Map(),
         proposal=None,
         grace=None,
+        instructions=Map(),
         commitment=Commitment(ZERO_LATTICE, Map(), Map(dict.fromkeys(dirty))),
         margins=Map(),
     )
@@ -165,6 +178,9 @@ def step(state: State, event: object) -> Outcome:
     if rejection is not None:
         return rejection
     outcome = processor(state, event)
+    if type(outcome) is Accepted and type(event) is VariationMargin:
+        # [SK-INSTR-4] The mark executes its holders' standing top-ups, a bounded number.
+        outcome = run_after_mark(outcome, event.instrument)
     if type(outcome) is Accepted and (outcome.state.debtors or outcome.state.claimants):
         # [SK-DEBT-2] Debts are repaid and claims paid as soon as the cash is there.
         outcome = settle_debts(outcome)

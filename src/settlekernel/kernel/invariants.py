@@ -25,6 +25,7 @@ from settlekernel.core.events import (
     Funding,
     Liquidate,
     OraclePrice,
+    RunInstructions,
     Trade,
     Transfer,
     VariationMargin,
@@ -46,7 +47,13 @@ from settlekernel.core.units import (
     SYSTEM_OWNER,
     VALUE_LIMIT,
 )
-from settlekernel.margin.accounts import margin_underlyings, market_key, market_of, portfolio_of
+from settlekernel.margin.accounts import (
+    check_margin_admissible,
+    margin_underlyings,
+    market_key,
+    market_of,
+    portfolio_of,
+)
 from settlekernel.margin.impact import incompatibilities
 from settlekernel.margin.options import model_price_ticks
 from settlekernel.margin.portfolio import compute_margin
@@ -90,6 +97,8 @@ class InvariantId(enum.Enum):
     VENUE_AUTHORISED = "INV-VENUE-AUTHORISED"
     RULES_GOVERNED = "INV-RULES-GOVERNED"
     GRACE = "INV-GRACE"
+    INSTRUCTION_SAME_OWNER = "INV-INSTRUCTION-SAME-OWNER"
+    TOPUP_BEFORE_LIQUIDATION = "INV-TOPUP-BEFORE-LIQUIDATION"
 
 
 @attrs.frozen
@@ -493,7 +502,78 @@ def check_step(before: State, event: object, outcome: Outcome) -> list[Violation
     found += _check_venue(before, event, outcome)
     found += _check_rules_governed(before, event, outcome)
     found += _check_grace(before, event, outcome)
+    found += _check_instructions(before, event, outcome)
+    found += _check_top_up_first(before, event)
     return found
+
+
+def _check_instructions(before: State, event: object, outcome: Accepted) -> list[Violation]:
+    """INV-INSTRUCTION-SAME-OWNER: a top-up moves value only between two accounts of one owner.
+
+    Every ``top_up`` posting credits an account with a standing top-up registered before the
+    step and debits that top-up's source, a different account of the same owner; only
+    ``RunInstructions`` (one) and ``VariationMargin`` (at most ``instructions_per_event_max``)
+    make them; and each source still meets its initial margin after the step (SK-INSTR-3).
+    """
+    top_ups = [p for p in outcome.postings if p.code is PostingCode.TOP_UP]
+    if not top_ups:
+        return []
+    after = outcome.state
+    found: list[str] = []
+    for posting in top_ups:
+        debit = after.accounts.get(posting.debit_account)
+        credit = after.accounts.get(posting.credit_account)
+        registered = before.instructions.get(posting.credit_account)
+        if debit is None or credit is None or debit.owner != credit.owner:
+            found.append(f"top-up {posting} moves value between owners")
+        elif debit.id == credit.id or registered is None or registered.source != debit.id:
+            found.append(f"top-up {posting} is not from the credited account's registered source")
+        elif not _fresh_margin(after, debit.id).meets_initial:
+            found.append(f"top-up {posting} left its source below initial margin")
+    bound: dict[type, int] = {
+        RunInstructions: 1,
+        VariationMargin: before.rules.instructions_per_event_max,
+    }
+    if len(top_ups) > bound.get(type(event), 0):
+        found.append(f"{type(event).__name__} made {len(top_ups)} top-ups")
+    return [Violation(InvariantId.INSTRUCTION_SAME_OWNER, message) for message in found]
+
+
+def _check_top_up_first(before: State, event: object) -> list[Violation]:
+    """INV-TOPUP-BEFORE-LIQUIDATION: no account is liquidated that its top-up could restore.
+
+    An accepted ``Liquidate`` or ``Backstop`` of an account below maintenance had no
+    registered top-up that could move, right then, enough to restore maintenance: the least
+    of what restores its threshold, what the cap leaves, and the source's cash above its own
+    initial margin (SK-INSTR-5). Margins recomputed with the batch engine.
+    """
+    if type(event) not in {Liquidate, Backstop}:
+        return []
+    account_id = event.account  # type: ignore[attr-defined]  # Liquidate or Backstop
+    top_up = before.instructions.get(account_id)
+    if top_up is None:
+        return []
+    account, source = before.accounts[account_id], before.accounts[top_up.source]
+    if check_margin_admissible(before, account, source) is not None:
+        return []
+    report, held = _fresh_margin(before, account_id), _fresh_margin(before, source.id)
+    if not report.is_liquidatable:
+        return []
+    need = -((-report.maintenance_minor * top_up.threshold_ppm) // PPM) - report.equity_minor
+    fresh = before.clock_ms >= top_up.window_start_ms + top_up.interval_ms
+    cap = top_up.amount_max_minor - (0 if fresh else top_up.used_minor)
+    spare = min(source.balance(top_up.asset), held.equity_minor - held.initial_minor)
+    movable = max(min(need, cap, spare), 0)
+    if movable == 0 or report.equity_minor + movable < report.maintenance_minor:
+        return []
+    return [
+        Violation(
+            InvariantId.TOPUP_BEFORE_LIQUIDATION,
+            f"{type(event).__name__} of {account_id} accepted while its top-up could move "
+            f"{movable}, restoring equity {report.equity_minor} to maintenance "
+            f"{report.maintenance_minor}",
+        )
+    ]
 
 
 def _check_rules_governed(before: State, event: object, outcome: Accepted) -> list[Violation]:

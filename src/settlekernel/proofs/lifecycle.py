@@ -49,6 +49,12 @@ def assumptions(rests_on: Iterable[str], unmodelled: Iterable[str]) -> tuple[str
             "and checked by the conservation predicate after every step."
         ),
         (
+            "The standing top-ups a variation margin executes after its mark (SK-INSTR-4) "
+            "are double entries between two accounts with no custody change; they are "
+            "outside the VariationMargin model and checked by the conservation predicate "
+            "after every step."
+        ),
+        (
             "Transitions with no z3 model yet are assumed to conserve, checked by the "
             "predicates only: " + ", ".join(missing)
             if missing

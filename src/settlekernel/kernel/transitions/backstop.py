@@ -37,6 +37,7 @@ from settlekernel.core.reasons import Reason
 from settlekernel.core.units import INSURANCE_ACCOUNT, PPM, RESIDUE_ACCOUNT
 from settlekernel.kernel.transitions.debt import collect, liquidation_value_minor
 from settlekernel.kernel.transitions.governance import check_grace
+from settlekernel.kernel.transitions.instructions import check_top_up_first
 from settlekernel.kernel.transitions.liquidation import (
     RUNGS,
     Close,
@@ -84,6 +85,10 @@ def process_backstop(state: State, event: Backstop) -> Outcome:
         )
     # Verify no rule change's grace shelters the account (SK-GOV-5).
     rejection = check_grace(state, account)
+    if rejection is not None:
+        return rejection
+    # Verify no standing top-up of the account could restore its maintenance (SK-INSTR-5).
+    rejection = check_top_up_first(state, account, before)
     if rejection is not None:
         return rejection
     # From here the event must succeed.

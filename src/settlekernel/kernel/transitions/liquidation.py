@@ -44,6 +44,7 @@ from settlekernel.core.reasons import Reason
 from settlekernel.core.units import INSURANCE_ACCOUNT, RESIDUE_ACCOUNT
 from settlekernel.kernel.ledger import with_position
 from settlekernel.kernel.transitions.governance import check_grace
+from settlekernel.kernel.transitions.instructions import check_top_up_first
 from settlekernel.kernel.transitions.waterfall import (
     Books,
     account_after,
@@ -149,6 +150,10 @@ def process_liquidate(state: State, event: Liquidate) -> Outcome:
         )
     # Verify no rule change's grace shelters the account (SK-GOV-5).
     rejection = check_grace(state, account)
+    if rejection is not None:
+        return rejection
+    # Verify no standing top-up of the account could restore its maintenance (SK-INSTR-5).
+    rejection = check_top_up_first(state, account, before)
     if rejection is not None:
         return rejection
     books = plan(state, account, liquidator.id, before)
