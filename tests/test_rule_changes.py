@@ -12,6 +12,7 @@ import json
 
 import attrs
 import pytest
+from click.testing import CliRunner
 from hypothesis import event as coverage_label
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,9 +30,10 @@ from scenario import (
     run_table,
     trade,
 )
+from settlekernel.cli.main import main
 from settlekernel.commitments.snapshot import decode_state, encode_state
 from settlekernel.core.root import recompute_root, state_root
-from settlekernel.core.rules_toml import dump_rules_toml
+from settlekernel.core.rules_toml import dump_rules_toml, parse_rules_toml
 from settlekernel.core.units import RULES_TOML_CHARS_MAX
 from settlekernel.core.wire import decode_event, decode_lines, encode_event
 from settlekernel.journal.durable import DurableJournal, open_for_audit
@@ -421,6 +423,27 @@ def test_a_durable_journal_with_a_change_recovers_and_audits_to_the_same_root(tm
         store.close()
     assert report.finding is None
     assert report.final_root == state_root(state)
+
+
+def test_journal_rules_prints_the_rules_in_force_and_the_pending_change(tmp_path):
+    """`settlekernel journal rules` reads a journal's head: the rules in force as TOML that
+    parses back to the same digest, and the change the governor proposed, still pending."""
+    db = tmp_path / "governed.sqlite3"
+    opened = DurableJournal.open(db, RULES)
+    try:
+        opened.append([encode_event(change(effective_ms=DAY + 1_000))])
+    finally:
+        opened.close()
+    runner = CliRunner()
+    found = json.loads(runner.invoke(main, ["journal", "rules", "--db", str(db), "--json"]).output)
+    assert found["rules_digest"] == RULES.digest.hex()
+    assert found["proposal"]["id"] == "p1"
+    assert found["proposal"]["rules_digest"] == TIGHTER.digest.hex()
+    assert found["proposal"]["effective_ms"] == DAY + 1_000
+    assert found["grace"] is None
+    text = runner.invoke(main, ["journal", "rules", "--db", str(db)]).output
+    assert "# pending change p1" in text
+    assert parse_rules_toml(text).digest == RULES.digest
 
 
 def test_a_planted_apply_that_ignores_the_notice_is_caught(monkeypatch):

@@ -31,6 +31,7 @@ from settlekernel.commitments.merkle_sum import (
 from settlekernel.core.model import State
 from settlekernel.core.root import state_root
 from settlekernel.core.rules import RuleSet
+from settlekernel.core.rules_toml import dump_rules_toml
 from settlekernel.journal.batches import RootMode
 from settlekernel.journal.durable import (
     DurableJournal,
@@ -247,6 +248,43 @@ def _head_hash(text: str | None) -> bytes | None:
     if len(value) != HASH_BYTES:
         raise InputError(f"--expect-head {text[:80]}: expected a batch hash, 64 hex digits")
     return value
+
+
+@journal.command("rules")
+@_DB
+@_JSON
+def rules_in_force(db: Path, *, as_json: bool) -> None:
+    """Print the rules in force at the journal's head, and any pending change (SK-GOV-3..6)."""
+    state, head = _recovered(db)
+    proposal, grace = state.proposal, state.grace
+    summary: dict[str, object] = {
+        "head_batch": head,
+        "rules_digest": state.rules.digest.hex(),
+        "rules_toml": dump_rules_toml(state.rules),
+        "proposal": None
+        if proposal is None
+        else {
+            "id": proposal.id,
+            "rules_digest": proposal.rules.digest.hex(),
+            "proposed_ms": proposal.proposed_ms,
+            "effective_ms": proposal.effective_ms,
+        },
+        "grace": None
+        if grace is None
+        else {"until_ms": grace.until_ms, "accounts": sorted(grace.accounts)},
+    }
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+        return
+    click.echo(f"# rules in force at batch {head}, digest {state.rules.digest.hex()}")
+    if proposal is not None:
+        click.echo(
+            f"# pending change {proposal.id}: digest {proposal.rules.digest.hex()}, "
+            f"effective at {proposal.effective_ms} ms"
+        )
+    if grace is not None:
+        click.echo(f"# grace until {grace.until_ms} ms for {len(grace.accounts)} account(s)")
+    click.echo(dump_rules_toml(state.rules).rstrip("\n"))
 
 
 @journal.command()
