@@ -215,8 +215,13 @@ def position(state: sk.State, account: str, instrument: str) -> tuple[int, int] 
     return None if held is None else (held.quantity_lots, held.settled_price_ticks)
 
 
-def market(extra: Sequence[tuple[object, str]] = ()) -> sk.State:
-    """Return a state with alice and bob funded, BTC and ETH listed, priced and volatile."""
+def market(
+    extra: Sequence[tuple[object, str]] = (), rules: sk.RuleSet | None = None
+) -> sk.State:
+    """Return a state with alice and bob funded, BTC and ETH listed, priced and volatile.
+
+    Under ``rules`` if given, else the built-in rules.
+    """
     return run_table(
         [
             (open_account("alice"), OK),
@@ -232,5 +237,6 @@ def market(extra: Sequence[tuple[object, str]] = ()) -> sk.State:
             (volatility("BTC", 600_000, 1_000), OK),
             (volatility("ETH", 700_000, 1_000), OK),
             *extra,
-        ]
+        ],
+        state=None if rules is None else sk.genesis(rules),
     )

@@ -14,21 +14,17 @@ from hypothesis import strategies as st
 
 import settlekernel as sk
 from scenario import (
-    BTC_CALL,
-    BTC_FUT,
-    BTC_PERP,
-    ETH_PERP,
     OK,
     USDC,
     apply_checked,
     balances,
     deposit,
     mark,
+    market,
     open_account,
     price,
     run_table,
     trade,
-    volatility,
     walk,
 )
 from settlekernel.commitments.snapshot import decode_state, encode_state
@@ -76,33 +72,10 @@ def liquidate(account: str = "thin") -> sk.Liquidate:
     return sk.Liquidate(principal="liq", account=account, liquidator="liq")
 
 
-def market_under(rules: sk.RuleSet, extra=()) -> sk.State:
-    """scenario.market under other rules."""
-    return run_table(
-        [
-            (open_account("alice"), OK),
-            (open_account("bob"), OK),
-            (deposit("alice", 1_000_000 * USDC), OK),
-            (deposit("bob", 1_000_000 * USDC), OK),
-            (BTC_PERP, OK),
-            (BTC_FUT, OK),
-            (BTC_CALL, OK),
-            (ETH_PERP, OK),
-            (price("BTC", 9_000_000, 1_000), OK),
-            (price("ETH", 300_000, 1_000), OK),
-            (volatility("BTC", 600_000, 1_000), OK),
-            (volatility("ETH", 700_000, 1_000), OK),
-            *extra,
-        ],
-        sk.genesis(rules),
-    )
-
-
 def thin(reserve: int = 20_000 * USDC, extra=(), rules: sk.RuleSet = RULES) -> sk.State:
     """thin long 1 BTC at 90,000, thin-reserve holding ``reserve``, liq to liquidate."""
     funding = [(deposit("thin-reserve", reserve), OK)] if reserve else []
-    return market_under(
-        rules,
+    return market(
         [
             (open_account("thin"), OK),
             (deposit("thin", 10_000 * USDC), OK),
@@ -113,6 +86,7 @@ def thin(reserve: int = 20_000 * USDC, extra=(), rules: sk.RuleSet = RULES) -> s
             (trade("t1", "thin", "alice", 1_000, 9_000_000), OK),
             *extra,
         ],
+        rules,
     )
 
 
@@ -254,7 +228,7 @@ def _crowd(count: int, rules: sk.RuleSet) -> sk.State:
             (trade(f"t{n}", owner, "alice", 1_000, 9_000_000), OK),
             (register(owner, f"{owner}-reserve"), OK),
         ]
-    return market_under(rules, rows)
+    return market(rows, rules)
 
 
 def test_the_mark_executes_top_ups_in_account_order_at_most_the_bound():
