@@ -41,7 +41,6 @@ from settlekernel.core.events import (
     VariationMargin,
     Withdraw,
 )
-from settlekernel.core.guards import check_shape
 from settlekernel.core.kinds import InstrumentKind, OptionType
 from settlekernel.core.model import State
 from settlekernel.core.outcomes import Accepted, Outcome, PostingCode
@@ -56,6 +55,7 @@ from settlekernel.proofs.symbolic import Ledger, concrete_event, concrete_ledger
 from settlekernel.proofs.theorems import MODELS
 from settlekernel.proofs.transitions import Model
 from settlekernel.proofs.venue_cases import venue_cases
+from settlekernel.proofs.walks import set_up, walk
 
 _TRADE_EXISTS: Final = "trade_exists"
 OUTSIDE_REASON: Final = "outside_model"
@@ -465,19 +465,9 @@ def random_cases(
     """Yield (reachable state, event) pairs: each state is grown by the events accepted before."""
     rng = random.Random(seed)
     for _ in range(states):
-        state = genesis(rules)
-        for event in _setup(rules):
-            outcome = step(state, event)
-            assert isinstance(outcome, Accepted), outcome
-            state = outcome.state
-        for number in range(events_per_state):
-            event = random_event(rng, state, number)
-            if check_shape(event) is not None:  # type: ignore[arg-type]
-                continue
-            yield state, event
-            outcome = step(state, event)
-            if isinstance(outcome, Accepted) and rng.randrange(5):  # keep four in five
-                state = outcome.state
+        start = set_up(rules, _setup(rules))
+        # Keep four accepted states in five, so walks also branch back.
+        yield from walk(start, rng, events_per_state, random_event, lambda r: bool(r.randrange(5)))
 
 
 @attrs.frozen

@@ -27,13 +27,11 @@ from settlekernel.core.events import (
     SuspendVenue,
     Trade,
 )
-from settlekernel.core.guards import check_shape
 from settlekernel.core.model import State
-from settlekernel.core.outcomes import Accepted
 from settlekernel.core.rules import RuleSet
 from settlekernel.core.units import VALUE_LIMIT
-from settlekernel.kernel.dispatch import genesis, step
 from settlekernel.proofs.replay import perpetual_market
+from settlekernel.proofs.walks import set_up, walk
 
 _PERPETUAL: Final = "BTC-PERP"
 # Trading accounts and their owners; the venues own their fee accounts.
@@ -153,16 +151,4 @@ def venue_cases(
     """
     rng = random.Random(seed)
     for _ in range(paths):
-        state = genesis(rules)
-        for event in _setup(rules):
-            outcome = step(state, event)
-            assert isinstance(outcome, Accepted), outcome
-            state = outcome.state
-        for number in range(events_per_path):
-            event = venue_event(rng, state, number)
-            if check_shape(event) is not None:  # type: ignore[arg-type]
-                continue
-            yield state, event
-            outcome = step(state, event)
-            if isinstance(outcome, Accepted):
-                state = outcome.state
+        yield from walk(set_up(rules, _setup(rules)), rng, events_per_path, venue_event)
